@@ -1,0 +1,54 @@
+//! The lease reaper: one task per node that sleeps until the registry's next
+//! lease deadline (or until a write makes an earlier one), then lets the
+//! registry expire what is due. It never scans all instances.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::engine::Shared;
+
+/// Runs until `shutdown` is cancelled.
+pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut rng = StdRng::from_os_rng();
+    let mut earliest_next_sweep = Instant::now();
+    let mut preserving = false;
+    loop {
+        let next = shared.store.read(janus_core::Registry::next_deadline);
+        shared.planned_wake.store(next.map_or(u64::MAX, |at| at.0), Ordering::Release);
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(shared.store.clock().instant(at).max(earliest_next_sweep)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = shared.wake.notified() => continue,
+            () = shutdown.cancelled() => return,
+        }
+        let report = shared.store.write(|registry, now| registry.expire(now, &mut rng));
+        earliest_next_sweep = Instant::now() + shared.config.sweep_min_gap;
+        if report.marked_unhealthy + report.deleted + report.deferred > 0 {
+            debug!(
+                unhealthy = report.marked_unhealthy,
+                deleted = report.deleted,
+                deferred = report.deferred,
+                "lease sweep"
+            );
+        }
+        if report.preservation_active != preserving {
+            preserving = report.preservation_active;
+            if preserving {
+                warn!(deferred = report.deferred, "self-preservation engaged: renewals fell below the threshold, expired instances are kept");
+            } else {
+                info!("self-preservation ended: renewals recovered");
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Wire types of the Janus HTTP API.
+//!
+//! This crate owns the JSON shapes that cross the network and nothing else: no
+//! behaviour, no I/O, no dependency on the server. The server maps its domain
+//! types onto these, and clients (the SDK, `janus-bench`) parse them.
+//!
+//! # Layout
+//! - [`native`]: the native API under `/v1/`.
+//! - [`nacos`]: the subset of the Nacos v1 naming API the server speaks.
+//! - [`ErrorBody`]: the `{code, message}` body of every native error.
+#![warn(missing_docs)]
+
+pub mod nacos;
+pub mod native;
+
+use serde::{Deserialize, Serialize};
+
+/// Default HTTP port, the same as Nacos so existing clients find us.
+pub const DEFAULT_HTTP_PORT: u16 = 8848;
+
+/// Response header carrying the revision a read reflects (blocking queries).
+pub const INDEX_HEADER: &str = "X-Janus-Index";
+
+/// Response header carrying the mode (`ap` or `cp`) of the namespace read.
+pub const MODE_HEADER: &str = "X-Janus-Mode";
+
+/// The body of every error the native API returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable, machine-readable error code such as `invalid_argument`.
+    pub code: String,
+    /// A human-readable explanation naming the field or resource at fault.
+    pub message: String,
+}

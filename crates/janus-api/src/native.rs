@@ -1,0 +1,291 @@
+//! Request and response bodies of the native API under `/v1/`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Consistency mode of a namespace, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Available under partition: ephemeral, heartbeat-leased instances.
+    Ap,
+    /// Linearizable on Raft: persistent, health-checked instances.
+    Cp,
+}
+
+/// `POST /v1/namespaces`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNamespace {
+    /// Namespace id, used in every path.
+    pub id: String,
+    /// Display name; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `ap` or `cp`.
+    pub mode: Mode,
+}
+
+/// `PATCH /v1/namespaces/{ns}`: the mode can never change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNamespace {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A namespace as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Namespace id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `ap` or `cp`.
+    pub mode: Mode,
+    /// Number of services in the namespace.
+    pub service_count: u64,
+    /// Revision of the namespace: passes every change to it or its services.
+    pub revision: u64,
+}
+
+/// `GET /v1/namespaces`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceList {
+    /// All namespaces, ordered by id.
+    pub namespaces: Vec<Namespace>,
+}
+
+/// `POST /v1/namespaces/{ns}/services`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateService {
+    /// Service name.
+    pub name: String,
+    /// Group; defaults to `DEFAULT_GROUP`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Nacos protect threshold in `[0, 1]`; default 0.
+    #[serde(default)]
+    pub protect_threshold: Option<f64>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/namespaces/{ns}/services/{service}`: fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateService {
+    /// New protect threshold.
+    #[serde(default)]
+    pub protect_threshold: Option<f64>,
+    /// New metadata (replaces the old map).
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// A service as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Namespace id.
+    pub namespace: String,
+    /// Mode of the namespace.
+    pub mode: Mode,
+    /// Group name.
+    pub group: String,
+    /// Service name.
+    pub name: String,
+    /// Nacos protect threshold.
+    pub protect_threshold: f64,
+    /// Free-form metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Number of instances.
+    pub instance_count: u64,
+    /// Revision of the service.
+    pub revision: u64,
+}
+
+/// `GET /v1/namespaces/{ns}/services`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// Namespace id.
+    pub namespace: String,
+    /// Mode of the namespace.
+    pub mode: Mode,
+    /// Revision of the namespace.
+    pub revision: u64,
+    /// Services in the namespace (all groups, or the requested one).
+    pub total: u64,
+    /// Page number, from 1.
+    pub page: u64,
+    /// Page size.
+    pub page_size: u64,
+    /// This page of services.
+    pub services: Vec<Service>,
+}
+
+/// `POST /v1/namespaces/{ns}/services/{service}/instances` and the full update
+/// `PUT .../instances/{ip}/{port}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterInstance {
+    /// IPv4 or IPv6 address (ignored on PUT, where the path names it).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Port, 1..=65535 (ignored on PUT, where the path names it).
+    #[serde(default)]
+    pub port: Option<u32>,
+    /// Group; defaults to `DEFAULT_GROUP`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Cluster; defaults to `DEFAULT`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Weight in `[0, 10000]`; default 1.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// Default true.
+    #[serde(default)]
+    pub healthy: Option<bool>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Must match the namespace mode when given (`true` for `ap`).
+    #[serde(default)]
+    pub ephemeral: Option<bool>,
+    /// Metadata; `preserved.heart.beat.*` keys override lease timings.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Custom instance id; default `ip#port#cluster#group@@service`.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+/// `PATCH .../instances/{ip}/{port}`: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchInstance {
+    /// New weight.
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// New health flag.
+    #[serde(default)]
+    pub healthy: Option<bool>,
+    /// New enabled flag.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Metadata entries to set (merged into the existing map).
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// An instance as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Instance id.
+    pub instance_id: String,
+    /// Address.
+    pub ip: String,
+    /// Port.
+    pub port: u16,
+    /// Cluster name.
+    pub cluster: String,
+    /// Weight.
+    pub weight: f64,
+    /// Health as shown to this reader (protect threshold may force `true`).
+    pub healthy: bool,
+    /// Whether the instance takes traffic.
+    pub enabled: bool,
+    /// True in `ap` namespaces.
+    pub ephemeral: bool,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `GET .../instances`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceList {
+    /// Namespace id.
+    pub namespace: String,
+    /// Mode of the namespace.
+    pub mode: Mode,
+    /// Group name.
+    pub group: String,
+    /// Service name.
+    pub service: String,
+    /// Revision of the service this list reflects.
+    pub revision: u64,
+    /// True when the protect threshold fired and unhealthy instances are shown healthy.
+    pub reach_protection_threshold: bool,
+    /// The selected instances.
+    pub instances: Vec<Instance>,
+}
+
+/// Answer to a write: the revision it produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteAck {
+    /// Namespace id.
+    pub namespace: String,
+    /// Mode of the namespace.
+    pub mode: Mode,
+    /// Revision of the service after the write.
+    pub revision: u64,
+}
+
+/// Answer to `PUT .../heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// Mode of the namespace.
+    pub mode: Mode,
+    /// The interval at which the client should beat, in milliseconds.
+    pub beat_interval_ms: u64,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `UP` while the node serves.
+    pub status: String,
+    /// Whether self-preservation currently stops lease deletions.
+    pub self_preservation: bool,
+    /// Heartbeats and registrations received in the last minute.
+    pub renewals_last_min: u64,
+    /// Renewals expected per minute from the registered ephemeral instances.
+    pub expected_renewals_per_min: u64,
+    /// Instances held by this node.
+    pub instances: u64,
+}
+
+/// One item of the Server-Sent Events stream (`event: change`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// Node-wide revision of the change.
+    pub revision: u64,
+    /// Namespace id.
+    pub namespace: String,
+    /// Group of the service, when the change concerns a service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Service name, when the change concerns a service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// What happened, e.g. `instance_registered`.
+    pub kind: String,
+    /// `ip:port` of the instance, when the change concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Cluster of the instance, when the change concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}

@@ -1,0 +1,307 @@
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Metadata};
+
+fn key(service: &str) -> ServiceKey {
+    ServiceKey::new(NamespaceId::public(), GroupName::default_group(), ServiceName::new(service).unwrap())
+}
+
+fn inst(port: u16) -> InstanceKey {
+    InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), port)
+}
+
+fn no_preservation() -> RegistryConfig {
+    RegistryConfig {
+        preservation: PreservationConfig { enabled: false, ..PreservationConfig::default() },
+        ..RegistryConfig::default()
+    }
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(7)
+}
+
+/// Advances the registry to `to`, expiring along the way every 100 ms.
+fn run_until(reg: &mut Registry, from: Millis, to: Millis) -> ExpiryReport {
+    let mut total = ExpiryReport::default();
+    let mut rng = rng();
+    let mut t = from.0;
+    while t <= to.0 {
+        let r = reg.expire(Millis(t), &mut rng);
+        total.deleted += r.deleted;
+        total.marked_unhealthy += r.marked_unhealthy;
+        total.deferred += r.deferred;
+        total.preservation_active |= r.preservation_active;
+        t += 100;
+    }
+    total
+}
+
+fn healthy(reg: &Registry, service: &str, port: u16) -> Option<bool> {
+    reg.instance(&key(service), &inst(port)).ok().map(|i| i.instance.healthy)
+}
+
+#[test]
+fn register_bumps_revisions_and_reregistering_the_same_does_not() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    let r1 = reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    assert!(r1 > 0);
+    let changes = reg.take_changes();
+    let kinds: Vec<_> = changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::ServiceCreated, ChangeKind::InstanceRegistered]);
+    assert_eq!(reg.namespace_revision(&NamespaceId::public()), r1);
+
+    let again = reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(10)).unwrap();
+    assert_eq!(again, r1, "an identical registration changes nothing");
+    assert!(reg.take_changes().is_empty());
+
+    let mut heavier = InstanceSpec::new(inst(1));
+    heavier.weight = 5.0;
+    let r2 = reg.register_instance(&key("orders"), heavier, Millis(20)).unwrap();
+    assert!(r2 > r1);
+    let snap = reg.snapshot(&key("orders")).unwrap();
+    assert_eq!(snap.revision, r2);
+    assert_eq!(snap.instances.len(), 1);
+    assert_eq!(snap.instances[0].instance.weight, 5.0);
+}
+
+#[test]
+fn mode_mismatch_and_unknown_namespace_are_refused() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    let mut persistent = InstanceSpec::new(inst(1));
+    persistent.ephemeral = Some(false);
+    let err = reg.register_instance(&key("orders"), persistent, Millis(0)).unwrap_err();
+    assert!(matches!(err, RegistryError::ModeMismatch { mode: Mode::Ap, .. }), "{err:?}");
+    assert!(err.to_string().contains("namespace 'public' is ap"), "{err}");
+
+    let nowhere = ServiceKey::new(NamespaceId::new("nowhere").unwrap(), GroupName::default_group(), ServiceName::new("s").unwrap());
+    let err = reg.register_instance(&nowhere, InstanceSpec::new(inst(1)), Millis(0)).unwrap_err();
+    assert_eq!(err, RegistryError::NamespaceNotFound("nowhere".to_owned()));
+    assert!(reg.snapshot(&nowhere).is_err());
+}
+
+#[test]
+fn cp_namespaces_hold_persistent_instances_without_leases() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    let id = NamespaceId::new("payments").unwrap();
+    reg.create_namespace(NamespaceSpec::new(id.clone(), None, None, Mode::Cp).unwrap()).unwrap();
+    let key = ServiceKey::new(id, GroupName::default_group(), ServiceName::new("ledger").unwrap());
+    reg.register_instance(&key, InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    assert!(matches!(reg.heartbeat(&key, &inst(1), Millis(1)), Err(RegistryError::ModeMismatch { .. })));
+    let report = run_until(&mut reg, Millis(0), Millis(60_000));
+    assert_eq!(report.deleted, 0);
+    assert!(!reg.instance(&key, &inst(1)).unwrap().instance.ephemeral);
+}
+
+#[test]
+fn namespaces_and_services_refuse_deletion_while_not_empty() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    assert!(matches!(reg.delete_namespace(&NamespaceId::public()), Err(RegistryError::Forbidden(_))));
+    let id = NamespaceId::new("team-a").unwrap();
+    reg.create_namespace(NamespaceSpec::new(id.clone(), None, None, Mode::Ap).unwrap()).unwrap();
+    assert!(matches!(
+        reg.create_namespace(NamespaceSpec::new(id.clone(), None, None, Mode::Cp).unwrap()),
+        Err(RegistryError::AlreadyExists { .. })
+    ));
+    let key = ServiceKey::new(id.clone(), GroupName::default_group(), ServiceName::new("web").unwrap());
+    reg.register_instance(&key, InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    assert!(matches!(reg.delete_namespace(&id), Err(RegistryError::NotEmpty { .. })));
+    assert!(matches!(reg.delete_service(&key), Err(RegistryError::NotEmpty { .. })));
+    reg.deregister_instance(&key, &inst(1)).unwrap();
+    reg.delete_service(&key).unwrap();
+    reg.delete_namespace(&id).unwrap();
+    assert!(reg.namespace(&id).is_err());
+}
+
+#[test]
+fn services_page_in_order() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    for name in ["c", "a", "b", "d"] {
+        reg.create_service(&key(name), ServiceSettings::default()).unwrap();
+    }
+    let (total, page) = reg.services(&NamespaceId::public(), None, 2, 3).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(page.iter().map(|s| s.key.service.to_string()).collect::<Vec<_>>(), ["d"]);
+    let other = GroupName::new("other").unwrap();
+    let (total, page) = reg.services(&NamespaceId::public(), Some(&other), 1, 10).unwrap();
+    assert_eq!((total, page.len()), (0, 0));
+}
+
+#[test]
+fn unhealthy_at_15s_and_removed_at_30s_by_default() {
+    let mut reg = Registry::new(no_preservation());
+    reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    run_until(&mut reg, Millis(0), Millis(14_900));
+    assert_eq!(healthy(&reg, "orders", 1), Some(true));
+    run_until(&mut reg, Millis(15_000), Millis(15_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    run_until(&mut reg, Millis(15_100), Millis(29_900));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    let report = run_until(&mut reg, Millis(30_000), Millis(30_000));
+    assert_eq!(report.deleted, 1);
+    assert_eq!(healthy(&reg, "orders", 1), None);
+    let kinds: Vec<_> = reg.take_changes().iter().map(|c| c.kind).collect();
+    assert!(kinds.ends_with(&[ChangeKind::InstanceHealthChanged, ChangeKind::InstanceExpired]), "{kinds:?}");
+}
+
+#[test]
+fn beats_keep_an_instance_and_bring_it_back_to_health() {
+    let mut reg = Registry::new(no_preservation());
+    reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    for t in (5_000..=60_000).step_by(5_000) {
+        run_until(&mut reg, Millis(t - 4_900), Millis(t));
+        reg.heartbeat(&key("orders"), &inst(1), Millis(t)).unwrap();
+    }
+    assert_eq!(healthy(&reg, "orders", 1), Some(true));
+    run_until(&mut reg, Millis(60_100), Millis(80_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    let timing = reg.heartbeat(&key("orders"), &inst(1), Millis(80_000)).unwrap();
+    assert_eq!(timing.interval_ms, 5_000);
+    assert_eq!(healthy(&reg, "orders", 1), Some(true));
+    run_until(&mut reg, Millis(80_100), Millis(94_900));
+    assert_eq!(healthy(&reg, "orders", 1), Some(true));
+    run_until(&mut reg, Millis(95_000), Millis(95_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+}
+
+#[test]
+fn metadata_overrides_are_honoured() {
+    let mut reg = Registry::new(no_preservation());
+    let mut spec = InstanceSpec::new(inst(1));
+    spec.metadata = Metadata::from([
+        (BEAT_INTERVAL_KEY.to_owned(), "1000".to_owned()),
+        (BEAT_TIMEOUT_KEY.to_owned(), "3000".to_owned()),
+        (DELETE_TIMEOUT_KEY.to_owned(), "60000".to_owned()),
+    ]);
+    reg.register_instance(&key("orders"), spec, Millis(0)).unwrap();
+    run_until(&mut reg, Millis(0), Millis(2_900));
+    assert_eq!(healthy(&reg, "orders", 1), Some(true));
+    run_until(&mut reg, Millis(3_000), Millis(3_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    // A beat long after: healthy again, and unhealthy 3 s later, not at the old 60 s entry.
+    run_until(&mut reg, Millis(3_100), Millis(20_000));
+    assert_eq!(reg.heartbeat(&key("orders"), &inst(1), Millis(20_000)).unwrap().interval_ms, 1_000);
+    run_until(&mut reg, Millis(20_100), Millis(23_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    run_until(&mut reg, Millis(23_100), Millis(79_900));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false));
+    run_until(&mut reg, Millis(80_000), Millis(80_000));
+    assert_eq!(healthy(&reg, "orders", 1), None);
+}
+
+#[test]
+fn bad_overrides_are_refused() {
+    let mut reg = Registry::new(no_preservation());
+    let mut spec = InstanceSpec::new(inst(1));
+    spec.metadata = Metadata::from([(DELETE_TIMEOUT_KEY.to_owned(), "-5".to_owned())]);
+    let err = reg.register_instance(&key("orders"), spec, Millis(0)).unwrap_err();
+    assert!(err.to_string().contains(DELETE_TIMEOUT_KEY), "{err}");
+}
+
+fn register_many(reg: &mut Registry, n: u16) {
+    for port in 1..=n {
+        reg.register_instance(&key("orders"), InstanceSpec::new(inst(port)), Millis(0)).unwrap();
+    }
+}
+
+/// Beats every instance whose port is in `beating` every 5 s over `[from, to]`, expiring as it goes.
+fn beat_range(reg: &mut Registry, beating: std::ops::RangeInclusive<u16>, from: u64, to: u64) -> ExpiryReport {
+    let mut total = ExpiryReport::default();
+    let mut t = from;
+    while t <= to {
+        let r = run_until(reg, Millis(t), Millis(t + 4_900));
+        total.deleted += r.deleted;
+        total.deferred += r.deferred;
+        total.preservation_active |= r.preservation_active;
+        t += 5_000;
+        for port in beating.clone() {
+            reg.heartbeat(&key("orders"), &inst(port), Millis(t)).unwrap();
+        }
+    }
+    total
+}
+
+#[test]
+fn one_silent_instance_among_many_is_removed() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    register_many(&mut reg, 40);
+    beat_range(&mut reg, 1..=40, 0, 120_000);
+    // Port 40 goes silent; the rest keep beating: 97.5 % of renewals arrive.
+    let report = beat_range(&mut reg, 1..=39, 125_000, 160_000);
+    assert!(!report.preservation_active);
+    assert_eq!(report.deleted, 1);
+    assert_eq!(healthy(&reg, "orders", 40), None);
+}
+
+#[test]
+fn self_preservation_stops_deletion_when_renewals_drop() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    register_many(&mut reg, 40);
+    beat_range(&mut reg, 1..=40, 0, 120_000);
+    // Half go silent: renewals fall below 85 % of expected.
+    let report = beat_range(&mut reg, 1..=20, 125_000, 240_000);
+    assert!(report.preservation_active);
+    assert_eq!(report.deleted, 0, "no deletion while preserving");
+    assert!(report.deferred > 0);
+    assert_eq!(reg.stats(Millis(240_000)).instances, 40);
+    assert_eq!(healthy(&reg, "orders", 30), Some(false), "still marked unhealthy");
+    assert!(reg.stats(Millis(240_000)).self_preservation);
+    // They come back: preservation ends once renewals recover.
+    let report = beat_range(&mut reg, 1..=40, 245_000, 320_000);
+    assert_eq!(report.deleted, 0);
+    assert!(!reg.stats(Millis(320_000)).self_preservation);
+    assert_eq!(healthy(&reg, "orders", 30), Some(true));
+}
+
+#[test]
+fn one_sweep_deletes_at_most_fifteen_percent() {
+    let mut reg = Registry::new(no_preservation());
+    register_many(&mut reg, 20);
+    let mut rng = rng();
+    let report = reg.expire(Millis(30_000), &mut rng);
+    assert_eq!(report.deleted, 3, "20 - floor(20 * 0.85)");
+    assert_eq!(report.deferred, 17);
+    assert_eq!(reg.stats(Millis(30_000)).instances, 17);
+    // The rest go in later sweeps, 15 % of what is left each time.
+    let report = reg.expire(Millis(35_000), &mut rng);
+    assert_eq!(report.deleted, 3);
+    let mut left = reg.stats(Millis(35_000)).instances;
+    let mut t = 40_000;
+    while left > 0 && t < 400_000 {
+        reg.expire(Millis(t), &mut rng);
+        left = reg.stats(Millis(t)).instances;
+        t += 5_000;
+    }
+    assert_eq!(left, 0);
+    assert_eq!(reg.stats(Millis(t)).leases, 0);
+}
+
+#[test]
+fn deregistration_drops_the_lease_and_its_budget() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    assert_eq!(reg.stats(Millis(0)).expected_renewals_per_min, 12);
+    reg.deregister_instance(&key("orders"), &inst(1)).unwrap();
+    let stats = reg.stats(Millis(0));
+    assert_eq!((stats.instances, stats.leases, stats.expected_renewals_per_min), (0, 0, 0));
+    assert_eq!(reg.next_deadline(), None);
+    assert!(reg.deregister_instance(&key("orders"), &inst(1)).unwrap_err().is_not_found());
+}
+
+#[test]
+fn patch_merges_metadata_and_keeps_the_lease_clock() {
+    let mut reg = Registry::new(no_preservation());
+    reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    let patch = InstancePatch {
+        weight: Some(3.0),
+        metadata: Some(Metadata::from([("zone".to_owned(), "a".to_owned())])),
+        ..InstancePatch::default()
+    };
+    reg.patch_instance(&key("orders"), &inst(1), patch, Millis(10_000)).unwrap();
+    let got = reg.instance(&key("orders"), &inst(1)).unwrap().instance;
+    assert_eq!((got.weight, got.metadata.get("zone").map(String::as_str)), (3.0, Some("a")));
+    run_until(&mut reg, Millis(0), Millis(15_000));
+    assert_eq!(healthy(&reg, "orders", 1), Some(false), "a patch is not a heartbeat");
+}

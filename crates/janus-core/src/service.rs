@@ -1,0 +1,135 @@
+//! [`RegistryService`]: the one trait front ends (HTTP, DNS) talk to.
+//!
+//! A node implements it by routing each write to the engine that owns the
+//! namespace's mode (the AP engine for `ap`, Raft for `cp` and for definitions)
+//! and by serving reads from its local [`RegistryStore`]. Front ends never see
+//! the engines, so new engines plug in without touching them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::change::Change;
+use crate::error::RegistryError;
+use crate::lease::LeaseTiming;
+use crate::model::{
+    InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings,
+};
+use crate::name::{GroupName, InstanceKey, NamespaceId, ServiceKey};
+use crate::registry::{RegistryStats, ServiceSnapshot, SnapshotInstance};
+use crate::store::RegistryStore;
+
+/// What a successful instance write returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Mode of the namespace written.
+    pub mode: Mode,
+    /// Revision of the service after the write.
+    pub revision: u64,
+}
+
+/// Node health for `/health` and `/ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// Whether the node serves reads and writes (false while it loads state).
+    pub ready: bool,
+    /// Registry counters.
+    pub stats: RegistryStats,
+}
+
+/// Everything a front end may ask of a node.
+#[async_trait]
+pub trait RegistryService: Send + Sync + 'static {
+    /// The node's local registry, for reads.
+    fn store(&self) -> &RegistryStore;
+
+    /// Creates a namespace.
+    async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError>;
+    /// Changes a namespace's name or description.
+    async fn update_namespace(
+        &self,
+        id: NamespaceId,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Result<NamespaceInfo, RegistryError>;
+    /// Deletes an empty namespace.
+    async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError>;
+
+    /// Creates a service.
+    async fn create_service(&self, key: ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError>;
+    /// Changes a service's settings.
+    async fn update_service(&self, key: ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError>;
+    /// Deletes a service without instances.
+    async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError>;
+
+    /// Registers (or re-registers) an instance.
+    async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError>;
+    /// Replaces an existing instance's fields.
+    async fn update_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError>;
+    /// Changes some of an existing instance's fields.
+    async fn patch_instance(
+        &self,
+        key: ServiceKey,
+        instance: InstanceKey,
+        patch: InstancePatch,
+    ) -> Result<WriteOutcome, RegistryError>;
+    /// Removes an instance.
+    async fn deregister_instance(&self, key: ServiceKey, instance: InstanceKey) -> Result<WriteOutcome, RegistryError>;
+    /// Renews an ephemeral instance's lease.
+    async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError>;
+
+    /// Whether the node is ready, and its counters.
+    fn health(&self) -> NodeHealth;
+
+    /// Reads a namespace.
+    fn namespace(&self, id: &NamespaceId) -> Result<NamespaceInfo, RegistryError> {
+        self.store().read(|r| r.namespace(id))
+    }
+
+    /// All namespaces.
+    fn namespaces(&self) -> Vec<NamespaceInfo> {
+        self.store().read(crate::registry::Registry::namespaces)
+    }
+
+    /// Reads a service.
+    fn service(&self, key: &ServiceKey) -> Result<ServiceInfo, RegistryError> {
+        self.store().read(|r| r.service(key))
+    }
+
+    /// One page of a namespace's services and the total.
+    fn services(
+        &self,
+        namespace: &NamespaceId,
+        group: Option<&GroupName>,
+        page: u64,
+        page_size: u64,
+    ) -> Result<(u64, Vec<ServiceInfo>), RegistryError> {
+        self.store().read(|r| r.services(namespace, group, page, page_size))
+    }
+
+    /// Reads an instance.
+    fn instance(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<SnapshotInstance, RegistryError> {
+        self.store().read(|r| r.instance(key, instance))
+    }
+
+    /// Copies a service's instances for a list.
+    fn snapshot(&self, key: &ServiceKey) -> Result<ServiceSnapshot, RegistryError> {
+        self.store().read(|r| r.snapshot(key))
+    }
+
+    /// Blocks until the service's revision differs from `after` or `timeout` passes.
+    async fn wait_service(&self, key: &ServiceKey, after: u64, timeout: Duration) -> u64 {
+        self.store().wait_service(key, after, timeout).await
+    }
+
+    /// Blocks until the namespace's revision differs from `after` or `timeout` passes.
+    async fn wait_namespace(&self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
+        self.store().wait_namespace(id, after, timeout).await
+    }
+
+    /// Every change from now on (bounded; a slow subscriber is told it lagged).
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.store().events()
+    }
+}

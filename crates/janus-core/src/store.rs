@@ -1,0 +1,112 @@
+//! [`RegistryStore`]: one node's registry behind a lock, its clock and its watches.
+//!
+//! Engines write through [`RegistryStore::write`], which publishes the changes a
+//! write made after the lock is released; readers take a short read lock and
+//! copy what they need (instances are `Arc`s, so a copy is cheap), then encode
+//! outside the lock.
+
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::sync::{broadcast, watch};
+
+use crate::change::Change;
+use crate::name::{NamespaceId, ServiceKey};
+use crate::registry::{Registry, RegistryConfig};
+use crate::time::{Clock, Millis};
+use crate::watch::WatchHub;
+
+/// Default capacity of the change broadcast.
+pub const DEFAULT_EVENT_BUFFER: usize = 4096;
+
+/// A registry shared by the engines and front ends of one node.
+#[derive(Debug)]
+pub struct RegistryStore {
+    registry: RwLock<Registry>,
+    hub: WatchHub,
+    clock: Clock,
+}
+
+impl RegistryStore {
+    /// A store with a fresh registry, a clock starting now and an event buffer of `event_buffer`.
+    #[must_use]
+    pub fn new(config: RegistryConfig, event_buffer: usize) -> Self {
+        Self { registry: RwLock::new(Registry::new(config)), hub: WatchHub::new(event_buffer), clock: Clock::new() }
+    }
+
+    /// The store's clock.
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Current time on the store's clock.
+    #[must_use]
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Reads under a shared lock. Keep `f` short: copy, don't encode.
+    pub fn read<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
+        f(&self.registry.read())
+    }
+
+    /// Writes under the exclusive lock with the current time, then publishes the changes.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Registry, Millis) -> R) -> R {
+        let (result, changes) = {
+            let mut registry = self.registry.write();
+            let now = self.clock.now();
+            let result = f(&mut registry, now);
+            (result, registry.take_changes())
+        };
+        self.hub.publish(&changes);
+        result
+    }
+
+    /// Waits until the service's revision differs from `after` (it passed it, or
+    /// the service went away), or `timeout` elapses; returns the revision then.
+    pub async fn wait_service(&self, key: &ServiceKey, after: u64, timeout: Duration) -> u64 {
+        let rx = self.hub.subscribe_service(key);
+        let revision = self.wait(rx, || self.read(|r| r.service_revision(key)), after, timeout).await;
+        self.hub.release_service(key);
+        revision
+    }
+
+    /// Like [`Self::wait_service`] for a namespace's revision.
+    pub async fn wait_namespace(&self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
+        let rx = self.hub.subscribe_namespace(id);
+        let revision = self.wait(rx, || self.read(|r| r.namespace_revision(id)), after, timeout).await;
+        self.hub.release_namespace(id);
+        revision
+    }
+
+    async fn wait(&self, mut rx: watch::Receiver<u64>, current: impl Fn() -> u64, after: u64, timeout: Duration) -> u64 {
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                // Read after subscribing: a change in between is seen here or wakes `changed`.
+                let revision = current();
+                if revision != after {
+                    return revision;
+                }
+                if rx.changed().await.is_err() {
+                    return current();
+                }
+            }
+        })
+        .await;
+        drop(rx);
+        waited.unwrap_or_else(|_| current())
+    }
+
+    /// Subscribes to every change from now on.
+    #[must_use]
+    pub fn events(&self) -> broadcast::Receiver<Change> {
+        self.hub.events()
+    }
+
+    /// The watch hub (for diagnostics).
+    #[must_use]
+    pub fn hub(&self) -> &WatchHub {
+        &self.hub
+    }
+}
