@@ -145,11 +145,8 @@ pub struct RegisterInstance {
     pub ip: Option<String>,
     /// Port, 1..=65535 (ignored on PUT, where the path names it).
     #[serde(default)]
-    pub port: Option<u32>,
-    /// Group; defaults to `DEFAULT_GROUP`.
-    #[serde(default)]
-    pub group: Option<String>,
-    /// Cluster; defaults to `DEFAULT`.
+    pub port: Option<i64>,
+    /// Cluster; defaults to `DEFAULT` (on PUT the `cluster` query parameter names it).
     #[serde(default)]
     pub cluster: Option<String>,
     /// Weight in `[0, 10000]`; default 1.

@@ -1,0 +1,85 @@
+//! Conversions between core types and wire types, and parsing of shared
+//! parameters (names, clusters).
+
+use janus_api::native;
+use janus_core::model::{Mode, NamespaceInfo, ServiceInfo};
+use janus_core::name::{ClusterName, GroupName, NamespaceId, ServiceKey, ServiceName};
+use janus_core::select::Selected;
+
+use crate::error::ApiError;
+
+pub(crate) fn mode(mode: Mode) -> native::Mode {
+    match mode {
+        Mode::Ap => native::Mode::Ap,
+        Mode::Cp => native::Mode::Cp,
+    }
+}
+
+pub(crate) fn core_mode(mode: native::Mode) -> Mode {
+    match mode {
+        native::Mode::Ap => Mode::Ap,
+        native::Mode::Cp => Mode::Cp,
+    }
+}
+
+pub(crate) fn namespace(info: NamespaceInfo) -> native::Namespace {
+    native::Namespace {
+        id: info.spec.id.to_string(),
+        name: info.spec.name,
+        description: info.spec.description,
+        mode: mode(info.spec.mode),
+        service_count: info.service_count,
+        revision: info.revision,
+    }
+}
+
+pub(crate) fn service(info: ServiceInfo) -> native::Service {
+    native::Service {
+        namespace: info.key.namespace.to_string(),
+        mode: mode(info.mode),
+        group: info.key.group.to_string(),
+        name: info.key.service.to_string(),
+        protect_threshold: info.settings.protect_threshold,
+        metadata: info.settings.metadata,
+        instance_count: info.instance_count,
+        revision: info.revision,
+    }
+}
+
+pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instance {
+    let inst = &selected.instance;
+    native::Instance {
+        instance_id: inst.instance_id(key),
+        ip: inst.key.ip.to_string(),
+        port: inst.key.port,
+        cluster: inst.key.cluster.to_string(),
+        weight: inst.weight,
+        healthy: selected.healthy,
+        enabled: inst.enabled,
+        ephemeral: inst.ephemeral,
+        metadata: inst.metadata.clone(),
+    }
+}
+
+/// A service key from a namespace, an optional group (default `DEFAULT_GROUP`) and a name.
+pub(crate) fn service_key(namespace: &str, group: Option<&str>, service: &str) -> Result<ServiceKey, ApiError> {
+    let group = match group {
+        Some(group) => GroupName::new(group)?,
+        None => GroupName::default_group(),
+    };
+    Ok(ServiceKey::new(NamespaceId::new(namespace)?, group, ServiceName::new(service)?))
+}
+
+/// A cluster name, default `DEFAULT`.
+pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, ApiError> {
+    match name {
+        Some(name) if !name.is_empty() => Ok(ClusterName::new(name)?),
+        _ => Ok(ClusterName::default_cluster()),
+    }
+}
+
+/// A comma-separated cluster filter; empty means every cluster.
+pub(crate) fn cluster_filter(list: Option<&str>) -> Result<Vec<ClusterName>, ApiError> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| Ok(ClusterName::new(c)?)).collect()
+}

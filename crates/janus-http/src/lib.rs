@@ -1,0 +1,135 @@
+//! The Janus HTTP front end.
+//!
+//! One axum router serves the native JSON API under `/v1/`, the core of the
+//! Nacos v1 naming API under `/nacos/v1/ns/`, watches (blocking queries and
+//! Server-Sent Events), and `/health`, `/ready`, `/metrics`. Handlers see only a
+//! [`RegistryService`]; every [`janus_core::RegistryError`] becomes a response in
+//! one place ([`error`]).
+//!
+//! # Layout
+//! - [`HttpConfig`], [`router`], [`serve`]: the public surface.
+//! - `admission`: load shedding and request timeouts (watches exempt from the latter).
+//! - `native/`: `/v1/` handlers per resource; `nacos`: the Nacos v1 handlers.
+//! - `watch`: blocking-query parameters and the event stream.
+//! - `ops`: health, readiness and metrics.
+
+mod admission;
+mod convert;
+pub mod error;
+mod extract;
+mod metrics;
+mod nacos;
+mod native;
+mod ops;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, put};
+use janus_core::RegistryService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use axum::Router;
+pub use metrics::HttpMetrics;
+
+/// HTTP front-end settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Longest a non-watch request may take, body read included.
+    pub request_timeout: Duration,
+    /// Requests served at once; beyond it new ones are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Blocking queries and event streams open at once; beyond it, 503.
+    pub max_watchers: usize,
+    /// Wait of a blocking query that names none.
+    pub default_wait: Duration,
+    /// Longest wait a blocking query may ask for.
+    pub max_wait: Duration,
+    /// Largest page of a service list.
+    pub max_page_size: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 4096,
+            max_watchers: 16_384,
+            default_wait: Duration::from_secs(300),
+            max_wait: Duration::from_secs(600),
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) registry: Arc<dyn RegistryService>,
+    pub(crate) config: Arc<HttpConfig>,
+    pub(crate) metrics: Arc<HttpMetrics>,
+    pub(crate) requests: Arc<Semaphore>,
+    pub(crate) watchers: Arc<Semaphore>,
+}
+
+/// Builds the router over a registry.
+pub fn router(registry: Arc<dyn RegistryService>, config: HttpConfig, metrics: Arc<HttpMetrics>) -> Router {
+    let state = AppState {
+        registry,
+        requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        watchers: Arc::new(Semaphore::new(config.max_watchers)),
+        config: Arc::new(config.clone()),
+        metrics,
+    };
+    let ns = "/v1/namespaces/{ns}";
+    let svc = "/v1/namespaces/{ns}/services/{service}";
+    Router::new()
+        .route("/v1/namespaces", get(native::namespaces::list).post(native::namespaces::create))
+        .route(ns, get(native::namespaces::get).patch(native::namespaces::update).delete(native::namespaces::delete))
+        .route(&format!("{ns}/services"), get(native::services::list).post(native::services::create))
+        .route(&format!("{ns}/events"), get(watch::namespace_events))
+        .route(svc, get(native::services::get).put(native::services::update).delete(native::services::delete))
+        .route(&format!("{svc}/events"), get(watch::service_events))
+        .route(&format!("{svc}/instances"), get(native::instances::list).post(native::instances::register))
+        .route(
+            &format!("{svc}/instances/{{ip}}/{{port}}"),
+            get(native::instances::get)
+                .put(native::instances::update)
+                .patch(native::instances::patch)
+                .delete(native::instances::deregister),
+        )
+        .route(&format!("{svc}/instances/{{ip}}/{{port}}/heartbeat"), put(native::instances::heartbeat))
+        .route(
+            "/nacos/v1/ns/instance",
+            get(nacos::get_instance).post(nacos::register).put(nacos::update).patch(nacos::patch).delete(nacos::deregister),
+        )
+        .route("/nacos/v1/ns/instance/list", get(nacos::list))
+        .route("/nacos/v1/ns/instance/beat", put(nacos::beat))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains
+/// in-flight requests.
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

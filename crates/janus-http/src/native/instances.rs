@@ -1,0 +1,158 @@
+//! `/v1/namespaces/{ns}/services/{service}/instances[/{ip}/{port}[/heartbeat]]`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use janus_api::native::{HeartbeatAck, InstanceList, PatchInstance, RegisterInstance, WriteAck};
+use janus_core::model::{InstancePatch, InstanceSpec};
+use janus_core::name::{InstanceKey, ServiceKey};
+use janus_core::select::select;
+use janus_core::service::WriteOutcome;
+use janus_core::validate;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::convert;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::native::read_headers;
+use crate::watch;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InstanceQuery {
+    group: Option<String>,
+    cluster: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    group: Option<String>,
+    cluster: Option<String>,
+    healthy_only: Option<bool>,
+    index: Option<u64>,
+    wait: Option<String>,
+}
+
+fn ack(key: &ServiceKey, outcome: WriteOutcome) -> axum::Json<WriteAck> {
+    axum::Json(WriteAck { namespace: key.namespace.to_string(), mode: convert::mode(outcome.mode), revision: outcome.revision })
+}
+
+fn spec(instance: InstanceKey, body: RegisterInstance) -> InstanceSpec {
+    InstanceSpec {
+        key: instance,
+        weight: body.weight.unwrap_or(1.0),
+        healthy: body.healthy.unwrap_or(true),
+        enabled: body.enabled.unwrap_or(true),
+        ephemeral: body.ephemeral,
+        metadata: body.metadata,
+        custom_id: body.instance_id,
+    }
+}
+
+/// The instance named by the path and the `cluster` query parameter.
+fn addressed(ip: &str, port: &str, cluster: Option<&str>) -> Result<InstanceKey, ApiError> {
+    let port: i64 = port.parse().map_err(|_| ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {port:?}")))?;
+    Ok(InstanceKey::new(convert::cluster(cluster)?, validate::parse_ip(ip)?, validate::check_port(port)?))
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<InstanceQuery>,
+    Json(body): Json<RegisterInstance>,
+) -> Result<Response, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let ip = body.ip.as_deref().ok_or_else(|| ApiError::invalid("invalid ip: required"))?;
+    let port = body.port.ok_or_else(|| ApiError::invalid("invalid port: required"))?;
+    let cluster = convert::cluster(body.cluster.as_deref().or(query.cluster.as_deref()))?;
+    let instance = InstanceKey::new(cluster, validate::parse_ip(ip)?, validate::check_port(port)?);
+    let outcome = state.registry.register_instance(key.clone(), spec(instance, body)).await?;
+    Ok((StatusCode::CREATED, ack(&key, outcome)).into_response())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let clusters = convert::cluster_filter(query.cluster.as_deref())?;
+    watch::block_on_service(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
+    let snapshot = state.registry.snapshot(&key)?;
+    let selection = select(&snapshot, &clusters, query.healthy_only.unwrap_or(false));
+    let body = InstanceList {
+        namespace: key.namespace.to_string(),
+        mode: convert::mode(snapshot.mode),
+        group: key.group.to_string(),
+        service: key.service.to_string(),
+        revision: snapshot.revision,
+        reach_protection_threshold: selection.reached_protect_threshold,
+        instances: selection.instances.iter().map(|s| convert::instance(s, &key)).collect(),
+    };
+    Ok((read_headers(snapshot.revision, snapshot.mode), axum::Json(body)).into_response())
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path((ns, service, ip, port)): Path<(String, String, String, String)>,
+    Query(query): Query<InstanceQuery>,
+) -> Result<Response, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let instance = addressed(&ip, &port, query.cluster.as_deref())?;
+    let found = state.registry.instance(&key, &instance)?;
+    let mode = state.registry.namespace(&key.namespace)?.spec.mode;
+    let revision = state.registry.service(&key)?.revision;
+    let selected = janus_core::select::Selected { healthy: found.instance.healthy, instance: found.instance, timing: found.timing };
+    Ok((read_headers(revision, mode), axum::Json(convert::instance(&selected, &key))).into_response())
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Path((ns, service, ip, port)): Path<(String, String, String, String)>,
+    Query(query): Query<InstanceQuery>,
+    Json(body): Json<RegisterInstance>,
+) -> Result<axum::Json<WriteAck>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let instance = addressed(&ip, &port, query.cluster.as_deref().or(body.cluster.as_deref()))?;
+    let outcome = state.registry.update_instance(key.clone(), spec(instance, body)).await?;
+    Ok(ack(&key, outcome))
+}
+
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    Path((ns, service, ip, port)): Path<(String, String, String, String)>,
+    Query(query): Query<InstanceQuery>,
+    Json(body): Json<PatchInstance>,
+) -> Result<axum::Json<WriteAck>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let instance = addressed(&ip, &port, query.cluster.as_deref())?;
+    if let Some(weight) = body.weight {
+        validate::check_weight(weight)?;
+    }
+    let patch = InstancePatch { weight: body.weight, healthy: body.healthy, enabled: body.enabled, metadata: body.metadata };
+    let outcome = state.registry.patch_instance(key.clone(), instance, patch).await?;
+    Ok(ack(&key, outcome))
+}
+
+pub(crate) async fn deregister(
+    State(state): State<AppState>,
+    Path((ns, service, ip, port)): Path<(String, String, String, String)>,
+    Query(query): Query<InstanceQuery>,
+) -> Result<axum::Json<WriteAck>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let instance = addressed(&ip, &port, query.cluster.as_deref())?;
+    let outcome = state.registry.deregister_instance(key.clone(), instance).await?;
+    Ok(ack(&key, outcome))
+}
+
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Path((ns, service, ip, port)): Path<(String, String, String, String)>,
+    Query(query): Query<InstanceQuery>,
+) -> Result<axum::Json<HeartbeatAck>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let instance = addressed(&ip, &port, query.cluster.as_deref())?;
+    let timing = state.registry.heartbeat(key.clone(), instance).await?;
+    let mode = state.registry.namespace(&key.namespace)?.spec.mode;
+    Ok(axum::Json(HeartbeatAck { mode: convert::mode(mode), beat_interval_ms: timing.interval_ms }))
+}

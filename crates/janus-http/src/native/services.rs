@@ -1,0 +1,103 @@
+//! `/v1/namespaces/{ns}/services[/{service}]`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use janus_api::native::{CreateService, Service, ServiceList, UpdateService};
+use janus_core::model::{ServicePatch, ServiceSettings};
+use janus_core::name::{GroupName, NamespaceId};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::convert;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::native::read_headers;
+use crate::watch;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupQuery {
+    group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    group: Option<String>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+    index: Option<u64>,
+    wait: Option<String>,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    Json(body): Json<CreateService>,
+) -> Result<Response, ApiError> {
+    let key = convert::service_key(&ns, body.group.as_deref(), &body.name)?;
+    let settings = ServiceSettings::new(body.protect_threshold, body.metadata)?;
+    let info = state.registry.create_service(key, settings).await?;
+    Ok((StatusCode::CREATED, axum::Json(convert::service(info))).into_response())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let namespace = NamespaceId::new(&ns)?;
+    let group = query.group.as_deref().map(GroupName::new).transpose()?;
+    let page = query.page.unwrap_or(1).max(1);
+    let page_size = query.page_size.unwrap_or(100);
+    if page_size == 0 || page_size > state.config.max_page_size {
+        return Err(ApiError::invalid(format!("page_size must be between 1 and {}", state.config.max_page_size)));
+    }
+    if let Some(index) = query.index {
+        let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
+        state.registry.namespace(&namespace)?;
+        state.registry.wait_namespace(&namespace, index, wait).await;
+    }
+    let info = state.registry.namespace(&namespace)?;
+    let (total, services) = state.registry.services(&namespace, group.as_ref(), page, page_size)?;
+    let body = ServiceList {
+        namespace: namespace.to_string(),
+        mode: convert::mode(info.spec.mode),
+        revision: info.revision,
+        total,
+        page,
+        page_size,
+        services: services.into_iter().map(convert::service).collect(),
+    };
+    Ok((read_headers(info.revision, info.spec.mode), axum::Json(body)).into_response())
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<GroupQuery>,
+) -> Result<Response, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let info = state.registry.service(&key)?;
+    Ok((read_headers(info.revision, info.mode), axum::Json(convert::service(info))).into_response())
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<GroupQuery>,
+    Json(body): Json<UpdateService>,
+) -> Result<axum::Json<Service>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let patch = ServicePatch { protect_threshold: body.protect_threshold, metadata: body.metadata };
+    Ok(axum::Json(convert::service(state.registry.update_service(key, patch).await?)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<GroupQuery>,
+) -> Result<StatusCode, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    state.registry.delete_service(key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,322 @@
+//! [`ServerConfig`]: every setting of a node, with its default.
+//!
+//! Sources, later ones winning: the built-in defaults, a TOML file
+//! (`--config`), environment variables `JANUS_<SECTION>__<KEY>` (for example
+//! `JANUS_HTTP__ADDR=0.0.0.0:8848`), then command-line flags. Unknown keys are
+//! errors, so a typo never silently falls back to a default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use janus_ap::ApConfig;
+use janus_core::RegistryConfig;
+use janus_core::lease::LeaseDefaults;
+use janus_core::preservation::PreservationConfig;
+use janus_http::HttpConfig;
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or mistyped.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("invalid setting {key}: {rule}")]
+    Invalid {
+        /// The setting, e.g. `lease.delete_after_ms`.
+        key: &'static str,
+        /// What is allowed.
+        rule: String,
+    },
+}
+
+/// All settings of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Identity and storage.
+    pub node: NodeSection,
+    /// The HTTP front end.
+    pub http: HttpSection,
+    /// The DNS front end.
+    pub dns: DnsSection,
+    /// Heartbeat leases of ephemeral instances.
+    pub lease: LeaseSection,
+    /// Eureka-style self-preservation.
+    pub self_preservation: PreservationSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            node: NodeSection::default(),
+            http: HttpSection::default(),
+            dns: DnsSection::default(),
+            lease: LeaseSection::default(),
+            self_preservation: PreservationSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Node id, shown on every log line of this node.
+    pub id: u64,
+    /// Where durable state lives (used by the Raft engine).
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self { id: 1, data_dir: PathBuf::from("./janus-data") }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Deadline of an ordinary request.
+    pub request_timeout_ms: u64,
+    /// Requests in flight before new ones are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Blocking queries and event streams open at once.
+    pub max_watchers: usize,
+    /// Wait of a blocking query that names none.
+    pub default_wait_ms: u64,
+    /// Longest wait a blocking query may ask for.
+    pub max_wait_ms: u64,
+    /// Changes buffered per event-stream subscriber before it is told it lagged.
+    pub event_buffer: usize,
+    /// Largest page of a service list.
+    pub max_page_size: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let http = HttpConfig::default();
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], janus_api_port())),
+            max_body_bytes: http.max_body_bytes,
+            request_timeout_ms: duration_ms(http.request_timeout),
+            max_concurrent_requests: http.max_concurrent_requests,
+            max_watchers: http.max_watchers,
+            default_wait_ms: duration_ms(http.default_wait),
+            max_wait_ms: duration_ms(http.max_wait),
+            event_buffer: janus_core::store::DEFAULT_EVENT_BUFFER,
+            max_page_size: http.max_page_size,
+        }
+    }
+}
+
+const fn janus_api_port() -> u16 {
+    8848
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// Listen address (UDP and TCP).
+    pub addr: SocketAddr,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8600)) }
+    }
+}
+
+/// `[lease]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseSection {
+    /// Beat interval clients are told to use.
+    pub beat_interval_ms: u64,
+    /// Unhealthy after this long without a beat.
+    pub unhealthy_after_ms: u64,
+    /// Deleted after this long without a beat.
+    pub delete_after_ms: u64,
+    /// Shortest gap between two expiry sweeps.
+    pub sweep_min_gap_ms: u64,
+}
+
+impl Default for LeaseSection {
+    fn default() -> Self {
+        let lease = LeaseDefaults::default();
+        Self {
+            beat_interval_ms: lease.interval_ms,
+            unhealthy_after_ms: lease.unhealthy_after_ms,
+            delete_after_ms: lease.delete_after_ms,
+            sweep_min_gap_ms: duration_ms(ApConfig::default().sweep_min_gap),
+        }
+    }
+}
+
+/// `[self_preservation]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreservationSection {
+    /// Whether it may engage.
+    pub enabled: bool,
+    /// Engage below this fraction of expected renewals.
+    pub renewal_threshold: f64,
+    /// Never engage while fewer renewals than this are expected per minute.
+    pub min_expected_renewals_per_min: u64,
+    /// Fraction of leases one sweep may delete.
+    pub max_evict_fraction: f64,
+}
+
+impl Default for PreservationSection {
+    fn default() -> Self {
+        let p = PreservationConfig::default();
+        Self {
+            enabled: p.enabled,
+            renewal_threshold: p.renewal_threshold,
+            min_expected_renewals_per_min: p.min_expected_per_min,
+            max_evict_fraction: p.max_evict_fraction,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A `tracing` filter such as `info` or `janus_ap=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { filter: "info".to_owned() }
+    }
+}
+
+/// Environment variables that name the config file rather than a setting.
+const NOT_SETTINGS: &[&str] = &["JANUS_CONFIG"];
+
+impl ServerConfig {
+    /// Loads from an optional TOML file, the given environment (pass
+    /// `std::env::vars()` in a binary, a map in tests) and `key = value`
+    /// overrides (dotted keys, e.g. `http.addr`), then validates.
+    ///
+    /// # Errors
+    /// Unreadable file, unknown key, wrong type, or a value out of range.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
+        }
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("JANUS_") && k.contains("__") && !NOT_SETTINGS.contains(&k.as_str()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("JANUS").prefix_separator("_").separator("__").try_parsing(true).source(Some(env)),
+        );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.clone())?;
+        }
+        let config: Self = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges the types cannot express.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, rule: &str| Err(ConfigError::Invalid { key, rule: rule.to_owned() });
+        let lease = &self.lease;
+        if lease.beat_interval_ms == 0 {
+            return invalid("lease.beat_interval_ms", "must be positive");
+        }
+        if lease.unhealthy_after_ms < lease.beat_interval_ms {
+            return invalid("lease.unhealthy_after_ms", "must be at least lease.beat_interval_ms");
+        }
+        if lease.delete_after_ms < lease.unhealthy_after_ms {
+            return invalid("lease.delete_after_ms", "must be at least lease.unhealthy_after_ms");
+        }
+        let p = &self.self_preservation;
+        if !(p.renewal_threshold > 0.0 && p.renewal_threshold <= 1.0) {
+            return invalid("self_preservation.renewal_threshold", "must be in (0, 1]");
+        }
+        if !(p.max_evict_fraction > 0.0 && p.max_evict_fraction <= 1.0) {
+            return invalid("self_preservation.max_evict_fraction", "must be in (0, 1]");
+        }
+        let http = &self.http;
+        if http.max_concurrent_requests == 0 || http.max_watchers == 0 || http.event_buffer == 0 {
+            return invalid("http", "max_concurrent_requests, max_watchers and event_buffer must be positive");
+        }
+        if http.max_body_bytes < 1024 {
+            return invalid("http.max_body_bytes", "must be at least 1024");
+        }
+        if http.default_wait_ms > http.max_wait_ms {
+            return invalid("http.default_wait_ms", "must not exceed http.max_wait_ms");
+        }
+        if http.max_page_size == 0 {
+            return invalid("http.max_page_size", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// Settings of the registry state machine.
+    #[must_use]
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            lease: LeaseDefaults {
+                interval_ms: self.lease.beat_interval_ms,
+                unhealthy_after_ms: self.lease.unhealthy_after_ms,
+                delete_after_ms: self.lease.delete_after_ms,
+            },
+            preservation: PreservationConfig {
+                enabled: self.self_preservation.enabled,
+                renewal_threshold: self.self_preservation.renewal_threshold,
+                min_expected_per_min: self.self_preservation.min_expected_renewals_per_min,
+                max_evict_fraction: self.self_preservation.max_evict_fraction,
+            },
+        }
+    }
+
+    /// Settings of the AP engine.
+    #[must_use]
+    pub fn ap_config(&self) -> ApConfig {
+        ApConfig { sweep_min_gap: Duration::from_millis(self.lease.sweep_min_gap_ms) }
+    }
+
+    /// Settings of the HTTP front end.
+    #[must_use]
+    pub fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            max_body_bytes: self.http.max_body_bytes,
+            request_timeout: Duration::from_millis(self.http.request_timeout_ms),
+            max_concurrent_requests: self.http.max_concurrent_requests,
+            max_watchers: self.http.max_watchers,
+            default_wait: Duration::from_millis(self.http.default_wait_ms),
+            max_wait: Duration::from_millis(self.http.max_wait_ms),
+            max_page_size: self.http.max_page_size,
+        }
+    }
+}

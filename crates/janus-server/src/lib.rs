@@ -1,0 +1,93 @@
+//! The Janus server: reads configuration, builds a node (its registry store and
+//! engines), and serves it over HTTP until shut down.
+//!
+//! This is the only crate that knows both the engines and the front ends.
+//!
+//! # Layout
+//! - [`config`]: [`ServerConfig`] from TOML, `JANUS_*` environment and flags.
+//! - [`node`]: [`Node`], the [`janus_core::RegistryService`] that routes each
+//!   write to the engine owning the namespace's mode.
+//! - [`start`] / [`RunningServer`]: bind, spawn, and shut down gracefully.
+//! - [`telemetry`]: the tracing subscriber (binaries and tests only).
+
+pub mod config;
+pub mod node;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use janus_ap::ApEngine;
+use janus_core::{RegistryService, RegistryStore};
+use janus_http::HttpMetrics;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, info, info_span};
+
+pub use crate::config::ServerConfig;
+pub use crate::node::Node;
+
+/// A node with its router, ready to be served (or called directly in tests).
+pub struct App {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The HTTP router over it.
+    pub router: janus_http::Router,
+    /// The AP engine's reaper task.
+    pub reaper: JoinHandle<()>,
+}
+
+/// Builds a node and its router; engine tasks stop when `shutdown` is cancelled.
+#[must_use]
+pub fn build(config: &ServerConfig, shutdown: &CancellationToken) -> App {
+    let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
+    let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
+    let node = Arc::new(Node::new(store, ap));
+    let registry: Arc<dyn RegistryService> = node.clone();
+    let router = janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()));
+    App { node, router, reaper }
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    /// Where HTTP is served (the bound address, also when the port was 0).
+    pub http_addr: SocketAddr,
+    /// The node.
+    pub node: Arc<Node>,
+    http: JoinHandle<std::io::Result<()>>,
+    reaper: JoinHandle<()>,
+}
+
+/// Binds the HTTP listener and starts serving; everything stops when `shutdown` is cancelled.
+///
+/// # Errors
+/// The listener cannot be bound.
+pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow::Result<RunningServer> {
+    let span = info_span!("node", node_id = config.node.id);
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("cannot bind HTTP address {}", config.http.addr))?;
+    let http_addr = listener.local_addr()?;
+    let App { node, router, reaper } = span.in_scope(|| build(&config, &shutdown));
+    let stop = shutdown.clone();
+    let http = tokio::spawn(
+        async move { janus_http::serve(listener, router, async move { stop.cancelled().await }).await }
+            .instrument(span.clone()),
+    );
+    span.in_scope(|| info!(%http_addr, "janus serving"));
+    Ok(RunningServer { http_addr, node, http, reaper })
+}
+
+impl RunningServer {
+    /// Waits until the server has shut down.
+    ///
+    /// # Errors
+    /// The HTTP server failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.http.await.context("HTTP task panicked")?;
+        self.reaper.await.context("reaper task panicked")?;
+        served.context("HTTP server failed")
+    }
+}
