@@ -116,6 +116,7 @@ pub fn router(registry: Arc<dyn RegistryService>, config: HttpConfig, metrics: A
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .with_state(state)

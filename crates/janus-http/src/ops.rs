@@ -65,3 +65,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 pub(crate) async fn not_found() -> ApiError {
     ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: "no such route".to_owned() }
 }
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this route does not take that method".to_owned(),
+    }
+}

@@ -1,0 +1,376 @@
+//! The native API and the Nacos v1 core, driven through the router.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::TestApp;
+
+const ORDERS: &str = "/v1/namespaces/public/services/orders/instances";
+
+async fn register(app: &TestApp, ip: &str, port: u16) -> u64 {
+    let reply = app.post(ORDERS, json!({"ip": ip, "port": port})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    reply.json()["revision"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn namespace_lifecycle() {
+    let app = TestApp::new();
+    let reply = app.post("/v1/namespaces", json!({"id": "team-a", "description": "team A", "mode": "ap"})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    assert_eq!(reply.json()["mode"], "ap");
+
+    let list = app.get("/v1/namespaces").await.json();
+    let ids: Vec<_> = list["namespaces"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["public", "team-a"]);
+
+    let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"description": "renamed"}))).await;
+    assert_eq!(reply.json()["description"], "renamed");
+    assert_eq!(reply.json()["mode"], "ap");
+    let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"mode": "cp"}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "the mode is fixed at creation");
+
+    let dup = app.post("/v1/namespaces", json!({"id": "team-a", "mode": "ap"})).await;
+    assert_eq!((dup.status, dup.json()["code"].as_str()), (StatusCode::CONFLICT, Some("already_exists")));
+
+    let cp = app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
+    assert_eq!(cp.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(cp.json()["message"].as_str().unwrap().contains("'payments' (cp)"), "{}", cp.text());
+
+    let reply = app.post("/v1/namespaces/team-a/services/web/instances", json!({"ip": "10.0.0.1", "port": 80})).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let busy = app.call(Method::DELETE, "/v1/namespaces/team-a", None).await;
+    assert_eq!((busy.status, busy.json()["code"].as_str()), (StatusCode::CONFLICT, Some("not_empty")));
+    app.call(Method::DELETE, "/v1/namespaces/team-a/services/web/instances/10.0.0.1/80", None).await;
+    assert_eq!(app.call(Method::DELETE, "/v1/namespaces/team-a/services/web", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.call(Method::DELETE, "/v1/namespaces/team-a", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/v1/namespaces/team-a").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call(Method::DELETE, "/v1/namespaces/public", None).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn services_page_and_update() {
+    let app = TestApp::new();
+    for name in ["e", "d", "c", "b", "a"] {
+        let reply = app.post("/v1/namespaces/public/services", json!({"name": name, "metadata": {"team": "x"}})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+    let page = app.get("/v1/namespaces/public/services?page=3&page_size=2").await;
+    let body = page.json();
+    assert_eq!(body["total"], 5);
+    assert_eq!(body["mode"], "ap");
+    assert_eq!(body["services"].as_array().unwrap().len(), 1);
+    assert_eq!(body["services"][0]["name"], "e");
+    assert_eq!(page.index(), body["revision"].as_u64().unwrap());
+
+    let reply = app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 0.4}))).await;
+    assert_eq!(reply.json()["protect_threshold"], 0.4);
+    assert_eq!(reply.json()["metadata"]["team"], "x");
+    let reply = app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 2.0}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.json()["message"].as_str().unwrap().contains("protect_threshold"));
+    assert_eq!(app.get("/v1/namespaces/public/services/zzz").await.status, StatusCode::NOT_FOUND);
+    let bad = app.get("/v1/namespaces/public/services?page_size=0").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn instance_lifecycle() {
+    let app = TestApp::new();
+    let r1 = register(&app, "10.0.0.1", 8080).await;
+    let reply = app
+        .post(&format!("{ORDERS}?cluster=blue"), json!({"ip": "2001:db8::7", "port": 9090, "weight": 2.5, "metadata": {"zone": "b"}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let r2 = reply.json()["revision"].as_u64().unwrap();
+    assert!(r2 > r1);
+
+    let list = app.get(ORDERS).await;
+    assert_eq!(list.index(), r2);
+    assert_eq!(list.headers["x-janus-mode"], "ap");
+    let body = list.json();
+    assert_eq!(body["mode"], "ap");
+    assert_eq!(body["instances"].as_array().unwrap().len(), 2);
+
+    let blue = app.get(&format!("{ORDERS}?cluster=blue")).await.json();
+    assert_eq!(blue["instances"].as_array().unwrap().len(), 1);
+    assert_eq!(blue["instances"][0]["ip"], "2001:db8::7");
+    assert_eq!(blue["instances"][0]["instance_id"], "2001:db8::7#9090#blue#DEFAULT_GROUP@@orders");
+
+    let one = app.get(&format!("{ORDERS}/2001:db8::7/9090?cluster=blue")).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text());
+    assert_eq!(one.json()["weight"], 2.5);
+
+    let patched = app.call(Method::PATCH, &format!("{ORDERS}/10.0.0.1/8080"), Some(json!({"enabled": false}))).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    let listed = app.get(ORDERS).await.json();
+    assert_eq!(listed["instances"].as_array().unwrap().len(), 1, "disabled instances are not listed");
+
+    let put = app.call(Method::PUT, &format!("{ORDERS}/10.0.0.1/8080"), Some(json!({"weight": 7.0}))).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let got = app.get(&format!("{ORDERS}/10.0.0.1/8080")).await.json();
+    assert_eq!((got["weight"].as_f64(), got["enabled"].as_bool()), (Some(7.0), Some(true)));
+    let missing = app.call(Method::PUT, &format!("{ORDERS}/10.0.0.9/8080"), Some(json!({}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let beat = app.call(Method::PUT, &format!("{ORDERS}/10.0.0.1/8080/heartbeat"), None).await;
+    assert_eq!(beat.json(), json!({"mode": "ap", "beat_interval_ms": 5000}));
+    let beat = app.call(Method::PUT, &format!("{ORDERS}/10.0.0.9/8080/heartbeat"), None).await;
+    assert_eq!(beat.status, StatusCode::NOT_FOUND);
+
+    let gone = app.call(Method::DELETE, &format!("{ORDERS}/10.0.0.1/8080"), None).await;
+    assert_eq!(gone.status, StatusCode::OK);
+    let again = app.call(Method::DELETE, &format!("{ORDERS}/10.0.0.1/8080"), None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(ORDERS).await.json()["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_service_lists_empty_and_unknown_namespace_is_404() {
+    let app = TestApp::new();
+    let reply = app.get("/v1/namespaces/public/services/nobody/instances").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!((reply.index(), reply.json()["instances"].as_array().unwrap().len()), (0, 0));
+    let reply = app.get("/v1/namespaces/ghost/services/nobody/instances").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(reply.json()["message"].as_str().unwrap().contains("namespace 'ghost' does not exist"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx() {
+    let app = TestApp::new();
+    let big_map: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (json!({"port": 80}), StatusCode::BAD_REQUEST, "invalid ip: required"),
+        (json!({"ip": "10.0.0.1"}), StatusCode::BAD_REQUEST, "invalid port: required"),
+        (json!({"ip": "300.0.0.1", "port": 80}), StatusCode::BAD_REQUEST, "invalid ip"),
+        (json!({"ip": "host.example", "port": 80}), StatusCode::BAD_REQUEST, "invalid ip"),
+        (json!({"ip": "10.0.0.1", "port": 0}), StatusCode::BAD_REQUEST, "invalid port"),
+        (json!({"ip": "10.0.0.1", "port": 70000}), StatusCode::BAD_REQUEST, "invalid port"),
+        (json!({"ip": "10.0.0.1", "port": 80, "weight": 10001}), StatusCode::BAD_REQUEST, "invalid weight"),
+        (json!({"ip": "10.0.0.1", "port": 80, "weight": -1}), StatusCode::BAD_REQUEST, "invalid weight"),
+        (json!({"ip": "10.0.0.1", "port": 80, "metadata": big_map}), StatusCode::BAD_REQUEST, "invalid metadata"),
+        (json!({"ip": "10.0.0.1", "port": 80, "metadata": {"k": "v".repeat(2000)}}), StatusCode::BAD_REQUEST, "invalid metadata"),
+        (
+            json!({"ip": "10.0.0.1", "port": 80, "metadata": {"preserved.ip.delete.timeout": "soon"}}),
+            StatusCode::BAD_REQUEST,
+            "preserved.ip.delete.timeout",
+        ),
+        (json!({"ip": "10.0.0.1", "port": 80, "cluster": "bad cluster"}), StatusCode::BAD_REQUEST, "invalid cluster"),
+        (json!({"ip": "10.0.0.1", "port": 80, "colour": "red"}), StatusCode::BAD_REQUEST, "unknown field"),
+        (json!({"ip": "10.0.0.1", "port": 80, "ephemeral": false}), StatusCode::CONFLICT, "namespace 'public' is ap"),
+        (json!({"ip": 5, "port": 80}), StatusCode::BAD_REQUEST, "malformed JSON"),
+    ];
+    for (body, status, needle) in cases {
+        let reply = app.post(ORDERS, body.clone()).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let malformed = app.raw(Method::POST, ORDERS, "application/json", "{\"ip\": ").await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.json()["code"], "invalid_argument");
+    let not_json = app.raw(Method::POST, ORDERS, "text/plain", "ip=1").await;
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = app.raw(Method::POST, ORDERS, "application/json", vec![b' '; 2 * 1024 * 1024]).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let bad_name = app.post("/v1/namespaces/public/services/a%40%40b/instances", json!({"ip": "10.0.0.1", "port": 1})).await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert!(bad_name.json()["message"].as_str().unwrap().contains("invalid service"));
+    let ghost = app.post("/v1/namespaces/ghost/services/s/instances", json!({"ip": "10.0.0.1", "port": 1})).await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND);
+    let flag = app.get(&format!("{ORDERS}?healthy_only=maybe")).await;
+    assert_eq!(flag.status, StatusCode::BAD_REQUEST);
+    let wait = app.get(&format!("{ORDERS}?index=1&wait=forever")).await;
+    assert_eq!(wait.status, StatusCode::BAD_REQUEST);
+    let route = app.get("/v2/nothing").await;
+    assert_eq!((route.status, route.json()["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+#[tokio::test]
+async fn protect_threshold_applies_on_every_list() {
+    let app = TestApp::new();
+    app.post("/v1/namespaces/public/services", json!({"name": "orders", "protect_threshold": 0.5})).await;
+    register(&app, "10.0.0.1", 1).await;
+    register(&app, "10.0.0.2", 2).await;
+    // One of two turns unhealthy: 1/2 <= 0.5 fires the threshold.
+    app.call(Method::PATCH, &format!("{ORDERS}/10.0.0.2/2"), Some(json!({"healthy": false}))).await;
+    let native = app.get(&format!("{ORDERS}?healthy_only=true")).await.json();
+    assert_eq!(native["reach_protection_threshold"], true);
+    assert_eq!(native["instances"].as_array().unwrap().len(), 2);
+    assert!(native["instances"].as_array().unwrap().iter().all(|i| i["healthy"] == true));
+    let nacos = app.get("/nacos/v1/ns/instance/list?serviceName=orders&healthyOnly=true").await.json();
+    assert_eq!(nacos["reachProtectionThreshold"], true);
+    assert_eq!(nacos["hosts"].as_array().unwrap().len(), 2);
+    // Below the threshold no longer: healthy-only drops the sick one.
+    app.call(Method::PUT, "/v1/namespaces/public/services/orders", Some(json!({"protect_threshold": 0.2}))).await;
+    let native = app.get(&format!("{ORDERS}?healthy_only=true")).await.json();
+    assert_eq!(native["reach_protection_threshold"], false);
+    assert_eq!(native["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nacos_v1_round_trip() {
+    let app = TestApp::new();
+    let reply = app
+        .nacos(
+            Method::POST,
+            "/nacos/v1/ns/instance",
+            &[("serviceName", "DEFAULT_GROUP@@nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("cluster", "c1"), ("enable", "true"), ("weight", "2"), ("metadata", "{\"k\":\"v\"}")],
+        )
+        .await;
+    assert_eq!((reply.status, reply.text()), (StatusCode::OK, "ok".to_owned()));
+    let list = app.get("/nacos/v1/ns/instance/list?serviceName=nacos.test.1&groupName=DEFAULT_GROUP").await.json();
+    let keys: Vec<&str> = list.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected = ["name", "groupName", "clusters", "cacheMillis", "hosts", "lastRefTime", "checksum", "allIPs", "reachProtectionThreshold", "valid"];
+    expected.sort_unstable();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort_unstable();
+    assert_eq!(keys_sorted, expected);
+    assert_eq!(list["name"], "DEFAULT_GROUP@@nacos.test.1");
+    let host = &list["hosts"][0];
+    assert_eq!(
+        *host,
+        json!({"instanceId": "10.10.10.10#8888#c1#DEFAULT_GROUP@@nacos.test.1", "ip": "10.10.10.10", "port": 8888,
+               "weight": 2.0, "healthy": true, "enabled": true, "ephemeral": true, "clusterName": "c1",
+               "serviceName": "DEFAULT_GROUP@@nacos.test.1", "metadata": {"k": "v"}, "instanceHeartBeatInterval": 5000,
+               "instanceIdGenerator": "simple", "instanceHeartBeatTimeOut": 15000, "ipDeleteTimeout": 30000})
+    );
+
+    let beat = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("clusterName", "c1")]).await;
+    assert_eq!(beat.json(), json!({"clientBeatInterval": 5000, "code": 10200, "lightBeatEnabled": true}));
+    let unknown = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.11"), ("port", "8888")]).await;
+    assert_eq!(unknown.json()["code"], 20404);
+    let beat_json = r#"{"cluster":"DEFAULT","ip":"10.10.10.12","port":7000,"metadata":{"preserved.heart.beat.interval":"3000"},"scheduled":true,"serviceName":"DEFAULT_GROUP@@nacos.test.1","weight":1.0}"#;
+    let reborn = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "DEFAULT_GROUP@@nacos.test.1"), ("beat", beat_json)]).await;
+    assert_eq!(reborn.json(), json!({"clientBeatInterval": 3000, "code": 10200, "lightBeatEnabled": true}));
+    let list = app.get("/nacos/v1/ns/instance/list?serviceName=nacos.test.1&clusters=DEFAULT").await.json();
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 1);
+    assert_eq!(list["clusters"], "DEFAULT");
+
+    let one = app.get("/nacos/v1/ns/instance?serviceName=nacos.test.1&ip=10.10.10.10&port=8888&clusterName=c1").await;
+    assert_eq!(one.json()["instanceId"], "10.10.10.10#8888#c1#DEFAULT_GROUP@@nacos.test.1");
+    let patched = app.nacos(Method::PATCH, "/nacos/v1/ns/instance", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("clusterName", "c1"), ("metadata", "a=1,b=2")]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    let one = app.get("/nacos/v1/ns/instance?serviceName=nacos.test.1&ip=10.10.10.10&port=8888&clusterName=c1").await.json();
+    assert_eq!(one["metadata"], json!({"a": "1", "b": "2", "k": "v"}));
+
+    for ip in ["10.10.10.10", "10.10.10.99"] {
+        let gone = app.nacos(Method::DELETE, "/nacos/v1/ns/instance", &[("serviceName", "nacos.test.1"), ("ip", ip), ("port", "8888"), ("clusterName", "c1")]).await;
+        assert_eq!((gone.status, gone.text()), (StatusCode::OK, "ok".to_owned()));
+    }
+    // Query-string parameters work as well as form bodies.
+    let q = app.call(Method::POST, "/nacos/v1/ns/instance?serviceName=q&ip=10.0.0.1&port=1", None).await;
+    assert_eq!(q.text(), "ok");
+}
+
+#[tokio::test]
+async fn nacos_bad_input() {
+    let app = TestApp::new();
+    let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+        (vec![("ip", "10.0.0.1"), ("port", "1")], StatusCode::BAD_REQUEST, "serviceName"),
+        (vec![("serviceName", "s"), ("port", "1")], StatusCode::BAD_REQUEST, "'ip'"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "x")], StatusCode::BAD_REQUEST, "port"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("weight", "20000")], StatusCode::BAD_REQUEST, "weight"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("metadata", "{oops")], StatusCode::BAD_REQUEST, "metadata"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("healthy", "yes")], StatusCode::BAD_REQUEST, "healthy"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("ephemeral", "false")], StatusCode::CONFLICT, "is ap"),
+        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("namespaceId", "ghost")], StatusCode::NOT_FOUND, "ghost"),
+    ];
+    for (params, status, needle) in cases {
+        let reply = app.nacos(Method::POST, "/nacos/v1/ns/instance", &params).await;
+        assert_eq!(reply.status, status, "{params:?}: {}", reply.text());
+        assert!(reply.text().contains(needle), "{params:?}: {}", reply.text());
+    }
+    let beat = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "s"), ("beat", "{not json")]).await;
+    assert_eq!(beat.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn blocking_query_returns_when_the_service_changes() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let revision = register(&app, "10.0.0.1", 1).await;
+    let waiter = {
+        let app = app.clone();
+        tokio::spawn(async move { app.get(&format!("{ORDERS}?index={revision}&wait=30s")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "nothing changed yet");
+    let newer = register(&app, "10.0.0.2", 2).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert_eq!(reply.index(), newer);
+    assert_eq!(reply.json()["instances"].as_array().unwrap().len(), 2);
+
+    // Nothing changes: the query returns the same index when its wait ends.
+    let started = std::time::Instant::now();
+    let reply = app.get(&format!("{ORDERS}?index={newer}&wait=200ms")).await;
+    assert_eq!(reply.index(), newer);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // The Nacos list blocks the same way.
+    let reply = app.get(&format!("/nacos/v1/ns/instance/list?serviceName=orders&index={newer}&wait=100ms")).await;
+    assert_eq!(reply.index(), newer);
+}
+
+#[tokio::test]
+async fn blocking_service_list_waits_on_the_namespace() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let start = app.get("/v1/namespaces/public/services").await.index();
+    let waiter = {
+        let app = app.clone();
+        tokio::spawn(async move { app.get(&format!("/v1/namespaces/public/services?index={start}&wait=30s")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.post("/v1/namespaces/public/services", json!({"name": "fresh"})).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert!(reply.index() > start);
+    assert_eq!(reply.json()["services"][0]["name"], "fresh");
+}
+
+#[tokio::test]
+async fn event_stream_delivers_changes() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let app = TestApp::new();
+    let request = Request::get("/v1/namespaces/public/services/orders/events").body(Body::empty()).unwrap();
+    let response = app.app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    let mut next_frame = async || {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+        String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
+    };
+    seen.push_str(&next_frame().await);
+    assert!(seen.contains("event: ready"), "{seen}");
+    // A change to another service is filtered out; ours comes through.
+    app.post("/v1/namespaces/public/services/other/instances", json!({"ip": "10.0.0.3", "port": 3})).await;
+    register(&app, "10.0.0.1", 1).await;
+    while !seen.contains("instance_registered") {
+        seen.push_str(&next_frame().await);
+    }
+    assert!(seen.contains("event: change"), "{seen}");
+    assert!(seen.contains("\"instance\":\"10.0.0.1:1\""), "{seen}");
+    assert!(!seen.contains("other"), "{seen}");
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let app = TestApp::new();
+    register(&app, "10.0.0.1", 1).await;
+    let health = app.get("/health").await.json();
+    assert_eq!(health["status"], "UP");
+    assert_eq!(health["instances"], 1);
+    assert_eq!(health["self_preservation"], false);
+    assert_eq!(app.get("/ready").await.status, StatusCode::OK);
+    let metrics = app.get("/metrics").await.text();
+    assert!(metrics.contains("janus_instances 1"), "{metrics}");
+    assert!(metrics.contains("janus_self_preservation 0"), "{metrics}");
+    assert!(metrics.contains("janus_http_requests_total{class=\"2xx\"}"), "{metrics}");
+}

@@ -1,0 +1,110 @@
+//! A node with its router for in-process tests: requests go through `oneshot`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use janus_server::{App, ServerConfig};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub app: App,
+    pub shutdown: CancellationToken,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn index(&self) -> u64 {
+        self.headers["x-janus-index"].to_str().unwrap().parse().unwrap()
+    }
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with(ServerConfig::default())
+    }
+
+    pub fn with(config: ServerConfig) -> Self {
+        let shutdown = CancellationToken::new();
+        let app = janus_server::build(&config, &shutdown);
+        Self { app, shutdown }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, uri: &str, json: Option<Value>) -> Reply {
+        let mut builder = Request::builder().method(method).uri(uri);
+        let body = match json {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn raw(&self, method: Method, uri: &str, content_type: &str, body: impl Into<Body>) -> Reply {
+        let request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, content_type).body(body.into()).unwrap();
+        self.send(request).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, None).await
+    }
+
+    pub async fn post(&self, uri: &str, json: Value) -> Reply {
+        self.call(Method::POST, uri, Some(json)).await
+    }
+
+    /// A Nacos v1 call with form-encoded parameters in the body.
+    pub async fn nacos(&self, method: Method, path: &str, params: &[(&str, &str)]) -> Reply {
+        let body: String = form_encode(params);
+        self.raw(method, path, "application/x-www-form-urlencoded", body).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn form_encode(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
