@@ -60,10 +60,8 @@ impl ApEngine {
             let result = f(registry, now);
             (result, registry.next_deadline())
         });
-        if let Some(next) = next {
-            if next.0 < self.shared.planned_wake.load(Ordering::Acquire) {
-                self.shared.wake.notify_one();
-            }
+        if next.is_some_and(|next| next.0 < self.shared.planned_wake.load(Ordering::Acquire)) {
+            self.shared.wake.notify_one();
         }
         result
     }

@@ -45,7 +45,10 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         if report.preservation_active != preserving {
             preserving = report.preservation_active;
             if preserving {
-                warn!(deferred = report.deferred, "self-preservation engaged: renewals fell below the threshold, expired instances are kept");
+                warn!(
+                    deferred = report.deferred,
+                    "self-preservation engaged: renewals fell below the threshold, expired instances are kept"
+                );
             } else {
                 info!("self-preservation ended: renewals recovered");
             }

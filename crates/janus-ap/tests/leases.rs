@@ -1,12 +1,16 @@
 //! The reaper on paused tokio time: lease timings end to end through the engine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use janus_ap::{ApConfig, ApEngine};
 use janus_core::model::{BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, InstanceSpec, Metadata};
 use janus_core::preservation::PreservationConfig;
-use janus_core::{ClusterName, GroupName, InstanceKey, NamespaceId, RegistryConfig, RegistryStore, ServiceKey, ServiceName};
+use janus_core::{
+    ClusterName, GroupName, InstanceKey, NamespaceId, RegistryConfig, RegistryStore, ServiceKey, ServiceName,
+};
 use tokio_util::sync::CancellationToken;
 
 fn key() -> ServiceKey {

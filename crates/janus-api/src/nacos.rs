@@ -9,10 +9,11 @@ pub const CODE_OK: i32 = 10200;
 /// Beat answer code: the instance is unknown; the client should register again.
 pub const CODE_RESOURCE_NOT_FOUND: i32 = 20404;
 
-/// `GET /nacos/v1/ns/instance/list`.
+/// `GET /nacos/v1/ns/instance/list`. `H` is the hosts list: [`Host`]s when
+/// parsing, any serializable list (e.g. pre-encoded JSON) when answering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceInfo {
+pub struct ServiceInfo<H = Vec<Host>> {
     /// Grouped name, `group@@service`.
     pub name: String,
     /// Group name.
@@ -22,7 +23,7 @@ pub struct ServiceInfo {
     /// How long clients may cache the answer.
     pub cache_millis: u64,
     /// The instances.
-    pub hosts: Vec<Host>,
+    pub hosts: H,
     /// Milliseconds since the epoch when this answer was built.
     pub last_ref_time: u64,
     /// Always empty, as in Nacos 2.x.

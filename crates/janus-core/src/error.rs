@@ -90,9 +90,6 @@ impl RegistryError {
     /// True for the three not-found variants.
     #[must_use]
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            Self::NamespaceNotFound(_) | Self::ServiceNotFound { .. } | Self::InstanceNotFound { .. }
-        )
+        matches!(self, Self::NamespaceNotFound(_) | Self::ServiceNotFound { .. } | Self::InstanceNotFound { .. })
     }
 }

@@ -60,7 +60,12 @@ impl NamespaceSpec {
     ///
     /// # Errors
     /// [`RegistryError::Invalid`] naming `name` or `description`.
-    pub fn new(id: NamespaceId, name: Option<String>, description: Option<String>, mode: Mode) -> Result<Self, RegistryError> {
+    pub fn new(
+        id: NamespaceId,
+        name: Option<String>,
+        description: Option<String>,
+        mode: Mode,
+    ) -> Result<Self, RegistryError> {
         let name = name.unwrap_or_else(|| id.to_string());
         validate::check_text("name", &name, validate::MAX_DISPLAY_NAME)?;
         let description = description.unwrap_or_default();
@@ -184,7 +189,15 @@ impl InstanceSpec {
     /// An instance with Nacos's defaults: weight 1, healthy, enabled, no metadata.
     #[must_use]
     pub fn new(key: InstanceKey) -> Self {
-        Self { key, weight: 1.0, healthy: true, enabled: true, ephemeral: None, metadata: Metadata::new(), custom_id: None }
+        Self {
+            key,
+            weight: 1.0,
+            healthy: true,
+            enabled: true,
+            ephemeral: None,
+            metadata: Metadata::new(),
+            custom_id: None,
+        }
     }
 
     /// Checks weight, metadata (with lease overrides) and custom id.

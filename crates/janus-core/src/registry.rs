@@ -219,7 +219,13 @@ impl Registry {
         let revision = self.next_revision();
         let id = spec.id.clone();
         self.namespaces.insert(id.clone(), NamespaceEntry { spec, revision, services: BTreeSet::new() });
-        self.changes.push(Change { revision, namespace: id.clone(), service: None, instance: None, kind: ChangeKind::NamespaceCreated });
+        self.changes.push(Change {
+            revision,
+            namespace: id.clone(),
+            service: None,
+            instance: None,
+            kind: ChangeKind::NamespaceCreated,
+        });
         self.namespace(&id)
     }
 
@@ -251,7 +257,13 @@ impl Registry {
             entry.spec.description = description;
         }
         entry.revision = revision;
-        self.changes.push(Change { revision, namespace: id.clone(), service: None, instance: None, kind: ChangeKind::NamespaceUpdated });
+        self.changes.push(Change {
+            revision,
+            namespace: id.clone(),
+            service: None,
+            instance: None,
+            kind: ChangeKind::NamespaceUpdated,
+        });
         self.namespace(id)
     }
 
@@ -273,7 +285,13 @@ impl Registry {
         }
         self.namespaces.remove(id);
         let revision = self.next_revision();
-        self.changes.push(Change { revision, namespace: id.clone(), service: None, instance: None, kind: ChangeKind::NamespaceDeleted });
+        self.changes.push(Change {
+            revision,
+            namespace: id.clone(),
+            service: None,
+            instance: None,
+            kind: ChangeKind::NamespaceDeleted,
+        });
         Ok(())
     }
 
@@ -283,7 +301,11 @@ impl Registry {
     /// [`RegistryError::NamespaceNotFound`].
     pub fn namespace(&self, id: &NamespaceId) -> Result<NamespaceInfo, RegistryError> {
         let entry = self.namespaces.get(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
-        Ok(NamespaceInfo { spec: entry.spec.clone(), service_count: entry.services.len() as u64, revision: entry.revision })
+        Ok(NamespaceInfo {
+            spec: entry.spec.clone(),
+            service_count: entry.services.len() as u64,
+            revision: entry.revision,
+        })
     }
 
     /// All namespaces, ordered by id.
@@ -291,7 +313,11 @@ impl Registry {
     pub fn namespaces(&self) -> Vec<NamespaceInfo> {
         self.namespaces
             .values()
-            .map(|e| NamespaceInfo { spec: e.spec.clone(), service_count: e.services.len() as u64, revision: e.revision })
+            .map(|e| NamespaceInfo {
+                spec: e.spec.clone(),
+                service_count: e.services.len() as u64,
+                revision: e.revision,
+            })
             .collect()
     }
 
@@ -300,10 +326,7 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NamespaceNotFound`].
     pub fn mode_of(&self, id: &NamespaceId) -> Result<Mode, RegistryError> {
-        self.namespaces
-            .get(id)
-            .map(|e| e.spec.mode)
-            .ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))
+        self.namespaces.get(id).map(|e| e.spec.mode).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))
     }
 
     // === services ===
@@ -336,7 +359,13 @@ impl Registry {
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
             ns.revision = revision;
         }
-        self.changes.push(Change { revision, namespace: key.namespace.clone(), service: Some(key.clone()), instance, kind });
+        self.changes.push(Change {
+            revision,
+            namespace: key.namespace.clone(),
+            service: Some(key.clone()),
+            instance,
+            kind,
+        });
         revision
     }
 
@@ -360,7 +389,11 @@ impl Registry {
     ///
     /// # Errors
     /// Namespace not found, or the service exists.
-    pub fn create_service(&mut self, key: &ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError> {
+    pub fn create_service(
+        &mut self,
+        key: &ServiceKey,
+        settings: ServiceSettings,
+    ) -> Result<ServiceInfo, RegistryError> {
         if self.services.contains_key(key) {
             return Err(RegistryError::AlreadyExists { what: "service", name: key.to_string() });
         }
@@ -437,7 +470,8 @@ impl Registry {
         page: u64,
         page_size: u64,
     ) -> Result<(u64, Vec<ServiceInfo>), RegistryError> {
-        let ns = self.namespaces.get(namespace).ok_or_else(|| RegistryError::NamespaceNotFound(namespace.to_string()))?;
+        let ns =
+            self.namespaces.get(namespace).ok_or_else(|| RegistryError::NamespaceNotFound(namespace.to_string()))?;
         let skip = usize::try_from(page.saturating_sub(1).saturating_mul(page_size)).unwrap_or(usize::MAX);
         let take = usize::try_from(page_size).unwrap_or(usize::MAX);
         let lookup = |(g, s): &(GroupName, ServiceName)| {
@@ -461,15 +495,19 @@ impl Registry {
 
     fn check_mode(&self, namespace: &NamespaceId, spec: &InstanceSpec) -> Result<Mode, RegistryError> {
         let mode = self.mode_of(namespace)?;
-        if let Some(ephemeral) = spec.ephemeral {
-            if ephemeral != mode.is_ephemeral() {
-                let detail = if ephemeral {
-                    "ephemeral instances need an ap namespace; register without ephemeral=true or use an ap namespace"
-                } else {
-                    "persistent instances need a cp namespace; register without ephemeral=false or use a cp namespace"
-                };
-                return Err(RegistryError::ModeMismatch { namespace: namespace.to_string(), mode, detail: detail.to_owned() });
-            }
+        if let Some(ephemeral) = spec.ephemeral
+            && ephemeral != mode.is_ephemeral()
+        {
+            let detail = if ephemeral {
+                "ephemeral instances need an ap namespace; register without ephemeral=true or use an ap namespace"
+            } else {
+                "persistent instances need a cp namespace; register without ephemeral=false or use a cp namespace"
+            };
+            return Err(RegistryError::ModeMismatch {
+                namespace: namespace.to_string(),
+                mode,
+                detail: detail.to_owned(),
+            });
         }
         Ok(mode)
     }
@@ -488,7 +526,12 @@ impl Registry {
     ///
     /// # Errors
     /// Invalid fields, namespace not found, or a mode mismatch.
-    pub fn register_instance(&mut self, key: &ServiceKey, spec: InstanceSpec, now: Millis) -> Result<u64, RegistryError> {
+    pub fn register_instance(
+        &mut self,
+        key: &ServiceKey,
+        spec: InstanceSpec,
+        now: Millis,
+    ) -> Result<u64, RegistryError> {
         spec.validate()?;
         let mode = self.check_mode(&key.namespace, &spec)?;
         self.ensure_service(key, ServiceSettings::default())?;
@@ -623,13 +666,19 @@ impl Registry {
     ///
     /// # Errors
     /// Namespace, service or instance not found; mode mismatch for persistent instances.
-    pub fn heartbeat(&mut self, key: &ServiceKey, instance: &InstanceKey, now: Millis) -> Result<LeaseTiming, RegistryError> {
+    pub fn heartbeat(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        now: Millis,
+    ) -> Result<LeaseTiming, RegistryError> {
         let mode = self.mode_of(&key.namespace)?;
         if !mode.is_ephemeral() {
             return Err(RegistryError::ModeMismatch {
                 namespace: key.namespace.to_string(),
                 mode,
-                detail: "instances of cp namespaces are health-checked by the server, not kept alive by heartbeats".to_owned(),
+                detail: "instances of cp namespaces are health-checked by the server, not kept alive by heartbeats"
+                    .to_owned(),
             });
         }
         let entry = self.services.get_mut(key).ok_or_else(|| Self::instance_not_found(key, instance))?;
@@ -670,10 +719,9 @@ impl Registry {
     }
 
     fn snapshot_instance(&self, slot: &InstanceSlot) -> SnapshotInstance {
-        let timing = slot.lease.map_or_else(
-            || LeaseTiming::resolve(self.config.lease, LeaseOverrides::default()),
-            |lease| lease.timing,
-        );
+        let timing = slot
+            .lease
+            .map_or_else(|| LeaseTiming::resolve(self.config.lease, LeaseOverrides::default()), |lease| lease.timing);
         SnapshotInstance { instance: slot.instance.clone(), timing }
     }
 
@@ -731,9 +779,15 @@ impl Registry {
         let mut report = ExpiryReport { preservation_active: self.preservation.active(now), ..ExpiryReport::default() };
         let mut doomed = Vec::new();
         for (_, owner) in self.leases.pop_due(now) {
-            let Some(entry) = self.services.get_mut(&*owner.service) else { continue };
-            let Some(slot) = entry.instances.get_mut(&owner.instance) else { continue };
-            let Some(lease) = &mut slot.lease else { continue };
+            let Some(entry) = self.services.get_mut(&*owner.service) else {
+                continue;
+            };
+            let Some(slot) = entry.instances.get_mut(&owner.instance) else {
+                continue;
+            };
+            let Some(lease) = &mut slot.lease else {
+                continue;
+            };
             if now >= lease.delete_at() {
                 doomed.push(owner);
                 continue;
@@ -775,8 +829,12 @@ impl Registry {
 
     /// Keeps a doomed instance, unhealthy, and tries again later.
     fn defer_deletion(&mut self, owner: &LeaseOwner, now: Millis) {
-        let Some(entry) = self.services.get_mut(&*owner.service) else { return };
-        let Some(slot) = entry.instances.get_mut(&owner.instance) else { return };
+        let Some(entry) = self.services.get_mut(&*owner.service) else {
+            return;
+        };
+        let Some(slot) = entry.instances.get_mut(&owner.instance) else {
+            return;
+        };
         let Some(lease) = &mut slot.lease else { return };
         self.leases.requeue(lease, now.plus(DEFERRED_DELETE_RETRY_MS));
         if slot.instance.healthy {

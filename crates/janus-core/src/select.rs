@@ -121,7 +121,14 @@ mod tests {
         // 1 healthy of 4 enabled in DEFAULT (the disabled one and cluster B don't count): 0.25 <= 0.25.
         let s = snapshot(
             0.25,
-            &[(true, true, "DEFAULT"), (false, true, "DEFAULT"), (false, true, "DEFAULT"), (false, true, "DEFAULT"), (true, false, "DEFAULT"), (true, true, "B")],
+            &[
+                (true, true, "DEFAULT"),
+                (false, true, "DEFAULT"),
+                (false, true, "DEFAULT"),
+                (false, true, "DEFAULT"),
+                (true, false, "DEFAULT"),
+                (true, true, "B"),
+            ],
         );
         let default = [ClusterName::default_cluster()];
         let sel = select(&s, &default, true);

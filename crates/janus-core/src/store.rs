@@ -80,7 +80,13 @@ impl RegistryStore {
         revision
     }
 
-    async fn wait(&self, mut rx: watch::Receiver<u64>, current: impl Fn() -> u64, after: u64, timeout: Duration) -> u64 {
+    async fn wait(
+        &self,
+        mut rx: watch::Receiver<u64>,
+        current: impl Fn() -> u64,
+        after: u64,
+        timeout: Duration,
+    ) -> u64 {
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 // Read after subscribing: a change in between is seen here or wakes `changed`.

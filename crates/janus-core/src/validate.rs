@@ -90,9 +90,7 @@ pub fn check_text(field: &'static str, value: &str, max_len: usize) -> Result<()
 /// [`RegistryError::Invalid`] for anything else (host names included).
 pub fn parse_ip(value: &str) -> Result<IpAddr, RegistryError> {
     let trimmed = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
-    trimmed
-        .parse()
-        .map_err(|_| RegistryError::invalid("ip", format!("must be an IPv4 or IPv6 address, got {value:?}")))
+    trimmed.parse().map_err(|_| RegistryError::invalid("ip", format!("must be an IPv4 or IPv6 address, got {value:?}")))
 }
 
 /// Checks a port given as a wider integer: 1..=65535.
@@ -174,17 +172,12 @@ pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), Registr
 /// # Errors
 /// [`RegistryError::Invalid`] naming `metadata` and the key.
 pub fn parse_lease_ms(key: &str, value: &str) -> Result<u64, RegistryError> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|ms| (MIN_LEASE_MS..=MAX_LEASE_MS).contains(ms))
-        .ok_or_else(|| {
-            RegistryError::invalid(
-                "metadata",
-                format!("{key} must be whole milliseconds between {MIN_LEASE_MS} and {MAX_LEASE_MS}, got {value:?}"),
-            )
-        })
+    value.trim().parse::<u64>().ok().filter(|ms| (MIN_LEASE_MS..=MAX_LEASE_MS).contains(ms)).ok_or_else(|| {
+        RegistryError::invalid(
+            "metadata",
+            format!("{key} must be whole milliseconds between {MIN_LEASE_MS} and {MAX_LEASE_MS}, got {value:?}"),
+        )
+    })
 }
 
 #[cfg(test)]

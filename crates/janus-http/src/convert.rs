@@ -80,6 +80,8 @@ pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, ApiError> {
 
 /// A comma-separated cluster filter; empty means every cluster.
 pub(crate) fn cluster_filter(list: Option<&str>) -> Result<Vec<ClusterName>, ApiError> {
-    let Some(list) = list else { return Ok(Vec::new()) };
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
     list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| Ok(ClusterName::new(c)?)).collect()
 }

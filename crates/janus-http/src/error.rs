@@ -53,7 +53,8 @@ impl From<RegistryError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
-        let mut response = (self.status, Json(ErrorBody { code: self.code.to_owned(), message: self.message })).into_response();
+        let mut response =
+            (self.status, Json(ErrorBody { code: self.code.to_owned(), message: self.message })).into_response();
         if retry {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

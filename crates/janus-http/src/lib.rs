@@ -17,6 +17,7 @@ mod admission;
 mod convert;
 pub mod error;
 mod extract;
+mod list_cache;
 mod metrics;
 mod nacos;
 mod native;
@@ -53,6 +54,8 @@ pub struct HttpConfig {
     pub max_wait: Duration,
     /// Largest page of a service list.
     pub max_page_size: u64,
+    /// Bytes of serialized list answers kept for reuse.
+    pub list_cache_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +68,7 @@ impl Default for HttpConfig {
             default_wait: Duration::from_secs(300),
             max_wait: Duration::from_secs(600),
             max_page_size: 1000,
+            list_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -77,6 +81,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<HttpMetrics>,
     pub(crate) requests: Arc<Semaphore>,
     pub(crate) watchers: Arc<Semaphore>,
+    pub(crate) lists: Arc<list_cache::ListCache>,
 }
 
 /// Builds the router over a registry.
@@ -85,6 +90,7 @@ pub fn router(registry: Arc<dyn RegistryService>, config: HttpConfig, metrics: A
         registry,
         requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
         watchers: Arc::new(Semaphore::new(config.max_watchers)),
+        lists: Arc::new(list_cache::ListCache::new(config.list_cache_bytes)),
         config: Arc::new(config.clone()),
         metrics,
     };
@@ -108,7 +114,11 @@ pub fn router(registry: Arc<dyn RegistryService>, config: HttpConfig, metrics: A
         .route(&format!("{svc}/instances/{{ip}}/{{port}}/heartbeat"), put(native::instances::heartbeat))
         .route(
             "/nacos/v1/ns/instance",
-            get(nacos::get_instance).post(nacos::register).put(nacos::update).patch(nacos::patch).delete(nacos::deregister),
+            get(nacos::get_instance)
+                .post(nacos::register)
+                .put(nacos::update)
+                .patch(nacos::patch)
+                .delete(nacos::deregister),
         )
         .route("/nacos/v1/ns/instance/list", get(nacos::list))
         .route("/nacos/v1/ns/instance/beat", put(nacos::beat))

@@ -27,7 +27,11 @@ impl Default for HttpMetrics {
         let shed = Counter::default();
         let mut registry = Registry::default();
         registry.register("janus_http_requests", "HTTP requests answered, by status class", requests.clone());
-        registry.register("janus_http_shed", "HTTP requests refused with 503 because of the concurrency limit", shed.clone());
+        registry.register(
+            "janus_http_shed",
+            "HTTP requests refused with 503 because of the concurrency limit",
+            shed.clone(),
+        );
         Self { requests, shed, registry }
     }
 }

@@ -11,18 +11,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use janus_api::nacos::{BeatInfo, BeatResponse, CODE_OK, CODE_RESOURCE_NOT_FOUND, Host, InstanceDetail, ServiceInfo};
+use janus_core::RegistryError;
 use janus_core::model::{InstancePatch, InstanceSpec};
 use janus_core::name::{InstanceKey, ServiceKey};
-use janus_core::select::select;
 use janus_core::validate;
-use janus_core::RegistryError;
 
 use crate::AppState;
 use crate::convert;
 use crate::error::{ApiError, NacosError};
+use crate::list_cache::{CachedBody, ListKey, ListShape, to_json, to_raw};
 use crate::watch;
 
 /// Parameters from the query string and, for form bodies, the body; the first
@@ -45,7 +45,11 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
         if form {
             let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-                NacosError(ApiError { status: rejection.status(), code: "invalid_body", message: rejection.body_text() })
+                NacosError(ApiError {
+                    status: rejection.status(),
+                    code: "invalid_body",
+                    message: rejection.body_text(),
+                })
             })?;
             pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
@@ -77,7 +81,9 @@ impl Params {
 
     fn number(&self, name: &str) -> Result<Option<f64>, ApiError> {
         self.get(name)
-            .map(|v| v.trim().parse::<f64>().map_err(|_| ApiError::invalid(format!("invalid {name}: not a number: {v:?}"))))
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| ApiError::invalid(format!("invalid {name}: not a number: {v:?}")))
+            })
             .transpose()
     }
 
@@ -102,7 +108,9 @@ impl Params {
             Some(port) => i64::from(port),
             None => {
                 let text = self.required("port")?;
-                text.trim().parse().map_err(|_| ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {text:?}")))?
+                text.trim().parse().map_err(|_| {
+                    ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {text:?}"))
+                })?
             }
         };
         let cluster = beat.and_then(|b| b.cluster.as_deref()).or_else(|| self.any(&["clusterName", "cluster"]));
@@ -111,11 +119,13 @@ impl Params {
 
     /// `metadata` as a JSON object or as Nacos's `k1=v1,k2=v2`.
     fn metadata(&self) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-        let Some(text) = self.get("metadata") else { return Ok(None) };
+        let Some(text) = self.get("metadata") else {
+            return Ok(None);
+        };
         let text = text.trim();
         if text.starts_with('{') {
-            let map: BTreeMap<String, serde_json::Value> =
-                serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("invalid metadata: not a JSON object: {e}")))?;
+            let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid(format!("invalid metadata: not a JSON object: {e}")))?;
             let map = map
                 .into_iter()
                 .map(|(k, v)| match v {
@@ -128,9 +138,9 @@ impl Params {
         text.split(',')
             .filter(|pair| !pair.trim().is_empty())
             .map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| ApiError::invalid(format!("invalid metadata: expected JSON or k=v pairs, got {pair:?}")))
+                pair.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid metadata: expected JSON or k=v pairs, got {pair:?}"))
+                })
             })
             .collect::<Result<_, _>>()
             .map(Some)
@@ -199,7 +209,10 @@ pub(crate) async fn patch(State(state): State<AppState>, params: Params) -> Resu
 }
 
 /// `GET /nacos/v1/ns/instance`.
-pub(crate) async fn get_instance(State(state): State<AppState>, params: Params) -> Result<axum::Json<InstanceDetail>, NacosError> {
+pub(crate) async fn get_instance(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<InstanceDetail>, NacosError> {
     let key = params.service_key()?;
     let found = state.registry.instance(&key, &params.instance_key(None)?)?;
     let inst = &found.instance;
@@ -226,31 +239,37 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid(format!("invalid index: {v:?}"))))
         .transpose()?;
     watch::block_on_service(&*state.registry, &key, index, params.get("wait"), &state).await?;
-    let snapshot = state.registry.snapshot(&key)?;
-    let selection = select(&snapshot, &clusters, healthy_only);
     let grouped = key.grouped_name();
-    let hosts = selection
-        .instances
-        .iter()
-        .map(|s| Host {
-            instance_id: s.instance.instance_id(&key),
-            ip: s.instance.key.ip.to_string(),
-            port: s.instance.key.port,
-            weight: s.instance.weight,
-            healthy: s.healthy,
-            enabled: s.instance.enabled,
-            ephemeral: s.instance.ephemeral,
-            cluster_name: s.instance.key.cluster.to_string(),
-            service_name: grouped.clone(),
-            metadata: s.instance.metadata.clone(),
-            instance_heart_beat_interval: s.timing.interval_ms,
-            instance_id_generator: "simple".to_owned(),
-            instance_heart_beat_time_out: s.timing.unhealthy_after_ms,
-            ip_delete_timeout: s.timing.delete_after_ms,
-        })
-        .collect();
+    let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::NacosHosts };
+    let entry = state.lists.get_or_build(&*state.registry, list_key, |_, selection| {
+        let hosts: Vec<Host> = selection
+            .instances
+            .iter()
+            .map(|s| Host {
+                instance_id: s.instance.instance_id(&key),
+                ip: s.instance.key.ip.to_string(),
+                port: s.instance.key.port,
+                weight: s.instance.weight,
+                healthy: s.healthy,
+                enabled: s.instance.enabled,
+                ephemeral: s.instance.ephemeral,
+                cluster_name: s.instance.key.cluster.to_string(),
+                service_name: grouped.clone(),
+                metadata: s.instance.metadata.clone(),
+                instance_heart_beat_interval: s.timing.interval_ms,
+                instance_id_generator: "simple".to_owned(),
+                instance_heart_beat_time_out: s.timing.unhealthy_after_ms,
+                ip_delete_timeout: s.timing.delete_after_ms,
+            })
+            .collect();
+        CachedBody::Fragment(to_raw(&hosts))
+    })?;
+    let hosts = match &entry.body {
+        CachedBody::Fragment(raw) => raw.as_ref(),
+        CachedBody::Whole(_) => return Err(ApiError::invalid("list cache holds another shape for this key").into()),
+    };
     let body = ServiceInfo {
-        name: grouped.clone(),
+        name: grouped,
         group_name: key.group.to_string(),
         clusters: clusters_param,
         cache_millis: 10_000,
@@ -258,27 +277,39 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
         last_ref_time: epoch_millis(),
         checksum: String::new(),
         all_ips: false,
-        reach_protection_threshold: selection.reached_protect_threshold,
+        reach_protection_threshold: entry.reached_protect_threshold,
         valid: true,
     };
-    Ok((crate::native::read_headers(snapshot.revision, snapshot.mode), axum::Json(body)).into_response())
+    let mut headers = crate::native::read_headers(entry.revision, entry.mode);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((headers, to_json(&body)).into_response())
 }
 
 /// `PUT /nacos/v1/ns/instance/beat`: renews, or re-registers from the `beat`
 /// body, or answers 20404 so the client registers again.
-pub(crate) async fn beat(State(state): State<AppState>, params: Params) -> Result<axum::Json<BeatResponse>, NacosError> {
+pub(crate) async fn beat(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<BeatResponse>, NacosError> {
     let key = params.service_key()?;
     let beat = params
         .get("beat")
-        .map(|text| serde_json::from_str::<BeatInfo>(text).map_err(|e| ApiError::invalid(format!("invalid beat: not beat JSON: {e}"))))
+        .map(|text| {
+            serde_json::from_str::<BeatInfo>(text)
+                .map_err(|e| ApiError::invalid(format!("invalid beat: not beat JSON: {e}")))
+        })
         .transpose()?;
     let instance = params.instance_key(beat.as_ref())?;
-    let answer = |interval: u64, code: i32| axum::Json(BeatResponse { client_beat_interval: interval, code, light_beat_enabled: true });
+    let answer = |interval: u64, code: i32| {
+        axum::Json(BeatResponse { client_beat_interval: interval, code, light_beat_enabled: true })
+    };
     match state.registry.heartbeat(key.clone(), instance.clone()).await {
         Ok(timing) => Ok(answer(timing.interval_ms, CODE_OK)),
         Err(RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. }) => {
             let default_interval = state.registry.store().read(|r| r.config().lease.interval_ms);
-            let Some(beat) = beat else { return Ok(answer(default_interval, CODE_RESOURCE_NOT_FOUND)) };
+            let Some(beat) = beat else {
+                return Ok(answer(default_interval, CODE_RESOURCE_NOT_FOUND));
+            };
             let mut spec = InstanceSpec::new(instance.clone());
             spec.weight = beat.weight.unwrap_or(1.0);
             spec.metadata = beat.metadata;

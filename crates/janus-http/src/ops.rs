@@ -47,7 +47,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         ("janus_revision", "node-wide registry revision", stats.revision),
         ("janus_renewals_last_minute", "heartbeats and registrations in the last minute", stats.renewals_last_min),
         ("janus_expected_renewals_per_minute", "renewals expected per minute", stats.expected_renewals_per_min),
-        ("janus_self_preservation", "1 while self-preservation holds deletions back", u64::from(stats.self_preservation)),
+        (
+            "janus_self_preservation",
+            "1 while self-preservation holds deletions back",
+            u64::from(stats.self_preservation),
+        ),
         (
             "janus_watched_keys",
             "services and namespaces with blocked watchers",

@@ -121,16 +121,22 @@ pub(crate) async fn service_events(
     open_stream(&state, Filter { namespace: key.namespace, group: Some(key.group), service: Some(key.service) })
 }
 
-fn open_stream(state: &AppState, filter: Filter) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+fn open_stream(
+    state: &AppState,
+    filter: Filter,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
     let info = state.registry.namespace(&filter.namespace)?;
     let Ok(permit) = state.watchers.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
         return Err(ApiError::overloaded("too many open watches; retry shortly"));
     };
     let receiver = state.registry.subscribe();
-    let hello = Event::default()
-        .event("ready")
-        .data(format!("{{\"namespace\":{:?},\"mode\":\"{}\",\"revision\":{}}}", info.spec.id.as_str(), info.spec.mode, info.revision));
+    let hello = Event::default().event("ready").data(format!(
+        "{{\"namespace\":{:?},\"mode\":\"{}\",\"revision\":{}}}",
+        info.spec.id.as_str(),
+        info.spec.mode,
+        info.revision
+    ));
     let stream = EventStream { receiver, filter: Arc::new(filter), _permit: permit, hello: Some(hello) };
     Ok(Sse::new(futures_util::stream::unfold(stream, EventStream::next)).keep_alive(KeepAlive::default()))
 }

@@ -34,7 +34,7 @@ pub enum ConfigError {
 }
 
 /// All settings of a node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Identity and storage.
@@ -49,19 +49,6 @@ pub struct ServerConfig {
     pub self_preservation: PreservationSection,
     /// Logging.
     pub log: LogSection,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            node: NodeSection::default(),
-            http: HttpSection::default(),
-            dns: DnsSection::default(),
-            lease: LeaseSection::default(),
-            self_preservation: PreservationSection::default(),
-            log: LogSection::default(),
-        }
-    }
 }
 
 /// `[node]`.
@@ -102,6 +89,8 @@ pub struct HttpSection {
     pub event_buffer: usize,
     /// Largest page of a service list.
     pub max_page_size: u64,
+    /// Bytes of serialized list answers kept for reuse.
+    pub list_cache_bytes: u64,
 }
 
 impl Default for HttpSection {
@@ -117,6 +106,7 @@ impl Default for HttpSection {
             max_wait_ms: duration_ms(http.max_wait),
             event_buffer: janus_core::store::DEFAULT_EVENT_BUFFER,
             max_page_size: http.max_page_size,
+            list_cache_bytes: http.list_cache_bytes,
         }
     }
 }
@@ -233,7 +223,11 @@ impl ServerConfig {
             .filter(|(k, _)| k.starts_with("JANUS_") && k.contains("__") && !NOT_SETTINGS.contains(&k.as_str()))
             .collect();
         builder = builder.add_source(
-            config::Environment::with_prefix("JANUS").prefix_separator("_").separator("__").try_parsing(true).source(Some(env)),
+            config::Environment::with_prefix("JANUS")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
         );
         for (key, value) in overrides {
             builder = builder.set_override(*key, value.clone())?;
@@ -317,6 +311,7 @@ impl ServerConfig {
             default_wait: Duration::from_millis(self.http.default_wait_ms),
             max_wait: Duration::from_millis(self.http.max_wait_ms),
             max_page_size: self.http.max_page_size,
+            list_cache_bytes: self.http.list_cache_bytes,
         }
     }
 }

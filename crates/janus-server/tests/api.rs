@@ -1,5 +1,7 @@
 //! The native API and the Nacos v1 core, driven through the router.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -24,7 +26,8 @@ async fn namespace_lifecycle() {
     assert_eq!(reply.json()["mode"], "ap");
 
     let list = app.get("/v1/namespaces").await.json();
-    let ids: Vec<_> = list["namespaces"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<_> =
+        list["namespaces"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, ["public", "team-a"]);
 
     let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"description": "renamed"}))).await;
@@ -45,7 +48,10 @@ async fn namespace_lifecycle() {
     let busy = app.call(Method::DELETE, "/v1/namespaces/team-a", None).await;
     assert_eq!((busy.status, busy.json()["code"].as_str()), (StatusCode::CONFLICT, Some("not_empty")));
     app.call(Method::DELETE, "/v1/namespaces/team-a/services/web/instances/10.0.0.1/80", None).await;
-    assert_eq!(app.call(Method::DELETE, "/v1/namespaces/team-a/services/web", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.call(Method::DELETE, "/v1/namespaces/team-a/services/web", None).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.call(Method::DELETE, "/v1/namespaces/team-a", None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/v1/namespaces/team-a").await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.call(Method::DELETE, "/v1/namespaces/public", None).await.status, StatusCode::FORBIDDEN);
@@ -66,10 +72,12 @@ async fn services_page_and_update() {
     assert_eq!(body["services"][0]["name"], "e");
     assert_eq!(page.index(), body["revision"].as_u64().unwrap());
 
-    let reply = app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 0.4}))).await;
+    let reply =
+        app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 0.4}))).await;
     assert_eq!(reply.json()["protect_threshold"], 0.4);
     assert_eq!(reply.json()["metadata"]["team"], "x");
-    let reply = app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 2.0}))).await;
+    let reply =
+        app.call(Method::PUT, "/v1/namespaces/public/services/a", Some(json!({"protect_threshold": 2.0}))).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.json()["message"].as_str().unwrap().contains("protect_threshold"));
     assert_eq!(app.get("/v1/namespaces/public/services/zzz").await.status, StatusCode::NOT_FOUND);
@@ -82,7 +90,10 @@ async fn instance_lifecycle() {
     let app = TestApp::new();
     let r1 = register(&app, "10.0.0.1", 8080).await;
     let reply = app
-        .post(&format!("{ORDERS}?cluster=blue"), json!({"ip": "2001:db8::7", "port": 9090, "weight": 2.5, "metadata": {"zone": "b"}}))
+        .post(
+            &format!("{ORDERS}?cluster=blue"),
+            json!({"ip": "2001:db8::7", "port": 9090, "weight": 2.5, "metadata": {"zone": "b"}}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     let r2 = reply.json()["revision"].as_u64().unwrap();
@@ -153,7 +164,11 @@ async fn bad_input_gets_a_clear_4xx() {
         (json!({"ip": "10.0.0.1", "port": 80, "weight": 10001}), StatusCode::BAD_REQUEST, "invalid weight"),
         (json!({"ip": "10.0.0.1", "port": 80, "weight": -1}), StatusCode::BAD_REQUEST, "invalid weight"),
         (json!({"ip": "10.0.0.1", "port": 80, "metadata": big_map}), StatusCode::BAD_REQUEST, "invalid metadata"),
-        (json!({"ip": "10.0.0.1", "port": 80, "metadata": {"k": "v".repeat(2000)}}), StatusCode::BAD_REQUEST, "invalid metadata"),
+        (
+            json!({"ip": "10.0.0.1", "port": 80, "metadata": {"k": "v".repeat(2000)}}),
+            StatusCode::BAD_REQUEST,
+            "invalid metadata",
+        ),
         (
             json!({"ip": "10.0.0.1", "port": 80, "metadata": {"preserved.ip.delete.timeout": "soon"}}),
             StatusCode::BAD_REQUEST,
@@ -177,7 +192,8 @@ async fn bad_input_gets_a_clear_4xx() {
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let huge = app.raw(Method::POST, ORDERS, "application/json", vec![b' '; 2 * 1024 * 1024]).await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let bad_name = app.post("/v1/namespaces/public/services/a%40%40b/instances", json!({"ip": "10.0.0.1", "port": 1})).await;
+    let bad_name =
+        app.post("/v1/namespaces/public/services/a%40%40b/instances", json!({"ip": "10.0.0.1", "port": 1})).await;
     assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
     assert!(bad_name.json()["message"].as_str().unwrap().contains("invalid service"));
     let ghost = app.post("/v1/namespaces/ghost/services/s/instances", json!({"ip": "10.0.0.1", "port": 1})).await;
@@ -219,13 +235,32 @@ async fn nacos_v1_round_trip() {
         .nacos(
             Method::POST,
             "/nacos/v1/ns/instance",
-            &[("serviceName", "DEFAULT_GROUP@@nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("cluster", "c1"), ("enable", "true"), ("weight", "2"), ("metadata", "{\"k\":\"v\"}")],
+            &[
+                ("serviceName", "DEFAULT_GROUP@@nacos.test.1"),
+                ("ip", "10.10.10.10"),
+                ("port", "8888"),
+                ("cluster", "c1"),
+                ("enable", "true"),
+                ("weight", "2"),
+                ("metadata", "{\"k\":\"v\"}"),
+            ],
         )
         .await;
     assert_eq!((reply.status, reply.text()), (StatusCode::OK, "ok".to_owned()));
     let list = app.get("/nacos/v1/ns/instance/list?serviceName=nacos.test.1&groupName=DEFAULT_GROUP").await.json();
     let keys: Vec<&str> = list.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut expected = ["name", "groupName", "clusters", "cacheMillis", "hosts", "lastRefTime", "checksum", "allIPs", "reachProtectionThreshold", "valid"];
+    let mut expected = [
+        "name",
+        "groupName",
+        "clusters",
+        "cacheMillis",
+        "hosts",
+        "lastRefTime",
+        "checksum",
+        "allIPs",
+        "reachProtectionThreshold",
+        "valid",
+    ];
     expected.sort_unstable();
     let mut keys_sorted = keys.clone();
     keys_sorted.sort_unstable();
@@ -240,12 +275,30 @@ async fn nacos_v1_round_trip() {
                "instanceIdGenerator": "simple", "instanceHeartBeatTimeOut": 15000, "ipDeleteTimeout": 30000})
     );
 
-    let beat = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("clusterName", "c1")]).await;
+    let beat = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v1/ns/instance/beat",
+            &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("clusterName", "c1")],
+        )
+        .await;
     assert_eq!(beat.json(), json!({"clientBeatInterval": 5000, "code": 10200, "lightBeatEnabled": true}));
-    let unknown = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.11"), ("port", "8888")]).await;
+    let unknown = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v1/ns/instance/beat",
+            &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.11"), ("port", "8888")],
+        )
+        .await;
     assert_eq!(unknown.json()["code"], 20404);
     let beat_json = r#"{"cluster":"DEFAULT","ip":"10.10.10.12","port":7000,"metadata":{"preserved.heart.beat.interval":"3000"},"scheduled":true,"serviceName":"DEFAULT_GROUP@@nacos.test.1","weight":1.0}"#;
-    let reborn = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "DEFAULT_GROUP@@nacos.test.1"), ("beat", beat_json)]).await;
+    let reborn = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v1/ns/instance/beat",
+            &[("serviceName", "DEFAULT_GROUP@@nacos.test.1"), ("beat", beat_json)],
+        )
+        .await;
     assert_eq!(reborn.json(), json!({"clientBeatInterval": 3000, "code": 10200, "lightBeatEnabled": true}));
     let list = app.get("/nacos/v1/ns/instance/list?serviceName=nacos.test.1&clusters=DEFAULT").await.json();
     assert_eq!(list["hosts"].as_array().unwrap().len(), 1);
@@ -253,13 +306,32 @@ async fn nacos_v1_round_trip() {
 
     let one = app.get("/nacos/v1/ns/instance?serviceName=nacos.test.1&ip=10.10.10.10&port=8888&clusterName=c1").await;
     assert_eq!(one.json()["instanceId"], "10.10.10.10#8888#c1#DEFAULT_GROUP@@nacos.test.1");
-    let patched = app.nacos(Method::PATCH, "/nacos/v1/ns/instance", &[("serviceName", "nacos.test.1"), ("ip", "10.10.10.10"), ("port", "8888"), ("clusterName", "c1"), ("metadata", "a=1,b=2")]).await;
+    let patched = app
+        .nacos(
+            Method::PATCH,
+            "/nacos/v1/ns/instance",
+            &[
+                ("serviceName", "nacos.test.1"),
+                ("ip", "10.10.10.10"),
+                ("port", "8888"),
+                ("clusterName", "c1"),
+                ("metadata", "a=1,b=2"),
+            ],
+        )
+        .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
-    let one = app.get("/nacos/v1/ns/instance?serviceName=nacos.test.1&ip=10.10.10.10&port=8888&clusterName=c1").await.json();
+    let one =
+        app.get("/nacos/v1/ns/instance?serviceName=nacos.test.1&ip=10.10.10.10&port=8888&clusterName=c1").await.json();
     assert_eq!(one["metadata"], json!({"a": "1", "b": "2", "k": "v"}));
 
     for ip in ["10.10.10.10", "10.10.10.99"] {
-        let gone = app.nacos(Method::DELETE, "/nacos/v1/ns/instance", &[("serviceName", "nacos.test.1"), ("ip", ip), ("port", "8888"), ("clusterName", "c1")]).await;
+        let gone = app
+            .nacos(
+                Method::DELETE,
+                "/nacos/v1/ns/instance",
+                &[("serviceName", "nacos.test.1"), ("ip", ip), ("port", "8888"), ("clusterName", "c1")],
+            )
+            .await;
         assert_eq!((gone.status, gone.text()), (StatusCode::OK, "ok".to_owned()));
     }
     // Query-string parameters work as well as form bodies.
@@ -270,22 +342,44 @@ async fn nacos_v1_round_trip() {
 #[tokio::test]
 async fn nacos_bad_input() {
     let app = TestApp::new();
-    let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (vec![("ip", "10.0.0.1"), ("port", "1")], StatusCode::BAD_REQUEST, "serviceName"),
         (vec![("serviceName", "s"), ("port", "1")], StatusCode::BAD_REQUEST, "'ip'"),
         (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "x")], StatusCode::BAD_REQUEST, "port"),
-        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("weight", "20000")], StatusCode::BAD_REQUEST, "weight"),
-        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("metadata", "{oops")], StatusCode::BAD_REQUEST, "metadata"),
-        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("healthy", "yes")], StatusCode::BAD_REQUEST, "healthy"),
-        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("ephemeral", "false")], StatusCode::CONFLICT, "is ap"),
-        (vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("namespaceId", "ghost")], StatusCode::NOT_FOUND, "ghost"),
+        (
+            vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("weight", "20000")],
+            StatusCode::BAD_REQUEST,
+            "weight",
+        ),
+        (
+            vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("metadata", "{oops")],
+            StatusCode::BAD_REQUEST,
+            "metadata",
+        ),
+        (
+            vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("healthy", "yes")],
+            StatusCode::BAD_REQUEST,
+            "healthy",
+        ),
+        (
+            vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("ephemeral", "false")],
+            StatusCode::CONFLICT,
+            "is ap",
+        ),
+        (
+            vec![("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1"), ("namespaceId", "ghost")],
+            StatusCode::NOT_FOUND,
+            "ghost",
+        ),
     ];
     for (params, status, needle) in cases {
         let reply = app.nacos(Method::POST, "/nacos/v1/ns/instance", &params).await;
         assert_eq!(reply.status, status, "{params:?}: {}", reply.text());
         assert!(reply.text().contains(needle), "{params:?}: {}", reply.text());
     }
-    let beat = app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "s"), ("beat", "{not json")]).await;
+    let beat =
+        app.nacos(Method::PUT, "/nacos/v1/ns/instance/beat", &[("serviceName", "s"), ("beat", "{not json")]).await;
     assert_eq!(beat.status, StatusCode::BAD_REQUEST);
 }
 
@@ -373,4 +467,41 @@ async fn health_ready_and_metrics() {
     assert!(metrics.contains("janus_instances 1"), "{metrics}");
     assert!(metrics.contains("janus_self_preservation 0"), "{metrics}");
     assert!(metrics.contains("janus_http_requests_total{class=\"2xx\"}"), "{metrics}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cached_lists_follow_lease_expiry_without_any_write() {
+    let app = TestApp::new();
+    let reply = app
+        .post(
+            ORDERS,
+            json!({"ip": "10.0.0.1", "port": 1, "metadata": {"preserved.heart.beat.timeout": "1000", "preserved.ip.delete.timeout": "2000"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    for _ in 0..2 {
+        // Twice: the second answer comes from the cache.
+        let nacos = app.get("/nacos/v1/ns/instance/list?serviceName=orders").await.json();
+        assert_eq!(nacos["hosts"][0]["healthy"], true);
+        assert_eq!(nacos["hosts"][0]["instanceHeartBeatTimeOut"], 1000);
+        assert_eq!(app.get(ORDERS).await.json()["instances"][0]["healthy"], true);
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // The reaper turned it unhealthy: the stored flag says so, and the cached
+    // lists were rebuilt (0 of 1 healthy fires the default protect threshold,
+    // which shows the instance as healthy with the threshold flag set).
+    assert_eq!(app.get(&format!("{ORDERS}/10.0.0.1/1")).await.json()["healthy"], false);
+    let native = app.get(ORDERS).await.json();
+    assert_eq!(native["reach_protection_threshold"], true, "the reaper's change is seen at once");
+    let nacos = app.get("/nacos/v1/ns/instance/list?serviceName=orders").await.json();
+    assert_eq!(
+        (nacos["hosts"][0]["healthy"].as_bool(), nacos["reachProtectionThreshold"].as_bool()),
+        (Some(true), Some(true))
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(app.get(ORDERS).await.json()["instances"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/nacos/v1/ns/instance/list?serviceName=orders").await.json()["hosts"].as_array().unwrap().len(),
+        0
+    );
 }

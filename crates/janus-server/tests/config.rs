@@ -1,6 +1,8 @@
 //! Every sample config parses; unknown keys and bad values are refused; the
 //! environment and overrides win over the file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use janus_server::ServerConfig;

@@ -1,6 +1,8 @@
 //! The server over a real socket: start on port 0, register and list through
 //! the Nacos API with a real HTTP client, then shut down gracefully.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};

@@ -1,6 +1,8 @@
 //! Random query strings and bodies thrown at every handler: the server answers
 //! every one with a status (never 500), and never panics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use axum::body::Body;
@@ -26,9 +28,29 @@ const PATHS: &[&str] = &[
 ];
 
 const KEYS: &[&str] = &[
-    "serviceName", "groupName", "namespaceId", "ip", "port", "clusterName", "cluster", "weight", "healthy", "enabled",
-    "enable", "ephemeral", "metadata", "beat", "clusters", "healthyOnly", "group", "healthy_only", "index", "wait",
-    "page", "page_size", "service",
+    "serviceName",
+    "groupName",
+    "namespaceId",
+    "ip",
+    "port",
+    "clusterName",
+    "cluster",
+    "weight",
+    "healthy",
+    "enabled",
+    "enable",
+    "ephemeral",
+    "metadata",
+    "beat",
+    "clusters",
+    "healthyOnly",
+    "group",
+    "healthy_only",
+    "index",
+    "wait",
+    "page",
+    "page_size",
+    "service",
 ];
 
 fn method() -> impl Strategy<Value = Method> {
@@ -61,8 +83,9 @@ fn value() -> impl Strategy<Value = String> {
 
 fn query() -> impl Strategy<Value = String> {
     let key = prop_oneof![proptest::sample::select(KEYS).prop_map(str::to_owned), any::<String>()];
-    proptest::collection::vec((key, value()), 0..6)
-        .prop_map(|pairs| pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&"))
+    proptest::collection::vec((key, value()), 0..6).prop_map(|pairs| {
+        pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+    })
 }
 
 fn body() -> impl Strategy<Value = (Option<&'static str>, Vec<u8>)> {

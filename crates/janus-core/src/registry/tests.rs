@@ -76,7 +76,11 @@ fn mode_mismatch_and_unknown_namespace_are_refused() {
     assert!(matches!(err, RegistryError::ModeMismatch { mode: Mode::Ap, .. }), "{err:?}");
     assert!(err.to_string().contains("namespace 'public' is ap"), "{err}");
 
-    let nowhere = ServiceKey::new(NamespaceId::new("nowhere").unwrap(), GroupName::default_group(), ServiceName::new("s").unwrap());
+    let nowhere = ServiceKey::new(
+        NamespaceId::new("nowhere").unwrap(),
+        GroupName::default_group(),
+        ServiceName::new("s").unwrap(),
+    );
     let err = reg.register_instance(&nowhere, InstanceSpec::new(inst(1)), Millis(0)).unwrap_err();
     assert_eq!(err, RegistryError::NamespaceNotFound("nowhere".to_owned()));
     assert!(reg.snapshot(&nowhere).is_err());

@@ -1,12 +1,12 @@
 //! `/v1/namespaces/{ns}/services/{service}/instances[/{ip}/{port}[/heartbeat]]`.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use janus_api::native::{HeartbeatAck, InstanceList, PatchInstance, RegisterInstance, WriteAck};
 use janus_core::model::{InstancePatch, InstanceSpec};
 use janus_core::name::{InstanceKey, ServiceKey};
-use janus_core::select::select;
 use janus_core::service::WriteOutcome;
 use janus_core::validate;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::list_cache::{CachedBody, ListKey, ListShape, to_json};
 use crate::native::read_headers;
 use crate::watch;
 
@@ -34,7 +35,11 @@ pub(crate) struct ListQuery {
 }
 
 fn ack(key: &ServiceKey, outcome: WriteOutcome) -> axum::Json<WriteAck> {
-    axum::Json(WriteAck { namespace: key.namespace.to_string(), mode: convert::mode(outcome.mode), revision: outcome.revision })
+    axum::Json(WriteAck {
+        namespace: key.namespace.to_string(),
+        mode: convert::mode(outcome.mode),
+        revision: outcome.revision,
+    })
 }
 
 fn spec(instance: InstanceKey, body: RegisterInstance) -> InstanceSpec {
@@ -51,7 +56,9 @@ fn spec(instance: InstanceKey, body: RegisterInstance) -> InstanceSpec {
 
 /// The instance named by the path and the `cluster` query parameter.
 fn addressed(ip: &str, port: &str, cluster: Option<&str>) -> Result<InstanceKey, ApiError> {
-    let port: i64 = port.parse().map_err(|_| ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {port:?}")))?;
+    let port: i64 = port
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {port:?}")))?;
     Ok(InstanceKey::new(convert::cluster(cluster)?, validate::parse_ip(ip)?, validate::check_port(port)?))
 }
 
@@ -78,18 +85,27 @@ pub(crate) async fn list(
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let clusters = convert::cluster_filter(query.cluster.as_deref())?;
     watch::block_on_service(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
-    let snapshot = state.registry.snapshot(&key)?;
-    let selection = select(&snapshot, &clusters, query.healthy_only.unwrap_or(false));
-    let body = InstanceList {
-        namespace: key.namespace.to_string(),
-        mode: convert::mode(snapshot.mode),
-        group: key.group.to_string(),
-        service: key.service.to_string(),
-        revision: snapshot.revision,
-        reach_protection_threshold: selection.reached_protect_threshold,
-        instances: selection.instances.iter().map(|s| convert::instance(s, &key)).collect(),
+    let healthy_only = query.healthy_only.unwrap_or(false);
+    let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::Native };
+    let entry = state.lists.get_or_build(&*state.registry, list_key, |snapshot, selection| {
+        let body = InstanceList {
+            namespace: key.namespace.to_string(),
+            mode: convert::mode(snapshot.mode),
+            group: key.group.to_string(),
+            service: key.service.to_string(),
+            revision: snapshot.revision,
+            reach_protection_threshold: selection.reached_protect_threshold,
+            instances: selection.instances.iter().map(|s| convert::instance(s, &key)).collect(),
+        };
+        CachedBody::Whole(Bytes::from(to_json(&body)))
+    })?;
+    let body = match &entry.body {
+        CachedBody::Whole(bytes) => bytes.clone(),
+        CachedBody::Fragment(raw) => Bytes::from(raw.get().to_owned()),
     };
-    Ok((read_headers(snapshot.revision, snapshot.mode), axum::Json(body)).into_response())
+    let mut headers = read_headers(entry.revision, entry.mode);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((headers, body).into_response())
 }
 
 pub(crate) async fn get(
@@ -102,7 +118,11 @@ pub(crate) async fn get(
     let found = state.registry.instance(&key, &instance)?;
     let mode = state.registry.namespace(&key.namespace)?.spec.mode;
     let revision = state.registry.service(&key)?.revision;
-    let selected = janus_core::select::Selected { healthy: found.instance.healthy, instance: found.instance, timing: found.timing };
+    let selected = janus_core::select::Selected {
+        healthy: found.instance.healthy,
+        instance: found.instance,
+        timing: found.timing,
+    };
     Ok((read_headers(revision, mode), axum::Json(convert::instance(&selected, &key))).into_response())
 }
 
@@ -129,7 +149,8 @@ pub(crate) async fn patch(
     if let Some(weight) = body.weight {
         validate::check_weight(weight)?;
     }
-    let patch = InstancePatch { weight: body.weight, healthy: body.healthy, enabled: body.enabled, metadata: body.metadata };
+    let patch =
+        InstancePatch { weight: body.weight, healthy: body.healthy, enabled: body.enabled, metadata: body.metadata };
     let outcome = state.registry.patch_instance(key.clone(), instance, patch).await?;
     Ok(ack(&key, outcome))
 }

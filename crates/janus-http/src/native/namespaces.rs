@@ -12,8 +12,12 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 
-pub(crate) async fn create(State(state): State<AppState>, Json(body): Json<CreateNamespace>) -> Result<Response, ApiError> {
-    let spec = NamespaceSpec::new(NamespaceId::new(&body.id)?, body.name, body.description, convert::core_mode(body.mode))?;
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<CreateNamespace>,
+) -> Result<Response, ApiError> {
+    let spec =
+        NamespaceSpec::new(NamespaceId::new(&body.id)?, body.name, body.description, convert::core_mode(body.mode))?;
     let info = state.registry.create_namespace(spec).await?;
     Ok((StatusCode::CREATED, axum::Json(convert::namespace(info))).into_response())
 }
@@ -22,7 +26,10 @@ pub(crate) async fn list(State(state): State<AppState>) -> axum::Json<NamespaceL
     axum::Json(NamespaceList { namespaces: state.registry.namespaces().into_iter().map(convert::namespace).collect() })
 }
 
-pub(crate) async fn get(State(state): State<AppState>, Path(ns): Path<String>) -> Result<axum::Json<Namespace>, ApiError> {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(ns): Path<String>,
+) -> Result<axum::Json<Namespace>, ApiError> {
     let info = state.registry.namespace(&NamespaceId::new(&ns)?)?;
     Ok(axum::Json(convert::namespace(info)))
 }

@@ -1,6 +1,6 @@
 //! A node with its router for in-process tests: requests go through `oneshot`.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -67,7 +67,12 @@ impl TestApp {
     }
 
     pub async fn raw(&self, method: Method, uri: &str, content_type: &str, body: impl Into<Body>) -> Reply {
-        let request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, content_type).body(body.into()).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .unwrap();
         self.send(request).await
     }
 
@@ -93,11 +98,7 @@ impl Drop for TestApp {
 }
 
 pub fn form_encode(params: &[(&str, &str)]) -> String {
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 pub fn encode(text: &str) -> String {

@@ -1,0 +1,144 @@
+//! `janus-bench`: drives a registry over HTTP and reports throughput and
+//! latency percentiles.
+//!
+//! ```text
+//! janus-bench run --target http://127.0.0.1:8848 --api nacos --scenario register --connections 64 --duration 10s
+//! janus-bench report --out docs/benchmarks.md bench/results/*.json
+//! ```
+//!
+//! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
+//! instances), `mixed` (1 register : 1 heartbeat : 8 lists), `watch` (time from
+//! a write to a blocked watcher waking; native API), `capacity` (hold
+//! `--instances` instances, then read the server's RSS from `--pid`).
+
+mod client;
+mod report;
+mod scenario;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario against a server.
+    Run(RunArgs),
+    /// Turn result files into the markdown tables of docs/benchmarks.md.
+    Report {
+        /// Markdown file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Text placed above the tables (e.g. the machine and the commands).
+        #[arg(long)]
+        preamble: Option<PathBuf>,
+        /// Result files written by `run --json`.
+        results: Vec<PathBuf>,
+    },
+}
+
+/// Which HTTP API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Api {
+    /// The Nacos v1 open API (works against any Nacos-compatible server).
+    Nacos,
+    /// The Janus native API under /v1/.
+    Native,
+}
+
+/// What load to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Scenario {
+    /// Every request registers a new instance.
+    Register,
+    /// Beats a pre-registered population round-robin.
+    Heartbeat,
+    /// Lists one service of `--instances` instances.
+    List,
+    /// 1 register : 1 heartbeat : 8 lists.
+    Mixed,
+    /// Write-to-wake latency of blocked watchers.
+    Watch,
+    /// Holds `--instances` instances and reports the server's RSS.
+    Capacity,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8848")]
+    pub(crate) target: String,
+    /// API to speak.
+    #[arg(long, value_enum, default_value = "nacos")]
+    pub(crate) api: Api,
+    /// Scenario.
+    #[arg(long, value_enum)]
+    pub(crate) scenario: Scenario,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) connections: usize,
+    /// How long to apply load (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) duration: Duration,
+    /// Warm-up before measuring (same load, not recorded).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub(crate) warmup: Duration,
+    /// Instances in the listed service (list, mixed), beaten population (heartbeat), or held (capacity).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) instances: usize,
+    /// Blocked watchers (watch scenario).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) watchers: usize,
+    /// Writes to time (watch scenario).
+    #[arg(long, default_value_t = 500)]
+    pub(crate) writes: usize,
+    /// Server process id, to read its RSS (capacity scenario).
+    #[arg(long)]
+    pub(crate) pid: Option<u32>,
+    /// Name of the server in reports (e.g. janus, rnacos).
+    #[arg(long, default_value = "server")]
+    pub(crate) label: String,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Prefix of the service names used, so runs do not collide.
+    #[arg(long, default_value = "bench")]
+    pub(crate) prefix: String,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let value: u64 = digits.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" | "" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        _ => Err(format!("bad duration unit in {text:?}")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let result = runtime.block_on(scenario::run(&args))?;
+            println!("{}", result.summary_line());
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
+            }
+            Ok(())
+        }
+        Command::Report { out, preamble, results } => report::write(&out, preamble.as_deref(), &results),
+    }
+}

@@ -1,0 +1,342 @@
+//! The workloads. Each scenario prepares its data, then runs `--connections`
+//! workers for `--warmup` + `--duration`, recording only after the warm-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use tokio::task::JoinSet;
+
+use crate::client::{Call, Conn};
+use crate::stats::{BenchResult, histogram, record};
+use crate::{Api, RunArgs, Scenario};
+
+/// Services the register load spreads over.
+const REGISTER_SERVICES: u64 = 64;
+
+/// A unique address for the n-th instance a run creates.
+fn address(n: u64) -> (String, u64) {
+    let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+    (ip, 1000 + (n >> 24))
+}
+
+/// Builds the calls of one API.
+#[derive(Debug, Clone)]
+struct Calls {
+    api: Api,
+}
+
+impl Calls {
+    fn register(&self, service: &str, ip: &str, port: u64) -> Call {
+        match self.api {
+            Api::Nacos => Call {
+                method: Method::POST,
+                path: "/nacos/v1/ns/instance".to_owned(),
+                body: Some((
+                    "application/x-www-form-urlencoded",
+                    format!("serviceName={service}&ip={ip}&port={port}&ephemeral=true"),
+                )),
+            },
+            Api::Native => Call {
+                method: Method::POST,
+                path: format!("/v1/namespaces/public/services/{service}/instances"),
+                body: Some(("application/json", format!("{{\"ip\":\"{ip}\",\"port\":{port}}}"))),
+            },
+        }
+    }
+
+    fn beat(&self, service: &str, ip: &str, port: u64) -> Call {
+        match self.api {
+            Api::Nacos => Call {
+                method: Method::PUT,
+                path: format!("/nacos/v1/ns/instance/beat?serviceName={service}&ip={ip}&port={port}"),
+                body: None,
+            },
+            Api::Native => Call {
+                method: Method::PUT,
+                path: format!("/v1/namespaces/public/services/{service}/instances/{ip}/{port}/heartbeat"),
+                body: None,
+            },
+        }
+    }
+
+    fn list(&self, service: &str, index: Option<u64>) -> Call {
+        let wait = index.map(|i| format!("&index={i}&wait=10s")).unwrap_or_default();
+        match self.api {
+            Api::Nacos => Call::get(format!("/nacos/v1/ns/instance/list?serviceName={service}{wait}")),
+            Api::Native => {
+                let query = index.map(|i| format!("?index={i}&wait=10s")).unwrap_or_default();
+                Call::get(format!("/v1/namespaces/public/services/{service}/instances{query}"))
+            }
+        }
+    }
+
+    /// Whether an answer means success (a Nacos beat must say 10200).
+    fn ok(&self, call: &Call, status: StatusCode, body: &Bytes) -> bool {
+        status.is_success()
+            && (self.api != Api::Nacos || !call.path.contains("/beat") || body.windows(5).any(|w| w == b"10200"))
+    }
+}
+
+/// What the workers of a scenario send.
+struct Workload {
+    calls: Calls,
+    prefix: String,
+    population: u64,
+    next_new: AtomicU64,
+    list_service: String,
+}
+
+impl Workload {
+    fn register_new(&self) -> Call {
+        let n = self.next_new.fetch_add(1, Ordering::Relaxed);
+        let (ip, port) = address(n);
+        self.calls.register(&format!("{}-reg-{}", self.prefix, n % REGISTER_SERVICES), &ip, port)
+    }
+
+    fn beat(&self, n: u64) -> Call {
+        let n = n % self.population.max(1);
+        let (ip, port) = address(n);
+        self.calls.beat(&format!("{}-hb-{}", self.prefix, n % 16), &ip, port)
+    }
+
+    fn next(&self, scenario: Scenario, worker: u64, seq: u64, workers: u64) -> Call {
+        match scenario {
+            Scenario::Register => self.register_new(),
+            Scenario::Heartbeat => self.beat(seq * workers + worker),
+            Scenario::Mixed => match seq % 10 {
+                0 => self.register_new(),
+                1 => self.beat(seq * workers + worker),
+                _ => self.calls.list(&self.list_service, None),
+            },
+            Scenario::List | Scenario::Watch | Scenario::Capacity => self.calls.list(&self.list_service, None),
+        }
+    }
+}
+
+pub(crate) async fn run(args: &RunArgs) -> anyhow::Result<BenchResult> {
+    let calls = Calls { api: args.api };
+    // Registrations of the run start above the populations set up below.
+    let workload = Arc::new(Workload {
+        calls: calls.clone(),
+        prefix: args.prefix.clone(),
+        population: args.instances as u64,
+        next_new: AtomicU64::new(1 << 22),
+        list_service: format!("{}-list-{}", args.prefix, args.instances),
+    });
+    match args.scenario {
+        Scenario::Register => {}
+        Scenario::Heartbeat => populate_beaters(args, &calls).await?,
+        Scenario::List => populate_list(args, &calls, &workload.list_service).await?,
+        Scenario::Mixed => {
+            populate_list(args, &calls, &workload.list_service).await?;
+            populate_beaters(args, &calls).await?;
+        }
+        Scenario::Watch => return watch(args, &calls).await,
+        Scenario::Capacity => return capacity(args, &calls).await,
+    }
+    load(args, workload).await
+}
+
+/// Sends `calls` over `connections` connections, all of which must succeed.
+async fn send_all(args: &RunArgs, calls: Vec<Call>, check: Calls) -> anyhow::Result<()> {
+    let calls = Arc::new(calls);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = JoinSet::new();
+    for _ in 0..args.connections.max(1) {
+        let (calls, next, check, target) = (calls.clone(), next.clone(), check.clone(), args.target.clone());
+        workers.spawn(async move {
+            let mut conn = Conn::open(&target).await?;
+            loop {
+                let i = usize::try_from(next.fetch_add(1, Ordering::Relaxed)).unwrap_or(usize::MAX);
+                let Some(call) = calls.get(i) else { return anyhow::Ok(()) };
+                let (status, body, _) = conn.send(call).await?;
+                if !check.ok(call, status, &body) {
+                    bail!("setup call {} answered {status}: {}", call.path, String::from_utf8_lossy(&body));
+                }
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+async fn populate_list(args: &RunArgs, calls: &Calls, service: &str) -> anyhow::Result<()> {
+    let registrations = (0..args.instances as u64)
+        .map(|n| {
+            let (ip, port) = address(n);
+            calls.register(service, &ip, port)
+        })
+        .collect();
+    send_all(args, registrations, calls.clone()).await.context("registering the listed service")
+}
+
+async fn populate_beaters(args: &RunArgs, calls: &Calls) -> anyhow::Result<()> {
+    let registrations = (0..args.instances as u64)
+        .map(|n| {
+            let (ip, port) = address(n);
+            calls.register(&format!("{}-hb-{}", args.prefix, n % 16), &ip, port)
+        })
+        .collect();
+    send_all(args, registrations, calls.clone()).await.context("registering the beaten population")
+}
+
+struct WorkerOutcome {
+    histogram: hdrhistogram::Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchResult> {
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let workers = args.connections.max(1) as u64;
+    let mut tasks = JoinSet::new();
+    for worker in 0..workers {
+        let (workload, target, scenario) = (workload.clone(), args.target.clone(), args.scenario);
+        tasks.spawn(async move {
+            let mut outcome = WorkerOutcome { histogram: histogram(), errors: 0, first_error: None };
+            let mut conn = Conn::open(&target).await?;
+            let mut seq = 0;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    return anyhow::Ok(outcome);
+                }
+                let call = workload.next(scenario, worker, seq, workers);
+                seq += 1;
+                let answer = conn.send(&call).await;
+                let latency = sent.elapsed();
+                let measured = sent >= measure_from;
+                match answer {
+                    Ok((status, body, _)) if workload.calls.ok(&call, status, &body) => {
+                        if measured {
+                            record(&mut outcome.histogram, latency);
+                        }
+                    }
+                    Ok((status, body, _)) => {
+                        if measured {
+                            outcome.errors += 1;
+                            outcome
+                                .first_error
+                                .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+                        }
+                    }
+                    Err(err) => {
+                        if measured {
+                            outcome.errors += 1;
+                            outcome.first_error.get_or_insert_with(|| err.to_string());
+                        }
+                        conn = Conn::open(&target).await?;
+                    }
+                }
+            }
+        });
+    }
+    let mut merged = histogram();
+    let (mut errors, mut first_error) = (0, None);
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done??;
+        merged.add(&outcome.histogram)?;
+        errors += outcome.errors;
+        first_error = first_error.or(outcome.first_error);
+    }
+    Ok(BenchResult::from_histogram(args, &merged, errors, args.duration, first_error))
+}
+
+/// Write-to-wake latency: watchers block on a service; a writer registers a new
+/// instance every 20 ms and stamps the moment it sends; each watcher records
+/// how long after that stamp it woke with the new revision.
+async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
+    let service = format!("{}-watch", args.prefix);
+    let mut writer = Conn::open(&args.target).await?;
+    let (status, body, _) = writer.send(&calls.register(&service, "10.200.0.1", 1)).await?;
+    if !status.is_success() {
+        bail!("cannot register the watched service: {status} {}", String::from_utf8_lossy(&body));
+    }
+    let (_, _, index) = writer.send(&calls.list(&service, None)).await?;
+    let Some(index) = index else { bail!("the target does not support blocking queries (no X-Janus-Index)") };
+    let base = Instant::now();
+    let stamp = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.watchers.max(1) {
+        let (stamp, done, target, calls, service) =
+            (stamp.clone(), done.clone(), args.target.clone(), calls.clone(), service.clone());
+        tasks.spawn(async move {
+            let mut conn = Conn::open(&target).await?;
+            let mut hist = histogram();
+            let mut seen = index;
+            while done.load(Ordering::Acquire) == 0 {
+                let (status, _, got) = conn.send(&calls.list(&service, Some(seen))).await?;
+                let woke = base.elapsed();
+                if let Some(got) = got.filter(|g| status.is_success() && *g != seen) {
+                    seen = got;
+                    let sent = Duration::from_nanos(stamp.load(Ordering::Acquire));
+                    record(&mut hist, woke.saturating_sub(sent));
+                }
+            }
+            anyhow::Ok(hist)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    for n in 0..args.writes as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stamp.store(u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
+        let (status, _, _) = writer.send(&calls.register(&service, "10.200.0.2", 2 + n)).await?;
+        if !status.is_success() {
+            bail!("watch write failed: {status}");
+        }
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done.store(1, Ordering::Release);
+    // Wake the watchers one last time so they see `done`.
+    writer.send(&calls.register(&service, "10.200.0.3", 1)).await?;
+    let mut merged = histogram();
+    while let Some(finished) = tasks.join_next().await {
+        merged.add(&finished??)?;
+    }
+    let expected = (args.writes * args.watchers.max(1)) as u64;
+    let missed = expected.saturating_sub(merged.len());
+    Ok(BenchResult::from_histogram(args, &merged, missed, elapsed, None))
+}
+
+/// Registers `--instances` instances (100 per service) as fast as possible,
+/// then reads the server's resident memory.
+async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
+    let started = Instant::now();
+    let registrations: Vec<Call> = (0..args.instances as u64)
+        .map(|n| {
+            let (ip, port) = address(n);
+            calls.register(&format!("{}-cap-{}", args.prefix, n / 100), &ip, port)
+        })
+        .collect();
+    send_all(args, registrations, calls.clone()).await.context("registering the capacity population")?;
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut result = BenchResult::from_histogram(args, &histogram(), 0, elapsed, None);
+    result.requests = args.instances as u64;
+    #[allow(clippy::cast_precision_loss)]
+    {
+        result.throughput = args.instances as f64 / elapsed.as_secs_f64();
+    }
+    if let Some(pid) = args.pid {
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmRSS in /proc status")?;
+        result.rss_bytes = Some(kib * 1024);
+    }
+    Ok(result)
+}
