@@ -278,6 +278,10 @@ async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
                 let woke = base.elapsed();
                 if let Some(got) = got.filter(|g| status.is_success() && *g != seen) {
                     seen = got;
+                    if done.load(Ordering::Acquire) != 0 {
+                        // The wake-up that ends the run is not a measured write.
+                        break;
+                    }
                     let sent = Duration::from_nanos(stamp.load(Ordering::Acquire));
                     record(&mut hist, woke.saturating_sub(sent));
                 }

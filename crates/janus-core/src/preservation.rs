@@ -65,6 +65,11 @@ impl Preservation {
         self.expected_per_hour = self.expected_per_hour.saturating_sub(renewals_per_hour);
     }
 
+    /// A live lease's beat interval changed.
+    pub fn rate_changed(&mut self, old_per_hour: u64, new_per_hour: u64) {
+        self.expected_per_hour = self.expected_per_hour.saturating_sub(old_per_hour) + new_per_hour;
+    }
+
     /// A heartbeat arrived.
     pub fn renewed(&mut self, now: Millis) {
         self.add(now, 1);
@@ -75,6 +80,10 @@ impl Preservation {
         // The modulo keeps the index below BUCKETS, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
         let slot = (second % BUCKETS as u64) as usize;
+        if self.seconds[slot] != u64::MAX && self.seconds[slot] > second {
+            // Older than the window this bucket now holds: it no longer counts.
+            return;
+        }
         if self.seconds[slot] != second {
             self.seconds[slot] = second;
             self.counts[slot] = 0;
@@ -165,6 +174,14 @@ mod tests {
         let mut p = Preservation::new(cfg(240));
         p.lease_started(720, Millis(0));
         assert!(!p.active(Millis(300_000)));
+    }
+
+    #[test]
+    fn a_late_renewal_never_clears_a_newer_bucket() {
+        let mut p = Preservation::new(cfg(0));
+        p.renewed(Millis(125_000));
+        p.renewed(Millis(65_000)); // same bucket index, a minute older
+        assert_eq!(p.renewals_last_min(Millis(125_000)), 1);
     }
 
     #[test]

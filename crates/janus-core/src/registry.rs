@@ -551,8 +551,13 @@ impl Registry {
                 custom_id: spec.custom_id.map(String::into_boxed_str),
             };
             if let Some(lease) = &mut slot.lease {
-                self.preservation.lease_ended(lease.timing.renewals_per_hour());
-                self.preservation.lease_started(timing.renewals_per_hour(), now);
+                if lease.timing != timing {
+                    self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
+                }
+                if now > lease.last_renew {
+                    // A re-registration is a sign of life (a patch passes the old renewal time).
+                    self.preservation.renewed(now);
+                }
                 lease.last_renew = now;
                 lease.timing = timing;
                 let at = lease.unhealthy_at();

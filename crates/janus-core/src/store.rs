@@ -1,7 +1,7 @@
 //! [`RegistryStore`]: one node's registry behind a lock, its clock and its watches.
 //!
 //! Engines write through [`RegistryStore::write`], which publishes the changes a
-//! write made after the lock is released; readers take a short read lock and
+//! write made in revision order; readers take a short read lock and
 //! copy what they need (instances are `Arc`s, so a copy is cheap), then encode
 //! outside the lock.
 
@@ -51,14 +51,14 @@ impl RegistryStore {
         f(&self.registry.read())
     }
 
-    /// Writes under the exclusive lock with the current time, then publishes the changes.
+    /// Writes under the exclusive lock with the current time and publishes the
+    /// changes before releasing it, so subscribers see them in revision order.
+    /// Publishing only sends on bounded channels; it never waits.
     pub fn write<R>(&self, f: impl FnOnce(&mut Registry, Millis) -> R) -> R {
-        let (result, changes) = {
-            let mut registry = self.registry.write();
-            let now = self.clock.now();
-            let result = f(&mut registry, now);
-            (result, registry.take_changes())
-        };
+        let mut registry = self.registry.write();
+        let now = self.clock.now();
+        let result = f(&mut registry, now);
+        let changes = registry.take_changes();
         self.hub.publish(&changes);
         result
     }

@@ -131,12 +131,12 @@ fn open_stream(
         return Err(ApiError::overloaded("too many open watches; retry shortly"));
     };
     let receiver = state.registry.subscribe();
-    let hello = Event::default().event("ready").data(format!(
-        "{{\"namespace\":{:?},\"mode\":\"{}\",\"revision\":{}}}",
-        info.spec.id.as_str(),
-        info.spec.mode,
-        info.revision
-    ));
+    let hello = serde_json::json!({
+        "namespace": info.spec.id.as_str(),
+        "mode": info.spec.mode.as_str(),
+        "revision": info.revision,
+    });
+    let hello = Event::default().event("ready").data(hello.to_string());
     let stream = EventStream { receiver, filter: Arc::new(filter), _permit: permit, hello: Some(hello) };
     Ok(Sse::new(futures_util::stream::unfold(stream, EventStream::next)).keep_alive(KeepAlive::default()))
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs the identical Nacos-v1 scenarios against Janus and rnacos 0.8.8 on this
+# machine with the same load generator (janus-bench), then Janus-only scenarios
+# (watch latency, capacity), and writes docs/benchmarks.md.
+#
+# Each server runs pinned to CPU 0 and the load generator to CPU 1 (when the
+# machine has two or more), and each scenario gets a freshly started server.
+#
+# Usage: bench/compare.sh [--quick]   (--quick: 3 s per scenario, 100k capacity)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+TOOLS="$ROOT/target/tools"
+RNACOS_ROOT="$TOOLS/rnacos-0.8.8"
+RNACOS="$RNACOS_ROOT/bin/rnacos"
+RESULTS="$ROOT/bench/results"
+JANUS_PORT=18848
+RNACOS_PORT=18849
+DURATION=10s
+CONNS=64
+CAPACITY=1000000
+if [ "${1:-}" = "--quick" ]; then DURATION=3s; CAPACITY=100000; fi
+
+if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); BENCH_CPU=(taskset -c 1); else SERVER_CPU=(); BENCH_CPU=(); fi
+
+if [ ! -x "$RNACOS" ]; then
+  echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
+  cargo install rnacos --version 0.8.8 --locked --root "$RNACOS_ROOT"
+fi
+echo "== building janus and janus-bench (release)"
+cargo build --release --locked -p janus-server -p janus-bench
+JANUS="$ROOT/target/release/janus"
+BENCH="$ROOT/target/release/janus-bench"
+
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_for() { # url
+  for _ in $(seq 1 100); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "server at $1 did not come up" >&2
+  return 1
+}
+
+start_janus() { # extra env assignments...
+  env "$@" "${SERVER_CPU[@]}" "$JANUS" --http-addr "127.0.0.1:$JANUS_PORT" --log warn >"$WORK/janus.log" 2>&1 &
+  SERVER_PID=$!
+  wait_for "http://127.0.0.1:$JANUS_PORT/ready"
+}
+
+start_rnacos() {
+  rm -rf "$WORK/rnacos" && mkdir -p "$WORK/rnacos"
+  (cd "$WORK/rnacos" && env RNACOS_HTTP_PORT=$RNACOS_PORT RNACOS_GRPC_PORT=$((RNACOS_PORT + 1000)) \
+    RNACOS_HTTP_CONSOLE_PORT=$((RNACOS_PORT + 2000)) RNACOS_SDK_HOST=127.0.0.1 RNACOS_CONSOLE_HOST=127.0.0.1 \
+    RNACOS_DATA_DIR="$WORK/rnacos/data" "${SERVER_CPU[@]}" "$RNACOS" >"$WORK/rnacos.log" 2>&1) &
+  SERVER_PID=$!
+  wait_for "http://127.0.0.1:$RNACOS_PORT/nacos/v1/ns/instance/list?serviceName=probe"
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  pkill -f "$RNACOS_ROOT/bin/rnacos" 2>/dev/null || true
+  SERVER_PID=""
+  sleep 0.5
+}
+
+COMMANDS=()
+bench() { # label port scenario instances [extra args...]
+  local label=$1 port=$2 scenario=$3 instances=$4
+  shift 4
+  local out="$RESULTS/$label-$scenario-$instances.json"
+  local cmd=("$BENCH" run --target "http://127.0.0.1:$port" --label "$label" --scenario "$scenario"
+    --instances "$instances" --connections "$CONNS" --duration "$DURATION" --json "$out" "$@")
+  "${BENCH_CPU[@]}" "${cmd[@]}"
+  local line="${cmd[*]}"
+  line="${line//$ROOT\//}"
+  COMMANDS+=("${line//--pid $SERVER_PID/--pid <janus pid>}")
+}
+
+SCENARIOS=("register 0" "heartbeat 10000" "list 100" "list 1000" "mixed 100")
+for entry in "${SCENARIOS[@]}"; do
+  read -r scenario instances <<<"$entry"
+  echo "== $scenario ($instances): janus"
+  start_janus
+  bench janus "$JANUS_PORT" "$scenario" "$instances"
+  stop_server
+  echo "== $scenario ($instances): rnacos 0.8.8"
+  start_rnacos
+  bench rnacos "$RNACOS_PORT" "$scenario" "$instances"
+  stop_server
+done
+
+echo "== watch latency: janus (native API, blocking queries)"
+start_janus
+bench janus "$JANUS_PORT" watch 1 --api native --watchers 16 --writes 500
+stop_server
+
+echo "== capacity: janus holding $CAPACITY instances (leases long enough not to expire during the run)"
+start_janus JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS=7200000
+bench janus "$JANUS_PORT" capacity "$CAPACITY" --pid "$SERVER_PID"
+stop_server
+
+PREAMBLE="$WORK/preamble.md"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`bench/compare.sh\` on $(date -u +%Y-%m-%d) at commit \`$(git rev-parse --short HEAD)\`."
+  echo
+  echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB."
+  echo "- Each server runs pinned to CPU 0 (\`taskset -c 0\`), the load generator to CPU 1; every scenario starts a fresh server."
+  echo "- Load: \`janus-bench\`, $CONNS keep-alive HTTP/1.1 connections, 1 s warm-up then $DURATION measured; the identical Nacos v1 requests go to both servers."
+  echo "- rnacos 0.8.8 is installed by the script (\`cargo install rnacos --version 0.8.8 --locked\`) and run with its defaults on loopback."
+  echo "- Scenarios: register (each request a new instance, over 64 services); heartbeat (light beats over 10,000 registered instances); list (one service of 100 or 1000 instances); mixed (1 register : 1 heartbeat : 8 lists of a 100-instance service)."
+  echo
+  echo "Commands (relative to the repository root):"
+  echo
+  echo '```'
+  for c in "${COMMANDS[@]}"; do echo "$c"; done
+  echo '```'
+} >"$PREAMBLE"
+"$BENCH" report --out "$ROOT/docs/benchmarks.md" --preamble "$PREAMBLE" "$RESULTS"/*.json
+echo "== wrote docs/benchmarks.md"
+cat "$ROOT/docs/benchmarks.md"
