@@ -10,6 +10,7 @@ use janus_core::{InstanceKey, Millis, Registry, RegistryError, RegistryStore, Se
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::reaper;
 
@@ -50,7 +51,8 @@ impl ApEngine {
     #[must_use]
     pub fn spawn(store: Arc<RegistryStore>, config: ApConfig, shutdown: CancellationToken) -> (Self, JoinHandle<()>) {
         let shared = Arc::new(Shared { store, wake: Notify::new(), planned_wake: AtomicU64::new(u64::MAX), config });
-        let task = tokio::spawn(reaper::run(shared.clone(), shutdown));
+        // The reaper logs under the caller's span (the node's, with its id).
+        let task = tokio::spawn(reaper::run(shared.clone(), shutdown).instrument(tracing::info_span!("ap_reaper")));
         (Self { shared }, task)
     }
 

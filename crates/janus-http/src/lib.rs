@@ -33,6 +33,7 @@ use axum::routing::{get, put};
 use janus_core::RegistryService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 pub use axum::Router;
 pub use metrics::HttpMetrics;
@@ -77,6 +78,7 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) registry: Arc<dyn RegistryService>,
+    pub(crate) shutdown: CancellationToken,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) metrics: Arc<HttpMetrics>,
     pub(crate) requests: Arc<Semaphore>,
@@ -85,9 +87,19 @@ pub(crate) struct AppState {
 }
 
 /// Builds the router over a registry.
-pub fn router(registry: Arc<dyn RegistryService>, config: HttpConfig, metrics: Arc<HttpMetrics>) -> Router {
+///
+/// When `shutdown` is cancelled, blocking queries return at once with the
+/// current state and event streams end, so a graceful shutdown never waits
+/// for a watch.
+pub fn router(
+    registry: Arc<dyn RegistryService>,
+    config: HttpConfig,
+    metrics: Arc<HttpMetrics>,
+    shutdown: CancellationToken,
+) -> Router {
     let state = AppState {
         registry,
+        shutdown,
         requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
         watchers: Arc::new(Semaphore::new(config.max_watchers)),
         lists: Arc::new(list_cache::ListCache::new(config.list_cache_bytes)),

@@ -15,6 +15,7 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::convert;
@@ -62,7 +63,10 @@ pub(crate) async fn block_on_service(
     if let Some(index) = index {
         let wait = wait_for(wait, state.config.default_wait, state.config.max_wait)?;
         registry.namespace(&key.namespace)?;
-        registry.wait_service(key, index, wait).await;
+        tokio::select! {
+            _ = registry.wait_service(key, index, wait) => {}
+            () = state.shutdown.cancelled() => {}
+        }
     }
     Ok(())
 }
@@ -137,7 +141,13 @@ fn open_stream(
         "revision": info.revision,
     });
     let hello = Event::default().event("ready").data(hello.to_string());
-    let stream = EventStream { receiver, filter: Arc::new(filter), _permit: permit, hello: Some(hello) };
+    let stream = EventStream {
+        receiver,
+        filter: Arc::new(filter),
+        _permit: permit,
+        hello: Some(hello),
+        shutdown: state.shutdown.clone(),
+    };
     Ok(Sse::new(futures_util::stream::unfold(stream, EventStream::next)).keep_alive(KeepAlive::default()))
 }
 
@@ -147,6 +157,7 @@ struct EventStream {
     filter: Arc<Filter>,
     _permit: OwnedSemaphorePermit,
     hello: Option<Event>,
+    shutdown: CancellationToken,
 }
 
 impl EventStream {
@@ -155,7 +166,11 @@ impl EventStream {
             return Some((Ok(hello), self));
         }
         loop {
-            match self.receiver.recv().await {
+            let received = tokio::select! {
+                received = self.receiver.recv() => received,
+                () = self.shutdown.cancelled() => return None,
+            };
+            match received {
                 Ok(change) if self.filter.matches(&change) => {
                     let event = to_wire(&change);
                     let data = serde_json::to_string(&event).unwrap_or_default();

@@ -46,7 +46,8 @@ pub fn build(config: &ServerConfig, shutdown: &CancellationToken) -> App {
     let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
     let node = Arc::new(Node::new(store, ap));
     let registry: Arc<dyn RegistryService> = node.clone();
-    let router = janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()));
+    let router =
+        janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
     App { node, router, reaper }
 }
 

@@ -1,5 +1,7 @@
 //! The tracing subscriber; only binaries and tests install one.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs a formatted subscriber with `filter` (overridden by `RUST_LOG` when set).
@@ -12,6 +14,7 @@ pub fn init(filter: &str) -> Result<(), tracing_subscriber::filter::ParseError> 
         _ => EnvFilter::try_new(filter)?,
     };
     // A second install (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let ansi = std::io::stdout().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).try_init();
     Ok(())
 }

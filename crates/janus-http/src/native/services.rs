@@ -55,7 +55,10 @@ pub(crate) async fn list(
     if let Some(index) = query.index {
         let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
         state.registry.namespace(&namespace)?;
-        state.registry.wait_namespace(&namespace, index, wait).await;
+        tokio::select! {
+            _ = state.registry.wait_namespace(&namespace, index, wait) => {}
+            () = state.shutdown.cancelled() => {}
+        }
     }
     let info = state.registry.namespace(&namespace)?;
     let (total, services) = state.registry.services(&namespace, group.as_ref(), page, page_size)?;
