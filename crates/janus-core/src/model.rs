@@ -200,6 +200,21 @@ impl InstanceSpec {
         }
     }
 
+    /// The instance this spec describes, stored under `key` (the spec's key,
+    /// possibly with an interned cluster name).
+    #[must_use]
+    pub fn into_instance(self, key: InstanceKey, ephemeral: bool) -> Instance {
+        Instance {
+            key,
+            weight: self.weight,
+            healthy: self.healthy,
+            enabled: self.enabled,
+            ephemeral,
+            metadata: self.metadata,
+            custom_id: self.custom_id.map(String::into_boxed_str),
+        }
+    }
+
     /// Checks weight, metadata (with lease overrides) and custom id.
     ///
     /// # Errors

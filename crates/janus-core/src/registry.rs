@@ -541,15 +541,7 @@ impl Registry {
         let mut instance_key = spec.key.clone();
         if let Some(slot) = entry.instances.get_mut(&instance_key) {
             instance_key.cluster = slot.instance.key.cluster.clone();
-            let updated = Instance {
-                key: instance_key.clone(),
-                weight: spec.weight,
-                healthy: spec.healthy,
-                enabled: spec.enabled,
-                ephemeral: mode.is_ephemeral(),
-                metadata: spec.metadata,
-                custom_id: spec.custom_id.map(String::into_boxed_str),
-            };
+            let updated = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
             if let Some(lease) = &mut slot.lease {
                 if lease.timing != timing {
                     self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
@@ -570,15 +562,7 @@ impl Registry {
             return Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceUpdated));
         }
         instance_key.cluster = entry.intern(&spec.key.cluster);
-        let instance = Instance {
-            key: instance_key.clone(),
-            weight: spec.weight,
-            healthy: spec.healthy,
-            enabled: spec.enabled,
-            ephemeral: mode.is_ephemeral(),
-            metadata: spec.metadata,
-            custom_id: spec.custom_id.map(String::into_boxed_str),
-        };
+        let instance = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
         let lease = mode.is_ephemeral().then(|| {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)

@@ -72,6 +72,12 @@ impl RegistryStore {
         revision
     }
 
+    /// Like [`Self::wait_service`] for the node-wide revision (any change).
+    pub async fn wait_any(&self, after: u64, timeout: Duration) -> u64 {
+        let rx = self.hub.subscribe_all();
+        self.wait(rx, || self.read(Registry::revision), after, timeout).await
+    }
+
     /// Like [`Self::wait_service`] for a namespace's revision.
     pub async fn wait_namespace(&self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
         let rx = self.hub.subscribe_namespace(id);

@@ -18,6 +18,8 @@ use crate::name::{NamespaceId, ServiceKey};
 /// Fan-out of registry changes to waiters and subscribers.
 #[derive(Debug)]
 pub struct WatchHub {
+    /// The node-wide revision: every change moves it.
+    all: watch::Sender<u64>,
     services: Mutex<HashMap<ServiceKey, watch::Sender<u64>>>,
     namespaces: Mutex<HashMap<NamespaceId, watch::Sender<u64>>>,
     events: broadcast::Sender<Change>,
@@ -28,14 +30,18 @@ impl WatchHub {
     #[must_use]
     pub fn new(capacity: usize) -> Self {
         let (events, _) = broadcast::channel(capacity.max(1));
-        Self { services: Mutex::new(HashMap::new()), namespaces: Mutex::new(HashMap::new()), events }
+        Self {
+            all: watch::channel(0).0,
+            services: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(HashMap::new()),
+            events,
+        }
     }
 
     /// Delivers changes (called after the registry lock is released).
     pub fn publish(&self, changes: &[Change]) {
-        if changes.is_empty() {
-            return;
-        }
+        let Some(last) = changes.last() else { return };
+        self.all.send_replace(last.revision);
         if self.events.receiver_count() > 0 {
             for change in changes {
                 // An error only means every subscriber left meanwhile.
@@ -60,6 +66,11 @@ impl WatchHub {
                 }
             }
         }
+    }
+
+    /// Starts waiting on the node-wide revision.
+    pub fn subscribe_all(&self) -> watch::Receiver<u64> {
+        self.all.subscribe()
     }
 
     /// Starts waiting on a service; pair with [`Self::release_service`].

@@ -505,3 +505,19 @@ async fn cached_lists_follow_lease_expiry_without_any_write() {
         0
     );
 }
+
+#[tokio::test]
+async fn blocking_namespace_list_waits_for_any_change() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let start = app.get("/v1/namespaces").await.index();
+    let waiter = {
+        let app = app.clone();
+        tokio::spawn(async move { app.get(&format!("/v1/namespaces?index={start}&wait=30s")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished());
+    app.post("/v1/namespaces", json!({"id": "late", "mode": "ap"})).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert!(reply.index() > start);
+    assert_eq!(reply.json()["namespaces"].as_array().unwrap().len(), 2);
+}

@@ -1,7 +1,7 @@
 //! `/v1/namespaces[/{ns}]`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use janus_api::native::{CreateNamespace, Namespace, NamespaceList, UpdateNamespace};
 use janus_core::model::NamespaceSpec;
@@ -10,7 +10,10 @@ use janus_core::name::NamespaceId;
 use crate::AppState;
 use crate::convert;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use serde::Deserialize;
+
+use crate::extract::{Json, Path, Query};
+use crate::watch;
 
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -22,8 +25,27 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, axum::Json(convert::namespace(info))).into_response())
 }
 
-pub(crate) async fn list(State(state): State<AppState>) -> axum::Json<NamespaceList> {
-    axum::Json(NamespaceList { namespaces: state.registry.namespaces().into_iter().map(convert::namespace).collect() })
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    index: Option<u64>,
+    wait: Option<String>,
+}
+
+/// Lists namespaces; a blocking query waits on the node-wide revision, since
+/// every change shows in some namespace's revision or service count.
+pub(crate) async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+    if let Some(index) = query.index {
+        let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
+        tokio::select! {
+            _ = state.registry.store().wait_any(index, wait) => {}
+            () = state.shutdown.cancelled() => {}
+        }
+    }
+    let (revision, namespaces) = state.registry.store().read(|r| (r.revision(), r.namespaces()));
+    let mut headers = HeaderMap::new();
+    headers.insert(HeaderName::from_static("x-janus-index"), HeaderValue::from(revision));
+    let body = NamespaceList { namespaces: namespaces.into_iter().map(convert::namespace).collect() };
+    Ok((headers, axum::Json(body)).into_response())
 }
 
 pub(crate) async fn get(
