@@ -158,6 +158,20 @@ pub struct Registry {
     preservation: Preservation,
     instance_count: u64,
     changes: Vec<Change>,
+    /// Services by ASCII-lowercased `namespace/group/service`, for lookups that
+    /// must ignore case (DNS). The first service to claim a folded name keeps it.
+    folded: HashMap<String, ServiceKey>,
+}
+
+fn folded_name(namespace: &str, group: &str, service: &str) -> String {
+    let mut name = String::with_capacity(namespace.len() + group.len() + service.len() + 2);
+    for (i, part) in [namespace, group, service].into_iter().enumerate() {
+        if i > 0 {
+            name.push('/');
+        }
+        name.extend(part.chars().map(|c| c.to_ascii_lowercase()));
+    }
+    name
 }
 
 impl Registry {
@@ -181,6 +195,7 @@ impl Registry {
             preservation: Preservation::new(config.preservation),
             instance_count: 0,
             changes: Vec::new(),
+            folded: HashMap::new(),
         }
     }
 
@@ -379,6 +394,9 @@ impl Registry {
             .get_mut(&key.namespace)
             .ok_or_else(|| RegistryError::NamespaceNotFound(key.namespace.to_string()))?;
         ns.services.insert((key.group.clone(), key.service.clone()));
+        self.folded
+            .entry(folded_name(key.namespace.as_str(), key.group.as_str(), key.service.as_str()))
+            .or_insert_with(|| key.clone());
         let shared = Arc::new(key.clone());
         self.services.insert(key.clone(), ServiceEntry::new(shared.clone(), settings));
         self.touch(&shared, None, ChangeKind::ServiceCreated);
@@ -444,6 +462,10 @@ impl Registry {
         self.services.remove(key);
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
             ns.services.remove(&(key.group.clone(), key.service.clone()));
+        }
+        let folded = folded_name(key.namespace.as_str(), key.group.as_str(), key.service.as_str());
+        if self.folded.get(&folded) == Some(key) {
+            self.folded.remove(&folded);
         }
         Ok(())
     }
@@ -739,6 +761,23 @@ impl Registry {
                 instances: Vec::new(),
             },
         })
+    }
+
+    /// Finds a service by names as a client spelled them: exactly, or else
+    /// ignoring ASCII case. `None` if no such service exists.
+    #[must_use]
+    pub fn resolve_service(&self, namespace: &str, group: &str, service: &str) -> Option<ServiceKey> {
+        let exact = (|| {
+            Some(ServiceKey::new(
+                NamespaceId::new(namespace).ok()?,
+                GroupName::new(group).ok()?,
+                ServiceName::new(service).ok()?,
+            ))
+        })();
+        if let Some(key) = exact.filter(|k| self.services.contains_key(k)) {
+            return Some(key);
+        }
+        self.folded.get(&folded_name(namespace, group, service)).cloned()
     }
 
     /// Revision of a service (0 if absent), for blocking queries.

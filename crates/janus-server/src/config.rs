@@ -5,7 +5,7 @@
 //! `JANUS_HTTP__ADDR=0.0.0.0:8848`), then command-line flags. Unknown keys are
 //! errors, so a typo never silently falls back to a default.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -123,13 +123,33 @@ fn duration_ms(d: Duration) -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsSection {
-    /// Listen address (UDP and TCP).
+    /// Whether to serve DNS at all.
+    pub enabled: bool,
+    /// Listen address (UDP and TCP on the same port).
     pub addr: SocketAddr,
+    /// The domain answered for; names outside it are refused.
+    pub domain: String,
+    /// TTL of answers, in seconds (0, as Consul: resolvers do not cache).
+    pub default_ttl_secs: u32,
+    /// TTL per namespace id; a service's `janus.dns.ttl` metadata beats both.
+    pub namespace_ttl_secs: BTreeMap<String, u32>,
+    /// TCP connections idle longer than this are closed.
+    pub tcp_timeout_ms: u64,
+    /// (Service, cluster) answer sets kept for reuse; always checked against the service revision.
+    pub cache_entries: u64,
 }
 
 impl Default for DnsSection {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 8600)) }
+        Self {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8600)),
+            domain: "janus.".to_owned(),
+            default_ttl_secs: 0,
+            namespace_ttl_secs: BTreeMap::new(),
+            tcp_timeout_ms: 5000,
+            cache_entries: 100_000,
+        }
     }
 }
 
@@ -197,6 +217,15 @@ impl Default for LogSection {
     fn default() -> Self {
         Self { filter: "info".to_owned() }
     }
+}
+
+fn hickory_name_ok(domain: &str) -> Result<(), ()> {
+    let labels: Vec<&str> = domain.trim_end_matches('.').split('.').collect();
+    let valid = !domain.is_empty()
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if valid { Ok(()) } else { Err(()) }
 }
 
 /// Environment variables that name the config file rather than a setting.
@@ -272,6 +301,9 @@ impl ServerConfig {
         }
         if http.max_page_size == 0 {
             return invalid("http.max_page_size", "must be positive");
+        }
+        if hickory_name_ok(&self.dns.domain).is_err() {
+            return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! - [`config`]: [`ServerConfig`] from TOML, `JANUS_*` environment and flags.
 //! - [`node`]: [`Node`], the [`janus_core::RegistryService`] that routes each
 //!   write to the engine owning the namespace's mode.
-//! - [`start`] / [`RunningServer`]: bind, spawn, and shut down gracefully.
+//! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 
 pub mod config;
@@ -16,6 +16,7 @@ pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use janus_ap::ApEngine;
@@ -55,6 +56,9 @@ pub fn build(config: &ServerConfig, shutdown: &CancellationToken) -> App {
 pub struct RunningServer {
     /// Where HTTP is served (the bound address, also when the port was 0).
     pub http_addr: SocketAddr,
+    /// Where DNS is served (UDP and TCP), if enabled.
+    pub dns_addr: Option<SocketAddr>,
+    dns: Option<janus_dns::DnsHandle>,
     /// The node.
     pub node: Arc<Node>,
     http: JoinHandle<std::io::Result<()>>,
@@ -72,13 +76,33 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         .with_context(|| format!("cannot bind HTTP address {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
     let App { node, router, reaper } = span.in_scope(|| build(&config, &shutdown));
+    let dns = if config.dns.enabled {
+        let registry: Arc<dyn RegistryService> = node.clone();
+        let handler = janus_dns::RegistryHandler::new(
+            registry,
+            &config.dns.domain,
+            config.dns.default_ttl_secs,
+            config.dns.namespace_ttl_secs.clone().into_iter().collect(),
+            config.dns.cache_entries,
+        )
+        .context("bad DNS domain")?;
+        let timeout = Duration::from_millis(config.dns.tcp_timeout_ms);
+        let dns = janus_dns::start(handler, config.dns.addr, timeout, shutdown.child_token())
+            .instrument(span.clone())
+            .await
+            .with_context(|| format!("cannot bind DNS address {}", config.dns.addr))?;
+        Some(dns)
+    } else {
+        None
+    };
+    let dns_addr = dns.as_ref().map(|d| d.addr);
     let stop = shutdown.clone();
     let http = tokio::spawn(
         async move { janus_http::serve(listener, router, async move { stop.cancelled().await }).await }
             .instrument(span.clone()),
     );
     span.in_scope(|| info!(%http_addr, "janus serving"));
-    Ok(RunningServer { http_addr, node, http, reaper })
+    Ok(RunningServer { http_addr, dns_addr, dns, node, http, reaper })
 }
 
 impl RunningServer {
@@ -89,6 +113,9 @@ impl RunningServer {
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.http.await.context("HTTP task panicked")?;
         self.reaper.await.context("reaper task panicked")?;
+        if let Some(dns) = self.dns {
+            dns.wait().await;
+        }
         served.context("HTTP server failed")
     }
 }

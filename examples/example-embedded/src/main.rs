@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let mut config = ServerConfig::default();
     config.http.addr = ([127, 0, 0, 1], 0).into();
+    config.dns.enabled = false;
     let shutdown = CancellationToken::new();
     let server = janus_server::start(config, shutdown.clone()).await?;
     let addr = server.http_addr;

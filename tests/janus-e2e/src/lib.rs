@@ -1,5 +1,7 @@
-//! Helpers for black-box tests: a node on a free loopback port and a plain
-//! HTTP client.
+//! Helpers for black-box tests: a node on free loopback ports, a plain HTTP
+//! client and a small DNS client.
+
+pub mod dns;
 
 use std::time::Duration;
 
@@ -30,6 +32,7 @@ impl Node {
     pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig::default();
         config.http.addr = ([127, 0, 0, 1], 0).into();
+        config.dns.addr = ([127, 0, 0, 1], 0).into();
         tweak(&mut config);
         let shutdown = CancellationToken::new();
         let server = match janus_server::start(config, shutdown.clone()).await {
@@ -92,11 +95,32 @@ impl Http {
     /// # Errors
     /// A transport error.
     pub async fn send(&self, method: Method, url: &str, form: Option<&str>) -> Result<Answer, String> {
+        self.request(method, url, form.map(|f| ("application/x-www-form-urlencoded", f.to_owned()))).await
+    }
+
+    /// Sends a request with an optional JSON body.
+    ///
+    /// # Errors
+    /// A transport error.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        url: &str,
+        json: Option<serde_json::Value>,
+    ) -> Result<Answer, String> {
+        self.request(method, url, json.map(|j| ("application/json", j.to_string()))).await
+    }
+
+    async fn request(&self, method: Method, url: &str, body: Option<(&str, String)>) -> Result<Answer, String> {
         let mut builder = Request::builder().method(method).uri(url);
-        if form.is_some() {
-            builder = builder.header("content-type", "application/x-www-form-urlencoded");
-        }
-        let request = builder.body(Full::from(form.unwrap_or_default().to_owned())).map_err(|e| e.to_string())?;
+        let body = match body {
+            Some((content_type, body)) => {
+                builder = builder.header("content-type", content_type);
+                body
+            }
+            None => String::new(),
+        };
+        let request = builder.body(Full::from(body)).map_err(|e| e.to_string())?;
         let response = self.client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -309,3 +309,15 @@ fn patch_merges_metadata_and_keeps_the_lease_clock() {
     run_until(&mut reg, Millis(0), Millis(15_000));
     assert_eq!(healthy(&reg, "orders", 1), Some(false), "a patch is not a heartbeat");
 }
+
+#[test]
+fn services_resolve_exactly_or_ignoring_case() {
+    let mut reg = Registry::new(RegistryConfig::default());
+    reg.create_service(&key("OrderService"), ServiceSettings::default()).unwrap();
+    assert_eq!(reg.resolve_service("public", "DEFAULT_GROUP", "OrderService"), Some(key("OrderService")));
+    assert_eq!(reg.resolve_service("PUBLIC", "default_group", "orderservice"), Some(key("OrderService")));
+    assert_eq!(reg.resolve_service("public", "DEFAULT_GROUP", "nobody"), None);
+    assert_eq!(reg.resolve_service("public", "DEFAULT_GROUP", "bad name"), None);
+    reg.delete_service(&key("OrderService")).unwrap();
+    assert_eq!(reg.resolve_service("public", "default_group", "orderservice"), None);
+}

@@ -1,0 +1,142 @@
+//! [`RegistryHandler`]: hickory's request handler over the registry. It maps
+//! each query to a [`ParsedName`] and each outcome to a response code.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::rdata::SOA;
+use hickory_server::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use janus_core::RegistryService;
+use tracing::debug;
+
+use crate::answer::{Answerer, Outcome};
+use crate::name::{self, ParsedName};
+
+/// Answers queries under one domain from a registry.
+pub struct RegistryHandler {
+    domain: Name,
+    domain_labels: usize,
+    soa: Record,
+    answerer: Answerer,
+}
+
+impl RegistryHandler {
+    /// A handler for `domain` (e.g. `janus.`) over `registry`.
+    ///
+    /// # Errors
+    /// The domain is not a valid DNS name.
+    pub fn new(
+        registry: Arc<dyn RegistryService>,
+        domain: &str,
+        default_ttl: u32,
+        namespace_ttl: HashMap<String, u32>,
+        cache_entries: u64,
+    ) -> Result<Self, hickory_server::proto::ProtoError> {
+        let mut domain = Name::from_ascii(domain)?.to_lowercase();
+        domain.set_fqdn(true);
+        let soa = Record::from_rdata(
+            domain.clone(),
+            default_ttl,
+            RData::SOA(SOA::new(
+                Name::from_ascii("ns")?.append_domain(&domain)?,
+                Name::from_ascii("hostmaster")?.append_domain(&domain)?,
+                1,
+                3600,
+                600,
+                86_400,
+                default_ttl,
+            )),
+        );
+        let domain_labels = usize::from(domain.num_labels());
+        let answerer = Answerer::new(registry, domain.clone(), default_ttl, namespace_ttl, cache_entries);
+        Ok(Self { domain, domain_labels, soa, answerer })
+    }
+
+    /// Resolves one question; `REFUSED` outside our domain.
+    fn resolve(&self, qname: &Name, qclass: DNSClass, qtype: RecordType) -> Result<Outcome, ResponseCode> {
+        if qclass != DNSClass::IN && qclass != DNSClass::ANY {
+            return Err(ResponseCode::Refused);
+        }
+        if !self.domain.zone_of(&qname.to_lowercase()) {
+            return Err(ResponseCode::Refused);
+        }
+        let own = usize::from(qname.num_labels()).saturating_sub(self.domain_labels);
+        let labels: Vec<&[u8]> = qname.iter().take(own).collect();
+        Ok(match name::parse(&labels) {
+            ParsedName::Apex => match qtype {
+                RecordType::SOA | RecordType::ANY => {
+                    let mut soa = self.soa.clone();
+                    soa.name = qname.clone();
+                    Outcome::Records { answers: vec![soa], additionals: Vec::new() }
+                }
+                _ => Outcome::NoData,
+            },
+            ParsedName::Service(query) => self.answerer.service(&query, qtype, qname),
+            ParsedName::Address(ip) => self.answerer.address(ip, qtype, qname),
+            ParsedName::Unknown => Outcome::NxDomain,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for RegistryHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        // Copy the client's EDNS (as hickory's Catalog does), or every UDP answer is cut at 512 bytes.
+        let response_edns = request.edns.as_ref().map(|req| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req.max_payload().max(512));
+            edns.set_version(0);
+            edns
+        });
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        let code = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            Err(ResponseCode::BADVERS)
+        } else if request.metadata.message_type != MessageType::Query || request.metadata.op_code != OpCode::Query {
+            Err(ResponseCode::NotImp)
+        } else {
+            match request.request_info() {
+                Ok(info) => {
+                    let query = info.query.original();
+                    self.resolve(query.name(), query.query_class(), query.query_type())
+                }
+                // Not exactly one question.
+                Err(_) => Err(ResponseCode::FormErr),
+            }
+        };
+        let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
+        let sent = match code {
+            Ok(Outcome::Records { answers, additionals }) => {
+                let response = builder.build(metadata, answers.iter(), [].iter(), [].iter(), additionals.iter());
+                response_handle.send_response(response).await
+            }
+            Ok(Outcome::NoData) => {
+                let response = builder.build(metadata, [].iter(), [].iter(), std::iter::once(&self.soa), [].iter());
+                response_handle.send_response(response).await
+            }
+            Ok(Outcome::NxDomain) => {
+                metadata.response_code = ResponseCode::NXDomain;
+                let response = builder.build(metadata, [].iter(), [].iter(), std::iter::once(&self.soa), [].iter());
+                response_handle.send_response(response).await
+            }
+            Err(code) => {
+                debug!(%code, id = request.metadata.id, "refusing query");
+                response_handle.send_response(builder.error_msg(&request.metadata, code)).await
+            }
+        };
+        sent.unwrap_or_else(|error| {
+            debug!(%error, "cannot send DNS response");
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! The DNS interface over real UDP and TCP sockets, asked with a Rust DNS client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use hyper::{Method, StatusCode};
+use janus_e2e::dns::{self, Ask};
+use janus_e2e::{Http, Node};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
+
+const UDP: Ask = Ask { tcp: false, edns: None };
+
+struct Fixture {
+    node: Node,
+    http: Http,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let node = Node::start(|c| {
+            c.dns.namespace_ttl_secs.insert("cached".to_owned(), 30);
+        })
+        .await;
+        Self { node, http: Http::default() }
+    }
+
+    async fn register(&self, namespace: &str, service: &str, body: serde_json::Value) {
+        let url = format!("{}/v1/namespaces/{namespace}/services/{service}/instances", self.node.base);
+        let answer = self.http.send_json(Method::POST, &url, Some(body)).await.unwrap();
+        assert_eq!(answer.status, StatusCode::CREATED);
+    }
+
+    async fn call(&self, method: Method, path: &str, json: Option<serde_json::Value>) -> StatusCode {
+        let url = format!("{}{path}", self.node.base);
+        self.http.send_json(method, &url, json).await.unwrap().status
+    }
+
+    async fn ask(&self, name: &str, rtype: RecordType) -> Message {
+        dns::ask(self.node.server.dns_addr.unwrap(), name, rtype, UDP).await.unwrap()
+    }
+
+    async fn ask_with(&self, name: &str, rtype: RecordType, how: Ask) -> Message {
+        dns::ask(self.node.server.dns_addr.unwrap(), name, rtype, how).await.unwrap()
+    }
+}
+
+fn ips(message: &Message) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
+#[tokio::test]
+async fn a_and_aaaa_list_healthy_enabled_instances() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 8080})).await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.2", "port": 8080})).await;
+    f.register("public", "orders", serde_json::json!({"ip": "2001:db8::7", "port": 8080})).await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.3", "port": 8080, "enabled": false})).await;
+    let sick = "/v1/namespaces/public/services/orders/instances/10.0.0.2/8080";
+    assert_eq!(f.call(Method::PATCH, sick, Some(serde_json::json!({"healthy": false}))).await, StatusCode::OK);
+
+    let a = f.ask("orders.svc.janus.", RecordType::A).await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(a.metadata.authoritative);
+    assert_eq!(ips(&a), ["10.0.0.1".parse::<IpAddr>().unwrap()], "unhealthy and disabled instances are left out");
+    assert!(a.answers.iter().all(|r| r.ttl == 0), "default TTL is 0");
+    let aaaa = f.ask("orders.svc.janus.", RecordType::AAAA).await;
+    assert_eq!(ips(&aaaa), ["2001:db8::7".parse::<IpAddr>().unwrap()]);
+    // Case is folded when the exact name does not exist.
+    assert_eq!(ips(&f.ask("ORDERS.svc.Janus.", RecordType::A).await).len(), 1);
+    // The full form names the namespace and group.
+    assert_eq!(ips(&f.ask("orders.svc.DEFAULT_GROUP.group.public.ns.janus.", RecordType::A).await).len(), 1);
+}
+
+#[tokio::test]
+async fn srv_answers_carry_port_weight_and_glue() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 8080, "weight": 5})).await;
+    f.register("public", "orders", serde_json::json!({"ip": "::1", "port": 9090})).await;
+    let srv = f.ask_with("_orders._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(1232) }).await;
+    assert_eq!(srv.answers.len(), 2);
+    let mut seen = Vec::new();
+    for record in &srv.answers {
+        let RData::SRV(srv_data) = &record.data else { panic!("not SRV: {record:?}") };
+        let target = srv_data.target.to_ascii();
+        let glue = srv.additionals.iter().find(|r| r.name.to_ascii() == target).expect("glue for every target");
+        seen.push((srv_data.port, srv_data.weight, target.clone(), glue.data.clone()));
+        let direct = f.ask(&target, if target.starts_with("0a") { RecordType::A } else { RecordType::AAAA }).await;
+        assert_eq!(direct.answers.len(), 1, "the target resolves by itself: {target}");
+    }
+    seen.sort_by_key(|s| s.0);
+    assert_eq!((seen[0].0, seen[0].1, seen[0].2.as_str()), (8080, 5, "0a000001.addr.janus."));
+    assert_eq!((seen[1].0, seen[1].1), (9090, 1));
+    assert!(seen[1].2.ends_with(".addr.janus.") && seen[1].2.len() == 32 + ".addr.janus.".len());
+    // SRV on the standard name works too, scoped by cluster.
+    let none = f.ask("orders.svc.blue.cluster.janus.", RecordType::SRV).await;
+    assert_eq!((none.metadata.response_code, none.answers.len()), (ResponseCode::NoError, 0));
+}
+
+#[tokio::test]
+async fn txt_carries_metadata_and_ttl_follows_settings() {
+    let f = Fixture::start().await;
+    let create = serde_json::json!({"id": "cached", "mode": "ap"});
+    assert_eq!(f.call(Method::POST, "/v1/namespaces", Some(create)).await, StatusCode::CREATED);
+    f.register("cached", "web", serde_json::json!({"ip": "10.0.0.9", "port": 80, "metadata": {"zone": "a"}})).await;
+    let txt = f.ask("web.svc.cached.ns.janus.", RecordType::TXT).await;
+    let RData::TXT(data) = &txt.answers[0].data else { panic!() };
+    let strings: Vec<String> = data.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    assert!(strings.contains(&"instance=10.0.0.9:80".to_owned()), "{strings:?}");
+    assert!(strings.contains(&"zone=a".to_owned()), "{strings:?}");
+    assert_eq!(txt.answers[0].ttl, 30, "namespace TTL");
+    let body = serde_json::json!({"metadata": {"janus.dns.ttl": "7"}});
+    assert_eq!(f.call(Method::PUT, "/v1/namespaces/cached/services/web", Some(body)).await, StatusCode::OK);
+    assert_eq!(f.ask("web.svc.cached.ns.janus.", RecordType::A).await.answers[0].ttl, 7, "service metadata TTL");
+}
+
+#[tokio::test]
+async fn response_codes() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 80})).await;
+    let unknown = f.ask("nobody.svc.janus.", RecordType::A).await;
+    assert_eq!(unknown.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        matches!(unknown.authorities.first().map(|r| &r.data), Some(RData::SOA(_))),
+        "negative answers carry the SOA"
+    );
+    assert_eq!(f.ask("orders.svc.ghost.ns.janus.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(f.ask("what.is.this.janus.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+    let nodata = f.ask("orders.svc.janus.", RecordType::AAAA).await;
+    assert_eq!((nodata.metadata.response_code, nodata.answers.len()), (ResponseCode::NoError, 0));
+    let mx = f.ask("orders.svc.janus.", RecordType::MX).await;
+    assert_eq!((mx.metadata.response_code, mx.answers.len()), (ResponseCode::NoError, 0));
+    let outside = f.ask("example.com.", RecordType::A).await;
+    assert_eq!(outside.metadata.response_code, ResponseCode::Refused, "never a recursive resolver");
+    let soa = f.ask("janus.", RecordType::SOA).await;
+    assert!(matches!(soa.answers[0].data, RData::SOA(_)));
+    // Two questions in one message: FORMERR.
+    let mut two = dns::query("orders.svc.janus.", RecordType::A, None);
+    two.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii("x.svc.janus.").unwrap(),
+        RecordType::A,
+    ));
+    let answer = dns::exchange_udp(f.node.server.dns_addr.unwrap(), &two.to_vec().unwrap()).await.unwrap();
+    assert_eq!(Message::from_vec(&answer).unwrap().metadata.response_code, ResponseCode::FormErr);
+}
+
+#[tokio::test]
+async fn protect_threshold_applies_as_on_http() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 80})).await;
+    let sick = "/v1/namespaces/public/services/orders/instances/10.0.0.1/80";
+    f.call(Method::PATCH, sick, Some(serde_json::json!({"healthy": false}))).await;
+    // No instance healthy, default threshold 0: everything is returned (Nacos).
+    assert_eq!(ips(&f.ask("orders.svc.janus.", RecordType::A).await).len(), 1);
+}
+
+#[tokio::test]
+async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
+    let f = Fixture::start().await;
+    for i in 0..100 {
+        f.register("public", "big", serde_json::json!({"ip": format!("10.1.0.{i}"), "port": 80})).await;
+    }
+    let udp = f.ask("_big._tcp.janus.", RecordType::SRV).await;
+    assert!(udp.metadata.truncation, "100 SRV records do not fit in 512 bytes");
+    assert!(udp.answers.len() < 100);
+    let edns = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(4096) }).await;
+    assert!(edns.answers.len() > udp.answers.len(), "a larger EDNS payload holds more");
+    let tcp = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: true, edns: None }).await;
+    assert!(!tcp.metadata.truncation);
+    assert_eq!(tcp.answers.len(), 100);
+    assert_eq!(tcp.additionals.len(), 100);
+}
+
+#[tokio::test]
+async fn a_registry_change_is_visible_on_the_next_query() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 80})).await;
+    assert_eq!(ips(&f.ask("orders.svc.janus.", RecordType::A).await).len(), 1);
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.2", "port": 80})).await;
+    assert_eq!(ips(&f.ask("orders.svc.janus.", RecordType::A).await).len(), 2, "no stale cache after a registration");
+    let gone = "/v1/namespaces/public/services/orders/instances/10.0.0.1/80";
+    assert_eq!(f.call(Method::DELETE, gone, None).await, StatusCode::OK);
+    assert_eq!(ips(&f.ask("orders.svc.janus.", RecordType::A).await), ["10.0.0.2".parse::<IpAddr>().unwrap()]);
+}
+
+#[tokio::test]
+async fn random_bytes_never_break_the_server() {
+    let f = Fixture::start().await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 80})).await;
+    let addr = f.node.server.dns_addr.unwrap();
+    let mut runner =
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 300, ..Default::default() });
+    let strategy = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..600),
+        // A valid query with some bytes flipped.
+        (any::<usize>(), any::<u8>(), any::<u16>()).prop_map(|(at, byte, rtype)| {
+            let mut bytes = dns::query("orders.svc.janus.", RecordType::from(rtype), Some(1232)).to_vec().unwrap();
+            let at = at % bytes.len();
+            bytes[at] ^= byte;
+            bytes
+        }),
+    ];
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buffer = vec![0; 65_535];
+    for _ in 0..300 {
+        let bytes = strategy.new_tree(&mut runner).unwrap().current();
+        socket.send_to(&bytes, addr).await.unwrap();
+        // Then a probe: every answer before the probe's must be a parsable DNS message.
+        let probe = dns::query("orders.svc.janus.", RecordType::A, None);
+        socket.send_to(&probe.to_vec().unwrap(), addr).await.unwrap();
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer))
+                .await
+                .expect("the server still answers after random input")
+                .unwrap();
+            let Ok(answer) = Message::from_vec(&buffer[..n]) else {
+                panic!("unparsable answer to {bytes:02x?}");
+            };
+            if answer.metadata.id == probe.metadata.id && answer.answers.len() == 1 {
+                break;
+            }
+            assert_ne!(answer.metadata.response_code, ResponseCode::ServFail, "input {bytes:02x?}");
+        }
+    }
+}
