@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::rdata::SOA;
-use hickory_server::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use janus_core::RegistryService;
@@ -18,7 +19,7 @@ use crate::name::{self, ParsedName};
 
 /// Answers queries under one domain from a registry.
 pub struct RegistryHandler {
-    domain: Name,
+    domain: LowerName,
     domain_labels: usize,
     soa: Record,
     answerer: Answerer,
@@ -53,20 +54,34 @@ impl RegistryHandler {
         );
         let domain_labels = usize::from(domain.num_labels());
         let answerer = Answerer::new(registry, domain.clone(), default_ttl, namespace_ttl, cache_entries);
-        Ok(Self { domain, domain_labels, soa, answerer })
+        Ok(Self { domain: LowerName::from(domain), domain_labels, soa, answerer })
     }
 
-    /// Resolves one question; `REFUSED` outside our domain.
-    fn resolve(&self, qname: &Name, qclass: DNSClass, qtype: RecordType) -> Result<Outcome, ResponseCode> {
+    /// Resolves one question (`qname` as sent, `lower` its lowercase form);
+    /// `REFUSED` outside our domain.
+    fn resolve(
+        &self,
+        qname: &Name,
+        lower: &LowerName,
+        qclass: DNSClass,
+        qtype: RecordType,
+        max_payload: Option<u16>,
+    ) -> Result<Outcome, ResponseCode> {
         if qclass != DNSClass::IN && qclass != DNSClass::ANY {
             return Err(ResponseCode::Refused);
         }
-        if !self.domain.zone_of(&qname.to_lowercase()) {
+        if !self.domain.zone_of(lower) {
             return Err(ResponseCode::Refused);
         }
         let own = usize::from(qname.num_labels()).saturating_sub(self.domain_labels);
-        let labels: Vec<&[u8]> = qname.iter().take(own).collect();
-        Ok(match name::parse(&labels) {
+        if own > name::MAX_LABELS {
+            return Ok(Outcome::NxDomain);
+        }
+        let mut labels: [&[u8]; name::MAX_LABELS] = [&[]; name::MAX_LABELS];
+        for (slot, label) in labels.iter_mut().zip(qname.iter().take(own)) {
+            *slot = label;
+        }
+        Ok(match name::parse(&labels[..own]) {
             ParsedName::Apex => match qtype {
                 RecordType::SOA | RecordType::ANY => {
                     let mut soa = self.soa.clone();
@@ -75,7 +90,7 @@ impl RegistryHandler {
                 }
                 _ => Outcome::NoData,
             },
-            ParsedName::Service(query) => self.answerer.service(&query, qtype, qname),
+            ParsedName::Service(query) => self.answerer.service(&query, qtype, qname, max_payload),
             ParsedName::Address(ip) => self.answerer.address(ip, qtype, qname),
             ParsedName::Unknown => Outcome::NxDomain,
         })
@@ -106,7 +121,11 @@ impl RequestHandler for RegistryHandler {
             match request.request_info() {
                 Ok(info) => {
                     let query = info.query.original();
-                    self.resolve(query.name(), query.query_class(), query.query_type())
+                    let max_payload = match request.protocol() {
+                        Protocol::Udp => Some(response_edns.as_ref().map_or(512, Edns::max_payload)),
+                        _ => None,
+                    };
+                    self.resolve(query.name(), info.query.name(), query.query_class(), query.query_type(), max_payload)
                 }
                 // Not exactly one question.
                 Err(_) => Err(ResponseCode::FormErr),
@@ -116,6 +135,11 @@ impl RequestHandler for RegistryHandler {
         let sent = match code {
             Ok(Outcome::Records { answers, additionals }) => {
                 let response = builder.build(metadata, answers.iter(), [].iter(), [].iter(), additionals.iter());
+                response_handle.send_response(response).await
+            }
+            Ok(Outcome::Truncated) => {
+                metadata.truncation = true;
+                let response = builder.build(metadata, [].iter(), [].iter(), [].iter(), [].iter());
                 response_handle.send_response(response).await
             }
             Ok(Outcome::NoData) => {

@@ -16,13 +16,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// What a query name asks for.
+/// What a query name asks for; borrows the labels it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParsedName {
+pub enum ParsedName<'a> {
     /// The domain itself.
     Apex,
     /// Instances of a service.
-    Service(ServiceQuery),
+    Service(ServiceQuery<'a>),
     /// An SRV target: the address it encodes.
     Address(IpAddr),
     /// Inside our domain but not a name of the scheme.
@@ -31,25 +31,34 @@ pub enum ParsedName {
 
 /// A service query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceQuery {
+pub struct ServiceQuery<'a> {
     /// Service name as sent.
-    pub service: String,
+    pub service: &'a str,
     /// Namespace, if given.
-    pub namespace: Option<String>,
+    pub namespace: Option<&'a str>,
     /// Group, if given.
-    pub group: Option<String>,
+    pub group: Option<&'a str>,
     /// Cluster filter, if given.
-    pub cluster: Option<String>,
+    pub cluster: Option<&'a str>,
     /// Whether the RFC 2782 form (`_service._proto`) was used.
     pub rfc2782: bool,
 }
 
+/// Most labels a name of the scheme has: service, `svc` and three key pairs.
+pub const MAX_LABELS: usize = 8;
+
 /// Parses the labels in front of the domain, leftmost first.
 #[must_use]
-pub fn parse(labels: &[&[u8]]) -> ParsedName {
-    let text: Option<Vec<&str>> = labels.iter().map(|l| std::str::from_utf8(l).ok()).collect();
-    let Some(labels) = text else { return ParsedName::Unknown };
-    match labels.as_slice() {
+pub fn parse<'a>(raw: &[&'a [u8]]) -> ParsedName<'a> {
+    if raw.len() > MAX_LABELS {
+        return ParsedName::Unknown;
+    }
+    let mut text = [""; MAX_LABELS];
+    for (slot, label) in text.iter_mut().zip(raw) {
+        let Ok(label) = std::str::from_utf8(label) else { return ParsedName::Unknown };
+        *slot = label;
+    }
+    match &text[..raw.len()] {
         [] => ParsedName::Apex,
         [hex, addr] if addr.eq_ignore_ascii_case("addr") => {
             parse_address(hex).map_or(ParsedName::Unknown, ParsedName::Address)
@@ -66,17 +75,20 @@ pub fn parse(labels: &[&[u8]]) -> ParsedName {
                 } else {
                     return ParsedName::Unknown;
                 };
-            let mut query =
-                ServiceQuery { service: service.to_owned(), namespace: None, group: None, cluster: None, rfc2782 };
+            let mut query = ServiceQuery { service, namespace: None, group: None, cluster: None, rfc2782 };
             let mut pairs = rest.chunks_exact(2);
             for pair in pairs.by_ref() {
-                let slot = match pair[1].to_ascii_lowercase().as_str() {
-                    "ns" => &mut query.namespace,
-                    "group" => &mut query.group,
-                    "cluster" => &mut query.cluster,
-                    _ => return ParsedName::Unknown,
+                let key = pair[1];
+                let slot = if key.eq_ignore_ascii_case("ns") {
+                    &mut query.namespace
+                } else if key.eq_ignore_ascii_case("group") {
+                    &mut query.group
+                } else if key.eq_ignore_ascii_case("cluster") {
+                    &mut query.cluster
+                } else {
+                    return ParsedName::Unknown;
                 };
-                if slot.replace(pair[0].to_owned()).is_some() {
+                if slot.replace(pair[0]).is_some() {
                     return ParsedName::Unknown;
                 }
             }
@@ -110,13 +122,13 @@ pub fn address_label(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
-    fn p(name: &str) -> ParsedName {
+    fn p(name: &str) -> ParsedName<'_> {
         let labels: Vec<&[u8]> =
             if name.is_empty() { Vec::new() } else { name.split('.').map(str::as_bytes).collect() };
         parse(&labels)
     }
 
-    fn service(name: &str) -> ServiceQuery {
+    fn service(name: &str) -> ServiceQuery<'_> {
         match p(name) {
             ParsedName::Service(q) => q,
             other => panic!("{name}: {other:?}"),
@@ -126,17 +138,14 @@ mod tests {
     #[test]
     fn standard_and_rfc2782_forms() {
         let q = service("orders.svc");
-        assert_eq!(
-            (q.service.as_str(), q.namespace, q.group, q.cluster, q.rfc2782),
-            ("orders", None, None, None, false)
-        );
+        assert_eq!((q.service, q.namespace, q.group, q.cluster, q.rfc2782), ("orders", None, None, None, false));
         let q = service("orders.SVC.payments.ns.backend.group.blue.cluster");
-        assert_eq!(q.namespace.as_deref(), Some("payments"));
-        assert_eq!(q.group.as_deref(), Some("backend"));
-        assert_eq!(q.cluster.as_deref(), Some("blue"));
+        assert_eq!(q.namespace, Some("payments"));
+        assert_eq!(q.group, Some("backend"));
+        assert_eq!(q.cluster, Some("blue"));
         let q = service("_orders._tcp.payments.ns");
         assert!(q.rfc2782);
-        assert_eq!((q.service.as_str(), q.namespace.as_deref()), ("orders", Some("payments")));
+        assert_eq!((q.service, q.namespace), ("orders", Some("payments")));
         assert_eq!(service("Orders.svc").service, "Orders", "case is kept as sent");
     }
 

@@ -174,15 +174,29 @@ async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
     for i in 0..100 {
         f.register("public", "big", serde_json::json!({"ip": format!("10.1.0.{i}"), "port": 80})).await;
     }
-    let udp = f.ask("_big._tcp.janus.", RecordType::SRV).await;
-    assert!(udp.metadata.truncation, "100 SRV records do not fit in 512 bytes");
-    assert!(udp.answers.len() < 100);
-    let edns = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(4096) }).await;
-    assert!(edns.answers.len() > udp.answers.len(), "a larger EDNS payload holds more");
+    for edns in [None, Some(1232)] {
+        let udp = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns }).await;
+        assert!(udp.metadata.truncation, "100 SRV records do not fit in {edns:?}");
+        assert!(udp.answers.is_empty(), "a truncated answer carries no records; the client asks over TCP");
+    }
+    // 4096 bytes hold the 100 SRV records but not their glue: the glue is left
+    // out (it is optional) and the answer is complete, without TC.
+    let big = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(4096) }).await;
+    assert!(!big.metadata.truncation);
+    assert_eq!((big.answers.len(), big.additionals.len()), (100, 0));
     let tcp = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: true, edns: None }).await;
     assert!(!tcp.metadata.truncation);
     assert_eq!(tcp.answers.len(), 100);
     assert_eq!(tcp.additionals.len(), 100);
+    // 30 A records need a larger EDNS payload than 512 bytes, and then fit over UDP.
+    for i in 0..30 {
+        f.register("public", "wide", serde_json::json!({"ip": format!("10.3.0.{i}"), "port": 80})).await;
+    }
+    let plain = f.ask("wide.svc.janus.", RecordType::A).await;
+    assert!(plain.metadata.truncation && plain.answers.is_empty());
+    let edns = f.ask_with("wide.svc.janus.", RecordType::A, Ask { tcp: false, edns: Some(1232) }).await;
+    assert!(!edns.metadata.truncation);
+    assert_eq!(edns.answers.len(), 30);
 }
 
 #[tokio::test]
@@ -235,5 +249,26 @@ async fn random_bytes_never_break_the_server() {
             }
             assert_ne!(answer.metadata.response_code, ResponseCode::ServFail, "input {bytes:02x?}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_cut_answer_always_says_so() {
+    // 40 IPv4 and 40 IPv6 instances: an A answer over plain UDP cannot hold
+    // all 40 addresses, so it must be marked truncated; AAAA likewise.
+    let f = Fixture::start().await;
+    for i in 0..40 {
+        f.register("public", "mixed", serde_json::json!({"ip": format!("10.2.0.{i}"), "port": 80})).await;
+        f.register("public", "mixed", serde_json::json!({"ip": format!("2001:db8::{i:x}"), "port": 80})).await;
+    }
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        let udp = f.ask("mixed.svc.janus.", rtype).await;
+        let tcp = f.ask_with("mixed.svc.janus.", rtype, Ask { tcp: true, edns: None }).await;
+        assert_eq!(tcp.answers.len(), 40, "{rtype}");
+        assert!(
+            udp.answers.len() == 40 || udp.metadata.truncation,
+            "{rtype}: {} answers without TC",
+            udp.answers.len()
+        );
     }
 }

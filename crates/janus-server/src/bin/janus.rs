@@ -28,6 +28,12 @@ struct Args {
     log: Option<String>,
 }
 
+/// mimalloc instead of the system allocator: answering a query allocates
+/// dozens of small buffers (many inside hickory's encoder), and glibc malloc
+/// took about a sixth of a DNS profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a bad configuration (BSD `EX_USAGE`).
 const EX_USAGE: u8 = 64;
 
