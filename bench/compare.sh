@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the identical Nacos-v1 scenarios against Janus and rnacos 0.8.8 on this
 # machine with the same load generator (janus-bench), then Janus-only scenarios
-# (watch latency, capacity), and writes docs/benchmarks.md.
+# (watch latency, capacity, DNS visibility), then dnsperf against Janus and
+# Knot DNS serving identical records, and writes docs/benchmarks.md.
 #
 # Each server runs pinned to CPU 0 and the load generator to CPU 1 (when the
 # machine has two or more), and each scenario gets a freshly started server.
@@ -16,6 +17,8 @@ RNACOS_ROOT="$TOOLS/rnacos-0.8.8"
 RNACOS="$RNACOS_ROOT/bin/rnacos"
 RESULTS="$ROOT/bench/results"
 JANUS_PORT=18848
+JANUS_DNS_PORT=18600
+KNOT_PORT=18601
 RNACOS_PORT=18849
 DURATION=10s
 CONNS=64
@@ -23,6 +26,17 @@ CAPACITY=1000000
 if [ "${1:-}" = "--quick" ]; then DURATION=3s; CAPACITY=100000; fi
 
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); BENCH_CPU=(taskset -c 1); else SERVER_CPU=(); BENCH_CPU=(); fi
+
+# Debian packages the DNS comparison needs (dig for checks, dnsperf, Knot).
+missing=()
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v knotd >/dev/null || missing+=(knot)
+command -v dig >/dev/null || missing+=(dnsutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 if [ ! -x "$RNACOS" ]; then
   echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
@@ -53,7 +67,8 @@ wait_for() { # url
 }
 
 start_janus() { # extra env assignments...
-  env "$@" "${SERVER_CPU[@]}" "$JANUS" --http-addr "127.0.0.1:$JANUS_PORT" --log warn >"$WORK/janus.log" 2>&1 &
+  env "$@" "${SERVER_CPU[@]}" "$JANUS" --http-addr "127.0.0.1:$JANUS_PORT" --dns-addr "127.0.0.1:$JANUS_DNS_PORT" \
+    --log warn >"$WORK/janus.log" 2>&1 &
   SERVER_PID=$!
   wait_for "http://127.0.0.1:$JANUS_PORT/ready"
 }
@@ -71,6 +86,7 @@ stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   pkill -f "$RNACOS_ROOT/bin/rnacos" 2>/dev/null || true
+  pkill -f "knotd -c $WORK/knot" 2>/dev/null || true
   SERVER_PID=""
   sleep 0.5
 }
@@ -111,6 +127,82 @@ start_janus JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS
 bench janus "$JANUS_PORT" capacity "$CAPACITY" --pid "$SERVER_PID"
 stop_server
 
+echo "== DNS: janus and Knot DNS serving identical records, measured with dnsperf"
+LONG_LEASES=(JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS=7200000)
+register() { # service ip
+  curl -fsS -o /dev/null -XPOST "http://127.0.0.1:$JANUS_PORT/nacos/v1/ns/instance?serviceName=$1&ip=$2&port=8080"
+}
+hex() { printf '%02x%02x%02x%02x' ${1//./ }; }
+ZONE="$WORK/knot/janus.zone"
+mkdir -p "$WORK/knot/db" "$WORK/knot/run"
+{
+  echo '$ORIGIN janus.'
+  echo '$TTL 0'
+  echo '@ SOA ns.janus. hostmaster.janus. 1 3600 600 86400 0'
+  echo '@ NS ns.janus.'
+  echo 'ns A 127.0.0.1'
+} >"$ZONE"
+add() { # service count: registers in janus and writes the same SRV + glue into the zone
+  for i in $(seq 1 "$2"); do
+    ip="10.$((100 + $2 % 100)).$((i / 256)).$((i % 256))"
+    echo "$1 $ip"
+    printf '_%s._tcp SRV 1 1 8080 %s.addr\n%s.addr A %s\n' "$1" "$(hex "$ip")" "$(hex "$ip")" "$ip" >>"$ZONE"
+  done
+}
+start_janus "${LONG_LEASES[@]}"
+while read -r svc ip; do register "$svc" "$ip"; done < <(add srv3 3; add srv100 100)
+register one 10.99.0.1
+echo 'one.svc A 10.99.0.1' >>"$ZONE"
+bench janus "$JANUS_PORT" dns-visibility 0 --dns "127.0.0.1:$JANUS_DNS_PORT" --writes 1000
+printf '_srv3._tcp.janus. SRV\n' >"$WORK/q-srv3"
+printf '_srv100._tcp.janus. SRV\n' >"$WORK/q-srv100"
+printf 'one.svc.janus. A\n' >"$WORK/q-a1"
+DNSPERF=(dnsperf -s 127.0.0.1 -l "${DURATION%s}" -c 8 -Q 1000000)
+declare -A QPS
+dnsperf_run() { # label port mix
+  local qps
+  qps=$("${BENCH_CPU[@]}" "${DNSPERF[@]}" -p "$2" -d "$WORK/q-$3" 2>&1 | awk '/Queries per second/ {print $4}')
+  QPS[$1-$3]=${qps%.*}
+  echo "$1 $3: ${QPS[$1-$3]} queries/s"
+}
+for mix in srv3 srv100 a1; do dnsperf_run janus "$JANUS_DNS_PORT" "$mix"; done
+stop_server
+cat >"$WORK/knot/knot.conf" <<KNOT
+server:
+    listen: 127.0.0.1@$KNOT_PORT
+    rundir: $WORK/knot/run
+database:
+    storage: $WORK/knot/db
+zone:
+  - domain: janus.
+    storage: $WORK/knot
+    file: janus.zone
+log:
+  - target: stderr
+    any: warning
+KNOT
+"${SERVER_CPU[@]}" knotd -c "$WORK/knot/knot.conf" >"$WORK/knot/knotd.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 50); do dig +short -p "$KNOT_PORT" @127.0.0.1 one.svc.janus. A | grep -q 10.99.0.1 && break; sleep 0.1; done
+for mix in srv3 srv100 a1; do dnsperf_run knot "$KNOT_PORT" "$mix"; done
+stop_server
+DNS_MD="$WORK/dns.md"
+{
+  echo "## DNS: Janus against Knot DNS $(knotd --version 2>/dev/null | awk '{print $NF}') (dnsperf, identical records)"
+  echo
+  echo "Both servers pinned to CPU 0, dnsperf to CPU 1 (\`${DNSPERF[*]} -d <query file>\`), plain UDP without EDNS as dnsperf sends by default."
+  echo "Knot serves a static zone holding the same SRV, glue and A records that Janus serves from its registry."
+  echo "An answer that does not fit 512 bytes (SRV of 100 instances) is TC with no records from both servers; the client retries over TCP."
+  echo
+  echo "| query | janus queries/s | knot queries/s | janus / knot |"
+  echo "|---|---:|---:|---:|"
+  for mix in srv3 srv100 a1; do
+    case $mix in srv3) q='SRV `_srv3._tcp.janus.` (3 instances)';; srv100) q='SRV `_srv100._tcp.janus.` (100 instances)';; a1) q='A `one.svc.janus.` (1 instance)';; esac
+    ratio=$(awk -v j="${QPS[janus-$mix]}" -v k="${QPS[knot-$mix]}" 'BEGIN { printf "%.2f", (k > 0 ? j / k : 0) }')
+    echo "| $q | ${QPS[janus-$mix]} | ${QPS[knot-$mix]} | **${ratio}×** |"
+  done
+} >"$DNS_MD"
+
 PREAMBLE="$WORK/preamble.md"
 {
   echo "# Benchmarks"
@@ -129,6 +221,6 @@ PREAMBLE="$WORK/preamble.md"
   for c in "${COMMANDS[@]}"; do echo "$c"; done
   echo '```'
 } >"$PREAMBLE"
-"$BENCH" report --out "$ROOT/docs/benchmarks.md" --preamble "$PREAMBLE" "$RESULTS"/*.json
+"$BENCH" report --out "$ROOT/docs/benchmarks.md" --preamble "$PREAMBLE" --appendix "$DNS_MD" "$RESULTS"/*.json
 echo "== wrote docs/benchmarks.md"
 cat "$ROOT/docs/benchmarks.md"

@@ -9,9 +9,12 @@
 //! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
 //! instances), `mixed` (1 register : 1 heartbeat : 8 lists), `watch` (time from
 //! a write to a blocked watcher waking; native API), `capacity` (hold
-//! `--instances` instances, then read the server's RSS from `--pid`).
+//! `--instances` instances, then read the server's RSS from `--pid`),
+//! `dns-visibility` (time from an HTTP write returning to the node's DNS
+//! answer reflecting it).
 
 mod client;
+mod dns;
 mod report;
 mod scenario;
 mod stats;
@@ -40,6 +43,9 @@ enum Command {
         /// Text placed above the tables (e.g. the machine and the commands).
         #[arg(long)]
         preamble: Option<PathBuf>,
+        /// Markdown appended after the tables (e.g. the DNS comparison).
+        #[arg(long)]
+        appendix: Option<PathBuf>,
         /// Result files written by `run --json`.
         results: Vec<PathBuf>,
     },
@@ -71,6 +77,8 @@ pub(crate) enum Scenario {
     Watch,
     /// Holds `--instances` instances and reports the server's RSS.
     Capacity,
+    /// Time from an HTTP write returning to the node's DNS answer showing it.
+    DnsVisibility,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -99,7 +107,10 @@ pub(crate) struct RunArgs {
     /// Blocked watchers (watch scenario).
     #[arg(long, default_value_t = 16)]
     pub(crate) watchers: usize,
-    /// Writes to time (watch scenario).
+    /// The node's DNS address (dns-visibility scenario).
+    #[arg(long, default_value = "127.0.0.1:8600")]
+    pub(crate) dns: std::net::SocketAddr,
+    /// Writes to time (watch and dns-visibility scenarios).
     #[arg(long, default_value_t = 500)]
     pub(crate) writes: usize,
     /// Server process id, to read its RSS (capacity scenario).
@@ -139,6 +150,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report { out, preamble, results } => report::write(&out, preamble.as_deref(), &results),
+        Command::Report { out, preamble, appendix, results } => {
+            report::write(&out, preamble.as_deref(), appendix.as_deref(), &results)
+        }
     }
 }

@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::Scenario;
 use crate::stats::BenchResult;
 
-pub(crate) fn write(out: &Path, preamble: Option<&Path>, files: &[PathBuf]) -> anyhow::Result<()> {
+pub(crate) fn write(
+    out: &Path,
+    preamble: Option<&Path>,
+    appendix: Option<&Path>,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for file in files {
         let result: BenchResult = serde_json::from_slice(&std::fs::read(file)?)?;
@@ -20,7 +25,7 @@ pub(crate) fn write(out: &Path, preamble: Option<&Path>, files: &[PathBuf]) -> a
     // Compared scenarios: janus against every other label, same scenario, API and size.
     let mut groups: BTreeMap<(String, usize), Vec<&BenchResult>> = BTreeMap::new();
     for r in &results {
-        if !matches!(r.scenario, Scenario::Watch | Scenario::Capacity) {
+        if !matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility) {
             groups.entry((format!("{:?}", r.scenario).to_lowercase(), r.instances)).or_default().push(r);
         }
     }
@@ -53,12 +58,18 @@ pub(crate) fn write(out: &Path, preamble: Option<&Path>, files: &[PathBuf]) -> a
             lat(other)
         );
     }
-    let janus_only: Vec<_> =
-        results.iter().filter(|r| matches!(r.scenario, Scenario::Watch | Scenario::Capacity)).collect();
+    let janus_only: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility))
+        .collect();
     if !janus_only.is_empty() {
         text.push_str("\n## Janus only\n\n| scenario | measured |\n|---|---|\n");
         for r in janus_only {
             let measured = match r.scenario {
+                Scenario::DnsVisibility => format!(
+                    "{} writes (register, then deregister): HTTP write returned → the node's DNS answer shows it: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    r.requests, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                ),
                 Scenario::Watch => format!(
                     "{} wake samples (blocked watchers × writes): write-to-wake latency p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {} wakes missed",
                     r.requests, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
@@ -76,6 +87,10 @@ pub(crate) fn write(out: &Path, preamble: Option<&Path>, files: &[PathBuf]) -> a
             };
             let _ = writeln!(text, "| {:?} | {measured} |", r.scenario);
         }
+    }
+    if let Some(appendix) = appendix {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(appendix)?);
     }
     std::fs::write(out, text)?;
     Ok(())

@@ -112,7 +112,9 @@ impl Workload {
                 1 => self.beat(seq * workers + worker),
                 _ => self.calls.list(&self.list_service, None),
             },
-            Scenario::List | Scenario::Watch | Scenario::Capacity => self.calls.list(&self.list_service, None),
+            Scenario::List | Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility => {
+                self.calls.list(&self.list_service, None)
+            }
         }
     }
 }
@@ -136,6 +138,7 @@ pub(crate) async fn run(args: &RunArgs) -> anyhow::Result<BenchResult> {
             populate_beaters(args, &calls).await?;
         }
         Scenario::Watch => return watch(args, &calls).await,
+        Scenario::DnsVisibility => return crate::dns::visibility(args).await,
         Scenario::Capacity => return capacity(args, &calls).await,
     }
     load(args, workload).await
