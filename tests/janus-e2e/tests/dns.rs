@@ -272,3 +272,25 @@ async fn a_cut_answer_always_says_so() {
         );
     }
 }
+
+#[tokio::test]
+async fn other_opcodes_and_edns_versions_are_refused_properly() {
+    let f = Fixture::start().await;
+    let addr = f.node.server.dns_addr.unwrap();
+    let mut notify = dns::query("orders.svc.janus.", RecordType::SOA, None);
+    notify.metadata.op_code = hickory_proto::op::OpCode::Notify;
+    let answer = Message::from_vec(&dns::exchange_udp(addr, &notify.to_vec().unwrap()).await.unwrap()).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NotImp);
+
+    let mut future = dns::query("orders.svc.janus.", RecordType::A, Some(1232));
+    future.edns.as_mut().unwrap().set_version(1);
+    let answer = Message::from_vec(&dns::exchange_udp(addr, &future.to_vec().unwrap()).await.unwrap()).unwrap();
+    // BADVERS and BADSIG share the value 16 (RFC 6891 / RFC 8945); the parser names it BADSIG.
+    assert_eq!(u16::from(answer.metadata.response_code), u16::from(ResponseCode::BADVERS));
+    assert!(answer.edns.is_some(), "BADVERS travels in the OPT record");
+
+    let mut chaos = dns::query("orders.svc.janus.", RecordType::A, None);
+    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let answer = Message::from_vec(&dns::exchange_udp(addr, &chaos.to_vec().unwrap()).await.unwrap()).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
+}
