@@ -129,3 +129,132 @@ pub struct BeatInfo {
     /// Whether the instance is stopped (ignored).
     pub stopped: Option<bool>,
 }
+
+/// `GET /nacos/v1/ns/service`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceDetail {
+    /// Namespace id (`public` for the default namespace).
+    pub namespace_id: String,
+    /// Group name.
+    pub group_name: String,
+    /// Service name (without the group).
+    pub name: String,
+    /// Protect threshold.
+    pub protect_threshold: f64,
+    /// Service metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Instance selector; always `{"type":"none"}`.
+    pub selector: Selector,
+    /// The clusters that hold instances.
+    pub clusters: Vec<ClusterDetail>,
+}
+
+/// A selector (`{"type":"none"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selector {
+    /// Selector type.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One cluster of a [`ServiceDetail`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDetail {
+    /// Cluster name.
+    pub name: String,
+    /// Health checker (`{"type":"TCP"}` as Nacos's default; ephemeral instances use heartbeats).
+    pub health_checker: Selector,
+    /// Cluster metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `GET /nacos/v1/ns/service/list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceNames {
+    /// Services in the namespace (and group, when given).
+    pub count: u64,
+    /// This page of service names, without group.
+    pub doms: Vec<String>,
+}
+
+/// `GET /nacos/v1/ns/instance/statuses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statuses {
+    /// `ip:port_healthy` per instance.
+    pub ips: Vec<String>,
+}
+
+/// `PUT`/`DELETE /nacos/v1/ns/instance/metadata/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchUpdated {
+    /// Ids of the instances changed.
+    pub updated: Vec<String>,
+}
+
+/// The envelope of the console API: `{"code":200,"message":null,"data":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleResult<T> {
+    /// 200 on success.
+    pub code: u16,
+    /// Always null on success.
+    pub message: Option<String>,
+    /// The payload.
+    pub data: T,
+}
+
+/// A namespace as the Nacos console API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleNamespace {
+    /// Id; empty for the default namespace, as Nacos shows it.
+    pub namespace: String,
+    /// Display name.
+    pub namespace_show_name: String,
+    /// Description.
+    pub namespace_desc: String,
+    /// Config quota (Janus keeps no configs; Nacos's default 200).
+    pub quota: u32,
+    /// Always 0: Janus keeps no configs.
+    pub config_count: u32,
+    /// 0 for the default namespace, 2 for custom ones.
+    #[serde(rename = "type")]
+    pub kind: u8,
+}
+
+/// `GET /nacos/v1/ns/operator/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorMetrics {
+    /// `UP`.
+    pub status: String,
+    /// Services held.
+    pub service_count: u64,
+    /// Instances held.
+    pub instance_count: u64,
+    /// Subscribers (Janus has no push subscribers: 0).
+    pub subscribe_count: u64,
+    /// Pending Raft notifications (0).
+    pub raft_notify_task_count: u64,
+    /// Services this node is responsible for.
+    pub responsible_service_count: u64,
+    /// Instances this node is responsible for.
+    pub responsible_instance_count: u64,
+    /// Clients (one per ephemeral instance, as Nacos counts HTTP clients).
+    pub client_count: u64,
+    /// Connection-based (gRPC) clients: 0.
+    pub connection_based_client_count: u64,
+    /// Ephemeral ip:port clients.
+    pub ephemeral_ip_port_client_count: u64,
+    /// Persistent ip:port clients.
+    pub persistent_ip_port_client_count: u64,
+    /// Clients this node is responsible for.
+    pub responsible_client_count: u64,
+    /// CPU load (1-minute load average per core).
+    pub cpu: f64,
+    /// 1-minute load average.
+    pub load: f64,
+    /// Memory in use, as a fraction of the machine's.
+    pub mem: f64,
+}

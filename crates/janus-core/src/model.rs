@@ -244,6 +244,8 @@ pub struct InstancePatch {
     pub enabled: Option<bool>,
     /// Entries merged into the metadata.
     pub metadata: Option<Metadata>,
+    /// Metadata keys removed (after the merge).
+    pub remove_metadata: Vec<String>,
 }
 
 /// Metadata key overriding the beat interval (ms).

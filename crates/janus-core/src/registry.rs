@@ -630,6 +630,9 @@ impl Registry {
         if let Some(extra) = patch.metadata {
             metadata.extend(extra);
         }
+        for key in &patch.remove_metadata {
+            metadata.remove(key);
+        }
         let spec = InstanceSpec {
             key: current.key.clone(),
             weight: patch.weight.unwrap_or(current.weight),

@@ -134,6 +134,29 @@ pub fn router(
         )
         .route("/nacos/v1/ns/instance/list", get(nacos::list))
         .route("/nacos/v1/ns/instance/beat", put(nacos::beat))
+        .route("/nacos/v1/ns/instance/statuses", get(nacos::status::statuses))
+        .route(
+            "/nacos/v1/ns/instance/metadata/batch",
+            put(nacos::status::put_metadata).delete(nacos::status::delete_metadata),
+        )
+        .route("/nacos/v1/ns/health/instance", put(nacos::status::health))
+        .route(
+            "/nacos/v1/ns/service",
+            get(nacos::service::get)
+                .post(nacos::service::create)
+                .put(nacos::service::update)
+                .delete(nacos::service::delete),
+        )
+        .route("/nacos/v1/ns/service/list", get(nacos::service::list))
+        .route("/nacos/v1/ns/operator/switches", get(nacos::operator::switches).put(nacos::operator::update_switches))
+        .route("/nacos/v1/ns/operator/metrics", get(nacos::operator::metrics))
+        .route(
+            "/nacos/v1/console/namespaces",
+            get(nacos::console::get)
+                .post(nacos::console::create)
+                .put(nacos::console::update)
+                .delete(nacos::console::delete),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -19,6 +19,11 @@ use janus_core::model::{InstancePatch, InstanceSpec};
 use janus_core::name::{InstanceKey, ServiceKey};
 use janus_core::validate;
 
+pub(crate) mod console;
+pub(crate) mod operator;
+pub(crate) mod service;
+pub(crate) mod status;
+
 use crate::AppState;
 use crate::convert;
 use crate::error::{ApiError, NacosError};
@@ -203,6 +208,7 @@ pub(crate) async fn patch(State(state): State<AppState>, params: Params) -> Resu
         healthy: params.get("healthy").map(|_| params.flag(&["healthy"], true)).transpose()?,
         enabled: params.any(&["enabled", "enable"]).map(|_| params.flag(&["enabled", "enable"], true)).transpose()?,
         metadata: params.metadata()?,
+        remove_metadata: Vec::new(),
     };
     state.registry.patch_instance(key, instance, patch).await?;
     Ok(ok())

@@ -23,6 +23,14 @@ const PATHS: &[&str] = &[
     "/nacos/v1/ns/instance",
     "/nacos/v1/ns/instance/list",
     "/nacos/v1/ns/instance/beat",
+    "/nacos/v1/ns/instance/statuses",
+    "/nacos/v1/ns/instance/metadata/batch",
+    "/nacos/v1/ns/health/instance",
+    "/nacos/v1/ns/service",
+    "/nacos/v1/ns/service/list",
+    "/nacos/v1/ns/operator/switches",
+    "/nacos/v1/ns/operator/metrics",
+    "/nacos/v1/console/namespaces",
     "/health",
     "/metrics",
 ];
@@ -106,7 +114,7 @@ fn body() -> impl Strategy<Value = (Option<&'static str>, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     #[test]
     fn no_input_panics_or_errors_the_server(

@@ -149,8 +149,13 @@ pub(crate) async fn patch(
     if let Some(weight) = body.weight {
         validate::check_weight(weight)?;
     }
-    let patch =
-        InstancePatch { weight: body.weight, healthy: body.healthy, enabled: body.enabled, metadata: body.metadata };
+    let patch = InstancePatch {
+        weight: body.weight,
+        healthy: body.healthy,
+        enabled: body.enabled,
+        metadata: body.metadata,
+        remove_metadata: Vec::new(),
+    };
     let outcome = state.registry.patch_instance(key.clone(), instance, patch).await?;
     Ok(ack(&key, outcome))
 }
