@@ -16,6 +16,7 @@
 mod admission;
 mod convert;
 pub mod error;
+mod eureka;
 mod extract;
 mod list_cache;
 mod metrics;
@@ -57,6 +58,10 @@ pub struct HttpConfig {
     pub max_page_size: u64,
     /// Bytes of serialized list answers kept for reuse.
     pub list_cache_bytes: u64,
+    /// The `ap` namespace whose services are the Eureka applications.
+    pub eureka_namespace: String,
+    /// The group whose services are the Eureka applications.
+    pub eureka_group: String,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +75,8 @@ impl Default for HttpConfig {
             max_wait: Duration::from_secs(600),
             max_page_size: 1000,
             list_cache_bytes: 64 * 1024 * 1024,
+            eureka_namespace: janus_core::name::PUBLIC_NAMESPACE.to_owned(),
+            eureka_group: janus_core::name::DEFAULT_GROUP.to_owned(),
         }
     }
 }
@@ -106,6 +113,19 @@ pub fn router(
         config: Arc::new(config.clone()),
         metrics,
     };
+    let eureka_app = "/eureka/apps/{app}/{id}";
+    let eureka = Router::new()
+        .route("/eureka/apps", get(eureka::apps))
+        .route("/eureka/apps/", get(eureka::apps))
+        .route("/eureka/apps/delta", get(eureka::delta))
+        .route("/eureka/apps/{app}", get(eureka::app).post(eureka::register))
+        .route(eureka_app, get(eureka::instance).put(eureka::renew).delete(eureka::cancel))
+        .route(&format!("{eureka_app}/status"), put(eureka::put_status).delete(eureka::delete_status))
+        .route(&format!("{eureka_app}/metadata"), put(eureka::put_metadata))
+        .route("/eureka/instances/{id}", get(eureka::instance_by_id))
+        .route("/eureka/vips/{vip}", get(eureka::vips))
+        .route("/eureka/svips/{svip}", get(eureka::svips))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true));
     let ns = "/v1/namespaces/{ns}";
     let svc = "/v1/namespaces/{ns}/services/{service}";
     Router::new()
@@ -160,6 +180,7 @@ pub fn router(
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .merge(eureka)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

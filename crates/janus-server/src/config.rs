@@ -47,8 +47,27 @@ pub struct ServerConfig {
     pub lease: LeaseSection,
     /// Eureka-style self-preservation.
     pub self_preservation: PreservationSection,
+    /// The Eureka REST API.
+    pub eureka: EurekaSection,
     /// Logging.
     pub log: LogSection,
+}
+
+/// `[eureka]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EurekaSection {
+    /// The `ap` namespace whose services are the Eureka applications.
+    pub namespace: String,
+    /// The group whose services are the Eureka applications.
+    pub group: String,
+}
+
+impl Default for EurekaSection {
+    fn default() -> Self {
+        let http = HttpConfig::default();
+        Self { namespace: http.eureka_namespace, group: http.eureka_group }
+    }
 }
 
 /// `[node]`.
@@ -344,6 +363,8 @@ impl ServerConfig {
             max_wait: Duration::from_millis(self.http.max_wait_ms),
             max_page_size: self.http.max_page_size,
             list_cache_bytes: self.http.list_cache_bytes,
+            eureka_namespace: self.eureka.namespace.clone(),
+            eureka_group: self.eureka.group.clone(),
         }
     }
 }

@@ -31,6 +31,14 @@ const PATHS: &[&str] = &[
     "/nacos/v1/ns/operator/switches",
     "/nacos/v1/ns/operator/metrics",
     "/nacos/v1/console/namespaces",
+    "/eureka/apps",
+    "/eureka/apps/delta",
+    "/eureka/apps/{a}",
+    "/eureka/apps/{a}/{b}",
+    "/eureka/apps/{a}/{b}/status",
+    "/eureka/apps/{a}/{b}/metadata",
+    "/eureka/instances/{a}",
+    "/eureka/vips/{a}",
     "/health",
     "/metrics",
 ];
@@ -102,12 +110,15 @@ fn body() -> impl Strategy<Value = (Option<&'static str>, Vec<u8>)> {
         Just(Some("application/json")),
         Just(Some("application/x-www-form-urlencoded")),
         Just(Some("text/plain")),
+        Just(Some("application/xml")),
     ];
     let bytes = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..256),
         query().prop_map(String::into_bytes),
         Just(br#"{"ip":"10.0.0.1","port":80}"#.to_vec()),
         Just(br#"{"id":"x","mode":"ap"}"#.to_vec()),
+        Just(br#"{"instance":{"instanceId":"i","hostName":"h","app":"A","ipAddr":"10.0.0.1","port":{"$":80},"dataCenterInfo":{"name":"MyOwn"}}}"#.to_vec()),
+        Just(b"<instance><instanceId>i</instanceId><ipAddr>10.0.0.1</ipAddr><hostName>h</hostName><port>1</port><dataCenterInfo/></instance>".to_vec()),
         "\\{\"[a-z_]{1,10}\":[0-9a-z\"\\[\\]{}]{0,12}\\}".prop_map(String::into_bytes),
     ];
     (content_type, bytes)
