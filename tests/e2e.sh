@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end: a real `janus` process driven with curl and dig, as the README
-# shows. Installs dig (Debian's dnsutils) when it is missing. Prints one
-# closing line, "e2e: N passed, M failed", and exits non-zero on any failure.
+# shows, and by the real client libraries py-eureka-client and
+# nacos-sdk-python (installed into target/e2e-venv from PyPI). Installs dig
+# (Debian's dnsutils) when it is missing. Prints one closing line,
+# "e2e: N passed, M failed", and exits non-zero on any failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -14,10 +16,23 @@ fi
 cargo build -q --locked -p janus-server
 JANUS="$ROOT/target/debug/janus"
 
-LOG=$(mktemp)
+VENV="$ROOT/target/e2e-venv"
+if ! "$VENV/bin/python" -c "import py_eureka_client, nacos" 2>/dev/null \
+  || ! cmp -s tests/clients/requirements.txt "$VENV/requirements.txt"; then
+  echo "== installing the client libraries into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements.txt
+  cp tests/clients/requirements.txt "$VENV/requirements.txt"
+fi
+PY="$VENV/bin/python"
+
+WORK=$(mktemp -d)
+LOG="$WORK/janus.log"
+CHILDREN=()
 "$JANUS" --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --log info >"$LOG" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
+trap 'kill $PID "${CHILDREN[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do grep -q "dns serving" "$LOG" && grep -q "janus serving" "$LOG" && break; sleep 0.1; done
 HTTP=$(sed -n 's/.*janus serving http_addr=\([0-9.:]*\).*/\1/p' "$LOG" | head -1)
 DNS=$(sed -n 's/.*dns serving addr=\([0-9.:]*\).*/\1/p' "$LOG" | head -1)
@@ -56,6 +71,71 @@ check "TCP answers the same" "10.0.0.9" "$("${DIG[@]}" +tcp +short payments.svc.
 for i in $(seq 1 40); do post /v1/namespaces/public/services/big/instances "{\"ip\":\"10.7.0.$i\",\"port\":80}"; done
 check "a large answer is truncated over UDP" "1" "$("${DIG[@]}" +ignore +noedns _big._tcp.janus. SRV | grep -c 'flags: qr aa tc')"
 check "and complete over TCP" "40" "$("${DIG[@]}" +tcp +short _big._tcp.janus. SRV | wc -l)"
+
+# --- real client libraries ---------------------------------------------------
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for_line() { # file text
+  for _ in $(seq 1 150); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "timed out waiting for '$2' in $1:"; cat "$1"; return 1
+}
+nacos_hosts() { # service → ip:port,…
+  curl -fsS "http://$HTTP/nacos/v1/ns/instance/list?serviceName=$1" \
+    | python3 -c 'import json, sys; print(",".join(h["ip"] + ":" + str(h["port"]) for h in json.load(sys.stdin)["hosts"]))'
+}
+eureka_apps() { curl -fsS -H 'accept: application/json' "http://$HTTP/eureka/apps" \
+  | python3 -c 'import json, sys; print(",".join(sorted(a["name"] for a in json.load(sys.stdin)["applications"]["application"])))'; }
+# Seconds from now until `service` has no instance left in the Nacos list
+# (gives up after 15 s); "absent" if it was not listed to begin with.
+seconds_until_gone() {
+  local start now hosts
+  start=$(date +%s%N)
+  hosts=$(nacos_hosts "$1")
+  [ -n "$hosts" ] || { echo absent; return; }
+  for _ in $(seq 1 150); do
+    hosts=$(nacos_hosts "$1")
+    [ -z "$hosts" ] && break
+    sleep 0.1
+  done
+  now=$(date +%s%N)
+  awk -v ns=$((now - start)) 'BEGIN { printf "%.1f", ns / 1e9 }'
+}
+within() { # seconds limit
+  [ "$1" = absent ] && { echo "not listed when killed"; return; }
+  awk -v got="$1" -v limit="$2" 'BEGIN { print (got <= limit ? "yes" : "no (" got " s)") }'
+}
+
+EUREKA="http://$HTTP/eureka"
+EPORT=$(free_port)
+(cd tests/clients && exec "$PY" eureka_provider.py "$EUREKA" "$EPORT") >"$WORK/eureka-provider.log" 2>&1 &
+EPID=$!
+CHILDREN+=("$EPID")
+wait_for_line "$WORK/eureka-provider.log" registered
+check "py-eureka-client: discovered and called with do_service" "hello from eureka provider" \
+  "$(cd tests/clients && "$PY" eureka_consumer.py "$EUREKA" 2>&1 | tail -1)"
+check "a Eureka registration is in the Nacos list" "127.0.0.1:$EPORT" "$(nacos_hosts py-provider)"
+check "a Eureka registration is in DNS" "1 1 $EPORT 7f000001.addr.janus." "$("${DIG[@]}" +short _py-provider._tcp.janus. SRV)"
+
+NPORT=$(free_port)
+(cd tests/clients && exec "$PY" nacos_provider.py "$HTTP" "$NPORT") >"$WORK/nacos-provider.log" 2>&1 &
+NPID=$!
+CHILDREN+=("$NPID")
+wait_for_line "$WORK/nacos-provider.log" registered
+check "nacos-sdk-python: registered" "registered" "$(grep -o 'registered\|refused' "$WORK/nacos-provider.log" | head -1)"
+while read -r name verdict rest; do
+  check "nacos-sdk-python: ${name#nacos-}" "ok" "$verdict${rest:+ $rest}"
+done < <(cd tests/clients && "$PY" nacos_consumer.py "$HTTP" 2>&1 | grep -E ' ok$| FAILED')
+check "a Nacos registration is seen by Eureka clients" "NACOS-PROVIDER,PY-PROVIDER" "$(eureka_apps | tr ',' '\n' | grep PROVIDER | xargs | tr ' ' ',')"
+check "a Nacos registration is in DNS" "127.0.0.1" "$("${DIG[@]}" +short nacos-provider.svc.janus. A)"
+
+# Kill both providers: they must leave discovery within the 3 s lease they declared.
+kill -9 "$EPID" "$NPID"
+wait "$EPID" "$NPID" 2>/dev/null || true
+gone=$(seconds_until_gone py-provider)
+check "a killed py-eureka-client service is gone within its 3 s lease (after ${gone} s)" "yes" "$(within "$gone" 3.5)"
+gone=$(seconds_until_gone nacos-provider)
+check "a killed nacos-sdk-python service is gone within its 3 s lease (after ${gone} s more)" "yes" "$(within "$gone" 3.5)"
+check "and from Eureka" "" "$(eureka_apps | tr ',' '\n' | grep PROVIDER | xargs)"
+check "and from DNS" "" "$("${DIG[@]}" +short nacos-provider.svc.janus. A; "${DIG[@]}" +short py-provider.svc.janus. A)"
 
 kill -TERM $PID
 status=0; wait $PID || status=$?

@@ -63,8 +63,14 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 }
 
 impl Params {
+    /// A parameter's value; empty values, and `None`/`null` (what Python and Java
+    /// clients send for a missing value), count as absent.
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty() && *v != "None" && *v != "null")
     }
 
     fn any(&self, names: &[&str]) -> Option<&str> {
