@@ -74,6 +74,31 @@ impl<E: Into<ApiError>> From<E> for NacosError {
 
 impl IntoResponse for NacosError {
     fn into_response(self) -> Response {
-        (self.0.status, format!("caused: {};", self.0.message)).into_response()
+        let mut response = (self.0.status, format!("caused: {};", self.0.message)).into_response();
+        // Kept for wrappers that answer in another shape (the Nacos v2 envelope).
+        response.extensions_mut().insert(self.0);
+        response
+    }
+}
+
+impl ApiError {
+    /// The Nacos v2 error code for this error (open-api §0.2).
+    #[must_use]
+    pub fn nacos_v2_code(&self) -> u32 {
+        let message = self.message.as_str();
+        match self.code {
+            "invalid_argument" if message.starts_with("invalid weight") => 21001,
+            "invalid_argument" if message.starts_with("invalid service") => 21000,
+            "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large" => 10000,
+            "not_found" if message.starts_with("namespace") => 22001,
+            "not_found" if message.starts_with("instance") => 21003,
+            "not_found" if message.starts_with("service") => 21008,
+            "not_found" => 20004,
+            "already_exists" if message.starts_with("service") => 21007,
+            "already_exists" => 10000,
+            "not_empty" if message.starts_with("service") => 21009,
+            "not_empty" | "forbidden" => 10000,
+            _ => 30000,
+        }
     }
 }

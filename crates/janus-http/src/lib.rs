@@ -180,6 +180,37 @@ pub fn router(
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/nacos/v2/ns/instance",
+            get(nacos::v2::get_instance)
+                .post(nacos::v2::register)
+                .put(nacos::v2::update)
+                .patch(nacos::v2::patch)
+                .delete(nacos::v2::deregister),
+        )
+        .route("/nacos/v2/ns/instance/list", get(nacos::v2::list))
+        .route("/nacos/v2/ns/instance/beat", put(nacos::v2::beat))
+        .route("/nacos/v2/ns/instance/statuses/{key}", get(nacos::v2::statuses))
+        .route("/nacos/v2/ns/instance/metadata/batch", put(nacos::v2::put_metadata).delete(nacos::v2::delete_metadata))
+        .route("/nacos/v2/ns/health/instance", put(nacos::v2::health))
+        .route(
+            "/nacos/v2/ns/service",
+            get(nacos::v2::get_service)
+                .post(nacos::v2::create_service)
+                .put(nacos::v2::update_service)
+                .delete(nacos::v2::delete_service),
+        )
+        .route("/nacos/v2/ns/service/list", get(nacos::v2::list_services))
+        .route("/nacos/v2/ns/operator/switches", get(nacos::v2::switches))
+        .route("/nacos/v2/ns/operator/metrics", get(nacos::v2::metrics))
+        .route(
+            "/nacos/v2/console/namespace",
+            get(nacos::v2::namespace_get)
+                .post(nacos::v2::namespace_create)
+                .put(nacos::v2::namespace_update)
+                .delete(nacos::v2::namespace_delete),
+        )
+        .route("/nacos/v2/console/namespace/list", get(nacos::v2::namespace_list))
         .merge(eureka)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

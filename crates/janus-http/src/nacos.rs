@@ -23,6 +23,7 @@ pub(crate) mod console;
 pub(crate) mod operator;
 pub(crate) mod service;
 pub(crate) mod status;
+pub(crate) mod v2;
 
 use crate::AppState;
 use crate::convert;

@@ -14,7 +14,7 @@ use super::Params;
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
 
-fn console(info: NamespaceInfo) -> ConsoleNamespace {
+pub(crate) fn console(info: NamespaceInfo) -> ConsoleNamespace {
     let public = info.spec.id.as_str() == PUBLIC_NAMESPACE;
     ConsoleNamespace {
         namespace: if public { String::new() } else { info.spec.id.to_string() },
