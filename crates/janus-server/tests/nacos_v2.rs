@@ -113,7 +113,8 @@ async fn services_namespaces_and_operator_in_the_v2_envelope() {
 #[tokio::test]
 async fn errors_carry_nacos_v2_codes() {
     let app = TestApp::new();
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>, StatusCode, u32)> = vec![
+    type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, StatusCode, u32);
+    let cases: Vec<Case<'_>> = vec![
         (
             Method::POST,
             "/nacos/v2/ns/instance",
