@@ -238,3 +238,27 @@ async fn console_namespaces() {
         .await;
     assert_eq!(cp.status, StatusCode::SERVICE_UNAVAILABLE, "cp needs the Raft engine");
 }
+
+#[tokio::test]
+async fn full_update_replaces_an_existing_instance() {
+    let app = TestApp::new();
+    register(&app, "orders", "10.0.0.1", "80").await;
+    let put = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v1/ns/instance",
+            &[("serviceName", "orders"), ("ip", "10.0.0.1"), ("port", "80"), ("weight", "4"), ("metadata", "v=2")],
+        )
+        .await;
+    assert_eq!((put.status, put.text()), (StatusCode::OK, "ok".to_owned()));
+    let got = app.get("/nacos/v1/ns/instance?serviceName=orders&ip=10.0.0.1&port=80").await.json();
+    assert_eq!(
+        got,
+        json!({"service": "DEFAULT_GROUP@@orders", "ip": "10.0.0.1", "port": 80, "clusterName": "DEFAULT", "weight": 4.0,
+               "healthy": true, "instanceId": "10.0.0.1#80#DEFAULT#DEFAULT_GROUP@@orders", "metadata": {"v": "2"}})
+    );
+    let missing = app
+        .nacos(Method::PUT, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", "10.0.0.9"), ("port", "80")])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

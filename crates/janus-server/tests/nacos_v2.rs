@@ -173,3 +173,31 @@ async fn errors_carry_nacos_v2_codes() {
     let busy = app.nacos(Method::DELETE, "/nacos/v2/ns/service", &[("serviceName", "s")]).await;
     assert_eq!(busy.json()["code"], 21009);
 }
+
+#[tokio::test]
+async fn update_metadata_removal_and_health_in_v2() {
+    let app = TestApp::new();
+    let id = [("serviceName", "orders"), ("ip", "10.0.0.1"), ("port", "80")];
+    app.nacos(Method::POST, "/nacos/v2/ns/instance", &[id[0], id[1], id[2], ("metadata", r#"{"a":"1","b":"2"}"#)])
+        .await;
+    let put = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v2/ns/instance",
+            &[id[0], id[1], id[2], ("weight", "7"), ("metadata", r#"{"a":"1","b":"2"}"#)],
+        )
+        .await;
+    assert_eq!(put.json(), json!({"code": 0, "message": "success", "data": "ok"}));
+    let removed =
+        app.nacos(Method::DELETE, "/nacos/v2/ns/instance/metadata/batch", &[id[0], ("metadata", r#"{"a":""}"#)]).await;
+    assert_eq!(removed.json()["data"]["updated"].as_array().unwrap().len(), 1);
+    let got = app.get("/nacos/v2/ns/instance?serviceName=orders&ip=10.0.0.1&port=80").await.json();
+    assert_eq!((got["data"]["weight"].as_f64(), &got["data"]["metadata"]), (Some(7.0), &json!({"b": "2"})));
+    let health =
+        app.nacos(Method::PUT, "/nacos/v2/ns/health/instance", &[id[0], id[1], id[2], ("healthy", "false")]).await;
+    assert_eq!(
+        (health.status, health.json()["code"].as_u64()),
+        (StatusCode::CONFLICT, Some(10000)),
+        "ap health follows heartbeats"
+    );
+}
