@@ -8,9 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use rand::Rng;
-use rand::seq::SliceRandom;
-
 use crate::change::{Change, ChangeKind};
 use crate::error::RegistryError;
 use crate::lease::{Lease, LeaseDefaults, LeaseOwner, LeaseQueue, LeaseTiming};
@@ -803,80 +800,6 @@ impl Registry {
         self.leases.next_deadline()
     }
 
-    /// Processes every lease due at `now`: marks silent instances unhealthy and
-    /// deletes those past their delete timeout, unless self-preservation holds
-    /// deletions back. One pass deletes at most the per-sweep cap, chosen at random.
-    pub fn expire<R: Rng>(&mut self, now: Millis, rng: &mut R) -> ExpiryReport {
-        let mut report = ExpiryReport { preservation_active: self.preservation.active(now), ..ExpiryReport::default() };
-        let mut doomed = Vec::new();
-        for (_, owner) in self.leases.pop_due(now) {
-            let Some(entry) = self.services.get_mut(&*owner.service) else {
-                continue;
-            };
-            let Some(slot) = entry.instances.get_mut(&owner.instance) else {
-                continue;
-            };
-            let Some(lease) = &mut slot.lease else {
-                continue;
-            };
-            if now >= lease.delete_at() {
-                doomed.push(owner);
-                continue;
-            }
-            if now >= lease.unhealthy_at() {
-                let at = lease.delete_at();
-                self.leases.requeue(lease, at);
-                if slot.instance.healthy {
-                    let mut sick = (*slot.instance).clone();
-                    sick.healthy = false;
-                    slot.instance = Arc::new(sick);
-                    report.marked_unhealthy += 1;
-                    let shared = entry.key.clone();
-                    self.touch(&shared, Some(owner.instance), ChangeKind::InstanceHealthChanged);
-                }
-            } else {
-                // Renewed since it was queued.
-                let at = lease.unhealthy_at();
-                self.leases.requeue(lease, at);
-            }
-        }
-        if doomed.is_empty() {
-            return report;
-        }
-        let cap = if report.preservation_active { 0 } else { self.preservation.eviction_cap(self.leases.len()) };
-        doomed.shuffle(rng);
-        let deferred = doomed.split_off(cap.min(doomed.len()));
-        for owner in doomed {
-            if self.remove_instance(&owner.service, &owner.instance, ChangeKind::InstanceExpired).is_some() {
-                report.deleted += 1;
-            }
-        }
-        for owner in deferred {
-            report.deferred += 1;
-            self.defer_deletion(&owner, now);
-        }
-        report
-    }
-
-    /// Keeps a doomed instance, unhealthy, and tries again later.
-    fn defer_deletion(&mut self, owner: &LeaseOwner, now: Millis) {
-        let Some(entry) = self.services.get_mut(&*owner.service) else {
-            return;
-        };
-        let Some(slot) = entry.instances.get_mut(&owner.instance) else {
-            return;
-        };
-        let Some(lease) = &mut slot.lease else { return };
-        self.leases.requeue(lease, now.plus(DEFERRED_DELETE_RETRY_MS));
-        if slot.instance.healthy {
-            let mut sick = (*slot.instance).clone();
-            sick.healthy = false;
-            slot.instance = Arc::new(sick);
-            let shared = entry.key.clone();
-            self.touch(&shared, Some(owner.instance.clone()), ChangeKind::InstanceHealthChanged);
-        }
-    }
-
     /// Counters for health and metrics.
     #[must_use]
     pub fn stats(&self, now: Millis) -> RegistryStats {
@@ -893,5 +816,6 @@ impl Registry {
     }
 }
 
+mod expiry;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use hickory_server::zone_handler::MessageResponse;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::RegistryHandler;
 
@@ -59,16 +59,20 @@ pub async fn start(
     let handler = Arc::new(handler);
     let mut server = Server::new(SharedHandler(handler.clone()));
     server.register_listener(tcp, tcp_timeout, 64 * 1024);
-    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), handler, shutdown.clone()));
-    let task = tokio::spawn(async move {
-        shutdown.cancelled().await;
-        if let Err(error) = server.shutdown_gracefully().await {
-            warn!(%error, "DNS server stopped with an error");
+    // The tasks log under the caller's span (the node's, with its id).
+    let udp_task = tokio::spawn(serve_udp(Arc::new(udp), handler, shutdown.clone()).in_current_span());
+    let task = tokio::spawn(
+        async move {
+            shutdown.cancelled().await;
+            if let Err(error) = server.shutdown_gracefully().await {
+                warn!(%error, "DNS server stopped with an error");
+            }
+            if udp_task.await.is_err() {
+                warn!("UDP loop panicked");
+            }
         }
-        if udp_task.await.is_err() {
-            warn!("UDP loop panicked");
-        }
-    });
+        .in_current_span(),
+    );
     info!(%addr, "dns serving");
     Ok(DnsHandle { addr, task })
 }
