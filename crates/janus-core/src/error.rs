@@ -4,14 +4,14 @@
 use crate::model::Mode;
 
 /// Why a registry operation did not happen.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// A field failed validation; `field` names it and `rule` says what is allowed.
     #[error("invalid {field}: {rule}")]
     Invalid {
         /// The field at fault, as the client spelled it.
-        field: &'static str,
+        field: String,
         /// The rule it broke, e.g. "must be between 1 and 65535".
         rule: String,
     },
@@ -42,7 +42,7 @@ pub enum RegistryError {
     #[error("{what} '{name}' already exists")]
     AlreadyExists {
         /// `namespace` or `service`.
-        what: &'static str,
+        what: String,
         /// Its name.
         name: String,
     },
@@ -50,7 +50,7 @@ pub enum RegistryError {
     #[error("{what} '{name}' is not empty: {detail}")]
     NotEmpty {
         /// `namespace` or `service`.
-        what: &'static str,
+        what: String,
         /// Its name.
         name: String,
         /// What it still holds.
@@ -83,8 +83,8 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Shorthand for [`RegistryError::Invalid`].
-    pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
-        Self::Invalid { field, rule: rule.into() }
+    pub fn invalid(field: &str, rule: impl Into<String>) -> Self {
+        Self::Invalid { field: field.to_owned(), rule: rule.into() }
     }
 
     /// True for the three not-found variants.

@@ -12,7 +12,8 @@
 //! - [`validate`]: the limits every field is checked against.
 //! - [`lease`]: the deadline queue that expires ephemeral instances.
 //! - [`preservation`]: Eureka-style self-preservation accounting.
-//! - [`registry`]: [`Registry`], the state machine (`&mut self` + `now`).
+//! - [`registry`]: [`Registry`], the state machine (`&mut self` + `now`);
+//!   `registry::cp` holds the replicated [`Command`]s and the [`CpState`] snapshots carry.
 //! - [`select`]: instance selection with Nacos's protect threshold.
 //! - [`store`]: [`RegistryStore`], the registry behind a lock plus its watches.
 //! - [`service`]: [`RegistryService`], the trait every front end talks to.
@@ -38,6 +39,7 @@ pub use change::{Change, ChangeKind};
 pub use error::RegistryError;
 pub use model::{Instance, Metadata, Mode};
 pub use name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
+pub use registry::cp::{Command, CommandOutcome, CpState};
 pub use registry::{Registry, RegistryConfig};
 pub use service::RegistryService;
 pub use store::RegistryStore;

@@ -11,7 +11,7 @@ use crate::validate;
 pub type Metadata = BTreeMap<String, String>;
 
 /// Consistency mode of a namespace, fixed at creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Ephemeral, heartbeat-leased instances; available under partition.
     Ap,
@@ -43,7 +43,7 @@ impl fmt::Display for Mode {
 }
 
 /// What a namespace is created with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceSpec {
     /// Namespace id.
     pub id: NamespaceId,
@@ -75,7 +75,7 @@ impl NamespaceSpec {
 }
 
 /// A namespace as read from the registry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceInfo {
     /// Id, name, description and mode.
     pub spec: NamespaceSpec,
@@ -86,7 +86,7 @@ pub struct NamespaceInfo {
 }
 
 /// Service-level settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSettings {
     /// Nacos protect threshold in `[0, 1]`.
     pub protect_threshold: f64,
@@ -113,7 +113,7 @@ impl ServiceSettings {
 }
 
 /// A change to service settings; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServicePatch {
     /// New protect threshold.
     pub protect_threshold: Option<f64>,
@@ -122,7 +122,7 @@ pub struct ServicePatch {
 }
 
 /// A service as read from the registry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceInfo {
     /// Which service.
     pub key: ServiceKey,
@@ -137,7 +137,7 @@ pub struct ServiceInfo {
 }
 
 /// An instance as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Cluster, address, port.
     pub key: InstanceKey,
@@ -167,7 +167,7 @@ impl Instance {
 }
 
 /// What a registration or full update carries, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceSpec {
     /// Cluster, address, port.
     pub key: InstanceKey,
@@ -234,7 +234,7 @@ impl InstanceSpec {
 }
 
 /// A partial instance update; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstancePatch {
     /// New weight.
     pub weight: Option<f64>,

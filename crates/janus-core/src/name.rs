@@ -13,8 +13,25 @@ use crate::validate;
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $field:literal, $rule:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        ///
+        /// Serialized as a plain string; deserializing validates it again.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(Arc<str>);
+
+        impl TryFrom<String> for $name {
+            type Error = RegistryError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::new(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0.to_string()
+            }
+        }
 
         impl $name {
             /// Validates `value` against this name's rule.
@@ -97,7 +114,7 @@ impl ClusterName {
 }
 
 /// Identifies a service: namespace, group and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ServiceKey {
     /// Namespace id.
     pub namespace: NamespaceId,
@@ -128,7 +145,7 @@ impl fmt::Display for ServiceKey {
 }
 
 /// Identifies an instance within its service: cluster, address and port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct InstanceKey {
     /// Cluster name.
     pub cluster: ClusterName,

@@ -50,6 +50,9 @@ struct InstanceSlot {
 struct ServiceEntry {
     key: Arc<ServiceKey>,
     settings: ServiceSettings,
+    /// Created or changed through the service API (a definition, replicated
+    /// by Raft), rather than implied by an ephemeral registration.
+    defined: bool,
     revision: u64,
     instances: HashMap<InstanceKey, InstanceSlot>,
     /// Interned cluster names with the number of instances using each.
@@ -58,7 +61,7 @@ struct ServiceEntry {
 
 impl ServiceEntry {
     fn new(key: Arc<ServiceKey>, settings: ServiceSettings) -> Self {
-        Self { key, settings, revision: 0, instances: HashMap::new(), clusters: HashMap::new() }
+        Self { key, settings, defined: false, revision: 0, instances: HashMap::new(), clusters: HashMap::new() }
     }
 
     /// Shares one allocation per cluster name among a service's instances.
@@ -226,7 +229,7 @@ impl Registry {
     /// [`RegistryError::AlreadyExists`] if the id is taken.
     pub fn create_namespace(&mut self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
         if self.namespaces.contains_key(&spec.id) {
-            return Err(RegistryError::AlreadyExists { what: "namespace", name: spec.id.to_string() });
+            return Err(RegistryError::AlreadyExists { what: "namespace".to_owned(), name: spec.id.to_string() });
         }
         let revision = self.next_revision();
         let id = spec.id.clone();
@@ -290,7 +293,7 @@ impl Registry {
         let entry = self.namespaces.get(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
         if !entry.services.is_empty() {
             return Err(RegistryError::NotEmpty {
-                what: "namespace",
+                what: "namespace".to_owned(),
                 name: id.to_string(),
                 detail: format!("it holds {} service(s); delete them first", entry.services.len()),
             });
@@ -410,9 +413,12 @@ impl Registry {
         settings: ServiceSettings,
     ) -> Result<ServiceInfo, RegistryError> {
         if self.services.contains_key(key) {
-            return Err(RegistryError::AlreadyExists { what: "service", name: key.to_string() });
+            return Err(RegistryError::AlreadyExists { what: "service".to_owned(), name: key.to_string() });
         }
         self.ensure_service(key, settings)?;
+        if let Some(entry) = self.services.get_mut(key) {
+            entry.defined = true;
+        }
         self.service(key)
     }
 
@@ -435,6 +441,7 @@ impl Registry {
         if let Some(metadata) = patch.metadata {
             entry.settings.metadata = metadata;
         }
+        entry.defined = true;
         let shared = entry.key.clone();
         self.touch(&shared, None, ChangeKind::ServiceUpdated);
         self.service(key)
@@ -449,21 +456,12 @@ impl Registry {
         let entry = self.services.get(key).ok_or_else(|| Self::service_not_found(key))?;
         if !entry.instances.is_empty() {
             return Err(RegistryError::NotEmpty {
-                what: "service",
+                what: "service".to_owned(),
                 name: key.to_string(),
                 detail: format!("it holds {} instance(s); deregister them first", entry.instances.len()),
             });
         }
-        let shared = entry.key.clone();
-        self.touch(&shared, None, ChangeKind::ServiceDeleted);
-        self.services.remove(key);
-        if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
-            ns.services.remove(&(key.group.clone(), key.service.clone()));
-        }
-        let folded = folded_name(key.namespace.as_str(), key.group.as_str(), key.service.as_str());
-        if self.folded.get(&folded) == Some(key) {
-            self.folded.remove(&folded);
-        }
+        self.drop_service(key);
         Ok(())
     }
 
@@ -816,6 +814,7 @@ impl Registry {
     }
 }
 
+pub mod cp;
 mod expiry;
 #[cfg(test)]
 mod tests;

@@ -321,3 +321,141 @@ fn services_resolve_exactly_or_ignoring_case() {
     reg.delete_service(&key("OrderService")).unwrap();
     assert_eq!(reg.resolve_service("public", "default_group", "orderservice"), None);
 }
+
+mod replicated {
+    use super::*;
+    use crate::registry::cp::{Command, CommandOutcome, CpState};
+
+    fn ns(id: &str) -> NamespaceId {
+        NamespaceId::new(id).unwrap()
+    }
+
+    fn in_ns(namespace: &str, service: &str) -> ServiceKey {
+        ServiceKey::new(ns(namespace), GroupName::default_group(), ServiceName::new(service).unwrap())
+    }
+
+    fn persistent(port: u16) -> InstanceSpec {
+        let mut spec = InstanceSpec::new(inst(port));
+        spec.ephemeral = Some(false);
+        spec.metadata = Metadata::from([("k".to_owned(), port.to_string())]);
+        spec
+    }
+
+    fn commands() -> Vec<Command> {
+        vec![
+            Command::CreateNamespace(
+                NamespaceSpec::new(ns("pay"), None, Some("payments".to_owned()), Mode::Cp).unwrap(),
+            ),
+            Command::CreateService {
+                key: in_ns("pay", "Ledger"),
+                settings: ServiceSettings::new(Some(0.4), Metadata::new()).unwrap(),
+            },
+            Command::RegisterInstance { key: in_ns("pay", "Ledger"), spec: persistent(1) },
+            Command::RegisterInstance { key: in_ns("pay", "Ledger"), spec: persistent(2) },
+            Command::PatchInstance {
+                key: in_ns("pay", "Ledger"),
+                instance: inst(2),
+                patch: InstancePatch { healthy: Some(false), ..InstancePatch::default() },
+            },
+            Command::CreateService { key: in_ns("public", "defined"), settings: ServiceSettings::default() },
+            Command::UpdateNamespace { id: ns("pay"), name: Some("Payments".to_owned()), description: None },
+        ]
+    }
+
+    #[test]
+    fn apply_matches_the_direct_calls_and_refusals_are_outcomes_too() {
+        let mut replicated = Registry::new(RegistryConfig::default());
+        for command in commands() {
+            replicated.apply(command, Millis(5)).unwrap();
+        }
+        let mut direct = Registry::new(RegistryConfig::default());
+        direct
+            .create_namespace(NamespaceSpec::new(ns("pay"), None, Some("payments".to_owned()), Mode::Cp).unwrap())
+            .unwrap();
+        direct
+            .create_service(&in_ns("pay", "Ledger"), ServiceSettings::new(Some(0.4), Metadata::new()).unwrap())
+            .unwrap();
+        direct.register_instance(&in_ns("pay", "Ledger"), persistent(1), Millis(5)).unwrap();
+        direct.register_instance(&in_ns("pay", "Ledger"), persistent(2), Millis(5)).unwrap();
+        let sick = InstancePatch { healthy: Some(false), ..InstancePatch::default() };
+        direct.patch_instance(&in_ns("pay", "Ledger"), &inst(2), sick, Millis(5)).unwrap();
+        direct.create_service(&in_ns("public", "defined"), ServiceSettings::default()).unwrap();
+        direct.update_namespace(&ns("pay"), Some("Payments".to_owned()), None).unwrap();
+        assert_eq!(replicated.export_cp(), direct.export_cp());
+        assert_eq!(replicated.revision(), direct.revision());
+
+        let again = Command::CreateNamespace(NamespaceSpec::new(ns("pay"), None, None, Mode::Ap).unwrap());
+        assert!(matches!(replicated.apply(again, Millis(6)), Err(RegistryError::AlreadyExists { .. })));
+        let gone =
+            replicated.apply(Command::DeregisterInstance { key: in_ns("pay", "Ledger"), instance: inst(1) }, Millis(7));
+        assert!(matches!(gone, Ok(CommandOutcome::Revision(_))));
+    }
+
+    #[test]
+    fn commands_round_trip_through_serde_and_names_are_validated_again() {
+        for command in commands() {
+            let json = serde_json::to_string(&command).unwrap();
+            let back: Command = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, command);
+        }
+        let forged = r#"{"DeleteNamespace":{"id":"bad id!"}}"#;
+        assert!(serde_json::from_str::<Command>(forged).is_err(), "a name that fails validation does not deserialize");
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_every_index() {
+        let mut leader = Registry::new(RegistryConfig::default());
+        for command in commands() {
+            leader.apply(command, Millis(5)).unwrap();
+        }
+        // Local ephemeral data is not part of the snapshot.
+        leader.register_instance(&key("implicit"), InstanceSpec::new(inst(9)), Millis(5)).unwrap();
+        let state = leader.export_cp();
+        assert_eq!(state.namespaces.len(), 2);
+        assert_eq!(state.services.len(), 2, "defined services only: pay/Ledger and public/defined");
+        assert_eq!(state.instances.len(), 2, "persistent instances only");
+        let json = serde_json::to_string(&state).unwrap();
+
+        let mut follower = Registry::new(RegistryConfig::default());
+        follower.import_cp(serde_json::from_str::<CpState>(&json).unwrap());
+        assert_eq!(follower.export_cp(), state);
+        let ledger = in_ns("pay", "Ledger");
+        assert_eq!(follower.snapshot(&ledger).unwrap().instances.len(), 2);
+        assert!(!follower.instance(&ledger, &inst(2)).unwrap().instance.healthy);
+        assert_eq!(follower.service(&ledger).unwrap().settings.protect_threshold, 0.4);
+        assert_eq!(
+            follower.resolve_service("PAY", "default_group", "ledger"),
+            Some(ledger.clone()),
+            "the folded index too"
+        );
+        assert_eq!(follower.services(&ns("pay"), None, 1, 10).unwrap().0, 1);
+        assert_eq!(follower.namespace(&ns("pay")).unwrap().spec.name, "Payments");
+        assert!(follower.snapshot(&key("implicit")).unwrap().instances.is_empty());
+    }
+
+    #[test]
+    fn importing_keeps_local_ephemeral_instances_and_drops_stale_replicated_data() {
+        let mut leader = Registry::new(RegistryConfig::default());
+        for command in commands() {
+            leader.apply(command, Millis(5)).unwrap();
+        }
+        let state = leader.export_cp();
+
+        let mut follower = Registry::new(RegistryConfig::default());
+        follower.register_instance(&key("web"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+        follower.create_namespace(NamespaceSpec::new(ns("old"), None, None, Mode::Cp).unwrap()).unwrap();
+        follower.register_instance(&in_ns("old", "x"), persistent(3), Millis(0)).unwrap();
+        follower.create_namespace(NamespaceSpec::new(ns("pay"), None, None, Mode::Cp).unwrap()).unwrap();
+        follower.register_instance(&in_ns("pay", "Ledger"), persistent(7), Millis(0)).unwrap();
+        follower.import_cp(state.clone());
+
+        assert_eq!(follower.export_cp(), state);
+        assert!(follower.namespace(&ns("old")).is_err(), "a namespace the leader deleted is gone");
+        assert!(
+            follower.instance(&in_ns("pay", "Ledger"), &inst(7)).is_err(),
+            "a persistent instance the leader lacks is gone"
+        );
+        assert_eq!(healthy(&follower, "web", 1), Some(true), "local ephemeral instances stay");
+        assert!(follower.next_deadline().is_some(), "and keep their lease");
+    }
+}
