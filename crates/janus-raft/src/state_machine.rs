@@ -1,0 +1,159 @@
+//! [`StateMachine`]: applies committed commands to the node's registry and
+//! takes and installs snapshots of its replicated part.
+//!
+//! The state lives in memory (the registry); on start it is rebuilt from the
+//! latest snapshot, and openraft replays the committed log after it. A snapshot
+//! file is written to a temporary name, synced, renamed over the old one and
+//! the directory synced, so a crash leaves either the old or the new snapshot.
+
+use std::io::{self, Cursor, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use janus_core::{CommandOutcome, CpState, Millis, RegistryStore};
+use openraft::EntryPayload;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use serde::{Deserialize, Serialize};
+
+use crate::{RaftResponse, TypeConfig};
+
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+fn io_error(error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+/// What a snapshot file holds.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMetaOf<TypeConfig>,
+    state: CpState,
+}
+
+/// The state machine over a node's registry.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    store: Arc<RegistryStore>,
+    dir: PathBuf,
+    last_applied: Option<LogIdOf<TypeConfig>>,
+    membership: StoredMembershipOf<TypeConfig>,
+}
+
+impl StateMachine {
+    /// A state machine writing snapshots into `dir`; loads the latest snapshot
+    /// there into `store`, if any.
+    ///
+    /// # Errors
+    /// The directory cannot be created or the snapshot cannot be read.
+    pub fn open(store: Arc<RegistryStore>, dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut machine = Self {
+            store,
+            dir: dir.to_owned(),
+            last_applied: None,
+            membership: StoredMembershipOf::<TypeConfig>::default(),
+        };
+        if let Some(file) = machine.read_snapshot_file()? {
+            machine.store.write(|registry, _| registry.import_cp(file.state));
+            machine.last_applied = file.meta.last_log_id;
+            machine.membership = file.meta.last_membership;
+        }
+        Ok(machine)
+    }
+
+    fn read_snapshot_file(&self) -> io::Result<Option<SnapshotFile>> {
+        match std::fs::read(self.dir.join(SNAPSHOT_FILE)) {
+            Ok(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(io_error),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn write_snapshot_file(&self, file: &SnapshotFile) -> io::Result<Vec<u8>> {
+        let bytes = postcard::to_stdvec(file).map_err(io_error)?;
+        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        {
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(&bytes)?;
+            out.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(bytes)
+    }
+
+    fn snapshot_of(meta: SnapshotMetaOf<TypeConfig>, bytes: Vec<u8>) -> SnapshotOf<TypeConfig, Cursor<Vec<u8>>> {
+        SnapshotOf::<TypeConfig, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(bytes) }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, Cursor<Vec<u8>>>> {
+        let state = self.store.read(janus_core::Registry::export_cp);
+        let meta =
+            SnapshotMetaOf::<TypeConfig> { last_log_id: self.last_applied, last_membership: self.membership.clone() };
+        let bytes = self.write_snapshot_file(&SnapshotFile { meta: meta.clone(), state })?;
+        Ok(Self::snapshot_of(meta, bytes))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>)> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: futures_util::Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            self.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => RaftResponse(Ok(CommandOutcome::Done)),
+                EntryPayload::Normal(request) => {
+                    RaftResponse(self.store.write(|registry, _| registry.apply(request.command, Millis(request.at))))
+                }
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership);
+                    RaftResponse(Ok(CommandOutcome::Done))
+                }
+            };
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: Self::SnapshotData,
+    ) -> io::Result<()> {
+        let file: SnapshotFile = postcard::from_bytes(snapshot.get_ref()).map_err(io_error)?;
+        let file = SnapshotFile { meta: meta.clone(), state: file.state };
+        self.write_snapshot_file(&file)?;
+        self.store.write(|registry, _| registry.import_cp(file.state));
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, Self::SnapshotData>>> {
+        let Some(file) = self.read_snapshot_file()? else { return Ok(None) };
+        let bytes = postcard::to_stdvec(&file).map_err(io_error)?;
+        Ok(Some(Self::snapshot_of(file.meta, bytes)))
+    }
+}

@@ -1,0 +1,89 @@
+//! What survives a restart: the log (entries, vote, committed id) and the
+//! snapshot, which rebuilds the registry's replicated part with every index.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use janus_core::model::{InstanceSpec, NamespaceSpec, ServiceSettings};
+use janus_core::{
+    ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
+    ServiceName,
+};
+use janus_raft::{LogStore, RaftRequest, StateMachine, TypeConfig};
+use openraft::entry::RaftEntry as _;
+use openraft::storage::{
+    IOFlushed, RaftLogReader as _, RaftLogStorage as _, RaftSnapshotBuilder as _, RaftStateMachine as _,
+};
+use openraft::type_config::alias::{CommittedLeaderIdOf, EntryOf, LogIdOf, VoteOf};
+
+fn ledger() -> ServiceKey {
+    ServiceKey::new(NamespaceId::new("pay").unwrap(), GroupName::default_group(), ServiceName::new("ledger").unwrap())
+}
+
+fn log_id(index: u64) -> LogIdOf<TypeConfig> {
+    LogIdOf::<TypeConfig>::new(CommittedLeaderIdOf::<TypeConfig> { term: 1, node_id: 1 }, index)
+}
+
+fn request(n: u16) -> RaftRequest {
+    let mut spec = InstanceSpec::new(InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), n));
+    spec.ephemeral = Some(false);
+    RaftRequest { at: 0, command: Command::RegisterInstance { key: ledger(), spec } }
+}
+
+#[tokio::test]
+async fn the_log_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft.redb");
+    let entries: Vec<EntryOf<TypeConfig>> =
+        (1..=3).map(|i| EntryOf::<TypeConfig>::new_normal(log_id(i), request(i as u16))).collect();
+    {
+        let mut log = LogStore::open(&path).unwrap();
+        log.append(entries.clone(), IOFlushed::noop()).await.unwrap();
+        log.save_vote(&VoteOf::<TypeConfig>::new(1, 1)).await.unwrap();
+        log.save_committed(Some(log_id(2))).await.unwrap();
+    }
+    let mut log = LogStore::open(&path).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(3)));
+    assert_eq!(log.try_get_log_entries(1..=3).await.unwrap(), entries);
+    assert_eq!(log.read_vote().await.unwrap(), Some(VoteOf::<TypeConfig>::new(1, 1)));
+    assert_eq!(log.read_committed().await.unwrap(), Some(log_id(2)));
+    log.purge(log_id(1)).await.unwrap();
+    log.truncate_after(Some(log_id(2))).await.unwrap();
+    drop(log);
+    let mut log = LogStore::open(&path).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(1)), Some(log_id(2))));
+    assert_eq!(log.try_get_log_entries(0..10).await.unwrap(), entries[1..2].to_vec());
+}
+
+#[tokio::test]
+async fn a_snapshot_rebuilds_the_registry_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
+    let mut machine = StateMachine::open(store.clone(), &snapshots).unwrap();
+    store.write(|registry, now| {
+        let namespace = NamespaceSpec::new(NamespaceId::new("pay").unwrap(), None, None, Mode::Cp).unwrap();
+        registry.apply(Command::CreateNamespace(namespace), now).unwrap();
+        let settings = ServiceSettings::new(Some(0.5), Default::default()).unwrap();
+        registry.apply(Command::CreateService { key: ledger(), settings }, now).unwrap();
+        registry.apply(request(1).command, now).unwrap();
+        registry.apply(request(2).command, now).unwrap();
+    });
+    let snapshot = machine.build_snapshot().await.unwrap();
+    assert!(!snapshot.snapshot.get_ref().is_empty());
+    assert!(snapshots.join("snapshot.bin").exists(), "written to disk");
+    assert!(!snapshots.join("snapshot.bin.tmp").exists(), "atomically");
+
+    // A new process: an empty registry, the same directory.
+    let fresh = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
+    let mut restarted = StateMachine::open(fresh.clone(), &snapshots).unwrap();
+    let restored = fresh.read(|r| r.snapshot(&ledger()).unwrap());
+    assert_eq!(restored.instances.len(), 2, "persistent instances come back");
+    assert_eq!(restored.mode, Mode::Cp);
+    assert_eq!(fresh.read(|r| r.service(&ledger()).unwrap().settings.protect_threshold), 0.5);
+    assert_eq!(fresh.read(|r| r.export_cp()), store.read(|r| r.export_cp()));
+    assert_eq!(restarted.get_current_snapshot().await.unwrap().unwrap().meta, snapshot.meta);
+}
