@@ -67,8 +67,9 @@ wait_for() { # url
 }
 
 start_janus() { # extra env assignments...
+  rm -rf "$WORK/janus-data"
   env "$@" "${SERVER_CPU[@]}" "$JANUS" --http-addr "127.0.0.1:$JANUS_PORT" --dns-addr "127.0.0.1:$JANUS_DNS_PORT" \
-    --log warn >"$WORK/janus.log" 2>&1 &
+    --data-dir "$WORK/janus-data" --log warn >"$WORK/janus.log" 2>&1 &
   SERVER_PID=$!
   wait_for "http://127.0.0.1:$JANUS_PORT/ready"
 }

@@ -47,10 +47,37 @@ pub struct ServerConfig {
     pub lease: LeaseSection,
     /// Eureka-style self-preservation.
     pub self_preservation: PreservationSection,
+    /// The CP engine (Raft).
+    pub raft: RaftSection,
     /// The Eureka REST API.
     pub eureka: EurekaSection,
     /// Logging.
     pub log: LogSection,
+}
+
+/// `[raft]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Longest election timeout; a write without quorum fails after this plus a second.
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot (and compact the log) after this many entries.
+    pub snapshot_after_logs: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_after_logs: 10_000,
+        }
+    }
 }
 
 /// `[eureka]`.
@@ -318,6 +345,19 @@ impl ServerConfig {
         if http.default_wait_ms > http.max_wait_ms {
             return invalid("http.default_wait_ms", "must not exceed http.max_wait_ms");
         }
+        let raft = &self.raft;
+        if raft.heartbeat_ms == 0 || raft.election_timeout_min_ms < 3 * raft.heartbeat_ms {
+            return invalid(
+                "raft.election_timeout_min_ms",
+                "must be at least 3 x raft.heartbeat_ms (and the heartbeat positive)",
+            );
+        }
+        if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
+            return invalid("raft.election_timeout_max_ms", "must exceed raft.election_timeout_min_ms");
+        }
+        if raft.snapshot_after_logs == 0 {
+            return invalid("raft.snapshot_after_logs", "must be positive");
+        }
         if http.max_page_size == 0 {
             return invalid("http.max_page_size", "must be positive");
         }
@@ -342,6 +382,21 @@ impl ServerConfig {
                 min_expected_per_min: self.self_preservation.min_expected_renewals_per_min,
                 max_evict_fraction: self.self_preservation.max_evict_fraction,
             },
+        }
+    }
+
+    /// Settings of the CP engine: its data lives in `<node.data_dir>/raft`.
+    #[must_use]
+    pub fn cp_config(&self) -> janus_raft::CpConfig {
+        janus_raft::CpConfig {
+            node_id: self.node.id,
+            dir: self.node.data_dir.join("raft"),
+            heartbeat: Duration::from_millis(self.raft.heartbeat_ms),
+            election_timeout: (
+                Duration::from_millis(self.raft.election_timeout_min_ms),
+                Duration::from_millis(self.raft.election_timeout_max_ms),
+            ),
+            snapshot_after_logs: self.raft.snapshot_after_logs,
         }
     }
 

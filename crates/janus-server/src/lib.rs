@@ -38,18 +38,27 @@ pub struct App {
     pub router: janus_http::Router,
     /// The AP engine's reaper task.
     pub reaper: JoinHandle<()>,
+    /// The CP engine (to shut down after the front ends).
+    pub cp: janus_raft::CpEngine,
 }
 
-/// Builds a node and its router; engine tasks stop when `shutdown` is cancelled.
-#[must_use]
-pub fn build(config: &ServerConfig, shutdown: &CancellationToken) -> App {
+/// Builds a node and its router: opens the Raft data in `node.data_dir`
+/// (rebuilding the replicated state from it), starts the engines. The AP
+/// engine's tasks stop when `shutdown` is cancelled; Raft stops in
+/// [`RunningServer::wait`].
+///
+/// # Errors
+/// The data directory cannot be used, or Raft does not start.
+pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
+    let cp =
+        janus_raft::CpEngine::start(store.clone(), config.cp_config()).await.context("cannot start the CP engine")?;
     let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
-    let node = Arc::new(Node::new(store, ap));
+    let node = Arc::new(Node::new(store, ap, cp.clone()));
     let registry: Arc<dyn RegistryService> = node.clone();
     let router =
         janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
-    App { node, router, reaper }
+    Ok(App { node, router, reaper, cp })
 }
 
 /// A server that is listening.
@@ -63,6 +72,7 @@ pub struct RunningServer {
     pub node: Arc<Node>,
     http: JoinHandle<std::io::Result<()>>,
     reaper: JoinHandle<()>,
+    cp: janus_raft::CpEngine,
 }
 
 /// Binds the HTTP listener and starts serving; everything stops when `shutdown` is cancelled.
@@ -75,7 +85,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         .await
         .with_context(|| format!("cannot bind HTTP address {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
-    let App { node, router, reaper } = span.in_scope(|| build(&config, &shutdown));
+    let App { node, router, reaper, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
     let dns = if config.dns.enabled {
         let registry: Arc<dyn RegistryService> = node.clone();
         let handler = janus_dns::RegistryHandler::new(
@@ -102,7 +112,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             .instrument(span.clone()),
     );
     span.in_scope(|| info!(%http_addr, "janus serving"));
-    Ok(RunningServer { http_addr, dns_addr, dns, node, http, reaper })
+    Ok(RunningServer { http_addr, dns_addr, dns, node, http, reaper, cp })
 }
 
 impl RunningServer {
@@ -116,6 +126,7 @@ impl RunningServer {
         if let Some(dns) = self.dns {
             dns.wait().await;
         }
+        self.cp.shutdown().await;
         served.context("HTTP server failed")
     }
 }

@@ -1,8 +1,8 @@
 //! [`Node`]: one server's registry service. Reads come from the local store;
 //! each write goes to the engine that owns it: ephemeral instances of `ap`
-//! namespaces to the AP engine; namespace and service definitions to the
-//! local store for now (they move to Raft with the CP engine, which will also
-//! own `cp` namespaces).
+//! namespaces to the AP engine; namespaces, service definitions and the
+//! persistent instances of `cp` namespaces to Raft. An ephemeral registration
+//! never waits for Raft, so losing Raft quorum does not touch AP traffic.
 
 use std::sync::Arc;
 
@@ -13,41 +13,86 @@ use janus_core::model::{
     InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings,
 };
 use janus_core::service::{NodeHealth, WriteOutcome};
+use janus_core::{Command, CommandOutcome};
 use janus_core::{InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
+use janus_raft::CpEngine;
 
 /// A node: its store and engines.
 #[derive(Debug)]
 pub struct Node {
     store: Arc<RegistryStore>,
     ap: ApEngine,
+    cp: CpEngine,
+}
+
+impl std::fmt::Debug for CpHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CpHandle")
+    }
+}
+
+/// The namespace and mode a Raft write is about, for error messages.
+struct CpHandle<'a> {
+    namespace: &'a NamespaceId,
+    mode: Mode,
 }
 
 impl Node {
-    /// A node over a store with its AP engine.
+    /// A node over a store with its engines.
     #[must_use]
-    pub fn new(store: Arc<RegistryStore>, ap: ApEngine) -> Self {
-        Self { store, ap }
+    pub fn new(store: Arc<RegistryStore>, ap: ApEngine, cp: CpEngine) -> Self {
+        Self { store, ap, cp }
     }
 
-    fn cp_unavailable(namespace: &NamespaceId) -> RegistryError {
-        RegistryError::Unavailable {
-            namespace: namespace.to_string(),
-            mode: Mode::Cp,
-            reason: "cp namespaces need the Raft engine, which this build does not include yet".to_owned(),
+    fn mode(&self, namespace: &NamespaceId) -> Result<Mode, RegistryError> {
+        self.store.read(|r| r.mode_of(namespace))
+    }
+
+    /// Writes through Raft; a write that cannot commit names the namespace and mode.
+    async fn replicate(&self, about: CpHandle<'_>, command: Command) -> Result<CommandOutcome, RegistryError> {
+        match self.cp.write(command).await {
+            Ok(outcome) => outcome,
+            Err(error) => Err(RegistryError::Unavailable {
+                namespace: about.namespace.to_string(),
+                mode: about.mode,
+                reason: error.0,
+            }),
         }
     }
 
-    /// Routes an instance write by the namespace's mode.
-    fn ap_engine(&self, namespace: &NamespaceId) -> Result<&ApEngine, RegistryError> {
-        match self.store.read(|r| r.mode_of(namespace))? {
-            Mode::Ap => Ok(&self.ap),
-            Mode::Cp => Err(Self::cp_unavailable(namespace)),
+    async fn replicate_instance(&self, key: &ServiceKey, command: Command) -> Result<WriteOutcome, RegistryError> {
+        let about = CpHandle { namespace: &key.namespace, mode: Mode::Cp };
+        match self.replicate(about, command).await? {
+            CommandOutcome::Revision(revision) => Ok(WriteOutcome { mode: Mode::Cp, revision }),
+            other => Err(unexpected(&other)),
         }
+    }
+
+    async fn replicate_service(&self, key: &ServiceKey, command: Command) -> Result<ServiceInfo, RegistryError> {
+        let mode = self.mode(&key.namespace)?;
+        match self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await? {
+            CommandOutcome::Service(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn replicate_namespace(
+        &self,
+        id: &NamespaceId,
+        mode: Mode,
+        command: Command,
+    ) -> Result<CommandOutcome, RegistryError> {
+        self.replicate(CpHandle { namespace: id, mode }, command).await
     }
 
     fn outcome(revision: u64) -> WriteOutcome {
         WriteOutcome { mode: Mode::Ap, revision }
     }
+}
+
+/// A command answered with the wrong kind of outcome: a bug, reported as unavailable.
+fn unexpected(outcome: &CommandOutcome) -> RegistryError {
+    RegistryError::Forbidden(format!("internal error: unexpected Raft outcome {outcome:?}"))
 }
 
 #[async_trait]
@@ -57,10 +102,11 @@ impl RegistryService for Node {
     }
 
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
-        if spec.mode == Mode::Cp {
-            return Err(Self::cp_unavailable(&spec.id));
+        let (id, mode) = (spec.id.clone(), spec.mode);
+        match self.replicate_namespace(&id, mode, Command::CreateNamespace(spec)).await? {
+            CommandOutcome::Namespace(info) => Ok(info),
+            other => Err(unexpected(&other)),
         }
-        self.store.write(|r, _| r.create_namespace(spec))
     }
 
     async fn update_namespace(
@@ -69,31 +115,45 @@ impl RegistryService for Node {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<NamespaceInfo, RegistryError> {
-        self.store.write(|r, _| r.update_namespace(&id, name, description))
+        let mode = self.mode(&id)?;
+        let command = Command::UpdateNamespace { id: id.clone(), name, description };
+        match self.replicate_namespace(&id, mode, command).await? {
+            CommandOutcome::Namespace(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
-        self.store.write(|r, _| r.delete_namespace(&id))
+        let mode = self.mode(&id)?;
+        self.replicate_namespace(&id, mode, Command::DeleteNamespace { id: id.clone() }).await.map(|_| ())
     }
 
     async fn create_service(&self, key: ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError> {
-        self.store.write(|r, _| r.create_service(&key, settings))
+        self.replicate_service(&key.clone(), Command::CreateService { key, settings }).await
     }
 
     async fn update_service(&self, key: ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError> {
-        self.store.write(|r, _| r.update_service(&key, patch))
+        self.replicate_service(&key.clone(), Command::UpdateService { key, patch }).await
     }
 
     async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError> {
-        self.store.write(|r, _| r.delete_service(&key))
+        let mode = self.mode(&key.namespace)?;
+        let command = Command::DeleteService { key: key.clone() };
+        self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await.map(|_| ())
     }
 
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
-        self.ap_engine(&key.namespace)?.register(&key, spec).map(Self::outcome)
+        match self.mode(&key.namespace)? {
+            Mode::Ap => self.ap.register(&key, spec).map(Self::outcome),
+            Mode::Cp => self.replicate_instance(&key.clone(), Command::RegisterInstance { key, spec }).await,
+        }
     }
 
     async fn update_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
-        self.ap_engine(&key.namespace)?.update(&key, spec).map(Self::outcome)
+        match self.mode(&key.namespace)? {
+            Mode::Ap => self.ap.update(&key, spec).map(Self::outcome),
+            Mode::Cp => self.replicate_instance(&key.clone(), Command::UpdateInstance { key, spec }).await,
+        }
     }
 
     async fn patch_instance(
@@ -102,15 +162,22 @@ impl RegistryService for Node {
         instance: InstanceKey,
         patch: InstancePatch,
     ) -> Result<WriteOutcome, RegistryError> {
-        self.ap_engine(&key.namespace)?.patch(&key, &instance, patch).map(Self::outcome)
+        match self.mode(&key.namespace)? {
+            Mode::Ap => self.ap.patch(&key, &instance, patch).map(Self::outcome),
+            Mode::Cp => self.replicate_instance(&key.clone(), Command::PatchInstance { key, instance, patch }).await,
+        }
     }
 
     async fn deregister_instance(&self, key: ServiceKey, instance: InstanceKey) -> Result<WriteOutcome, RegistryError> {
-        self.ap_engine(&key.namespace)?.deregister(&key, &instance).map(Self::outcome)
+        match self.mode(&key.namespace)? {
+            Mode::Ap => self.ap.deregister(&key, &instance).map(Self::outcome),
+            Mode::Cp => self.replicate_instance(&key.clone(), Command::DeregisterInstance { key, instance }).await,
+        }
     }
 
     async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError> {
-        self.ap_engine(&key.namespace)?.heartbeat(&key, &instance)
+        // The registry refuses heartbeats for cp namespaces with a clear message.
+        self.ap.heartbeat(&key, &instance)
     }
 
     fn health(&self) -> NodeHealth {

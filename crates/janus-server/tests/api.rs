@@ -20,7 +20,7 @@ async fn register(app: &TestApp, ip: &str, port: u16) -> u64 {
 
 #[tokio::test]
 async fn namespace_lifecycle() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let reply = app.post("/v1/namespaces", json!({"id": "team-a", "description": "team A", "mode": "ap"})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     assert_eq!(reply.json()["mode"], "ap");
@@ -40,8 +40,7 @@ async fn namespace_lifecycle() {
     assert_eq!((dup.status, dup.json()["code"].as_str()), (StatusCode::CONFLICT, Some("already_exists")));
 
     let cp = app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
-    assert_eq!(cp.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(cp.json()["message"].as_str().unwrap().contains("'payments' (cp)"), "{}", cp.text());
+    assert_eq!((cp.status, cp.json()["mode"].as_str()), (StatusCode::CREATED, Some("cp")), "{}", cp.text());
 
     let reply = app.post("/v1/namespaces/team-a/services/web/instances", json!({"ip": "10.0.0.1", "port": 80})).await;
     assert_eq!(reply.status, StatusCode::CREATED);
@@ -59,7 +58,7 @@ async fn namespace_lifecycle() {
 
 #[tokio::test]
 async fn services_page_and_update() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     for name in ["e", "d", "c", "b", "a"] {
         let reply = app.post("/v1/namespaces/public/services", json!({"name": name, "metadata": {"team": "x"}})).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
@@ -87,7 +86,7 @@ async fn services_page_and_update() {
 
 #[tokio::test]
 async fn instance_lifecycle() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let r1 = register(&app, "10.0.0.1", 8080).await;
     let reply = app
         .post(
@@ -141,7 +140,7 @@ async fn instance_lifecycle() {
 
 #[tokio::test]
 async fn unknown_service_lists_empty_and_unknown_namespace_is_404() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let reply = app.get("/v1/namespaces/public/services/nobody/instances").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!((reply.index(), reply.json()["instances"].as_array().unwrap().len()), (0, 0));
@@ -152,7 +151,7 @@ async fn unknown_service_lists_empty_and_unknown_namespace_is_404() {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let big_map: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases: Vec<(Value, StatusCode, &str)> = vec![
         (json!({"port": 80}), StatusCode::BAD_REQUEST, "invalid ip: required"),
@@ -208,7 +207,7 @@ async fn bad_input_gets_a_clear_4xx() {
 
 #[tokio::test]
 async fn protect_threshold_applies_on_every_list() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     app.post("/v1/namespaces/public/services", json!({"name": "orders", "protect_threshold": 0.5})).await;
     register(&app, "10.0.0.1", 1).await;
     register(&app, "10.0.0.2", 2).await;
@@ -230,7 +229,7 @@ async fn protect_threshold_applies_on_every_list() {
 
 #[tokio::test]
 async fn nacos_v1_round_trip() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let reply = app
         .nacos(
             Method::POST,
@@ -341,7 +340,7 @@ async fn nacos_v1_round_trip() {
 
 #[tokio::test]
 async fn nacos_bad_input() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     type Case<'a> = (Vec<(&'a str, &'a str)>, StatusCode, &'a str);
     let cases: Vec<Case<'_>> = vec![
         (vec![("ip", "10.0.0.1"), ("port", "1")], StatusCode::BAD_REQUEST, "serviceName"),
@@ -385,7 +384,7 @@ async fn nacos_bad_input() {
 
 #[tokio::test]
 async fn blocking_query_returns_when_the_service_changes() {
-    let app = std::sync::Arc::new(TestApp::new());
+    let app = std::sync::Arc::new(TestApp::new().await);
     let revision = register(&app, "10.0.0.1", 1).await;
     let waiter = {
         let app = app.clone();
@@ -410,7 +409,7 @@ async fn blocking_query_returns_when_the_service_changes() {
 
 #[tokio::test]
 async fn blocking_service_list_waits_on_the_namespace() {
-    let app = std::sync::Arc::new(TestApp::new());
+    let app = std::sync::Arc::new(TestApp::new().await);
     let start = app.get("/v1/namespaces/public/services").await.index();
     let waiter = {
         let app = app.clone();
@@ -430,7 +429,7 @@ async fn event_stream_delivers_changes() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let request = Request::get("/v1/namespaces/public/services/orders/events").body(Body::empty()).unwrap();
     let response = app.app.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -456,7 +455,7 @@ async fn event_stream_delivers_changes() {
 
 #[tokio::test]
 async fn health_ready_and_metrics() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     register(&app, "10.0.0.1", 1).await;
     let health = app.get("/health").await.json();
     assert_eq!(health["status"], "UP");
@@ -471,7 +470,7 @@ async fn health_ready_and_metrics() {
 
 #[tokio::test(start_paused = true)]
 async fn cached_lists_follow_lease_expiry_without_any_write() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let reply = app
         .post(
             ORDERS,
@@ -508,7 +507,7 @@ async fn cached_lists_follow_lease_expiry_without_any_write() {
 
 #[tokio::test]
 async fn blocking_namespace_list_waits_for_any_change() {
-    let app = std::sync::Arc::new(TestApp::new());
+    let app = std::sync::Arc::new(TestApp::new().await);
     let start = app.get("/v1/namespaces").await.index();
     let waiter = {
         let app = app.clone();
@@ -520,4 +519,63 @@ async fn blocking_namespace_list_waits_for_any_change() {
     let reply = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
     assert!(reply.index() > start);
     assert_eq!(reply.json()["namespaces"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
+    let app = TestApp::new().await;
+    let created = app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let ledger = "/v1/namespaces/payments/services/ledger/instances";
+    let reply = app.post(ledger, json!({"ip": "10.9.0.1", "port": 7000, "metadata": {"role": "primary"}})).await;
+    assert_eq!((reply.status, reply.json()["mode"].as_str()), (StatusCode::CREATED, Some("cp")), "{}", reply.text());
+    app.post(ledger, json!({"ip": "10.9.0.2", "port": 7000})).await;
+    let defined =
+        app.post("/v1/namespaces/public/services", json!({"name": "catalog", "protect_threshold": 0.25})).await;
+    assert_eq!(defined.status, StatusCode::CREATED);
+    app.post(ORDERS, json!({"ip": "10.0.0.1", "port": 1})).await;
+
+    let list = app.get(ledger).await;
+    assert_eq!(list.headers["x-janus-mode"], "cp");
+    let body = list.json();
+    assert_eq!(body["instances"].as_array().unwrap().len(), 2);
+    assert!(body["instances"].as_array().unwrap().iter().all(|i| i["ephemeral"] == false));
+    let beat = app.call(Method::PUT, &format!("{ledger}/10.9.0.1/7000/heartbeat"), None).await;
+    assert_eq!(beat.status, StatusCode::CONFLICT, "cp instances are not kept alive by heartbeats");
+    let ephemeral = app.post(ledger, json!({"ip": "10.9.0.3", "port": 7000, "ephemeral": true})).await;
+    assert_eq!(ephemeral.status, StatusCode::CONFLICT);
+    assert!(ephemeral.json()["message"].as_str().unwrap().contains("namespace 'payments' is cp"));
+
+    // Restart on the same data directory: everything on Raft comes back; ephemeral data does not.
+    let data = app.stop().await;
+    let app = TestApp::on(data, janus_server::ServerConfig::default()).await;
+    let list = app.get(ledger).await.json();
+    let mut ips: Vec<&str> = list["instances"].as_array().unwrap().iter().map(|i| i["ip"].as_str().unwrap()).collect();
+    ips.sort_unstable();
+    assert_eq!(ips, ["10.9.0.1", "10.9.0.2"], "acknowledged persistent instances survive a restart");
+    assert_eq!(
+        list["instances"][0]["metadata"]["role"].as_str().or(list["instances"][1]["metadata"]["role"].as_str()),
+        Some("primary")
+    );
+    assert_eq!(app.get("/v1/namespaces/payments").await.json()["mode"], "cp");
+    assert_eq!(
+        app.get("/v1/namespaces/public/services/catalog").await.json()["protect_threshold"],
+        0.25,
+        "service definitions too"
+    );
+    assert_eq!(
+        app.get(ORDERS).await.json()["instances"].as_array().unwrap().len(),
+        0,
+        "ephemeral instances are not persisted"
+    );
+
+    let gone = app.call(Method::DELETE, &format!("{ledger}/10.9.0.2/7000"), None).await;
+    assert_eq!(gone.status, StatusCode::OK);
+    let data = app.stop().await;
+    let app = TestApp::on(data, janus_server::ServerConfig::default()).await;
+    assert_eq!(
+        app.get(ledger).await.json()["instances"].as_array().unwrap().len(),
+        1,
+        "a deregistration is durable too"
+    );
 }

@@ -39,7 +39,7 @@ async fn get_json(app: &TestApp, uri: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn register_and_read_back_in_json_and_xml() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     register(&app, "PY-SERVICE", "host-1:py-service:9090", "127.0.0.1", 9090).await;
     let (status, apps) = get_json(&app, "/eureka/apps").await;
     assert_eq!(status, StatusCode::OK);
@@ -101,7 +101,7 @@ async fn register_and_read_back_in_json_and_xml() {
 
 #[tokio::test]
 async fn xml_registrations_are_accepted() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let body = r#"<instance><instanceId>x1</instanceId><hostName>web-1</hostName><app>WEB</app><ipAddr>10.0.0.7</ipAddr>
         <status>UP</status><port enabled="true">8080</port><securePort enabled="false">443</securePort>
         <dataCenterInfo class="com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"><name>MyOwn</name></dataCenterInfo>
@@ -117,7 +117,7 @@ async fn xml_registrations_are_accepted() {
 
 #[tokio::test]
 async fn renew_cancel_status_and_metadata() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     register(&app, "WEB", "w1", "10.0.0.1", 80).await;
     let renew = app.call(Method::PUT, "/eureka/apps/WEB/w1?status=UP&lastDirtyTimestamp=1", None).await;
     assert_eq!(renew.status, StatusCode::OK);
@@ -158,7 +158,7 @@ async fn renew_cancel_status_and_metadata() {
 
 #[tokio::test]
 async fn nacos_and_eureka_clients_see_each_other() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     register(&app, "PY-SERVICE", "py-1", "10.0.0.3", 9090).await;
     let nacos = app.get("/nacos/v1/ns/instance/list?serviceName=py-service").await.json();
     let host = &nacos["hosts"][0];
@@ -183,7 +183,7 @@ async fn nacos_and_eureka_clients_see_each_other() {
 
 #[tokio::test]
 async fn gzip_when_asked_and_bad_registrations_refused() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     register(&app, "WEB", "w1", "10.0.0.1", 80).await;
     let request = Request::get("/eureka/apps").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
     let reply = app.send(request).await;

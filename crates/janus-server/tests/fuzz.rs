@@ -131,6 +131,13 @@ fn body() -> impl Strategy<Value = (Option<&'static str>, Vec<u8>)> {
     (content_type, bytes)
 }
 
+/// One runtime and node for every case: starting Raft per case would be slow.
+static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, TestApp)> = std::sync::LazyLock::new(|| {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let app = runtime.block_on(TestApp::new());
+    (runtime, app)
+});
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
@@ -142,11 +149,10 @@ proptest! {
         query in query(),
         (content_type, body) in body(),
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        let (runtime, app) = &*SHARED;
         runtime.block_on(async {
-            let app = TestApp::new();
             let path = path.replace("{a}", &encode(&segments.0)).replace("{b}", &encode(&segments.1)).replace("{c}", &encode(&segments.2));
-            // Blocking queries would wait on paused time; keep them short.
+            // Keep blocking queries short.
             let query = if query.contains("index=") { format!("{query}&wait=10ms") } else { query };
             let uri = if query.is_empty() { path } else { format!("{path}?{query}") };
             let mut request = Request::builder().method(method).uri(&uri);

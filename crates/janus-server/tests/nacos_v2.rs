@@ -11,7 +11,7 @@ use support::TestApp;
 
 #[tokio::test]
 async fn instances_in_the_v2_envelope() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let params = [
         ("serviceName", "orders"),
         ("groupName", "DEFAULT_GROUP"),
@@ -70,7 +70,7 @@ async fn instances_in_the_v2_envelope() {
 
 #[tokio::test]
 async fn services_namespaces_and_operator_in_the_v2_envelope() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let created =
         app.nacos(Method::POST, "/nacos/v2/ns/service", &[("serviceName", "web"), ("protectThreshold", "0.5")]).await;
     assert_eq!(created.json()["data"], "ok");
@@ -112,7 +112,7 @@ async fn services_namespaces_and_operator_in_the_v2_envelope() {
 
 #[tokio::test]
 async fn errors_carry_nacos_v2_codes() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, StatusCode, u32);
     let cases: Vec<Case<'_>> = vec![
         (
@@ -176,7 +176,7 @@ async fn errors_carry_nacos_v2_codes() {
 
 #[tokio::test]
 async fn update_metadata_removal_and_health_in_v2() {
-    let app = TestApp::new();
+    let app = TestApp::new().await;
     let id = [("serviceName", "orders"), ("ip", "10.0.0.1"), ("port", "80")];
     app.nacos(Method::POST, "/nacos/v2/ns/instance", &[id[0], id[1], id[2], ("metadata", r#"{"a":"1","b":"2"}"#)])
         .await;

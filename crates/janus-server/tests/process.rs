@@ -24,8 +24,11 @@ fn bad_configuration_exits_with_64_and_says_why() {
 
 #[test]
 fn sigterm_shuts_down_cleanly() {
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(JANUS)
         .args(["--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--log", "info"])
+        .arg("--data-dir")
+        .arg(data.path())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -10,6 +10,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ServerConfig::default();
     config.http.addr = ([127, 0, 0, 1], 0).into();
     config.dns.enabled = false;
+    let data = std::env::temp_dir().join(format!("janus-example-{}", std::process::id()));
+    config.node.data_dir = data.clone();
     let shutdown = CancellationToken::new();
     let server = janus_server::start(config, shutdown.clone()).await?;
     let addr = server.http_addr;
@@ -28,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
 
     shutdown.cancel();
     server.wait().await?;
+    std::fs::remove_dir_all(&data)?;
     println!("stopped");
     Ok(())
 }

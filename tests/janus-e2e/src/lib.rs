@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Node {
     /// The server.
     pub server: RunningServer,
+    /// Its data directory, removed on drop.
+    pub data: tempfile::TempDir,
     /// Cancel to shut it down.
     pub shutdown: CancellationToken,
     /// `http://127.0.0.1:port`.
@@ -33,6 +35,8 @@ impl Node {
         let mut config = ServerConfig::default();
         config.http.addr = ([127, 0, 0, 1], 0).into();
         config.dns.addr = ([127, 0, 0, 1], 0).into();
+        let data = tempfile::tempdir().expect("a temporary directory");
+        config.node.data_dir = data.path().to_owned();
         tweak(&mut config);
         let shutdown = CancellationToken::new();
         let server = match janus_server::start(config, shutdown.clone()).await {
@@ -40,7 +44,7 @@ impl Node {
             Err(err) => panic!("node did not start: {err:#}"),
         };
         let base = format!("http://{}", server.http_addr);
-        Self { server, shutdown, base }
+        Self { server, data, shutdown, base }
     }
 
     /// Shuts down and waits, failing if that takes longer than `limit`.

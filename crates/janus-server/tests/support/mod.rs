@@ -13,6 +13,8 @@ use tower::ServiceExt;
 pub struct TestApp {
     pub app: App,
     pub shutdown: CancellationToken,
+    /// The node's data directory (Raft log and snapshots), removed on drop.
+    pub data: Option<tempfile::TempDir>,
 }
 
 pub struct Reply {
@@ -36,14 +38,20 @@ impl Reply {
 }
 
 impl TestApp {
-    pub fn new() -> Self {
-        Self::with(ServerConfig::default())
+    pub async fn new() -> Self {
+        Self::with(ServerConfig::default()).await
     }
 
-    pub fn with(config: ServerConfig) -> Self {
+    pub async fn with(config: ServerConfig) -> Self {
+        Self::on(tempfile::tempdir().unwrap(), config).await
+    }
+
+    /// A node over an existing data directory (a restart).
+    pub async fn on(data: tempfile::TempDir, mut config: ServerConfig) -> Self {
+        config.node.data_dir = data.path().to_owned();
         let shutdown = CancellationToken::new();
-        let app = janus_server::build(&config, &shutdown);
-        Self { app, shutdown }
+        let app = janus_server::build(&config, &shutdown).await.unwrap();
+        Self { app, shutdown, data: Some(data) }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
@@ -88,6 +96,15 @@ impl TestApp {
     pub async fn nacos(&self, method: Method, path: &str, params: &[(&str, &str)]) -> Reply {
         let body: String = form_encode(params);
         self.raw(method, path, "application/x-www-form-urlencoded", body).await
+    }
+}
+
+impl TestApp {
+    /// Stops the node (Raft included) and hands back its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        self.app.cp.shutdown().await;
+        self.data.take().unwrap()
     }
 }
 
