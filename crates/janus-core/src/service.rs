@@ -29,6 +29,36 @@ pub struct WriteOutcome {
     pub revision: u64,
 }
 
+/// How a read wants to see the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// From this node's registry as it is (the default; Consul's `stale`).
+    #[default]
+    Local,
+    /// After a Raft ReadIndex round: reflects every write acknowledged before it.
+    Linearizable,
+}
+
+impl Consistency {
+    /// `local` or `linearizable`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Linearizable => "linearizable",
+        }
+    }
+}
+
+/// What a read was served with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadFence {
+    /// The consistency the read had.
+    pub consistency: Consistency,
+    /// The Raft log index the registry reflects, for `cp` namespaces.
+    pub raft_index: Option<u64>,
+}
+
 /// Node health for `/health` and `/ready`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeHealth {
@@ -81,6 +111,20 @@ pub trait RegistryService: Send + Sync + 'static {
 
     /// Whether the node is ready, and its counters.
     fn health(&self) -> NodeHealth;
+
+    /// Prepares a read of `namespace` with the asked consistency. Linearizable
+    /// reads exist for `cp` namespaces only.
+    async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
+        let mode = self.store().read(|r| r.mode_of(namespace))?;
+        match consistency {
+            Consistency::Local => Ok(ReadFence { consistency, raft_index: None }),
+            Consistency::Linearizable => Err(RegistryError::ModeMismatch {
+                namespace: namespace.to_string(),
+                mode,
+                detail: "linearizable reads are for cp namespaces; ap reads are always local".to_owned(),
+            }),
+        }
+    }
 
     /// Reads a namespace.
     fn namespace(&self, id: &NamespaceId) -> Result<NamespaceInfo, RegistryError> {

@@ -14,6 +14,7 @@
 //! - `ops`: health, readiness and metrics.
 
 mod admission;
+mod consistency;
 mod convert;
 pub mod error;
 mod eureka;

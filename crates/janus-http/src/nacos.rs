@@ -26,6 +26,7 @@ pub(crate) mod status;
 pub(crate) mod v2;
 
 use crate::AppState;
+use crate::consistency;
 use crate::convert;
 use crate::error::{ApiError, NacosError};
 use crate::list_cache::{CachedBody, ListKey, ListShape, to_json, to_raw};
@@ -252,6 +253,7 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid(format!("invalid index: {v:?}"))))
         .transpose()?;
     watch::block_on_service(&*state.registry, &key, index, params.get("wait"), &state).await?;
+    let fence = consistency::fence(&state, &key.namespace, params.get("consistency")).await?;
     let grouped = key.grouped_name();
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::NacosHosts };
     let entry = state.lists.get_or_build(&*state.registry, list_key, |_, selection| {
@@ -294,6 +296,7 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
         valid: true,
     };
     let mut headers = crate::native::read_headers(entry.revision, entry.mode);
+    consistency::headers(&mut headers, &fence);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, to_json(&body)).into_response())
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use janus_core::{Command, CommandOutcome, RegistryStore};
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::async_runtime::WatchReceiver as _;
+use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use tracing::info;
 
 use crate::network::NoPeers;
@@ -129,6 +130,31 @@ impl CpEngine {
                 self.write_timeout.as_millis()
             ))),
         }
+    }
+
+    /// A linearizable read fence (ReadIndex): confirms with a quorum that this
+    /// node leads, waits until the state machine applied everything committed
+    /// before the read, and returns that log index.
+    ///
+    /// # Errors
+    /// No quorum confirmed leadership within the election timeout plus a second.
+    pub async fn linearize(&self) -> Result<u64, CpWriteError> {
+        match tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
+            Ok(Ok(read)) => Ok(read.index()),
+            Ok(Err(error)) => Err(CpWriteError(format!("cannot confirm a linearizable read: {error}"))),
+            Err(_) => Err(CpWriteError(format!(
+                "no Raft quorum confirmed the read within {} ms",
+                self.write_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// The index of the last log entry applied to the registry.
+    #[must_use]
+    pub fn applied_index(&self) -> u64 {
+        // Copy out at once: holding the metrics borrow can stall Raft (openraft FAQ).
+        let applied = self.raft.metrics().borrow_watched().last_applied;
+        applied.map_or(0, |log_id| log_id.index)
     }
 
     /// Stops Raft (after the front ends stopped).

@@ -12,7 +12,7 @@ use janus_core::lease::LeaseTiming;
 use janus_core::model::{
     InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings,
 };
-use janus_core::service::{NodeHealth, WriteOutcome};
+use janus_core::service::{Consistency, NodeHealth, ReadFence, WriteOutcome};
 use janus_core::{Command, CommandOutcome};
 use janus_core::{InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_raft::CpEngine;
@@ -178,6 +178,25 @@ impl RegistryService for Node {
     async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError> {
         // The registry refuses heartbeats for cp namespaces with a clear message.
         self.ap.heartbeat(&key, &instance)
+    }
+
+    async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
+        let mode = self.mode(namespace)?;
+        match (mode, consistency) {
+            (Mode::Cp, Consistency::Local) => Ok(ReadFence { consistency, raft_index: Some(self.cp.applied_index()) }),
+            (Mode::Cp, Consistency::Linearizable) => match self.cp.linearize().await {
+                Ok(index) => Ok(ReadFence { consistency, raft_index: Some(index) }),
+                Err(error) => {
+                    Err(RegistryError::Unavailable { namespace: namespace.to_string(), mode, reason: error.0 })
+                }
+            },
+            (Mode::Ap, Consistency::Local) => Ok(ReadFence { consistency, raft_index: None }),
+            (Mode::Ap, Consistency::Linearizable) => Err(RegistryError::ModeMismatch {
+                namespace: namespace.to_string(),
+                mode,
+                detail: "linearizable reads are for cp namespaces; ap reads are always local".to_owned(),
+            }),
+        }
     }
 
     fn health(&self) -> NodeHealth {

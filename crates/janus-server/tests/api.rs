@@ -579,3 +579,44 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
         "a deregistration is durable too"
     );
 }
+
+#[tokio::test]
+async fn reads_say_their_consistency_and_linearizable_ones_need_cp() {
+    let app = TestApp::new().await;
+    app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
+    let ledger = "/v1/namespaces/payments/services/ledger/instances";
+    app.post(ledger, json!({"ip": "10.9.0.1", "port": 7000})).await;
+
+    let local = app.get(ledger).await;
+    assert_eq!(local.headers["x-janus-consistency"], "local");
+    let applied: u64 = local.headers["x-janus-raft-index"].to_str().unwrap().parse().unwrap();
+    assert!(applied >= 3, "bootstrap, namespace and instance entries are applied: {applied}");
+
+    // A write acknowledged before a linearizable read is in it.
+    app.post(ledger, json!({"ip": "10.9.0.2", "port": 7000})).await;
+    let strong = app.get(&format!("{ledger}?consistency=linearizable")).await;
+    assert_eq!(strong.status, StatusCode::OK, "{}", strong.text());
+    assert_eq!(strong.headers["x-janus-consistency"], "linearizable");
+    let read_index: u64 = strong.headers["x-janus-raft-index"].to_str().unwrap().parse().unwrap();
+    assert!(read_index > applied);
+    assert_eq!(strong.json()["instances"].as_array().unwrap().len(), 2);
+    let one = app.get(&format!("{ledger}/10.9.0.2/7000?consistency=linearizable")).await;
+    assert_eq!((one.status, one.headers["x-janus-consistency"].to_str().unwrap()), (StatusCode::OK, "linearizable"));
+    let services = app.get("/v1/namespaces/payments/services?consistency=linearizable").await;
+    assert_eq!(services.headers["x-janus-consistency"], "linearizable");
+    let nacos =
+        app.get("/nacos/v1/ns/instance/list?namespaceId=payments&serviceName=ledger&consistency=linearizable").await;
+    assert_eq!(
+        (nacos.headers["x-janus-consistency"].to_str().unwrap(), nacos.json()["hosts"].as_array().unwrap().len()),
+        ("linearizable", 2)
+    );
+
+    let ap = app.get(&format!("{ORDERS}?consistency=linearizable")).await;
+    assert_eq!(ap.status, StatusCode::CONFLICT);
+    assert!(ap.json()["message"].as_str().unwrap().contains("namespace 'public' is ap"), "{}", ap.text());
+    let ap_local = app.get(ORDERS).await;
+    assert_eq!(ap_local.headers["x-janus-consistency"], "local");
+    assert!(ap_local.headers.get("x-janus-raft-index").is_none(), "ap data is not on Raft");
+    let bad = app.get(&format!("{ledger}?consistency=strongish")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -12,6 +12,7 @@ use janus_core::validate;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::consistency;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -23,6 +24,7 @@ use crate::watch;
 pub(crate) struct InstanceQuery {
     group: Option<String>,
     cluster: Option<String>,
+    consistency: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +34,7 @@ pub(crate) struct ListQuery {
     healthy_only: Option<bool>,
     index: Option<u64>,
     wait: Option<String>,
+    consistency: Option<String>,
 }
 
 fn ack(key: &ServiceKey, outcome: WriteOutcome) -> axum::Json<WriteAck> {
@@ -85,6 +88,7 @@ pub(crate) async fn list(
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let clusters = convert::cluster_filter(query.cluster.as_deref())?;
     watch::block_on_service(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
+    let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let healthy_only = query.healthy_only.unwrap_or(false);
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::Native };
     let entry = state.lists.get_or_build(&*state.registry, list_key, |snapshot, selection| {
@@ -104,6 +108,7 @@ pub(crate) async fn list(
         CachedBody::Fragment(raw) => Bytes::from(raw.get().to_owned()),
     };
     let mut headers = read_headers(entry.revision, entry.mode);
+    consistency::headers(&mut headers, &fence);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, body).into_response())
 }
@@ -115,6 +120,7 @@ pub(crate) async fn get(
 ) -> Result<Response, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let instance = addressed(&ip, &port, query.cluster.as_deref())?;
+    let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let found = state.registry.instance(&key, &instance)?;
     let mode = state.registry.namespace(&key.namespace)?.spec.mode;
     let revision = state.registry.service(&key)?.revision;
@@ -123,7 +129,9 @@ pub(crate) async fn get(
         instance: found.instance,
         timing: found.timing,
     };
-    Ok((read_headers(revision, mode), axum::Json(convert::instance(&selected, &key))).into_response())
+    let mut headers = read_headers(revision, mode);
+    consistency::headers(&mut headers, &fence);
+    Ok((headers, axum::Json(convert::instance(&selected, &key))).into_response())
 }
 
 pub(crate) async fn update(

@@ -9,6 +9,7 @@ use janus_core::name::{GroupName, NamespaceId};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::consistency;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -18,6 +19,7 @@ use crate::watch;
 #[derive(Debug, Deserialize)]
 pub(crate) struct GroupQuery {
     group: Option<String>,
+    consistency: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +29,7 @@ pub(crate) struct ListQuery {
     page_size: Option<u64>,
     index: Option<u64>,
     wait: Option<String>,
+    consistency: Option<String>,
 }
 
 pub(crate) async fn create(
@@ -60,6 +63,7 @@ pub(crate) async fn list(
             () = state.shutdown.cancelled() => {}
         }
     }
+    let fence = consistency::fence(&state, &namespace, query.consistency.as_deref()).await?;
     let info = state.registry.namespace(&namespace)?;
     let (total, services) = state.registry.services(&namespace, group.as_ref(), page, page_size)?;
     let body = ServiceList {
@@ -71,7 +75,9 @@ pub(crate) async fn list(
         page_size,
         services: services.into_iter().map(convert::service).collect(),
     };
-    Ok((read_headers(info.revision, info.spec.mode), axum::Json(body)).into_response())
+    let mut headers = read_headers(info.revision, info.spec.mode);
+    consistency::headers(&mut headers, &fence);
+    Ok((headers, axum::Json(body)).into_response())
 }
 
 pub(crate) async fn get(
@@ -80,8 +86,11 @@ pub(crate) async fn get(
     Query(query): Query<GroupQuery>,
 ) -> Result<Response, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let info = state.registry.service(&key)?;
-    Ok((read_headers(info.revision, info.mode), axum::Json(convert::service(info))).into_response())
+    let mut headers = read_headers(info.revision, info.mode);
+    consistency::headers(&mut headers, &fence);
+    Ok((headers, axum::Json(convert::service(info))).into_response())
 }
 
 pub(crate) async fn update(
