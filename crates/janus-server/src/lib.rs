@@ -50,6 +50,7 @@ pub struct App {
 /// # Errors
 /// The data directory cannot be used, or Raft does not start.
 pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
+    claim_data_dir(&config.node.data_dir, config.node.id)?;
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
     let cp =
         janus_raft::CpEngine::start(store.clone(), config.cp_config()).await.context("cannot start the CP engine")?;
@@ -59,6 +60,36 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     let router =
         janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
     Ok(App { node, router, reaper, cp })
+}
+
+/// The file in a data directory naming the node it belongs to.
+const NODE_ID_FILE: &str = "node-id";
+
+/// Records `id` in a fresh data directory, or checks that the directory
+/// belongs to `id`: a Raft node id is never reused or changed, since a node
+/// that comes back under another id can split a group's votes.
+///
+/// # Errors
+/// The directory belongs to another node, or cannot be written.
+pub fn claim_data_dir(dir: &std::path::Path, id: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let file = dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let owner: u64 = text.trim().parse().with_context(|| format!("{} is not a node id", file.display()))?;
+            anyhow::ensure!(
+                owner == id,
+                "the data directory {} belongs to node {owner}, but this node is configured as node {id}; \
+                 node ids are never reused or changed (give each node its own data directory)",
+                dir.display()
+            );
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&file, format!("{id}\n")).with_context(|| format!("cannot write {}", file.display()))
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", file.display())),
+    }
 }
 
 /// A server that is listening.

@@ -569,6 +569,15 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
         "ephemeral instances are not persisted"
     );
 
+    // The data directory belongs to node 1: a node configured with another id refuses it.
+    let data = app.stop().await;
+    let mut other = janus_server::ServerConfig::default();
+    other.node.id = 2;
+    other.node.data_dir = data.path().to_owned();
+    let refused = janus_server::build(&other, &tokio_util::sync::CancellationToken::new()).await.err().unwrap();
+    assert!(format!("{refused:#}").contains("belongs to node 1"), "{refused:#}");
+    let app = TestApp::on(data, janus_server::ServerConfig::default()).await;
+
     let gone = app.call(Method::DELETE, &format!("{ledger}/10.9.0.2/7000"), None).await;
     assert_eq!(gone.status, StatusCode::OK);
     let data = app.stop().await;
