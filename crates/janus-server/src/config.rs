@@ -261,7 +261,7 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self { filter: "info".to_owned() }
+        Self { filter: "info,openraft=warn".to_owned() }
     }
 }
 
