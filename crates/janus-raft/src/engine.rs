@@ -1,11 +1,13 @@
 //! [`CpEngine`]: the handle the node writes through.
 //!
 //! `start` opens the durable log and the snapshot directory, rebuilds the
-//! registry's replicated part from them, and on first start initialises a
-//! one-member group, then waits until it leads. `write` proposes a command and
-//! waits for it to be applied; if that takes longer than the election timeout
-//! plus a second (no leader, no quorum), it fails with a clear error instead
-//! of hanging.
+//! registry's replicated part from them, and on first start initialises the
+//! group: the configured members, or this node alone (then it waits until it
+//! leads). `write` proposes a command — on a follower it forwards it to the
+//! leader over the peer transport — and waits for it to be applied; if that
+//! takes longer than the election timeout plus a second (no leader, no
+//! quorum), it fails with a clear error instead of hanging.
+//! `handle_peer_rpc` is the receiving end of the peer transport.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,11 +17,12 @@ use std::time::Duration;
 
 use janus_core::{Command, CommandOutcome, RegistryStore};
 use openraft::async_runtime::WatchReceiver as _;
+use openraft::error::ForwardToLeader;
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use tracing::info;
 
-use crate::network::NoPeers;
-use crate::{LogStore, RaftRequest, StateMachine, TypeConfig};
+use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, decode, encode};
+use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,9 @@ pub struct CpConfig {
     pub election_timeout: (Duration, Duration),
     /// Take a snapshot after this many log entries.
     pub snapshot_after_logs: u64,
+    /// The group to create on first start: node id → peer address. Empty
+    /// means this node alone. Every member must be given the same list.
+    pub members: BTreeMap<u64, String>,
 }
 
 /// Why the engine did not start.
@@ -50,6 +56,14 @@ pub enum CpStartError {
     /// openraft refused the configuration or failed to start.
     #[error("cannot start Raft: {0}")]
     Raft(String),
+    /// The configured members do not include this node.
+    #[error("the Raft members {members:?} do not include this node ({node_id})")]
+    NotAMember {
+        /// This node.
+        node_id: u64,
+        /// The configured member ids.
+        members: Vec<u64>,
+    },
 }
 
 /// Why a write did not commit.
@@ -57,17 +71,38 @@ pub enum CpStartError {
 #[error("{0}")]
 pub struct CpWriteError(pub String);
 
+/// Why an incoming peer message got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerRpcError {
+    /// The body is not a message of the named kind.
+    #[error("malformed {kind} message: {reason}")]
+    Malformed {
+        /// The kind the caller named.
+        kind: RpcKind,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// Raft could not handle it (it is stopping, or a forwarded write failed).
+    #[error("{0}")]
+    Raft(String),
+}
+
 /// The CP engine of one node; cheap to clone.
 #[derive(Clone)]
 pub struct CpEngine {
     raft: Raft<TypeConfig, StateMachine>,
     store: Arc<RegistryStore>,
+    transport: Arc<dyn PeerTransport>,
+    node_id: u64,
     write_timeout: Duration,
 }
 
 impl std::fmt::Debug for CpEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpEngine").field("write_timeout", &self.write_timeout).finish_non_exhaustive()
+        f.debug_struct("CpEngine")
+            .field("node_id", &self.node_id)
+            .field("write_timeout", &self.write_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,11 +111,24 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl CpEngine {
-    /// Starts the engine over `store` (see the module docs).
+    /// Starts the engine over `store`, talking to peers through `transport`
+    /// (see the module docs).
     ///
     /// # Errors
-    /// The data directory cannot be used, or openraft does not start.
-    pub async fn start(store: Arc<RegistryStore>, config: CpConfig) -> Result<Self, CpStartError> {
+    /// The data directory cannot be used, the members leave this node out, or
+    /// openraft does not start.
+    pub async fn start(
+        store: Arc<RegistryStore>,
+        config: CpConfig,
+        transport: Arc<dyn PeerTransport>,
+    ) -> Result<Self, CpStartError> {
+        let mut members = config.members.clone();
+        if members.is_empty() {
+            members.insert(config.node_id, String::new());
+        }
+        if !members.contains_key(&config.node_id) {
+            return Err(CpStartError::NotAMember { node_id: config.node_id, members: members.into_keys().collect() });
+        }
         let storage = |source| CpStartError::Storage { dir: config.dir.clone(), source };
         std::fs::create_dir_all(&config.dir).map_err(storage)?;
         let log = LogStore::open(&config.dir.join("raft.redb")).map_err(storage)?;
@@ -95,21 +143,30 @@ impl CpEngine {
         }
         .validate()
         .map_err(|e| CpStartError::Raft(e.to_string()))?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), NoPeers, log, machine)
+        let network = PeerNetwork { transport: transport.clone() };
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
             .await
             .map_err(|e| CpStartError::Raft(e.to_string()))?;
         if !raft.is_initialized().await.map_err(|e| CpStartError::Raft(e.to_string()))? {
-            info!(node_id = config.node_id, "initialising a one-member Raft group");
-            raft.initialize(BTreeMap::from([(config.node_id, BasicNode::default())]))
+            info!(node_id = config.node_id, members = ?members.keys(), "initialising the Raft group");
+            let nodes: BTreeMap<u64, BasicNode> =
+                members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect();
+            raft.initialize(nodes).await.map_err(|e| CpStartError::Raft(e.to_string()))?;
+        }
+        let write_timeout = config.election_timeout.1 + Duration::from_secs(1);
+        let alone = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [config.node_id]
+        };
+        if alone {
+            raft.wait(Some(write_timeout * 5))
+                .state(ServerState::Leader, "the single member leads")
                 .await
                 .map_err(|e| CpStartError::Raft(e.to_string()))?;
         }
-        let write_timeout = config.election_timeout.1 + Duration::from_secs(1);
-        raft.wait(Some(write_timeout * 5))
-            .state(ServerState::Leader, "the single member leads")
-            .await
-            .map_err(|e| CpStartError::Raft(e.to_string()))?;
-        Ok(Self { raft, store, write_timeout })
+        Ok(Self { raft, store, transport, node_id: config.node_id, write_timeout })
     }
 
     /// Proposes `command`, waits for it to be applied and returns its outcome.
@@ -122,14 +179,94 @@ impl CpEngine {
         command: Command,
     ) -> Result<Result<CommandOutcome, janus_core::RegistryError>, CpWriteError> {
         let request = RaftRequest { at: self.store.now().0, command };
-        match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {
-            Ok(Ok(response)) => Ok(response.data.0),
-            Ok(Err(error)) => Err(CpWriteError(format!("no Raft leader can take the write: {error}"))),
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
+        let attempt = async {
+            match self.raft.client_write(request.clone()).await {
+                Ok(response) => Ok(response.data.0),
+                Err(error) => match error.forward_to_leader() {
+                    Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
+                        self.forward_write(*leader, node.addr.clone(), &request, deadline).await
+                    }
+                    Some(_) => Err(CpWriteError("no Raft leader is known to this node: no Raft quorum".to_owned())),
+                    None => Err(CpWriteError(format!("no Raft leader can take the write: {error}"))),
+                },
+            }
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result,
             Err(_) => Err(CpWriteError(format!(
                 "the write was not committed within {} ms: no Raft quorum",
                 self.write_timeout.as_millis()
             ))),
         }
+    }
+
+    /// Sends a write to the leader, which proposes it and replies with the outcome.
+    async fn forward_write(
+        &self,
+        leader: u64,
+        addr: String,
+        request: &RaftRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<CommandOutcome, janus_core::RegistryError>, CpWriteError> {
+        let body = encode(request).map_err(|e| CpWriteError(format!("cannot encode the write: {e}")))?;
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let reply = self
+            .transport
+            .call(leader, addr, RpcKind::ForwardWrite, body, timeout)
+            .await
+            .map_err(|e| CpWriteError(format!("cannot forward the write to the Raft leader: {e}")))?;
+        let response: RaftResponse =
+            decode(&reply).map_err(|e| CpWriteError(format!("the Raft leader sent a malformed reply: {e}")))?;
+        Ok(response.0)
+    }
+
+    /// Handles one message from a peer (see [`PeerTransport`]) and returns the
+    /// encoded reply.
+    ///
+    /// # Errors
+    /// The body is not a `kind` message, Raft is stopping, or a forwarded
+    /// write reached a node that does not lead.
+    pub async fn handle_peer_rpc(&self, kind: RpcKind, body: &[u8]) -> Result<Vec<u8>, PeerRpcError> {
+        let malformed = |e: postcard::Error| PeerRpcError::Malformed { kind, reason: e.to_string() };
+        let raft_error = |e: &dyn std::fmt::Display| PeerRpcError::Raft(e.to_string());
+        let reply = match kind {
+            RpcKind::AppendEntries => {
+                let reply = self.raft.append_entries(decode(body).map_err(malformed)?).await;
+                encode(&reply.map_err(|e| raft_error(&e))?)
+            }
+            RpcKind::Vote => {
+                encode(&self.raft.vote(decode(body).map_err(malformed)?).await.map_err(|e| raft_error(&e))?)
+            }
+            RpcKind::PreVote => {
+                encode(&self.raft.pre_vote(decode(body).map_err(malformed)?).await.map_err(|e| raft_error(&e))?)
+            }
+            RpcKind::InstallSnapshot => {
+                let (vote, meta, data): SnapshotMessage = decode(body).map_err(malformed)?;
+                let snapshot = openraft::Snapshot { meta, snapshot: std::io::Cursor::new(data) };
+                encode(&self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| raft_error(&e))?)
+            }
+            RpcKind::ForwardWrite => {
+                let request: RaftRequest = decode(body).map_err(malformed)?;
+                // Proposed here and only here: a node that lost the lead refuses
+                // rather than forwarding again, so writes never travel in circles.
+                let response = self.raft.client_write(request).await.map_err(|e| raft_error(&e))?;
+                encode(&response.data)
+            }
+        };
+        reply.map_err(|e| PeerRpcError::Raft(format!("cannot encode the reply: {e}")))
+    }
+
+    /// This node's Raft id.
+    #[must_use]
+    pub const fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The current leader as this node knows it.
+    #[must_use]
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
     }
 
     /// A linearizable read fence (ReadIndex): confirms with a quorum that this

@@ -8,8 +8,11 @@
 //!   fsync) per append batch, so concurrent client writes share an fsync.
 //! - [`StateMachine`]: applies commands to the node's [`janus_core::RegistryStore`];
 //!   snapshots are the registry's [`janus_core::CpState`], written atomically.
-//! - [`CpEngine`]: start (bootstrap a one-member group on first start), write
-//!   with a deadline, shut down. Peers and membership changes come next.
+//! - [`CpEngine`]: start (bootstrap the configured group, or this node alone,
+//!   on first start), write with a deadline (forwarded to the leader from a
+//!   follower), linearizable read fences, shut down.
+//! - [`PeerTransport`]: how encoded Raft messages reach peers; the server
+//!   supplies one, [`NoPeers`] serves a one-member group.
 
 mod engine;
 mod log_store;
@@ -17,7 +20,8 @@ mod network;
 mod state_machine;
 mod types;
 
-pub use engine::{CpConfig, CpEngine, CpStartError, CpWriteError};
+pub use engine::{CpConfig, CpEngine, CpStartError, CpWriteError, PeerRpcError};
 pub use log_store::LogStore;
+pub use network::{NoPeers, PeerTransport, RpcKind, TransportError};
 pub use state_machine::StateMachine;
 pub use types::{RaftRequest, RaftResponse, TypeConfig};

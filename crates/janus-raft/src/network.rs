@@ -1,60 +1,221 @@
-//! The peer network of a one-member group: it is never dialled (a single
-//! member has nobody to replicate to), and answers "unreachable" if it were.
-//! The HTTP transport between nodes replaces it when clusters arrive.
+//! Raft traffic between nodes, kept free of openraft's generics.
+//!
+//! A [`PeerTransport`] moves opaque bytes: "deliver this [`RpcKind`] message to
+//! node `target` at `addr` and give me its reply". This crate encodes the
+//! openraft messages (postcard) on the way out and decodes them in
+//! [`crate::CpEngine::handle_peer_rpc`] on the way in, so the HTTP transport of
+//! the server and the in-memory transports of tests never see openraft types.
+//! [`NoPeers`] is the transport of a one-member group.
 
+use std::fmt;
 use std::future::Future;
 use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
 
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use futures_util::future::BoxFuture;
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
-use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::{AnyError, BasicNode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::TypeConfig;
 
-/// Networks to nobody.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct NoPeers;
-
-fn unreachable() -> Unreachable<TypeConfig> {
-    Unreachable::new(&AnyError::error("this node runs a single-member Raft group and has no peers"))
+/// Which Raft message a peer call carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RpcKind {
+    /// Log replication and leader heartbeats.
+    AppendEntries,
+    /// A vote request of a candidate.
+    Vote,
+    /// A pre-vote (would you vote for me?), which never changes a term.
+    PreVote,
+    /// A whole snapshot for a follower that lags behind the log.
+    InstallSnapshot,
+    /// A client write a follower forwards to the leader.
+    ForwardWrite,
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = Self;
+impl RpcKind {
+    /// Every kind, for routing tables.
+    pub const ALL: [Self; 5] =
+        [Self::AppendEntries, Self::Vote, Self::PreVote, Self::InstallSnapshot, Self::ForwardWrite];
 
-    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> Self::Network {
-        Self
+    /// The kind's name in URLs (`/internal/raft/{name}`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AppendEntries => "append",
+            Self::Vote => "vote",
+            Self::PreVote => "pre-vote",
+            Self::InstallSnapshot => "snapshot",
+            Self::ForwardWrite => "write",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for NoPeers {
+impl fmt::Display for RpcKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a peer call produced no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer could not be reached (refused, reset, partitioned).
+    #[error("node {target} at {addr:?} is unreachable: {reason}")]
+    Unreachable {
+        /// The peer's id.
+        target: u64,
+        /// The peer's address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer answered, but with an error instead of a reply.
+    #[error("node {target} refused the call: {reason}")]
+    Refused {
+        /// The peer's id.
+        target: u64,
+        /// The peer's explanation.
+        reason: String,
+    },
+}
+
+/// Carries encoded Raft messages to peers.
+pub trait PeerTransport: Send + Sync + 'static {
+    /// Delivers `body` (a `kind` message) to node `target` at `addr` and
+    /// returns the encoded reply; gives up after `timeout`.
+    fn call(
+        &self,
+        target: u64,
+        addr: String,
+        kind: RpcKind,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
+}
+
+/// The transport of a one-member group: there is nobody to call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPeers;
+
+impl PeerTransport for NoPeers {
+    fn call(
+        &self,
+        target: u64,
+        addr: String,
+        _kind: RpcKind,
+        _body: Vec<u8>,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        Box::pin(std::future::ready(Err(TransportError::Unreachable {
+            target,
+            addr,
+            reason: "this node has no peer transport configured".to_owned(),
+        })))
+    }
+}
+
+/// Encodes a peer message.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(value)
+}
+
+/// Decodes a peer message.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// openraft's view of the transport: one client per peer.
+#[derive(Clone)]
+pub(crate) struct PeerNetwork {
+    pub(crate) transport: Arc<dyn PeerTransport>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        PeerClient { target, addr: node.addr.clone(), transport: self.transport.clone() }
+    }
+}
+
+/// The connection to one peer.
+pub(crate) struct PeerClient {
+    target: u64,
+    addr: String,
+    transport: Arc<dyn PeerTransport>,
+}
+
+impl PeerClient {
+    async fn call<Req: Serialize, Reply: DeserializeOwned>(
+        &self,
+        kind: RpcKind,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Reply, RPCError<TypeConfig>> {
+        let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        match self.transport.call(self.target, self.addr.clone(), kind, body, timeout).await {
+            Ok(reply) => decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e))),
+            Err(error @ TransportError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&error))),
+            Err(error @ TransportError::Refused { .. }) => Err(RPCError::Network(NetworkError::new(&error))),
+        }
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable()))
+        self.call(RpcKind::AppendEntries, &rpc, option.hard_ttl()).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(unreachable()))
+        self.call(RpcKind::Vote, &rpc, option.hard_ttl()).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RpcKind::PreVote, &rpc, option.hard_ttl()).await
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: VoteOf<TypeConfig>,
-        _snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
         _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(unreachable()))
+        let message: SnapshotMessage = (vote, snapshot.meta, snapshot.snapshot.into_inner());
+        self.call(RpcKind::InstallSnapshot, &message, option.hard_ttl()).await.map_err(|error| match error {
+            RPCError::Unreachable(unreachable) => StreamingError::Unreachable(unreachable),
+            other => StreamingError::Network(NetworkError::new(&AnyError::error(other.to_string()))),
+        })
     }
 }
+
+/// A whole snapshot on the wire: the sender's vote, the snapshot's metadata
+/// and its bytes.
+pub(crate) type SnapshotMessage = (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>, Vec<u8>);

@@ -397,6 +397,8 @@ impl ServerConfig {
                 Duration::from_millis(self.raft.election_timeout_max_ms),
             ),
             snapshot_after_logs: self.raft.snapshot_after_logs,
+            // Multi-node bootstrap arrives with the peer HTTP transport.
+            members: std::collections::BTreeMap::new(),
         }
     }
 

@@ -52,8 +52,9 @@ pub struct App {
 pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
     claim_data_dir(&config.node.data_dir, config.node.id)?;
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
-    let cp =
-        janus_raft::CpEngine::start(store.clone(), config.cp_config()).await.context("cannot start the CP engine")?;
+    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config(), Arc::new(janus_raft::NoPeers))
+        .await
+        .context("cannot start the CP engine")?;
     let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
     let node = Arc::new(Node::new(store, ap, cp.clone()));
     let registry: Arc<dyn RegistryService> = node.clone();

@@ -1,0 +1,237 @@
+//! Three CP engines in one process, wired by an in-memory transport that can
+//! cut any node off: writes from any node reach every registry, an isolated
+//! leader refuses writes quickly while the majority elects a new leader, and
+//! the healed node catches up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use janus_core::model::{InstanceSpec, NamespaceSpec, ServiceSettings};
+use janus_core::{
+    ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
+    ServiceName,
+};
+use janus_raft::{CpConfig, CpEngine, PeerTransport, RpcKind, TransportError};
+use tempfile::TempDir;
+
+/// Delivers peer messages by calling the target engine directly.
+#[derive(Default)]
+struct Router {
+    engines: Mutex<HashMap<u64, CpEngine>>,
+    isolated: Mutex<HashSet<u64>>,
+}
+
+impl Router {
+    fn cut(&self, from: u64, to: u64) -> bool {
+        let isolated = self.isolated.lock().unwrap();
+        isolated.contains(&from) || isolated.contains(&to)
+    }
+}
+
+/// One node's end of the router.
+struct Link {
+    router: Arc<Router>,
+    from: u64,
+}
+
+impl PeerTransport for Link {
+    fn call(
+        &self,
+        target: u64,
+        addr: String,
+        kind: RpcKind,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
+        let router = self.router.clone();
+        let from = self.from;
+        Box::pin(async move {
+            let unreachable =
+                |reason: &str| TransportError::Unreachable { target, addr: addr.clone(), reason: reason.into() };
+            if router.cut(from, target) {
+                return Err(unreachable("partitioned"));
+            }
+            let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| unreachable("down"))?;
+            let reply = match tokio::time::timeout(timeout, engine.handle_peer_rpc(kind, &body)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),
+                Err(_) => return Err(unreachable("timed out")),
+            };
+            // A cut that happened while the call ran loses the reply too.
+            if router.cut(from, target) { Err(unreachable("partitioned")) } else { Ok(reply) }
+        })
+    }
+}
+
+struct Cluster {
+    router: Arc<Router>,
+    stores: BTreeMap<u64, Arc<RegistryStore>>,
+    _dirs: Vec<TempDir>,
+}
+
+const ELECTION: (Duration, Duration) = (Duration::from_millis(300), Duration::from_millis(600));
+
+impl Cluster {
+    async fn start(size: u64) -> Self {
+        let router = Arc::new(Router::default());
+        let members: BTreeMap<u64, String> = (1..=size).map(|id| (id, format!("node-{id}"))).collect();
+        let mut stores = BTreeMap::new();
+        let mut dirs = Vec::new();
+        for id in 1..=size {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
+            let config = CpConfig {
+                node_id: id,
+                dir: dir.path().join("raft"),
+                heartbeat: Duration::from_millis(50),
+                election_timeout: ELECTION,
+                snapshot_after_logs: 1000,
+                members: members.clone(),
+            };
+            let link = Arc::new(Link { router: router.clone(), from: id });
+            let engine = CpEngine::start(store.clone(), config, link).await.unwrap();
+            router.engines.lock().unwrap().insert(id, engine);
+            stores.insert(id, store);
+            dirs.push(dir);
+        }
+        Self { router, stores, _dirs: dirs }
+    }
+
+    fn engine(&self, id: u64) -> CpEngine {
+        self.router.engines.lock().unwrap()[&id].clone()
+    }
+
+    /// The leader every node in `among` agrees on.
+    async fn leader(&self, among: &[u64]) -> u64 {
+        eventually("the nodes agree on a leader", || async {
+            let leaders: HashSet<Option<u64>> = among.iter().map(|id| self.engine(*id).leader()).collect();
+            match leaders.into_iter().collect::<Vec<_>>()[..] {
+                [Some(leader)] if among.contains(&leader) => Some(leader),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    async fn shutdown(self) {
+        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().values().cloned().collect();
+        for engine in engines {
+            engine.shutdown().await;
+        }
+    }
+}
+
+/// Polls `probe` until it yields a value; fails the test after ten seconds.
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pay() -> NamespaceId {
+    NamespaceId::new("pay").unwrap()
+}
+
+fn ledger() -> ServiceKey {
+    ServiceKey::new(pay(), GroupName::default_group(), ServiceName::new("ledger").unwrap())
+}
+
+fn register(port: u16) -> Command {
+    let mut spec =
+        InstanceSpec::new(InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), port));
+    spec.ephemeral = Some(false);
+    Command::RegisterInstance { key: ledger(), spec }
+}
+
+fn instances_on(store: &RegistryStore) -> usize {
+    store.read(|registry| registry.snapshot(&ledger()).map_or(0, |snapshot| snapshot.instances.len()))
+}
+
+async fn create_ledger(engine: &CpEngine) {
+    let namespace = NamespaceSpec::new(pay(), None, None, Mode::Cp).unwrap();
+    engine.write(Command::CreateNamespace(namespace)).await.unwrap().unwrap();
+    let settings = ServiceSettings::new(None, Default::default()).unwrap();
+    engine.write(Command::CreateService { key: ledger(), settings }).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_from_any_node_reach_every_registry() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+    create_ledger(&cluster.engine(leader)).await;
+    // A follower forwards the write to the leader and returns its outcome.
+    cluster.engine(follower).write(register(1)).await.unwrap().unwrap();
+    cluster.engine(leader).write(register(2)).await.unwrap().unwrap();
+    // A refused command is an outcome, not a transport failure, also when forwarded.
+    let duplicate_namespace = Command::CreateNamespace(NamespaceSpec::new(pay(), None, None, Mode::Ap).unwrap());
+    assert!(cluster.engine(follower).write(duplicate_namespace).await.unwrap().is_err());
+
+    for (id, store) in &cluster.stores {
+        eventually(&format!("node {id} holds both instances"), || async { (instances_on(store) == 2).then_some(()) })
+            .await;
+        assert_eq!(store.read(|r| r.namespace(&pay()).unwrap().spec.mode), Mode::Cp);
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_refuses_writes_and_the_majority_moves_on() {
+    let cluster = Cluster::start(3).await;
+    let old_leader = cluster.leader(&[1, 2, 3]).await;
+    create_ledger(&cluster.engine(old_leader)).await;
+    cluster.engine(old_leader).write(register(1)).await.unwrap().unwrap();
+
+    cluster.router.isolated.lock().unwrap().insert(old_leader);
+    let majority: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
+
+    // The minority side fails fast: within election timeout + 1 s (plus scheduling slack).
+    let started = Instant::now();
+    let refused = cluster.engine(old_leader).write(register(2)).await;
+    let took = started.elapsed();
+    let error = refused.expect_err("an isolated leader cannot commit");
+    assert!(error.to_string().contains("quorum"), "{error}");
+    assert!(took <= ELECTION.1 + Duration::from_millis(1500), "took {took:?}");
+
+    // The majority elects a new leader and commits through either member.
+    let new_leader = cluster.leader(&majority).await;
+    assert_ne!(new_leader, old_leader);
+    for (port, id) in (3..).zip(&majority) {
+        cluster.engine(*id).write(register(port)).await.unwrap().unwrap();
+    }
+
+    // Healed, the old leader follows and learns every committed write; the one
+    // it could not commit is not among them.
+    cluster.router.isolated.lock().unwrap().clear();
+    let old_store = cluster.stores[&old_leader].clone();
+    eventually("the old leader catches up", || async { (instances_on(&old_store) == 3).then_some(()) }).await;
+    let ports: HashSet<u16> =
+        old_store.read(|r| r.snapshot(&ledger()).unwrap().instances.iter().map(|i| i.instance.key.port).collect());
+    assert_eq!(ports, HashSet::from([1, 3, 4]));
+    assert_eq!(cluster.leader(&[1, 2, 3]).await, new_leader);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_peer_message_is_refused_not_applied() {
+    let cluster = Cluster::start(1).await;
+    let engine = cluster.engine(1);
+    for kind in RpcKind::ALL {
+        assert_eq!(RpcKind::from_name(kind.as_str()), Some(kind));
+        let error = engine.handle_peer_rpc(kind, &[0xff; 7]).await.expect_err("garbage is refused");
+        assert!(error.to_string().contains(&format!("malformed {kind} message")), "{error}");
+    }
+    assert_eq!(RpcKind::from_name("nonsense"), None);
+    cluster.shutdown().await;
+}
