@@ -106,6 +106,9 @@ impl std::fmt::Debug for CpEngine {
     }
 }
 
+/// How often a node that knows no leader looks again while a request waits.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -181,15 +184,18 @@ impl CpEngine {
         let request = RaftRequest { at: self.store.now().0, command };
         let deadline = tokio::time::Instant::now() + self.write_timeout;
         let attempt = async {
-            match self.raft.client_write(request.clone()).await {
-                Ok(response) => Ok(response.data.0),
-                Err(error) => match error.forward_to_leader() {
-                    Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                        self.forward_write(*leader, node.addr.clone(), &request, deadline).await
-                    }
-                    Some(_) => Err(CpWriteError("no Raft leader is known to this node: no Raft quorum".to_owned())),
-                    None => Err(CpWriteError(format!("no Raft leader can take the write: {error}"))),
-                },
+            loop {
+                match self.raft.client_write(request.clone()).await {
+                    Ok(response) => return Ok(response.data.0),
+                    Err(error) => match error.forward_to_leader() {
+                        Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
+                            return self.forward_write(*leader, node.addr.clone(), &request, deadline).await;
+                        }
+                        // An election is under way and nothing was sent: try again until the deadline.
+                        Some(_) => tokio::time::sleep(LEADER_POLL).await,
+                        None => return Err(CpWriteError(format!("no Raft leader can take the write: {error}"))),
+                    },
+                }
             }
         };
         match tokio::time::timeout_at(deadline, attempt).await {
@@ -253,6 +259,17 @@ impl CpEngine {
                 let response = self.raft.client_write(request).await.map_err(|e| raft_error(&e))?;
                 encode(&response.data)
             }
+            RpcKind::ReadIndex => {
+                if !body.is_empty() {
+                    return Err(PeerRpcError::Malformed {
+                        kind,
+                        reason: "a read-index request has no body".to_owned(),
+                    });
+                }
+                // Answered only by the leader itself, like a forwarded write.
+                let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| raft_error(&e))?;
+                encode(&read.index())
+            }
         };
         reply.map_err(|e| PeerRpcError::Raft(format!("cannot encode the reply: {e}")))
     }
@@ -269,21 +286,61 @@ impl CpEngine {
         self.raft.metrics().borrow_watched().current_leader
     }
 
-    /// A linearizable read fence (ReadIndex): confirms with a quorum that this
-    /// node leads, waits until the state machine applied everything committed
-    /// before the read, and returns that log index.
+    /// A linearizable read fence (ReadIndex): the leader confirms with a
+    /// quorum that it still leads and names its commit index (a follower asks
+    /// the leader over the peer transport); this node then waits until its
+    /// state machine applied that index, and returns it.
     ///
     /// # Errors
     /// No quorum confirmed leadership within the election timeout plus a second.
     pub async fn linearize(&self) -> Result<u64, CpWriteError> {
-        match tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
-            Ok(Ok(read)) => Ok(read.index()),
-            Ok(Err(error)) => Err(CpWriteError(format!("cannot confirm a linearizable read: {error}"))),
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
+        let attempt = async {
+            loop {
+                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(read) => return Ok(read.index()),
+                    Err(error) => match error.forward_to_leader() {
+                        Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
+                            let index = self.leader_read_index(*leader, node.addr.clone(), deadline).await?;
+                            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                            self.raft
+                                .wait(Some(remaining))
+                                .applied_index_at_least(Some(index), "caught up with the leader's read index")
+                                .await
+                                .map_err(|e| {
+                                    CpWriteError(format!("this node did not catch up with the leader: {e}"))
+                                })?;
+                            return Ok(index);
+                        }
+                        Some(_) => tokio::time::sleep(LEADER_POLL).await,
+                        None => return Err(CpWriteError(format!("cannot confirm a linearizable read: {error}"))),
+                    },
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result,
             Err(_) => Err(CpWriteError(format!(
                 "no Raft quorum confirmed the read within {} ms",
                 self.write_timeout.as_millis()
             ))),
         }
+    }
+
+    /// Asks the leader for a read index it confirmed with a quorum.
+    async fn leader_read_index(
+        &self,
+        leader: u64,
+        addr: String,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, CpWriteError> {
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let reply = self
+            .transport
+            .call(leader, addr, RpcKind::ReadIndex, Vec::new(), timeout)
+            .await
+            .map_err(|e| CpWriteError(format!("cannot get a read index from the Raft leader: {e}")))?;
+        decode(&reply).map_err(|e| CpWriteError(format!("the Raft leader sent a malformed read index: {e}")))
     }
 
     /// The index of the last log entry applied to the registry.

@@ -37,6 +37,8 @@ pub enum RpcKind {
     InstallSnapshot,
     /// A client write a follower forwards to the leader.
     ForwardWrite,
+    /// A follower's request for a read index the leader confirmed with a quorum.
+    ReadIndex,
 }
 
 impl RpcKind {
@@ -53,6 +55,7 @@ impl RpcKind {
             Self::PreVote => "pre-vote",
             Self::InstallSnapshot => "snapshot",
             Self::ForwardWrite => "write",
+            Self::ReadIndex => "read-index",
         }
     }
 

@@ -178,6 +178,13 @@ async fn writes_from_any_node_reach_every_registry() {
     let duplicate_namespace = Command::CreateNamespace(NamespaceSpec::new(pay(), None, None, Mode::Ap).unwrap());
     assert!(cluster.engine(follower).write(duplicate_namespace).await.unwrap().is_err());
 
+    // A follower's read fence asks the leader for its read index and waits
+    // to apply it: right after it, without polling, the follower has both writes.
+    let acknowledged = cluster.engine(leader).applied_index();
+    let index = cluster.engine(follower).linearize().await.unwrap();
+    assert!(index >= acknowledged, "fenced at {index}, before the acknowledged {acknowledged}");
+    assert_eq!(instances_on(&cluster.stores[&follower]), 2);
+
     for (id, store) in &cluster.stores {
         eventually(&format!("node {id} holds both instances"), || async { (instances_on(store) == 2).then_some(()) })
             .await;

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub self_preservation: PreservationSection,
     /// The CP engine (Raft).
     pub raft: RaftSection,
+    /// The nodes of a cluster and how they reach each other.
+    pub cluster: ClusterSection,
     /// The Eureka REST API.
     pub eureka: EurekaSection,
     /// Logging.
@@ -77,6 +79,59 @@ impl Default for RaftSection {
             election_timeout_max_ms: 1000,
             snapshot_after_logs: 10_000,
         }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// The Raft group, `"<node id>@<host:port>"` each, the same list on every
+    /// node; the address is the member's `cluster.addr` as its peers reach
+    /// it. Empty: this node alone, with no cluster listener.
+    pub members: Vec<String>,
+    /// Where this node listens for cluster (Raft) traffic.
+    pub addr: SocketAddr,
+    /// The shared secret every cluster call carries (at least 16 visible
+    /// ASCII characters); required when `members` is set.
+    pub secret: String,
+    /// Largest Raft message (a whole snapshot travels in one).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7848)),
+            secret: String::new(),
+            max_message_bytes: 256 << 20,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The members by node id.
+    ///
+    /// # Errors
+    /// An entry is not `<id>@<host:port>`, or an id repeats.
+    pub fn member_map(&self) -> Result<BTreeMap<u64, String>, ConfigError> {
+        let invalid = |rule: String| ConfigError::Invalid { key: "cluster.members", rule };
+        let mut members = BTreeMap::new();
+        for entry in &self.members {
+            let (id, addr) = entry
+                .split_once('@')
+                .and_then(|(id, addr)| Some((id.trim().parse::<u64>().ok()?, addr.trim())))
+                .filter(|(_, addr)| {
+                    addr.rsplit_once(':')
+                        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
+                })
+                .ok_or_else(|| invalid(format!("{entry:?} is not <node id>@<host:port>")))?;
+            if members.insert(id, addr.to_owned()).is_some() {
+                return Err(invalid(format!("node id {id} appears twice")));
+            }
+        }
+        Ok(members)
     }
 }
 
@@ -302,6 +357,8 @@ impl ServerConfig {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("cluster.members")
                 .source(Some(env)),
         );
         for (key, value) in overrides {
@@ -361,6 +418,21 @@ impl ServerConfig {
         if http.max_page_size == 0 {
             return invalid("http.max_page_size", "must be positive");
         }
+        let members = self.cluster.member_map()?;
+        if !members.is_empty() {
+            if !members.contains_key(&self.node.id) {
+                return invalid("cluster.members", "must include this node (node.id)");
+            }
+            if janus_peer::ClusterSecret::new(&self.cluster.secret).is_err() {
+                return invalid(
+                    "cluster.secret",
+                    "is required with cluster.members: at least 16 visible ASCII characters",
+                );
+            }
+        }
+        if self.cluster.max_message_bytes < 1 << 20 {
+            return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
+        }
         if hickory_name_ok(&self.dns.domain).is_err() {
             return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
         }
@@ -386,9 +458,11 @@ impl ServerConfig {
     }
 
     /// Settings of the CP engine: its data lives in `<node.data_dir>/raft`.
-    #[must_use]
-    pub fn cp_config(&self) -> janus_raft::CpConfig {
-        janus_raft::CpConfig {
+    ///
+    /// # Errors
+    /// `cluster.members` does not parse.
+    pub fn cp_config(&self) -> Result<janus_raft::CpConfig, ConfigError> {
+        Ok(janus_raft::CpConfig {
             node_id: self.node.id,
             dir: self.node.data_dir.join("raft"),
             heartbeat: Duration::from_millis(self.raft.heartbeat_ms),
@@ -397,9 +471,8 @@ impl ServerConfig {
                 Duration::from_millis(self.raft.election_timeout_max_ms),
             ),
             snapshot_after_logs: self.raft.snapshot_after_logs,
-            // Multi-node bootstrap arrives with the peer HTTP transport.
-            members: std::collections::BTreeMap::new(),
-        }
+            members: self.cluster.member_map()?,
+        })
     }
 
     /// Settings of the AP engine.

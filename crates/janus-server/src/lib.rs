@@ -52,7 +52,11 @@ pub struct App {
 pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
     claim_data_dir(&config.node.data_dir, config.node.id)?;
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
-    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config(), Arc::new(janus_raft::NoPeers))
+    let transport: Arc<dyn janus_raft::PeerTransport> = match cluster_secret(config)? {
+        Some(secret) => Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)),
+        None => Arc::new(janus_raft::NoPeers),
+    };
+    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config()?, transport)
         .await
         .context("cannot start the CP engine")?;
     let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
@@ -61,6 +65,15 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     let router =
         janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
     Ok(App { node, router, reaper, cp })
+}
+
+/// The cluster secret, when this node is one of several.
+fn cluster_secret(config: &ServerConfig) -> anyhow::Result<Option<janus_peer::ClusterSecret>> {
+    if config.cluster.members.is_empty() {
+        return Ok(None);
+    }
+    let secret = janus_peer::ClusterSecret::new(&config.cluster.secret).context("bad cluster.secret")?;
+    Ok(Some(secret))
 }
 
 /// The file in a data directory naming the node it belongs to.
@@ -99,6 +112,9 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Where DNS is served (UDP and TCP), if enabled.
     pub dns_addr: Option<SocketAddr>,
+    /// Where cluster (Raft) traffic is served, in a cluster.
+    pub cluster_addr: Option<SocketAddr>,
+    cluster: Option<JoinHandle<std::io::Result<()>>>,
     dns: Option<janus_dns::DnsHandle>,
     /// The node.
     pub node: Arc<Node>,
@@ -117,7 +133,31 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         .await
         .with_context(|| format!("cannot bind HTTP address {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
+    // Bound before Raft starts, so peers' calls wait in the backlog rather than fail.
+    let cluster_listener = match cluster_secret(&config)? {
+        Some(secret) => Some((
+            TcpListener::bind(config.cluster.addr)
+                .await
+                .with_context(|| format!("cannot bind cluster address {}", config.cluster.addr))?,
+            secret,
+        )),
+        None => None,
+    };
     let App { node, router, reaper, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
+    let (cluster_addr, cluster) = match cluster_listener {
+        Some((cluster_listener, secret)) => {
+            let addr = cluster_listener.local_addr()?;
+            let peers = janus_peer::router(cp.clone(), secret, config.cluster.max_message_bytes);
+            let stop = shutdown.clone();
+            let served = tokio::spawn(
+                async move { janus_http::serve(cluster_listener, peers, async move { stop.cancelled().await }).await }
+                    .instrument(span.clone()),
+            );
+            span.in_scope(|| info!(cluster_addr = %addr, "serving cluster traffic"));
+            (Some(addr), Some(served))
+        }
+        None => (None, None),
+    };
     let dns = if config.dns.enabled {
         let registry: Arc<dyn RegistryService> = node.clone();
         let handler = janus_dns::RegistryHandler::new(
@@ -144,7 +184,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             .instrument(span.clone()),
     );
     span.in_scope(|| info!(%http_addr, "janus serving"));
-    Ok(RunningServer { http_addr, dns_addr, dns, node, http, reaper, cp })
+    Ok(RunningServer { http_addr, dns_addr, cluster_addr, cluster, dns, node, http, reaper, cp })
 }
 
 impl RunningServer {
@@ -157,6 +197,9 @@ impl RunningServer {
         self.reaper.await.context("reaper task panicked")?;
         if let Some(dns) = self.dns {
             dns.wait().await;
+        }
+        if let Some(cluster) = self.cluster {
+            cluster.await.context("cluster task panicked")?.context("cluster server failed")?;
         }
         self.cp.shutdown().await;
         served.context("HTTP server failed")

@@ -44,8 +44,21 @@ impl Node {
         Self { store, ap, cp }
     }
 
-    fn mode(&self, namespace: &NamespaceId) -> Result<Mode, RegistryError> {
-        self.store.read(|r| r.mode_of(namespace))
+    /// The CP engine (its Raft id and the leader it knows).
+    #[must_use]
+    pub const fn cp(&self) -> &CpEngine {
+        &self.cp
+    }
+
+    /// The namespace's mode. A namespace this node does not know may have
+    /// been created through another node a moment ago: before answering "not
+    /// found", catch up with the Raft leader (a read fence) and look again.
+    async fn mode(&self, namespace: &NamespaceId) -> Result<Mode, RegistryError> {
+        let local = |store: &RegistryStore| store.read(|r| r.mode_of(namespace));
+        match local(&self.store) {
+            Err(RegistryError::NamespaceNotFound(_)) if self.cp.linearize().await.is_ok() => local(&self.store),
+            known_or_unconfirmed => known_or_unconfirmed,
+        }
     }
 
     /// Writes through Raft; a write that cannot commit names the namespace and mode.
@@ -69,7 +82,7 @@ impl Node {
     }
 
     async fn replicate_service(&self, key: &ServiceKey, command: Command) -> Result<ServiceInfo, RegistryError> {
-        let mode = self.mode(&key.namespace)?;
+        let mode = self.mode(&key.namespace).await?;
         match self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await? {
             CommandOutcome::Service(info) => Ok(info),
             other => Err(unexpected(&other)),
@@ -115,7 +128,7 @@ impl RegistryService for Node {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<NamespaceInfo, RegistryError> {
-        let mode = self.mode(&id)?;
+        let mode = self.mode(&id).await?;
         let command = Command::UpdateNamespace { id: id.clone(), name, description };
         match self.replicate_namespace(&id, mode, command).await? {
             CommandOutcome::Namespace(info) => Ok(info),
@@ -124,7 +137,7 @@ impl RegistryService for Node {
     }
 
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
-        let mode = self.mode(&id)?;
+        let mode = self.mode(&id).await?;
         self.replicate_namespace(&id, mode, Command::DeleteNamespace { id: id.clone() }).await.map(|_| ())
     }
 
@@ -137,20 +150,20 @@ impl RegistryService for Node {
     }
 
     async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError> {
-        let mode = self.mode(&key.namespace)?;
+        let mode = self.mode(&key.namespace).await?;
         let command = Command::DeleteService { key: key.clone() };
         self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await.map(|_| ())
     }
 
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
-        match self.mode(&key.namespace)? {
+        match self.mode(&key.namespace).await? {
             Mode::Ap => self.ap.register(&key, spec).map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::RegisterInstance { key, spec }).await,
         }
     }
 
     async fn update_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
-        match self.mode(&key.namespace)? {
+        match self.mode(&key.namespace).await? {
             Mode::Ap => self.ap.update(&key, spec).map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::UpdateInstance { key, spec }).await,
         }
@@ -162,14 +175,14 @@ impl RegistryService for Node {
         instance: InstanceKey,
         patch: InstancePatch,
     ) -> Result<WriteOutcome, RegistryError> {
-        match self.mode(&key.namespace)? {
+        match self.mode(&key.namespace).await? {
             Mode::Ap => self.ap.patch(&key, &instance, patch).map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::PatchInstance { key, instance, patch }).await,
         }
     }
 
     async fn deregister_instance(&self, key: ServiceKey, instance: InstanceKey) -> Result<WriteOutcome, RegistryError> {
-        match self.mode(&key.namespace)? {
+        match self.mode(&key.namespace).await? {
             Mode::Ap => self.ap.deregister(&key, &instance).map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::DeregisterInstance { key, instance }).await,
         }
@@ -181,7 +194,7 @@ impl RegistryService for Node {
     }
 
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
-        let mode = self.mode(namespace)?;
+        let mode = self.mode(namespace).await?;
         match (mode, consistency) {
             (Mode::Cp, Consistency::Local) => Ok(ReadFence { consistency, raft_index: Some(self.cp.applied_index()) }),
             (Mode::Cp, Consistency::Linearizable) => match self.cp.linearize().await {

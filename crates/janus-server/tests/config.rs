@@ -73,3 +73,44 @@ fn bad_values_name_the_setting() {
     let overrides = [("http.addr", "not an address".to_owned())];
     assert!(ServerConfig::load(None, no_env(), &overrides).is_err());
 }
+
+#[test]
+fn cluster_members_parse_from_file_and_environment() {
+    let env = vec![
+        ("JANUS_CLUSTER__MEMBERS".to_owned(), "1@janus-1:7848,2@janus-2:7848,3@10.0.0.3:7848".to_owned()),
+        ("JANUS_CLUSTER__SECRET".to_owned(), "0123456789abcdef".to_owned()),
+    ];
+    let config = ServerConfig::load(None, env, &[]).unwrap();
+    let members = config.cluster.member_map().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members[&2], "janus-2:7848");
+    assert_eq!(config.cp_config().unwrap().members, members);
+
+    let sample = ServerConfig::load(Some(&docs().join("cluster-node-1.toml")), no_env(), &[]).unwrap();
+    assert_eq!(sample.cluster.member_map().unwrap()[&1], "10.0.0.1:7848");
+}
+
+#[test]
+fn a_bad_cluster_is_refused_with_the_setting_named() {
+    let load = |members: &str, secret: &str| {
+        let env = vec![
+            ("JANUS_CLUSTER__MEMBERS".to_owned(), members.to_owned()),
+            ("JANUS_CLUSTER__SECRET".to_owned(), secret.to_owned()),
+        ];
+        ServerConfig::load(None, env, &[]).unwrap_err().to_string()
+    };
+    let good_secret = "0123456789abcdef";
+    for (members, secret, named) in [
+        ("1@a:7848,2@b:7848", "short", "cluster.secret"),
+        ("1@a:7848,2@b:7848", "", "cluster.secret"),
+        ("2@a:7848,3@b:7848", good_secret, "must include this node"),
+        ("1@a:7848,1@b:7848", good_secret, "appears twice"),
+        ("1@a,2@b:7848", good_secret, "is not <node id>@<host:port>"),
+        ("one@a:7848", good_secret, "is not <node id>@<host:port>"),
+        ("1@:7848", good_secret, "is not <node id>@<host:port>"),
+        ("1@a:0", good_secret, "is not <node id>@<host:port>"),
+    ] {
+        let error = load(members, secret);
+        assert!(error.contains(named), "{members} / {secret:?}: {error}");
+    }
+}

@@ -1,0 +1,92 @@
+//! Janus cluster traffic: the Raft messages of [`janus_raft`] between nodes,
+//! as HTTP on each node's internal cluster address.
+//!
+//! - [`HttpPeerTransport`]: the client side, a [`janus_raft::PeerTransport`]
+//!   that POSTs an encoded message to `http://{peer}/internal/raft/{kind}`
+//!   over pooled keep-alive connections.
+//! - [`router`]: the receiving side, which hands messages to the local
+//!   [`janus_raft::CpEngine`].
+//!
+//! Every call carries the cluster secret (`Authorization: Bearer …`); a call
+//! without it is refused before its body is read. Nothing is trusted because
+//! of where it comes from or of any other header. Bodies are bounded.
+
+mod client;
+mod server;
+
+pub use client::HttpPeerTransport;
+pub use server::router;
+
+/// The path prefix of Raft messages.
+pub const RAFT_PATH: &str = "/internal/raft";
+
+/// A cluster secret: not empty, and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(std::sync::Arc<str>);
+
+/// Why a secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the cluster secret must be at least {MIN_SECRET_LEN} characters of visible ASCII")]
+pub struct WeakSecret;
+
+/// The shortest secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl ClusterSecret {
+    /// Accepts `secret` if it is long enough and can travel in a header.
+    ///
+    /// # Errors
+    /// Shorter than [`MIN_SECRET_LEN`], or not visible ASCII.
+    pub fn new(secret: &str) -> Result<Self, WeakSecret> {
+        if secret.len() < MIN_SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(WeakSecret);
+        }
+        Ok(Self(secret.into()))
+    }
+
+    /// Whether `presented` (an `Authorization` header value) carries this
+    /// secret, compared in time independent of where the first difference is.
+    fn admits(&self, presented: &[u8]) -> bool {
+        let Some(token) = presented.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        let expected = self.0.as_bytes();
+        token.len() == expected.len() && token.iter().zip(expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+
+    fn header_value(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_secret_admits_only_itself() {
+        let secret = ClusterSecret::new("correct-horse-battery").unwrap();
+        assert!(secret.admits(b"Bearer correct-horse-battery"));
+        assert!(!secret.admits(b"Bearer correct-horse-batterx"));
+        assert!(!secret.admits(b"Bearer correct-horse-batter"));
+        assert!(!secret.admits(b"correct-horse-battery"));
+        assert!(!secret.admits(b""));
+        assert_eq!(format!("{secret:?}"), "ClusterSecret(…)");
+    }
+
+    #[test]
+    fn weak_secrets_are_refused() {
+        assert_eq!(ClusterSecret::new(""), Err(WeakSecret));
+        assert_eq!(ClusterSecret::new("short"), Err(WeakSecret));
+        assert_eq!(ClusterSecret::new("sixteen chars ok"), Err(WeakSecret), "spaces cannot travel safely");
+        assert!(ClusterSecret::new("sixteen-chars-ok").is_ok());
+    }
+}

@@ -1,0 +1,109 @@
+//! Three nodes on loopback forming one Raft group over their cluster
+//! addresses: cp writes sent to any node commit and show on every node, and
+//! after the leader stops the other two elect another and keep taking writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use janus_e2e::{Answer, Http, Node};
+use serde_json::json;
+
+const SECRET: &str = "e2e-cluster-secret-0123456789";
+
+/// Free loopback ports: bound, read and released (the cluster list must be
+/// known before any node starts).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+async fn start_cluster() -> Vec<Node> {
+    let ports = free_ports(3);
+    let members: Vec<String> = (1..).zip(&ports).map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let mut nodes = Vec::new();
+    for (id, port) in (1..).zip(&ports) {
+        let members = members.clone();
+        nodes.push(
+            Node::start(move |config| {
+                config.node.id = id;
+                config.cluster.members = members;
+                config.cluster.addr = ([127, 0, 0, 1], *port).into();
+                config.cluster.secret = SECRET.to_owned();
+                config.raft.heartbeat_ms = 50;
+                config.raft.election_timeout_min_ms = 300;
+                config.raft.election_timeout_max_ms = 600;
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
+/// Sends until the answer has `status` (a cluster needs a moment to elect).
+async fn until_status(http: &Http, method: Method, url: &str, body: serde_json::Value, status: StatusCode) -> Answer {
+    let start = Instant::now();
+    loop {
+        let answer = http.send_json(method.clone(), url, Some(body.clone())).await.unwrap();
+        if answer.status == status {
+            return answer;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{method} {url}: still {} after 10 s: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn instance_count(http: &Http, node: &Node) -> usize {
+    let url = format!("{}/v1/namespaces/payments/services/ledger/instances", node.base);
+    let answer = http.send(Method::GET, &url, None).await.unwrap();
+    answer.json()["instances"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_replicates_cp_writes_and_survives_its_leader_stopping() {
+    let mut nodes = start_cluster().await;
+    let http = Http::default();
+    until_status(
+        &http,
+        Method::POST,
+        &format!("{}/v1/namespaces", nodes[2].base),
+        json!({"id": "payments", "mode": "cp"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    // Every node takes writes: followers forward them to the leader.
+    for (port, node) in (7000..).zip(&nodes) {
+        let url = format!("{}/v1/namespaces/payments/services/ledger/instances", node.base);
+        let reply = http.send_json(Method::POST, &url, Some(json!({"ip": "10.9.0.1", "port": port}))).await.unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    for node in &nodes {
+        let start = Instant::now();
+        while instance_count(&http, node).await != 3 {
+            assert!(start.elapsed() < Duration::from_secs(10), "{} never showed all three instances", node.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The leader goes away; the two left elect another and take writes.
+    let leader = nodes[0].server.node.cp().leader().expect("a leader is known after a write");
+    let position = nodes.iter().position(|node| node.server.node.cp().node_id() == leader).unwrap();
+    nodes.remove(position).stop_within(Duration::from_secs(5)).await;
+    let url = format!("{}/v1/namespaces/payments/services/ledger/instances", nodes[0].base);
+    until_status(&http, Method::POST, &url, json!({"ip": "10.9.0.2", "port": 7000}), StatusCode::CREATED).await;
+    let start = Instant::now();
+    while instance_count(&http, &nodes[1]).await != 4 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the write after the stop did not replicate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+}
