@@ -53,6 +53,7 @@ async fn three_nodes_replicate_over_http_with_the_cluster_secret() {
             heartbeat: Duration::from_millis(50),
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_after_logs: 1000,
+            logs_kept_after_snapshot: 100,
             members: members.clone(),
         };
         let transport = Arc::new(HttpPeerTransport::new(secret(), MAX_BODY));

@@ -37,6 +37,10 @@ pub struct CpConfig {
     pub election_timeout: (Duration, Duration),
     /// Take a snapshot after this many log entries.
     pub snapshot_after_logs: u64,
+    /// Log entries kept after a snapshot covers them (the log is compacted
+    /// in batches of 256). A follower that needs entries no longer kept is
+    /// sent the whole snapshot.
+    pub logs_kept_after_snapshot: u64,
     /// The group to create on first start: node id → peer address. Empty
     /// means this node alone. Every member must be given the same list.
     pub members: BTreeMap<u64, String>,
@@ -95,6 +99,7 @@ pub struct CpEngine {
     transport: Arc<dyn PeerTransport>,
     node_id: u64,
     write_timeout: Duration,
+    log_closed: futures_util::future::Shared<futures_util::future::BoxFuture<'static, ()>>,
 }
 
 impl std::fmt::Debug for CpEngine {
@@ -135,6 +140,7 @@ impl CpEngine {
         let storage = |source| CpStartError::Storage { dir: config.dir.clone(), source };
         std::fs::create_dir_all(&config.dir).map_err(storage)?;
         let log = LogStore::open(&config.dir.join("raft.redb")).map_err(storage)?;
+        let log_closed = futures_util::FutureExt::shared(futures_util::FutureExt::boxed(log.closed()));
         let machine = StateMachine::open(store.clone(), &config.dir.join("snapshots")).map_err(storage)?;
         let raft_config = Config {
             cluster_name: "janus".to_owned(),
@@ -142,6 +148,7 @@ impl CpEngine {
             election_timeout_min: millis(config.election_timeout.0),
             election_timeout_max: millis(config.election_timeout.1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: config.logs_kept_after_snapshot,
             ..Config::default()
         }
         .validate()
@@ -169,7 +176,7 @@ impl CpEngine {
                 .await
                 .map_err(|e| CpStartError::Raft(e.to_string()))?;
         }
-        Ok(Self { raft, store, transport, node_id: config.node_id, write_timeout })
+        Ok(Self { raft, store, transport, node_id: config.node_id, write_timeout, log_closed })
     }
 
     /// Proposes `command`, waits for it to be applied and returns its outcome.
@@ -351,9 +358,14 @@ impl CpEngine {
         applied.map_or(0, |log_id| log_id.index)
     }
 
-    /// Stops Raft (after the front ends stopped).
+    /// Stops Raft (after the front ends stopped) and waits, up to five
+    /// seconds, until its tasks let go of the log, so the data directory can
+    /// be opened again at once.
     pub async fn shutdown(&self) {
         // An error means Raft had stopped already.
         let _ = self.raft.shutdown().await;
+        if tokio::time::timeout(Duration::from_secs(5), self.log_closed.clone()).await.is_err() {
+            tracing::warn!(node_id = self.node_id, "the Raft log is still open 5 s after shutdown");
+        }
     }
 }

@@ -40,7 +40,22 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
 /// The durable Raft log; cheap to clone (readers share the database).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    db: Arc<OpenLog>,
+}
+
+/// The open database, and a signal that fires once it is closed.
+struct OpenLog {
+    // Fields drop in declaration order: the file is closed before `closed` drops.
+    db: Database,
+    closed: tokio::sync::watch::Sender<()>,
+}
+
+impl std::ops::Deref for OpenLog {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
 }
 
 impl Debug for LogStore {
@@ -60,7 +75,15 @@ impl LogStore {
         txn.open_table(ENTRIES).map_err(io_error)?;
         txn.open_table(META).map_err(io_error)?;
         txn.commit().map_err(io_error)?;
-        Ok(Self { db: Arc::new(db) })
+        let (closed, _) = tokio::sync::watch::channel(());
+        Ok(Self { db: Arc::new(OpenLog { db, closed }) })
+    }
+
+    /// Resolves once every copy of this store (the Raft core's, the
+    /// replication tasks' readers) is gone and the database file is closed.
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.db.closed.subscribe();
+        async move { while receiver.changed().await.is_ok() {} }
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {

@@ -1,7 +1,8 @@
 //! Three CP engines in one process, wired by an in-memory transport that can
 //! cut any node off: writes from any node reach every registry, an isolated
-//! leader refuses writes quickly while the majority elects a new leader, and
-//! the healed node catches up.
+//! leader refuses writes quickly while the majority elects a new leader, the
+//! healed node catches up (from a snapshot when the log moved on), and a
+//! restart of every node brings back every acknowledged write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,6 +25,7 @@ use tempfile::TempDir;
 struct Router {
     engines: Mutex<HashMap<u64, CpEngine>>,
     isolated: Mutex<HashSet<u64>>,
+    delivered: Mutex<HashMap<RpcKind, usize>>,
 }
 
 impl Router {
@@ -63,7 +65,11 @@ impl PeerTransport for Link {
                 Err(_) => return Err(unreachable("timed out")),
             };
             // A cut that happened while the call ran loses the reply too.
-            if router.cut(from, target) { Err(unreachable("partitioned")) } else { Ok(reply) }
+            if router.cut(from, target) {
+                return Err(unreachable("partitioned"));
+            }
+            *router.delivered.lock().unwrap().entry(kind).or_default() += 1;
+            Ok(reply)
         })
     }
 }
@@ -71,6 +77,7 @@ impl PeerTransport for Link {
 struct Cluster {
     router: Arc<Router>,
     stores: BTreeMap<u64, Arc<RegistryStore>>,
+    configs: BTreeMap<u64, CpConfig>,
     _dirs: Vec<TempDir>,
 }
 
@@ -78,28 +85,50 @@ const ELECTION: (Duration, Duration) = (Duration::from_millis(300), Duration::fr
 
 impl Cluster {
     async fn start(size: u64) -> Self {
-        let router = Arc::new(Router::default());
+        Self::start_with(size, 1000, 100).await
+    }
+
+    async fn start_with(size: u64, snapshot_after_logs: u64, logs_kept_after_snapshot: u64) -> Self {
         let members: BTreeMap<u64, String> = (1..=size).map(|id| (id, format!("node-{id}"))).collect();
-        let mut stores = BTreeMap::new();
-        let mut dirs = Vec::new();
+        let mut cluster =
+            Self { router: Arc::default(), stores: BTreeMap::new(), configs: BTreeMap::new(), _dirs: Vec::new() };
         for id in 1..=size {
             let dir = tempfile::tempdir().unwrap();
-            let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
             let config = CpConfig {
                 node_id: id,
                 dir: dir.path().join("raft"),
                 heartbeat: Duration::from_millis(50),
                 election_timeout: ELECTION,
-                snapshot_after_logs: 1000,
+                snapshot_after_logs,
+                logs_kept_after_snapshot,
                 members: members.clone(),
             };
-            let link = Arc::new(Link { router: router.clone(), from: id });
-            let engine = CpEngine::start(store.clone(), config, link).await.unwrap();
-            router.engines.lock().unwrap().insert(id, engine);
-            stores.insert(id, store);
-            dirs.push(dir);
+            cluster.configs.insert(id, config);
+            cluster._dirs.push(dir);
+            cluster.boot(id).await;
         }
-        Self { router, stores, _dirs: dirs }
+        cluster
+    }
+
+    /// Starts node `id` on its data directory with an empty registry, as a new process would.
+    async fn boot(&mut self, id: u64) {
+        let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
+        let link = Arc::new(Link { router: self.router.clone(), from: id });
+        let engine = CpEngine::start(store.clone(), self.configs[&id].clone(), link).await.unwrap();
+        self.router.engines.lock().unwrap().insert(id, engine);
+        self.stores.insert(id, store);
+    }
+
+    /// Stops every node, then starts them all again on their data.
+    async fn restart_all(&mut self) {
+        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().drain().map(|(_, e)| e).collect();
+        for engine in engines {
+            engine.shutdown().await;
+        }
+        let ids: Vec<u64> = self.configs.keys().copied().collect();
+        for id in ids {
+            self.boot(id).await;
+        }
     }
 
     fn engine(&self, id: u64) -> CpEngine {
@@ -240,5 +269,53 @@ async fn a_malformed_peer_message_is_refused_not_applied() {
         assert!(error.to_string().contains(&format!("malformed {kind} message")), "{error}");
     }
     assert_eq!(RpcKind::from_name("nonsense"), None);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_compacted_log_is_sent_the_snapshot() {
+    // A snapshot every 20 entries, 5 entries kept after it.
+    let cluster = Cluster::start_with(3, 20, 5).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    create_ledger(&cluster.engine(leader)).await;
+
+    cluster.router.isolated.lock().unwrap().insert(lagging);
+    // The log is compacted in batches of 256 entries: write past one.
+    for port in 1..=300 {
+        cluster.engine(leader).write(register(port)).await.unwrap().unwrap();
+    }
+    cluster.router.isolated.lock().unwrap().clear();
+
+    let store = cluster.stores[&lagging].clone();
+    eventually("the lagging follower catches up", || async { (instances_on(&store) == 300).then_some(()) }).await;
+    let snapshots = cluster.router.delivered.lock().unwrap().get(&RpcKind::InstallSnapshot).copied().unwrap_or(0);
+    assert!(snapshots >= 1, "the log it missed was compacted, so it must have been sent the snapshot");
+    assert_eq!(store.read(|r| r.export_cp()), cluster.stores[&leader].read(|r| r.export_cp()));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_node_brings_back_every_acknowledged_write() {
+    // Snapshots every 25 entries, so the restart rebuilds from a snapshot plus the log after it.
+    let mut cluster = Cluster::start_with(3, 25, 5).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    create_ledger(&cluster.engine(leader)).await;
+    for port in 1..=40 {
+        // Through every node in turn: followers forward.
+        let via = u64::from(port % 3) + 1;
+        cluster.engine(via).write(register(port)).await.unwrap().unwrap();
+    }
+    let before = cluster.stores[&leader].read(|r| r.export_cp());
+
+    cluster.restart_all().await;
+    cluster.leader(&[1, 2, 3]).await;
+    for (id, store) in &cluster.stores {
+        eventually(&format!("node {id} has all 40 instances again"), || async {
+            (instances_on(store) == 40).then_some(())
+        })
+        .await;
+        assert_eq!(store.read(|r| r.export_cp()), before, "node {id}");
+    }
     cluster.shutdown().await;
 }

@@ -69,6 +69,8 @@ pub struct RaftSection {
     pub election_timeout_max_ms: u64,
     /// Take a snapshot (and compact the log) after this many entries.
     pub snapshot_after_logs: u64,
+    /// Entries kept after a snapshot covers them; a follower further behind is sent the snapshot.
+    pub logs_kept_after_snapshot: u64,
 }
 
 impl Default for RaftSection {
@@ -78,6 +80,7 @@ impl Default for RaftSection {
             election_timeout_min_ms: 500,
             election_timeout_max_ms: 1000,
             snapshot_after_logs: 10_000,
+            logs_kept_after_snapshot: 1000,
         }
     }
 }
@@ -471,6 +474,7 @@ impl ServerConfig {
                 Duration::from_millis(self.raft.election_timeout_max_ms),
             ),
             snapshot_after_logs: self.raft.snapshot_after_logs,
+            logs_kept_after_snapshot: self.raft.logs_kept_after_snapshot,
             members: self.cluster.member_map()?,
         })
     }
