@@ -5,7 +5,9 @@
 //!   that POSTs an encoded message to `http://{peer}/internal/raft/{kind}`
 //!   over pooled keep-alive connections.
 //! - [`router`]: the receiving side, which hands messages to the local
-//!   [`janus_raft::CpEngine`].
+//!   [`janus_raft::CpEngine`], and the membership admin API
+//!   (`GET|POST /internal/admin/members`, `POST …/members/{id}/promote`,
+//!   `DELETE …/members/{id}`).
 //!
 //! Every call carries the cluster secret (`Authorization: Bearer …`); a call
 //! without it is refused before its body is read. Nothing is trusted because
@@ -19,6 +21,9 @@ pub use server::router;
 
 /// The path prefix of Raft messages.
 pub const RAFT_PATH: &str = "/internal/raft";
+
+/// The path prefix of the membership admin API.
+pub const ADMIN_PATH: &str = "/internal/admin";
 
 /// A cluster secret: not empty, and never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,15 +1,18 @@
-//! The receiving side: `POST /internal/raft/{kind}` into the local engine.
+//! The receiving side: `POST /internal/raft/{kind}` into the local engine,
+//! and the membership admin API under `/internal/admin/members`.
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use janus_raft::{CpEngine, PeerRpcError, RpcKind};
+use axum::routing::{get, post};
+use janus_raft::{CpEngine, MembershipChange, PeerRpcError, RpcKind};
+use serde::Deserialize;
 
-use crate::{ClusterSecret, RAFT_PATH};
+use crate::{ADMIN_PATH, ClusterSecret, RAFT_PATH};
 
 /// The routes of the cluster address: Raft messages for `engine`, each
 /// admitted only with `secret`, bodies of at most `max_body` bytes (a whole
@@ -17,6 +20,9 @@ use crate::{ClusterSecret, RAFT_PATH};
 pub fn router(engine: CpEngine, secret: ClusterSecret, max_body: usize) -> Router {
     Router::new()
         .route(&format!("{RAFT_PATH}/{{kind}}"), post(handle))
+        .route(&format!("{ADMIN_PATH}/members"), get(list_members).post(add_learner))
+        .route(&format!("{ADMIN_PATH}/members/{{id}}"), axum::routing::delete(remove_member))
+        .route(&format!("{ADMIN_PATH}/members/{{id}}/promote"), post(promote))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(engine)
         // Outermost: a caller without the secret is refused before its body is read.
@@ -40,5 +46,40 @@ async fn handle(State(engine): State<CpEngine>, Path(kind): Path<String>, body: 
         Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
         Err(error @ PeerRpcError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
         Err(error @ PeerRpcError::Raft(_)) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+    }
+}
+
+/// `POST /internal/admin/members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    id: u64,
+    addr: String,
+}
+
+async fn list_members(State(engine): State<CpEngine>) -> Response {
+    Json(engine.members()).into_response()
+}
+
+async fn add_learner(State(engine): State<CpEngine>, Json(member): Json<NewMember>) -> Response {
+    if member.addr.trim().is_empty() {
+        return (StatusCode::BAD_REQUEST, "addr must be the new member's cluster address (host:port)\n")
+            .into_response();
+    }
+    change(&engine, MembershipChange::AddLearner { id: member.id, addr: member.addr }).await
+}
+
+async fn promote(State(engine): State<CpEngine>, Path(id): Path<u64>) -> Response {
+    change(&engine, MembershipChange::Promote { id }).await
+}
+
+async fn remove_member(State(engine): State<CpEngine>, Path(id): Path<u64>) -> Response {
+    change(&engine, MembershipChange::Remove { id }).await
+}
+
+async fn change(engine: &CpEngine, change: MembershipChange) -> Response {
+    match engine.change_members(change).await {
+        Ok(members) => Json(members).into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
     }
 }

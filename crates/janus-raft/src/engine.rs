@@ -44,6 +44,9 @@ pub struct CpConfig {
     /// The group to create on first start: node id → peer address. Empty
     /// means this node alone. Every member must be given the same list.
     pub members: BTreeMap<u64, String>,
+    /// Start empty and wait to be added to an existing group (as a learner,
+    /// through [`CpEngine::change_members`]); `members` is then ignored.
+    pub join: bool,
 }
 
 /// Why the engine did not start.
@@ -112,7 +115,7 @@ impl std::fmt::Debug for CpEngine {
 }
 
 /// How often a node that knows no leader looks again while a request waits.
-const LEADER_POLL: Duration = Duration::from_millis(20);
+pub(crate) const LEADER_POLL: Duration = Duration::from_millis(20);
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
@@ -134,7 +137,7 @@ impl CpEngine {
         if members.is_empty() {
             members.insert(config.node_id, String::new());
         }
-        if !members.contains_key(&config.node_id) {
+        if !config.join && !members.contains_key(&config.node_id) {
             return Err(CpStartError::NotAMember { node_id: config.node_id, members: members.into_keys().collect() });
         }
         let storage = |source| CpStartError::Storage { dir: config.dir.clone(), source };
@@ -157,7 +160,9 @@ impl CpEngine {
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
             .await
             .map_err(|e| CpStartError::Raft(e.to_string()))?;
-        if !raft.is_initialized().await.map_err(|e| CpStartError::Raft(e.to_string()))? {
+        if config.join {
+            info!(node_id = config.node_id, "waiting to be added to a Raft group");
+        } else if !raft.is_initialized().await.map_err(|e| CpStartError::Raft(e.to_string()))? {
             info!(node_id = config.node_id, members = ?members.keys(), "initialising the Raft group");
             let nodes: BTreeMap<u64, BasicNode> =
                 members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect();
@@ -266,6 +271,7 @@ impl CpEngine {
                 let response = self.raft.client_write(request).await.map_err(|e| raft_error(&e))?;
                 encode(&response.data)
             }
+            RpcKind::ChangeMembers => return self.handle_change_members(body).await,
             RpcKind::ReadIndex => {
                 if !body.is_empty() {
                     return Err(PeerRpcError::Malformed {
@@ -279,6 +285,14 @@ impl CpEngine {
             }
         };
         reply.map_err(|e| PeerRpcError::Raft(format!("cannot encode the reply: {e}")))
+    }
+
+    pub(crate) const fn raft(&self) -> &Raft<TypeConfig, StateMachine> {
+        &self.raft
+    }
+
+    pub(crate) fn transport(&self) -> &dyn PeerTransport {
+        self.transport.as_ref()
     }
 
     /// This node's Raft id.

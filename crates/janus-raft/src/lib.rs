@@ -11,17 +11,21 @@
 //! - [`CpEngine`]: start (bootstrap the configured group, or this node alone,
 //!   on first start), write with a deadline (forwarded to the leader from a
 //!   follower), linearizable read fences, shut down.
+//! - [`MembershipChange`]: add a learner, promote it, remove a member, at run
+//!   time through any node.
 //! - [`PeerTransport`]: how encoded Raft messages reach peers; the server
 //!   supplies one, [`NoPeers`] serves a one-member group.
 
 mod engine;
 mod log_store;
+mod membership;
 mod network;
 mod state_machine;
 mod types;
 
 pub use engine::{CpConfig, CpEngine, CpStartError, CpWriteError, PeerRpcError};
 pub use log_store::LogStore;
+pub use membership::{Members, MembershipChange};
 pub use network::{NoPeers, PeerTransport, RpcKind, TransportError};
 pub use state_machine::StateMachine;
 pub use types::{RaftRequest, RaftResponse, TypeConfig};

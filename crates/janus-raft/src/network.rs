@@ -39,12 +39,21 @@ pub enum RpcKind {
     ForwardWrite,
     /// A follower's request for a read index the leader confirmed with a quorum.
     ReadIndex,
+    /// A membership change a follower forwards to the leader.
+    ChangeMembers,
 }
 
 impl RpcKind {
     /// Every kind, for routing tables.
-    pub const ALL: [Self; 5] =
-        [Self::AppendEntries, Self::Vote, Self::PreVote, Self::InstallSnapshot, Self::ForwardWrite];
+    pub const ALL: [Self; 7] = [
+        Self::AppendEntries,
+        Self::Vote,
+        Self::PreVote,
+        Self::InstallSnapshot,
+        Self::ForwardWrite,
+        Self::ReadIndex,
+        Self::ChangeMembers,
+    ];
 
     /// The kind's name in URLs (`/internal/raft/{name}`).
     #[must_use]
@@ -56,6 +65,7 @@ impl RpcKind {
             Self::InstallSnapshot => "snapshot",
             Self::ForwardWrite => "write",
             Self::ReadIndex => "read-index",
+            Self::ChangeMembers => "members",
         }
     }
 
@@ -69,6 +79,34 @@ impl RpcKind {
 impl fmt::Display for RpcKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RpcKind;
+
+    /// Exhaustive: a new kind does not compile until it has a place here, and
+    /// the test then fails until it is in `ALL`.
+    const fn ordinal(kind: RpcKind) -> usize {
+        match kind {
+            RpcKind::AppendEntries => 0,
+            RpcKind::Vote => 1,
+            RpcKind::PreVote => 2,
+            RpcKind::InstallSnapshot => 3,
+            RpcKind::ForwardWrite => 4,
+            RpcKind::ReadIndex => 5,
+            RpcKind::ChangeMembers => 6,
+        }
+    }
+
+    #[test]
+    fn every_kind_is_listed_and_named_once() {
+        let ordinals: Vec<usize> = RpcKind::ALL.iter().map(|kind| ordinal(*kind)).collect();
+        assert_eq!(ordinals, (0..=ordinal(RpcKind::ChangeMembers)).collect::<Vec<_>>());
+        for kind in RpcKind::ALL {
+            assert_eq!(RpcKind::from_name(kind.as_str()), Some(kind));
+        }
     }
 }
 

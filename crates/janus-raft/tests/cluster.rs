@@ -17,7 +17,7 @@ use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
-use janus_raft::{CpConfig, CpEngine, PeerTransport, RpcKind, TransportError};
+use janus_raft::{CpConfig, CpEngine, MembershipChange, PeerTransport, RpcKind, TransportError};
 use tempfile::TempDir;
 
 /// Delivers peer messages by calling the target engine directly.
@@ -102,6 +102,7 @@ impl Cluster {
                 snapshot_after_logs,
                 logs_kept_after_snapshot,
                 members: members.clone(),
+                join: false,
             };
             cluster.configs.insert(id, config);
             cluster._dirs.push(dir);
@@ -117,6 +118,24 @@ impl Cluster {
         let engine = CpEngine::start(store.clone(), self.configs[&id].clone(), link).await.unwrap();
         self.router.engines.lock().unwrap().insert(id, engine);
         self.stores.insert(id, store);
+    }
+
+    /// Starts an empty node that waits to be added to the group.
+    async fn add_joiner(&mut self, id: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.configs.values().next().unwrap().clone();
+        config.node_id = id;
+        config.dir = dir.path().join("raft");
+        config.members = BTreeMap::new();
+        config.join = true;
+        self.configs.insert(id, config);
+        self._dirs.push(dir);
+        self.boot(id).await;
+    }
+
+    /// The voters as node `id` sees them.
+    fn voters(&self, id: u64) -> Vec<u64> {
+        self.engine(id).members().voters.into_keys().collect()
     }
 
     /// Stops every node, then starts them all again on their data.
@@ -317,5 +336,48 @@ async fn restarting_every_node_brings_back_every_acknowledged_write() {
         .await;
         assert_eq!(store.read(|r| r.export_cp()), before, "node {id}");
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_join_get_promoted_and_leave_at_run_time() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    create_ledger(&cluster.engine(leader)).await;
+    cluster.engine(leader).write(register(1)).await.unwrap().unwrap();
+
+    // A new, empty node joins as a learner through a follower (forwarded to
+    // the leader); the call returns once it caught up.
+    cluster.add_joiner(4).await;
+    let add = MembershipChange::AddLearner { id: 4, addr: "node-4".to_owned() };
+    cluster.engine(follower).change_members(add).await.unwrap();
+    assert_eq!(cluster.engine(leader).members().learners.keys().copied().collect::<Vec<_>>(), [4]);
+    assert_eq!(instances_on(&cluster.stores[&4]), 1, "a learner is caught up when it is added");
+
+    cluster.engine(follower).change_members(MembershipChange::Promote { id: 4 }).await.unwrap();
+    assert_eq!(cluster.voters(leader), [1, 2, 3, 4]);
+
+    // The old leader leaves; the others go on without it.
+    cluster.engine(follower).change_members(MembershipChange::Remove { id: leader }).await.unwrap();
+    let rest: Vec<u64> = (1..=4).filter(|id| *id != leader).collect();
+    for id in &rest {
+        let id = *id;
+        eventually(&format!("node {id} sees the old leader gone"), || async {
+            (cluster.voters(id) == rest).then_some(())
+        })
+        .await;
+    }
+    let new_leader = cluster.leader(&rest).await;
+    cluster.engine(4).write(register(2)).await.unwrap().unwrap();
+    for id in &rest {
+        let store = cluster.stores[id].clone();
+        eventually("the write after the change replicates", || async { (instances_on(&store) == 2).then_some(()) })
+            .await;
+    }
+
+    // Nonsense is refused with a reason, not hung on.
+    let error = cluster.engine(new_leader).change_members(MembershipChange::Promote { id: 9 }).await.unwrap_err();
+    assert!(error.to_string().contains("refused"), "{error}");
     cluster.shutdown().await;
 }

@@ -100,6 +100,9 @@ pub struct ClusterSection {
     pub secret: String,
     /// Largest Raft message (a whole snapshot travels in one).
     pub max_message_bytes: usize,
+    /// Start empty and wait to be added to a running group through its admin
+    /// API (`members` is then not used).
+    pub join: bool,
 }
 
 impl Default for ClusterSection {
@@ -109,11 +112,18 @@ impl Default for ClusterSection {
             addr: SocketAddr::from(([127, 0, 0, 1], 7848)),
             secret: String::new(),
             max_message_bytes: 256 << 20,
+            join: false,
         }
     }
 }
 
 impl ClusterSection {
+    /// Whether this node takes part in a cluster (and so listens on `addr`).
+    #[must_use]
+    pub fn is_clustered(&self) -> bool {
+        !self.members.is_empty() || self.join
+    }
+
     /// The members by node id.
     ///
     /// # Errors
@@ -422,16 +432,14 @@ impl ServerConfig {
             return invalid("http.max_page_size", "must be positive");
         }
         let members = self.cluster.member_map()?;
-        if !members.is_empty() {
-            if !members.contains_key(&self.node.id) {
-                return invalid("cluster.members", "must include this node (node.id)");
-            }
-            if janus_peer::ClusterSecret::new(&self.cluster.secret).is_err() {
-                return invalid(
-                    "cluster.secret",
-                    "is required with cluster.members: at least 16 visible ASCII characters",
-                );
-            }
+        if !members.is_empty() && !self.cluster.join && !members.contains_key(&self.node.id) {
+            return invalid("cluster.members", "must include this node (node.id)");
+        }
+        if self.cluster.is_clustered() && janus_peer::ClusterSecret::new(&self.cluster.secret).is_err() {
+            return invalid(
+                "cluster.secret",
+                "is required with cluster.members or cluster.join: at least 16 visible ASCII characters",
+            );
         }
         if self.cluster.max_message_bytes < 1 << 20 {
             return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
@@ -476,6 +484,7 @@ impl ServerConfig {
             snapshot_after_logs: self.raft.snapshot_after_logs,
             logs_kept_after_snapshot: self.raft.logs_kept_after_snapshot,
             members: self.cluster.member_map()?,
+            join: self.cluster.join,
         })
     }
 

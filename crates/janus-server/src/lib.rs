@@ -69,7 +69,7 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
 
 /// The cluster secret, when this node is one of several.
 fn cluster_secret(config: &ServerConfig) -> anyhow::Result<Option<janus_peer::ClusterSecret>> {
-    if config.cluster.members.is_empty() {
+    if !config.cluster.is_clustered() {
         return Ok(None);
     }
     let secret = janus_peer::ClusterSecret::new(&config.cluster.secret).context("bad cluster.secret")?;

@@ -1,0 +1,151 @@
+//! Changing the group at run time: add a learner (it catches up without
+//! voting), promote it to a voter, remove a member. Any node takes a change
+//! and forwards it to the leader, like a write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver as _;
+use openraft::error::ForwardToLeader;
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{CpEngine, CpWriteError, LEADER_POLL, PeerRpcError};
+use crate::network::{RpcKind, decode, encode};
+
+/// Adding a learner waits until it has caught up, which may mean sending it a
+/// large snapshot; other changes are one Raft round.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A change of the group's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Replicate to a new node, which does not vote yet; returns once it caught up.
+    AddLearner {
+        /// The new node's id (never one used before).
+        id: u64,
+        /// Its cluster address.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// The learner.
+        id: u64,
+    },
+    /// Take a voter or learner out of the group.
+    Remove {
+        /// The member.
+        id: u64,
+    },
+}
+
+/// The group as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members {
+    /// The node answering.
+    pub node_id: u64,
+    /// The leader it knows.
+    pub leader: Option<u64>,
+    /// Voters and their cluster addresses.
+    pub voters: BTreeMap<u64, String>,
+    /// Learners and their cluster addresses.
+    pub learners: BTreeMap<u64, String>,
+}
+
+impl CpEngine {
+    /// The group as this node sees it (its latest membership log entry).
+    #[must_use]
+    pub fn members(&self) -> Members {
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        let addr = |id: u64| membership.get_node(&id).map(|node| node.addr.clone()).unwrap_or_default();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        Members {
+            node_id: self.node_id(),
+            leader: metrics.current_leader,
+            voters: voters.iter().map(|id| (*id, addr(*id))).collect(),
+            learners: membership.learner_ids().filter(|id| !voters.contains(id)).map(|id| (id, addr(id))).collect(),
+        }
+    }
+
+    /// Applies `change` through the leader and returns the group afterwards.
+    ///
+    /// # Errors
+    /// No leader took the change within its deadline, or Raft refused it
+    /// (for example promoting a node that is not a learner).
+    pub async fn change_members(&self, change: MembershipChange) -> Result<Members, CpWriteError> {
+        let attempt = async {
+            loop {
+                match self.change_members_here(change.clone()).await {
+                    Ok(()) => return Ok(()),
+                    Err(Redirect::To { leader, addr }) => {
+                        let body =
+                            encode(&change).map_err(|e| CpWriteError(format!("cannot encode the change: {e}")))?;
+                        self.transport()
+                            .call(leader, addr, RpcKind::ChangeMembers, body, MEMBERSHIP_TIMEOUT)
+                            .await
+                            .map_err(|e| CpWriteError(format!("cannot forward the change to the Raft leader: {e}")))?;
+                        return Ok(());
+                    }
+                    Err(Redirect::NoLeader) => tokio::time::sleep(LEADER_POLL).await,
+                    Err(Redirect::Refused(reason)) => return Err(CpWriteError(reason)),
+                }
+            }
+        };
+        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, attempt).await {
+            Ok(result) => result.map(|()| self.members()),
+            Err(_) => Err(CpWriteError(format!(
+                "the membership change did not complete within {} s",
+                MEMBERSHIP_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// A forwarded change, on the node that should lead (it never forwards again).
+    pub(crate) async fn handle_change_members(&self, body: &[u8]) -> Result<Vec<u8>, PeerRpcError> {
+        let change: MembershipChange = decode(body)
+            .map_err(|e| PeerRpcError::Malformed { kind: RpcKind::ChangeMembers, reason: e.to_string() })?;
+        match self.change_members_here(change).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(Redirect::To { leader, .. }) => Err(PeerRpcError::Raft(format!("node {leader} leads now"))),
+            Err(Redirect::NoLeader) => Err(PeerRpcError::Raft("no leader is known".to_owned())),
+            Err(Redirect::Refused(reason)) => Err(PeerRpcError::Raft(reason)),
+        }
+    }
+
+    async fn change_members_here(&self, change: MembershipChange) -> Result<(), Redirect> {
+        let raft = self.raft();
+        let result = match change {
+            MembershipChange::AddLearner { id, addr } => raft.add_learner(id, BasicNode::new(addr), true).await,
+            MembershipChange::Promote { id } => {
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await
+            }
+            MembershipChange::Remove { id } => {
+                let change = if self.members().voters.contains_key(&id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                raft.change_membership(change, false).await
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(match error.forward_to_leader() {
+                Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
+                    Redirect::To { leader: *leader, addr: node.addr.clone() }
+                }
+                Some(_) => Redirect::NoLeader,
+                None => Redirect::Refused(format!("Raft refused the membership change: {error}")),
+            }),
+        }
+    }
+}
+
+/// Why a change was not made here.
+enum Redirect {
+    To { leader: u64, addr: String },
+    NoLeader,
+    Refused(String),
+}
