@@ -53,15 +53,19 @@ impl PeerTransport for HttpPeerTransport {
         let max_reply = self.max_reply;
         Box::pin(async move {
             let unreachable = |reason: String| TransportError::Unreachable { target, addr: addr.clone(), reason };
+            let not_sent = |reason: String| TransportError::NotSent { target, addr: addr.clone(), reason };
             let request = Request::builder()
                 .method(Method::POST)
                 .uri(format!("http://{addr}{RAFT_PATH}/{kind}"))
                 .header(header::AUTHORIZATION, authorization)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|e| unreachable(format!("bad peer address: {e}")))?;
+                .map_err(|e| not_sent(format!("bad peer address: {e}")))?;
             let exchange = async {
-                let response = client.request(request).await.map_err(|e| unreachable(e.to_string()))?;
+                let response = client.request(request).await.map_err(|e| {
+                    // A failed connect never sent the request; anything later may have.
+                    if e.is_connect() { not_sent(e.to_string()) } else { unreachable(e.to_string()) }
+                })?;
                 let status = response.status();
                 let body = Limited::new(response.into_body(), max_reply)
                     .collect()

@@ -21,7 +21,7 @@ use openraft::error::ForwardToLeader;
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use tracing::info;
 
-use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, decode, encode};
+use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, TransportError, decode, encode};
 use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
@@ -77,6 +77,23 @@ pub enum CpStartError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CpWriteError(pub String);
+
+/// Why a request forwarded to the leader did not come back.
+pub(crate) enum Forward {
+    /// It never left this node: safe to retry.
+    NotSent,
+    /// It failed, or its fate is unknown.
+    Failed(CpWriteError),
+}
+
+impl Forward {
+    pub(crate) fn from_transport(error: &TransportError, context: &str) -> Self {
+        match error {
+            TransportError::NotSent { .. } => Self::NotSent,
+            other => Self::Failed(CpWriteError(format!("{context}: {other}"))),
+        }
+    }
+}
 
 /// Why an incoming peer message got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,7 +218,12 @@ impl CpEngine {
                     Ok(response) => return Ok(response.data.0),
                     Err(error) => match error.forward_to_leader() {
                         Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                            return self.forward_write(*leader, node.addr.clone(), &request, deadline).await;
+                            match self.forward_write(*leader, node.addr.clone(), &request, deadline).await {
+                                // The leader this node knows is gone: wait for news of another.
+                                Err(Forward::NotSent) => tokio::time::sleep(LEADER_POLL).await,
+                                Err(Forward::Failed(error)) => return Err(error),
+                                Ok(outcome) => return Ok(outcome),
+                            }
                         }
                         // An election is under way and nothing was sent: try again until the deadline.
                         Some(_) => tokio::time::sleep(LEADER_POLL).await,
@@ -226,16 +248,17 @@ impl CpEngine {
         addr: String,
         request: &RaftRequest,
         deadline: tokio::time::Instant,
-    ) -> Result<Result<CommandOutcome, janus_core::RegistryError>, CpWriteError> {
-        let body = encode(request).map_err(|e| CpWriteError(format!("cannot encode the write: {e}")))?;
+    ) -> Result<Result<CommandOutcome, janus_core::RegistryError>, Forward> {
+        let body =
+            encode(request).map_err(|e| Forward::Failed(CpWriteError(format!("cannot encode the write: {e}"))))?;
         let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
         let reply = self
             .transport
             .call(leader, addr, RpcKind::ForwardWrite, body, timeout)
             .await
-            .map_err(|e| CpWriteError(format!("cannot forward the write to the Raft leader: {e}")))?;
-        let response: RaftResponse =
-            decode(&reply).map_err(|e| CpWriteError(format!("the Raft leader sent a malformed reply: {e}")))?;
+            .map_err(|e| Forward::from_transport(&e, "cannot forward the write to the Raft leader"))?;
+        let response: RaftResponse = decode(&reply)
+            .map_err(|e| Forward::Failed(CpWriteError(format!("the Raft leader sent a malformed reply: {e}"))))?;
         Ok(response.0)
     }
 
@@ -322,7 +345,14 @@ impl CpEngine {
                     Ok(read) => return Ok(read.index()),
                     Err(error) => match error.forward_to_leader() {
                         Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                            let index = self.leader_read_index(*leader, node.addr.clone(), deadline).await?;
+                            let index = match self.leader_read_index(*leader, node.addr.clone(), deadline).await {
+                                Ok(index) => index,
+                                Err(Forward::NotSent) => {
+                                    tokio::time::sleep(LEADER_POLL).await;
+                                    continue;
+                                }
+                                Err(Forward::Failed(error)) => return Err(error),
+                            };
                             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
                             self.raft
                                 .wait(Some(remaining))
@@ -354,14 +384,15 @@ impl CpEngine {
         leader: u64,
         addr: String,
         deadline: tokio::time::Instant,
-    ) -> Result<u64, CpWriteError> {
+    ) -> Result<u64, Forward> {
         let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
         let reply = self
             .transport
             .call(leader, addr, RpcKind::ReadIndex, Vec::new(), timeout)
             .await
-            .map_err(|e| CpWriteError(format!("cannot get a read index from the Raft leader: {e}")))?;
-        decode(&reply).map_err(|e| CpWriteError(format!("the Raft leader sent a malformed read index: {e}")))
+            .map_err(|e| Forward::from_transport(&e, "cannot get a read index from the Raft leader"))?;
+        decode(&reply)
+            .map_err(|e| Forward::Failed(CpWriteError(format!("the Raft leader sent a malformed read index: {e}"))))
     }
 
     /// The index of the last log entry applied to the registry.

@@ -10,7 +10,7 @@ use openraft::error::ForwardToLeader;
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CpEngine, CpWriteError, LEADER_POLL, PeerRpcError};
+use crate::engine::{CpEngine, CpWriteError, Forward, LEADER_POLL, PeerRpcError};
 use crate::network::{RpcKind, decode, encode};
 
 /// Adding a learner waits until it has caught up, which may mean sending it a
@@ -82,11 +82,17 @@ impl CpEngine {
                     Err(Redirect::To { leader, addr }) => {
                         let body =
                             encode(&change).map_err(|e| CpWriteError(format!("cannot encode the change: {e}")))?;
-                        self.transport()
-                            .call(leader, addr, RpcKind::ChangeMembers, body, MEMBERSHIP_TIMEOUT)
-                            .await
-                            .map_err(|e| CpWriteError(format!("cannot forward the change to the Raft leader: {e}")))?;
-                        return Ok(());
+                        let sent =
+                            self.transport().call(leader, addr, RpcKind::ChangeMembers, body, MEMBERSHIP_TIMEOUT);
+                        match sent.await {
+                            Ok(_) => return Ok(()),
+                            Err(error) => {
+                                match Forward::from_transport(&error, "cannot forward the change to the leader") {
+                                    Forward::NotSent => tokio::time::sleep(LEADER_POLL).await,
+                                    Forward::Failed(error) => return Err(error),
+                                }
+                            }
+                        }
                     }
                     Err(Redirect::NoLeader) => tokio::time::sleep(LEADER_POLL).await,
                     Err(Redirect::Refused(reason)) => return Err(CpWriteError(reason)),

@@ -123,6 +123,17 @@ pub enum TransportError {
         /// What went wrong.
         reason: String,
     },
+    /// The call certainly did not reach the peer (no connection, cut off
+    /// before sending), so it is safe to send again.
+    #[error("node {target} at {addr:?} is not reachable: {reason}")]
+    NotSent {
+        /// The peer's id.
+        target: u64,
+        /// The peer's address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The peer answered, but with an error instead of a reply.
     #[error("node {target} refused the call: {reason}")]
     Refused {
@@ -160,7 +171,7 @@ impl PeerTransport for NoPeers {
         _body: Vec<u8>,
         _timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        Box::pin(std::future::ready(Err(TransportError::Unreachable {
+        Box::pin(std::future::ready(Err(TransportError::NotSent {
             target,
             addr,
             reason: "this node has no peer transport configured".to_owned(),
@@ -209,7 +220,9 @@ impl PeerClient {
         let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         match self.transport.call(self.target, self.addr.clone(), kind, body, timeout).await {
             Ok(reply) => decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e))),
-            Err(error @ TransportError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&error))),
+            Err(error @ (TransportError::Unreachable { .. } | TransportError::NotSent { .. })) => {
+                Err(RPCError::Unreachable(Unreachable::new(&error)))
+            }
             Err(error @ TransportError::Refused { .. }) => Err(RPCError::Network(NetworkError::new(&error))),
         }
     }

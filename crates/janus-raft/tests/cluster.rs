@@ -55,10 +55,11 @@ impl PeerTransport for Link {
         Box::pin(async move {
             let unreachable =
                 |reason: &str| TransportError::Unreachable { target, addr: addr.clone(), reason: reason.into() };
+            let not_sent = |reason: &str| TransportError::NotSent { target, addr: addr.clone(), reason: reason.into() };
             if router.cut(from, target) {
-                return Err(unreachable("partitioned"));
+                return Err(not_sent("partitioned"));
             }
-            let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| unreachable("down"))?;
+            let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| not_sent("down"))?;
             let reply = match tokio::time::timeout(timeout, engine.handle_peer_rpc(kind, &body)).await {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),

@@ -107,3 +107,60 @@ async fn a_three_node_cluster_replicates_cp_writes_and_survives_its_leader_stopp
         node.stop_within(Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
+    let mut nodes = start_cluster().await;
+    let http = Http::default();
+    let namespaces = format!("{}/v1/namespaces", nodes[0].base);
+    until_status(&http, Method::POST, &namespaces, json!({"id": "payments", "mode": "cp"}), StatusCode::CREATED).await;
+    until_status(&http, Method::POST, &namespaces, json!({"id": "edge", "mode": "ap"}), StatusCode::CREATED).await;
+    let survivor = nodes.remove(0);
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+
+    // A cp write fails within the election timeout (600 ms here) + 1 s, naming
+    // the namespace and the lost quorum; scheduling slack on top.
+    let cp_url = format!("{}/v1/namespaces/payments/services/ledger/instances", survivor.base);
+    let started = Instant::now();
+    let refused = http.send_json(Method::POST, &cp_url, Some(json!({"ip": "10.9.0.1", "port": 1}))).await.unwrap();
+    let took = started.elapsed();
+    let message = String::from_utf8_lossy(&refused.body).into_owned();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
+    assert!(message.contains("payments") && message.contains("quorum"), "{message}");
+    assert!(took < Duration::from_millis(2600), "took {took:?}");
+
+    // Meanwhile, with cp writes stuck in flight, ap registrations and
+    // heartbeats on the same node answer at once: far below the 1.6 s a cp
+    // write waits (the bound leaves room for a loaded CI machine).
+    let stuck: Vec<_> = (2..6)
+        .map(|port| {
+            let (http, url) = (http.clone(), cp_url.clone());
+            tokio::spawn(async move {
+                http.send_json(Method::POST, &url, Some(json!({"ip": "10.9.0.1", "port": port}))).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ap_url = format!("{}/v1/namespaces/edge/services/web/instances", survivor.base);
+    let mut slowest = Duration::ZERO;
+    for port in 1..=50 {
+        let started = Instant::now();
+        let registered =
+            http.send_json(Method::POST, &ap_url, Some(json!({"ip": "10.1.0.1", "port": port}))).await.unwrap();
+        assert_eq!(registered.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&registered.body));
+        let beat_url = format!("{ap_url}/10.1.0.1/{port}/heartbeat");
+        let beat = http.send(Method::PUT, &beat_url, None).await.unwrap();
+        assert_eq!(beat.status, StatusCode::OK, "{}", String::from_utf8_lossy(&beat.body));
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(250),
+        "an ap register + heartbeat took {slowest:?} while Raft had no quorum"
+    );
+    for write in stuck {
+        assert_eq!(write.await.unwrap().unwrap().status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    survivor.stop_within(Duration::from_secs(5)).await;
+}
