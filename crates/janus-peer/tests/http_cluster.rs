@@ -129,7 +129,10 @@ async fn three_nodes_replicate_over_http_with_the_cluster_secret() {
     let join = format!(r#"{{"id": 4, "addr": "{}"}}"#, addrs[&4]);
     let (status, body) = admin(Method::POST, "members", &join, good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(nodes[3].1.read(|r| r.snapshot(&ledger()).is_ok_and(|s| s.instances.len() == 1)), "caught up on joining");
+    wait_until("node 4 has caught up", || {
+        nodes[3].1.read(|r| r.snapshot(&ledger()).is_ok_and(|s| s.instances.len() == 1))
+    })
+    .await;
     let (status, body) = admin(Method::POST, "members/4/promote", "", good).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_until("node 4 votes", || nodes[0].0.members().voters.contains_key(&4)).await;

@@ -121,7 +121,7 @@ pub struct InstanceSet(pub std::collections::BTreeSet<u16>);
 pub enum SetOp {
     /// Register (idempotent).
     Register(u16),
-    /// Deregister (idempotent).
+    /// Deregister (says whether the instance was there).
     Deregister(u16),
     /// Read every instance.
     Read,
@@ -130,8 +130,10 @@ pub enum SetOp {
 /// What a [`SetOp`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetRet {
-    /// A write was acknowledged.
+    /// A register was acknowledged.
     Ok,
+    /// A deregister was acknowledged: whether the instance was there.
+    Removed(bool),
     /// The instances a read saw.
     Seen(std::collections::BTreeSet<u16>),
 }
@@ -148,8 +150,8 @@ impl Model for InstanceSet {
                 (next, SetRet::Ok)
             }
             SetOp::Deregister(port) => {
-                next.0.remove(port);
-                (next, SetRet::Ok)
+                let was_there = next.0.remove(port);
+                (next, SetRet::Removed(was_there))
             }
             SetOp::Read => (next, SetRet::Seen(self.0.clone())),
         }
@@ -193,7 +195,7 @@ mod tests {
         // the instance gone, a later read cannot see it again.
         let history = [
             op(0, 5, SetOp::Register(7), SetRet::Ok),
-            op(10, 100, SetOp::Deregister(7), SetRet::Ok),
+            op(10, 100, SetOp::Deregister(7), SetRet::Removed(true)),
             op(20, 30, SetOp::Read, seen(&[])),
             op(40, 50, SetOp::Read, seen(&[7])),
         ];

@@ -1,217 +1,18 @@
-//! Three CP engines in one process, wired by an in-memory transport that can
-//! cut any node off: writes from any node reach every registry, an isolated
-//! leader refuses writes quickly while the majority elects a new leader, the
-//! healed node catches up (from a snapshot when the log moved on), and a
-//! restart of every node brings back every acknowledged write.
+//! Three CP engines in one process (see `janus_testkit::cluster`): writes
+//! from any node reach every registry, an isolated leader refuses writes
+//! quickly while the majority elects a new leader, the healed node catches up
+//! (from a snapshot when the log moved on), a restart of every node brings
+//! back every acknowledged write, and members change at run time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
-use janus_core::model::{InstanceSpec, NamespaceSpec, ServiceSettings};
-use janus_core::{
-    ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
-    ServiceName,
-};
-use janus_raft::{CpConfig, CpEngine, MembershipChange, PeerTransport, RpcKind, TransportError};
-use tempfile::TempDir;
-
-/// Delivers peer messages by calling the target engine directly.
-#[derive(Default)]
-struct Router {
-    engines: Mutex<HashMap<u64, CpEngine>>,
-    isolated: Mutex<HashSet<u64>>,
-    delivered: Mutex<HashMap<RpcKind, usize>>,
-}
-
-impl Router {
-    fn cut(&self, from: u64, to: u64) -> bool {
-        let isolated = self.isolated.lock().unwrap();
-        isolated.contains(&from) || isolated.contains(&to)
-    }
-}
-
-/// One node's end of the router.
-struct Link {
-    router: Arc<Router>,
-    from: u64,
-}
-
-impl PeerTransport for Link {
-    fn call(
-        &self,
-        target: u64,
-        addr: String,
-        kind: RpcKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        let router = self.router.clone();
-        let from = self.from;
-        Box::pin(async move {
-            let unreachable =
-                |reason: &str| TransportError::Unreachable { target, addr: addr.clone(), reason: reason.into() };
-            let not_sent = |reason: &str| TransportError::NotSent { target, addr: addr.clone(), reason: reason.into() };
-            if router.cut(from, target) {
-                return Err(not_sent("partitioned"));
-            }
-            let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| not_sent("down"))?;
-            let reply = match tokio::time::timeout(timeout, engine.handle_peer_rpc(kind, &body)).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),
-                Err(_) => return Err(unreachable("timed out")),
-            };
-            // A cut that happened while the call ran loses the reply too.
-            if router.cut(from, target) {
-                return Err(unreachable("partitioned"));
-            }
-            *router.delivered.lock().unwrap().entry(kind).or_default() += 1;
-            Ok(reply)
-        })
-    }
-}
-
-struct Cluster {
-    router: Arc<Router>,
-    stores: BTreeMap<u64, Arc<RegistryStore>>,
-    configs: BTreeMap<u64, CpConfig>,
-    _dirs: Vec<TempDir>,
-}
-
-const ELECTION: (Duration, Duration) = (Duration::from_millis(300), Duration::from_millis(600));
-
-impl Cluster {
-    async fn start(size: u64) -> Self {
-        Self::start_with(size, 1000, 100).await
-    }
-
-    async fn start_with(size: u64, snapshot_after_logs: u64, logs_kept_after_snapshot: u64) -> Self {
-        let members: BTreeMap<u64, String> = (1..=size).map(|id| (id, format!("node-{id}"))).collect();
-        let mut cluster =
-            Self { router: Arc::default(), stores: BTreeMap::new(), configs: BTreeMap::new(), _dirs: Vec::new() };
-        for id in 1..=size {
-            let dir = tempfile::tempdir().unwrap();
-            let config = CpConfig {
-                node_id: id,
-                dir: dir.path().join("raft"),
-                heartbeat: Duration::from_millis(50),
-                election_timeout: ELECTION,
-                snapshot_after_logs,
-                logs_kept_after_snapshot,
-                members: members.clone(),
-                join: false,
-            };
-            cluster.configs.insert(id, config);
-            cluster._dirs.push(dir);
-            cluster.boot(id).await;
-        }
-        cluster
-    }
-
-    /// Starts node `id` on its data directory with an empty registry, as a new process would.
-    async fn boot(&mut self, id: u64) {
-        let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
-        let link = Arc::new(Link { router: self.router.clone(), from: id });
-        let engine = CpEngine::start(store.clone(), self.configs[&id].clone(), link).await.unwrap();
-        self.router.engines.lock().unwrap().insert(id, engine);
-        self.stores.insert(id, store);
-    }
-
-    /// Starts an empty node that waits to be added to the group.
-    async fn add_joiner(&mut self, id: u64) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = self.configs.values().next().unwrap().clone();
-        config.node_id = id;
-        config.dir = dir.path().join("raft");
-        config.members = BTreeMap::new();
-        config.join = true;
-        self.configs.insert(id, config);
-        self._dirs.push(dir);
-        self.boot(id).await;
-    }
-
-    /// The voters as node `id` sees them.
-    fn voters(&self, id: u64) -> Vec<u64> {
-        self.engine(id).members().voters.into_keys().collect()
-    }
-
-    /// Stops every node, then starts them all again on their data.
-    async fn restart_all(&mut self) {
-        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().drain().map(|(_, e)| e).collect();
-        for engine in engines {
-            engine.shutdown().await;
-        }
-        let ids: Vec<u64> = self.configs.keys().copied().collect();
-        for id in ids {
-            self.boot(id).await;
-        }
-    }
-
-    fn engine(&self, id: u64) -> CpEngine {
-        self.router.engines.lock().unwrap()[&id].clone()
-    }
-
-    /// The leader every node in `among` agrees on.
-    async fn leader(&self, among: &[u64]) -> u64 {
-        eventually("the nodes agree on a leader", || async {
-            let leaders: HashSet<Option<u64>> = among.iter().map(|id| self.engine(*id).leader()).collect();
-            match leaders.into_iter().collect::<Vec<_>>()[..] {
-                [Some(leader)] if among.contains(&leader) => Some(leader),
-                _ => None,
-            }
-        })
-        .await
-    }
-
-    async fn shutdown(self) {
-        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().values().cloned().collect();
-        for engine in engines {
-            engine.shutdown().await;
-        }
-    }
-}
-
-/// Polls `probe` until it yields a value; fails the test after ten seconds.
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn pay() -> NamespaceId {
-    NamespaceId::new("pay").unwrap()
-}
-
-fn ledger() -> ServiceKey {
-    ServiceKey::new(pay(), GroupName::default_group(), ServiceName::new("ledger").unwrap())
-}
-
-fn register(port: u16) -> Command {
-    let mut spec =
-        InstanceSpec::new(InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), port));
-    spec.ephemeral = Some(false);
-    Command::RegisterInstance { key: ledger(), spec }
-}
-
-fn instances_on(store: &RegistryStore) -> usize {
-    store.read(|registry| registry.snapshot(&ledger()).map_or(0, |snapshot| snapshot.instances.len()))
-}
-
-async fn create_ledger(engine: &CpEngine) {
-    let namespace = NamespaceSpec::new(pay(), None, None, Mode::Cp).unwrap();
-    engine.write(Command::CreateNamespace(namespace)).await.unwrap().unwrap();
-    let settings = ServiceSettings::new(None, Default::default()).unwrap();
-    engine.write(Command::CreateService { key: ledger(), settings }).await.unwrap().unwrap();
-}
+use janus_core::model::NamespaceSpec;
+use janus_core::{Command, Mode};
+use janus_raft::{MembershipChange, RpcKind};
+use janus_testkit::cluster::{Cluster, ELECTION, create_ledger, eventually, instances_on, ledger, pay, register};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_from_any_node_reach_every_registry() {
@@ -354,7 +155,9 @@ async fn members_join_get_promoted_and_leave_at_run_time() {
     let add = MembershipChange::AddLearner { id: 4, addr: "node-4".to_owned() };
     cluster.engine(follower).change_members(add).await.unwrap();
     assert_eq!(cluster.engine(leader).members().learners.keys().copied().collect::<Vec<_>>(), [4]);
-    assert_eq!(instances_on(&cluster.stores[&4]), 1, "a learner is caught up when it is added");
+    // Its log caught up; it applies what is committed on the next heartbeat.
+    let learner = cluster.stores[&4].clone();
+    eventually("the learner applies the log", || async { (instances_on(&learner) == 1).then_some(()) }).await;
 
     cluster.engine(follower).change_members(MembershipChange::Promote { id: 4 }).await.unwrap();
     assert_eq!(cluster.voters(leader), [1, 2, 3, 4]);
