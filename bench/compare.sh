@@ -204,6 +204,19 @@ DNS_MD="$WORK/dns.md"
   done
 } >"$DNS_MD"
 
+echo "== cp failover: kill -9 of the Raft leader, 10 times"
+FAILOVER=$("$BENCH" failover --janus "$ROOT/target/release/janus" --work "$WORK/failover" --trials 10 | tail -n 1)
+{
+  echo
+  echo "## CP failover (Janus only)"
+  echo
+  echo "\`janus-bench failover --trials 10\`: three \`janus\` processes on loopback with the default Raft timing"
+  echo "(heartbeat 100 ms, election timeout 300–600 ms). Each trial kills the leader with SIGKILL and registers"
+  echo "persistent instances through a surviving node until one is acknowledged; the killed node then restarts and rejoins."
+  echo
+  echo "$FAILOVER"
+} >>"$DNS_MD"
+
 PREAMBLE="$WORK/preamble.md"
 {
   echo "# Benchmarks"

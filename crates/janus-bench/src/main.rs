@@ -4,6 +4,7 @@
 //! ```text
 //! janus-bench run --target http://127.0.0.1:8848 --api nacos --scenario register --connections 64 --duration 10s
 //! janus-bench report --out docs/benchmarks.md bench/results/*.json
+//! janus-bench failover --janus target/release/janus --trials 5
 //! ```
 //!
 //! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
@@ -15,6 +16,7 @@
 
 mod client;
 mod dns;
+mod failover;
 mod report;
 mod scenario;
 mod stats;
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run one scenario against a server.
     Run(RunArgs),
+    /// Kill the Raft leader of a local 3-node cluster and time until cp writes succeed again.
+    Failover(failover::FailoverArgs),
     /// Turn result files into the markdown tables of docs/benchmarks.md.
     Report {
         /// Markdown file to write.
@@ -148,6 +152,12 @@ fn main() -> anyhow::Result<()> {
             if let Some(path) = &args.json {
                 std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
             }
+            Ok(())
+        }
+        Command::Failover(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let recoveries = runtime.block_on(failover::run(&args))?;
+            println!("{}", failover::summary(&recoveries));
             Ok(())
         }
         Command::Report { out, preamble, appendix, results } => {

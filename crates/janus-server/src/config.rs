@@ -77,8 +77,8 @@ impl Default for RaftSection {
     fn default() -> Self {
         Self {
             heartbeat_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
             snapshot_after_logs: 10_000,
             logs_kept_after_snapshot: 1000,
         }
