@@ -288,7 +288,9 @@ impl CpEngine {
                 encode(&self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| raft_error(&e))?)
             }
             RpcKind::ForwardWrite => {
-                let request: RaftRequest = decode(body).map_err(malformed)?;
+                let mut request: RaftRequest = decode(body).map_err(malformed)?;
+                // Entries carry the leader's clock, not the forwarding node's.
+                request.at = self.store.now().0;
                 // Proposed here and only here: a node that lost the lead refuses
                 // rather than forwarding again, so writes never travel in circles.
                 let response = self.raft.client_write(request).await.map_err(|e| raft_error(&e))?;
