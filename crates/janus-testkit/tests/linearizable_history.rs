@@ -2,7 +2,9 @@
 //! linearizability: clients register, deregister and read (through the Raft
 //! read fence) on every node while the leader is cut off and a new one takes
 //! over. The same checker rejects the history of reads that skip the fence
-//! on a cut-off follower, so it would catch a stale read.
+//! on a cut-off follower, so it would catch a stale read. And under a steady
+//! write load a node joins, is promoted and another leaves, without losing an
+//! acknowledged write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use janus_core::{ClusterName, Command, InstanceKey, RegistryError, RegistryStore};
-use janus_raft::CpEngine;
+use janus_raft::{CpEngine, MembershipChange};
 use janus_testkit::cluster::{Cluster, create_ledger, ledger, register};
 use janus_testkit::linearizability::{InstanceSet, Operation, SetOp, SetRet, check};
 
@@ -137,4 +139,53 @@ async fn reads_that_skip_the_fence_on_a_cut_off_follower_are_caught() {
     assert_eq!(fenced.len(), 1, "the fenced read failed instead of answering stale");
     assert!(check(&InstanceSet::default(), &fenced).is_ok());
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_change_under_load_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    create_ledger(&cluster.engine(leader)).await;
+    cluster.add_joiner(4).await;
+    let cluster = Arc::new(cluster);
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+
+    let clients: Vec<_> = (0..4u16)
+        .map(|client| {
+            let (cluster, acknowledged) = (cluster.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                // Clients on nodes 2 and 3, which stay members throughout.
+                let engine = cluster.engine(u64::from(client % 2) + 2);
+                for i in 0..80 {
+                    let port = client * 1000 + i + 1;
+                    if let Ok(Ok(_)) = engine.write(register(port)).await {
+                        acknowledged.lock().unwrap().insert(port);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+
+    // While they write: node 4 joins and votes, node 1 leaves.
+    let admin = cluster.engine(2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    admin.change_members(MembershipChange::AddLearner { id: 4, addr: "node-4".to_owned() }).await.unwrap();
+    admin.change_members(MembershipChange::Promote { id: 4 }).await.unwrap();
+    admin.change_members(MembershipChange::Remove { id: 1 }).await.unwrap();
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 200, "only {} of 320 writes were acknowledged", acknowledged.len());
+    for id in [2, 3, 4] {
+        let store = cluster.stores[&id].clone();
+        let start = Instant::now();
+        while !ports_on(&store).is_superset(&acknowledged) {
+            assert!(start.elapsed() < Duration::from_secs(10), "node {id} lacks acknowledged writes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(cluster.engine(2).members().voters.into_keys().collect::<Vec<_>>(), [2, 3, 4]);
 }
