@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use janus_core::{Command, CommandOutcome, RegistryStore};
 use openraft::async_runtime::WatchReceiver as _;
-use openraft::error::ForwardToLeader;
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use tracing::info;
 
-use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, TransportError, decode, encode};
+use crate::leader::{Redirect, Served};
+use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, decode, encode};
 use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
@@ -77,23 +77,6 @@ pub enum CpStartError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CpWriteError(pub String);
-
-/// Why a request forwarded to the leader did not come back.
-pub(crate) enum Forward {
-    /// It never left this node: safe to retry.
-    NotSent,
-    /// It failed, or its fate is unknown.
-    Failed(CpWriteError),
-}
-
-impl Forward {
-    pub(crate) fn from_transport(error: &TransportError, context: &str) -> Self {
-        match error {
-            TransportError::NotSent { .. } => Self::NotSent,
-            other => Self::Failed(CpWriteError(format!("{context}: {other}"))),
-        }
-    }
-}
 
 /// Why an incoming peer message got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,23 +196,19 @@ impl CpEngine {
         let request = RaftRequest { at: self.store.now().0, command };
         let deadline = tokio::time::Instant::now() + self.write_timeout;
         let attempt = async {
-            loop {
-                match self.raft.client_write(request.clone()).await {
-                    Ok(response) => return Ok(response.data.0),
-                    Err(error) => match error.forward_to_leader() {
-                        Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                            match self.forward_write(*leader, node.addr.clone(), &request, deadline).await {
-                                // The leader this node knows is gone: wait for news of another.
-                                Err(Forward::NotSent) => tokio::time::sleep(LEADER_POLL).await,
-                                Err(Forward::Failed(error)) => return Err(error),
-                                Ok(outcome) => return Ok(outcome),
-                            }
-                        }
-                        // An election is under way and nothing was sent: try again until the deadline.
-                        Some(_) => tokio::time::sleep(LEADER_POLL).await,
-                        None => return Err(CpWriteError(format!("no Raft leader can take the write: {error}"))),
-                    },
-                }
+            let served = self
+                .at_leader(RpcKind::ForwardWrite, &request, deadline, || async {
+                    let written = self.raft.client_write(request.clone()).await;
+                    written
+                        .map(|response| response.data.0)
+                        .map_err(|e| Redirect::from_raft(&e, "Raft refused the write"))
+                })
+                .await?;
+            match served {
+                Served::Here(outcome) => Ok(outcome),
+                Served::AtLeader(reply) => decode::<RaftResponse>(&reply)
+                    .map(|response| response.0)
+                    .map_err(|e| CpWriteError(format!("the Raft leader sent a malformed reply: {e}"))),
             }
         };
         match tokio::time::timeout_at(deadline, attempt).await {
@@ -239,27 +218,6 @@ impl CpEngine {
                 self.write_timeout.as_millis()
             ))),
         }
-    }
-
-    /// Sends a write to the leader, which proposes it and replies with the outcome.
-    async fn forward_write(
-        &self,
-        leader: u64,
-        addr: String,
-        request: &RaftRequest,
-        deadline: tokio::time::Instant,
-    ) -> Result<Result<CommandOutcome, janus_core::RegistryError>, Forward> {
-        let body =
-            encode(request).map_err(|e| Forward::Failed(CpWriteError(format!("cannot encode the write: {e}"))))?;
-        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let reply = self
-            .transport
-            .call(leader, addr, RpcKind::ForwardWrite, body, timeout)
-            .await
-            .map_err(|e| Forward::from_transport(&e, "cannot forward the write to the Raft leader"))?;
-        let response: RaftResponse = decode(&reply)
-            .map_err(|e| Forward::Failed(CpWriteError(format!("the Raft leader sent a malformed reply: {e}"))))?;
-        Ok(response.0)
     }
 
     /// Handles one message from a peer (see [`PeerTransport`]) and returns the
@@ -342,34 +300,27 @@ impl CpEngine {
     pub async fn linearize(&self) -> Result<u64, CpWriteError> {
         let deadline = tokio::time::Instant::now() + self.write_timeout;
         let attempt = async {
-            loop {
-                match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                    Ok(read) => return Ok(read.index()),
-                    Err(error) => match error.forward_to_leader() {
-                        Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                            let index = match self.leader_read_index(*leader, node.addr.clone(), deadline).await {
-                                Ok(index) => index,
-                                Err(Forward::NotSent) => {
-                                    tokio::time::sleep(LEADER_POLL).await;
-                                    continue;
-                                }
-                                Err(Forward::Failed(error)) => return Err(error),
-                            };
-                            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                            self.raft
-                                .wait(Some(remaining))
-                                .applied_index_at_least(Some(index), "caught up with the leader's read index")
-                                .await
-                                .map_err(|e| {
-                                    CpWriteError(format!("this node did not catch up with the leader: {e}"))
-                                })?;
-                            return Ok(index);
-                        }
-                        Some(_) => tokio::time::sleep(LEADER_POLL).await,
-                        None => return Err(CpWriteError(format!("cannot confirm a linearizable read: {error}"))),
-                    },
-                }
-            }
+            let served = self
+                // A read-index request is empty: `()` encodes to no bytes.
+                .at_leader(RpcKind::ReadIndex, &(), deadline, || async {
+                    let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
+                    read.map(|read| read.index())
+                        .map_err(|e| Redirect::from_raft(&e, "cannot confirm a linearizable read"))
+                })
+                .await?;
+            let index = match served {
+                // The leader applied everything up to the index before answering.
+                Served::Here(index) => return Ok(index),
+                Served::AtLeader(reply) => decode::<u64>(&reply)
+                    .map_err(|e| CpWriteError(format!("the Raft leader sent a malformed read index: {e}")))?,
+            };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(index), "caught up with the leader's read index")
+                .await
+                .map_err(|e| CpWriteError(format!("this node did not catch up with the leader: {e}")))?;
+            Ok(index)
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(result) => result,
@@ -378,23 +329,6 @@ impl CpEngine {
                 self.write_timeout.as_millis()
             ))),
         }
-    }
-
-    /// Asks the leader for a read index it confirmed with a quorum.
-    async fn leader_read_index(
-        &self,
-        leader: u64,
-        addr: String,
-        deadline: tokio::time::Instant,
-    ) -> Result<u64, Forward> {
-        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let reply = self
-            .transport
-            .call(leader, addr, RpcKind::ReadIndex, Vec::new(), timeout)
-            .await
-            .map_err(|e| Forward::from_transport(&e, "cannot get a read index from the Raft leader"))?;
-        decode(&reply)
-            .map_err(|e| Forward::Failed(CpWriteError(format!("the Raft leader sent a malformed read index: {e}"))))
     }
 
     /// The index of the last log entry applied to the registry.

@@ -17,6 +17,7 @@
 //!   supplies one, [`NoPeers`] serves a one-member group.
 
 mod engine;
+mod leader;
 mod log_store;
 mod membership;
 mod network;

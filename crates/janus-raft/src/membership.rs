@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver as _;
-use openraft::error::ForwardToLeader;
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CpEngine, CpWriteError, Forward, LEADER_POLL, PeerRpcError};
-use crate::network::{RpcKind, decode, encode};
+use crate::engine::{CpEngine, CpWriteError, PeerRpcError};
+use crate::leader::Redirect;
+use crate::network::{RpcKind, decode};
 
 /// Adding a learner waits until it has caught up, which may mean sending it a
 /// large snapshot; other changes are one Raft round.
@@ -75,31 +75,13 @@ impl CpEngine {
     /// No leader took the change within its deadline, or Raft refused it
     /// (for example promoting a node that is not a learner).
     pub async fn change_members(&self, change: MembershipChange) -> Result<Members, CpWriteError> {
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_TIMEOUT;
         let attempt = async {
-            loop {
-                match self.change_members_here(change.clone()).await {
-                    Ok(()) => return Ok(()),
-                    Err(Redirect::To { leader, addr }) => {
-                        let body =
-                            encode(&change).map_err(|e| CpWriteError(format!("cannot encode the change: {e}")))?;
-                        let sent =
-                            self.transport().call(leader, addr, RpcKind::ChangeMembers, body, MEMBERSHIP_TIMEOUT);
-                        match sent.await {
-                            Ok(_) => return Ok(()),
-                            Err(error) => {
-                                match Forward::from_transport(&error, "cannot forward the change to the leader") {
-                                    Forward::NotSent => tokio::time::sleep(LEADER_POLL).await,
-                                    Forward::Failed(error) => return Err(error),
-                                }
-                            }
-                        }
-                    }
-                    Err(Redirect::NoLeader) => tokio::time::sleep(LEADER_POLL).await,
-                    Err(Redirect::Refused(reason)) => return Err(CpWriteError(reason)),
-                }
-            }
+            self.at_leader(RpcKind::ChangeMembers, &change, deadline, || self.change_members_here(change.clone()))
+                .await
+                .map(|_| ())
         };
-        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, attempt).await {
+        match tokio::time::timeout_at(deadline, attempt).await {
             Ok(result) => result.map(|()| self.members()),
             Err(_) => Err(CpWriteError(format!(
                 "the membership change did not complete within {} s",
@@ -136,22 +118,6 @@ impl CpEngine {
                 raft.change_membership(change, false).await
             }
         };
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => Err(match error.forward_to_leader() {
-                Some(ForwardToLeader { leader_id: Some(leader), leader_node: Some(node), .. }) => {
-                    Redirect::To { leader: *leader, addr: node.addr.clone() }
-                }
-                Some(_) => Redirect::NoLeader,
-                None => Redirect::Refused(format!("Raft refused the membership change: {error}")),
-            }),
-        }
+        result.map(|_| ()).map_err(|e| Redirect::from_raft(&e, "Raft refused the membership change"))
     }
-}
-
-/// Why a change was not made here.
-enum Redirect {
-    To { leader: u64, addr: String },
-    NoLeader,
-    Refused(String),
 }
