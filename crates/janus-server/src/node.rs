@@ -53,12 +53,17 @@ impl Node {
     /// The namespace's mode. A namespace this node does not know may have
     /// been created through another node a moment ago: before answering "not
     /// found", catch up with the Raft leader (a read fence) and look again.
+    /// Used by writes and linearizable reads; local reads use [`Self::local_mode`].
     async fn mode(&self, namespace: &NamespaceId) -> Result<Mode, RegistryError> {
-        let local = |store: &RegistryStore| store.read(|r| r.mode_of(namespace));
-        match local(&self.store) {
-            Err(RegistryError::NamespaceNotFound(_)) if self.cp.linearize().await.is_ok() => local(&self.store),
+        match self.local_mode(namespace) {
+            Err(RegistryError::NamespaceNotFound(_)) if self.cp.linearize().await.is_ok() => self.local_mode(namespace),
             known_or_unconfirmed => known_or_unconfirmed,
         }
+    }
+
+    /// The namespace's mode as this node knows it.
+    fn local_mode(&self, namespace: &NamespaceId) -> Result<Mode, RegistryError> {
+        self.store.read(|r| r.mode_of(namespace))
     }
 
     /// Writes through Raft; a write that cannot commit names the namespace and mode.
@@ -194,7 +199,11 @@ impl RegistryService for Node {
     }
 
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
-        let mode = self.mode(namespace).await?;
+        // A local read answers from this node's state, an unknown namespace included.
+        let mode = match consistency {
+            Consistency::Local => self.local_mode(namespace)?,
+            Consistency::Linearizable => self.mode(namespace).await?,
+        };
         match (mode, consistency) {
             (Mode::Cp, Consistency::Local) => Ok(ReadFence { consistency, raft_index: Some(self.cp.applied_index()) }),
             (Mode::Cp, Consistency::Linearizable) => match self.cp.linearize().await {
