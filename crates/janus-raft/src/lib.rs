@@ -4,8 +4,11 @@
 //! openraft's generics stay inside this crate. What it owns:
 //! - [`TypeConfig`]: log entries carry a [`janus_core::Command`] stamped with the
 //!   leader's time; responses are the command's deterministic outcome.
-//! - [`LogStore`]: the durable Raft log in redb. One write transaction (one
-//!   fsync) per append batch, so concurrent client writes share an fsync.
+//! - [`LogStore`]: the durable Raft log in redb. `append` returns at once
+//!   (entries readable from memory); one flusher thread commits everything
+//!   queued in one transaction (one fsync) and then reports it durable, so
+//!   concurrent client writes share fsyncs and replication never waits on
+//!   the local disk.
 //! - [`StateMachine`]: applies commands to the node's [`janus_core::RegistryStore`];
 //!   snapshots are the registry's [`janus_core::CpState`], written atomically.
 //! - [`CpEngine`]: start (bootstrap the configured group, or this node alone,

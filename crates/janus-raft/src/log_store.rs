@@ -1,10 +1,22 @@
-//! [`LogStore`]: the Raft log in a redb database.
+//! [`LogStore`]: the Raft log in a redb database, written by one flusher
+//! thread that commits in groups.
 //!
 //! Tables: `entries` (index → postcard-encoded entry) and `meta` (vote,
-//! committed log id, last purged log id). Every `append` is one write
-//! transaction committed with `Durability::Immediate` before openraft is told
-//! the entries are flushed, so a batch of client writes shares one fsync.
+//! committed log id, last purged log id).
+//!
+//! `append` returns at once: the entries go into an in-memory tail (so log
+//! readers, such as replication to followers, see them immediately) and onto
+//! the flusher's queue. The flusher takes everything queued, writes it in one
+//! redb transaction committed with `Durability::Immediate` (one fsync), and
+//! only then tells openraft the entries are durable. So the Raft core keeps
+//! replicating while the disk syncs, and every client write that arrives
+//! during one fsync shares the next. Vote changes, truncations and purges go
+//! through the same queue, in order, and their callers wait until they are
+//! durable. The committed log id is only a hint (openraft allows it to lag):
+//! it rides along with the next commit that makes its entry durable, and
+//! never costs an fsync of its own.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
@@ -13,9 +25,11 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
+use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::TypeConfig;
 
@@ -24,6 +38,13 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
+
+/// Operations queued for the flusher before it must catch up (a full queue
+/// makes `append` wait: back-pressure on the Raft core, never unbounded memory).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Most operations one commit takes, so one commit stays short.
+const MAX_OPS_PER_COMMIT: usize = 1024;
 
 fn io_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::other(error.to_string())
@@ -37,10 +58,32 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     postcard::from_bytes(bytes).map_err(io_error)
 }
 
-/// The durable Raft log; cheap to clone (readers share the database).
-#[derive(Clone)]
-pub struct LogStore {
-    db: Arc<OpenLog>,
+fn stopped() -> io::Error {
+    io::Error::other("the Raft log flusher has stopped")
+}
+
+type Entry = EntryOf<TypeConfig>;
+type LogId = LogIdOf<TypeConfig>;
+
+/// A write for the flusher; each is applied in queue order.
+enum Op {
+    /// Entries already in the tail; `done` is told once they are durable.
+    Append { entries: Vec<(LogId, Vec<u8>)>, done: IOFlushed<TypeConfig> },
+    /// Remove entries from index `from` on.
+    Truncate { from: u64, done: oneshot::Sender<io::Result<()>> },
+    /// Remove entries up to and including `upto`, and record it as purged.
+    Purge { upto: LogId, done: oneshot::Sender<io::Result<()>> },
+    /// Set a meta key; `done` is told once it is durable.
+    Meta { key: &'static str, bytes: Vec<u8>, done: oneshot::Sender<io::Result<()>> },
+}
+
+/// What the store's handles and the flusher share.
+struct Shared {
+    db: OpenLog,
+    /// Appended entries that may not be on disk yet, by index.
+    tail: Mutex<BTreeMap<u64, Entry>>,
+    /// The latest committed log id openraft reported, not yet written.
+    committed: Mutex<Option<LogId>>,
 }
 
 /// The open database, and a signal that fires once it is closed.
@@ -50,12 +93,11 @@ struct OpenLog {
     closed: tokio::sync::watch::Sender<()>,
 }
 
-impl std::ops::Deref for OpenLog {
-    type Target = Database;
-
-    fn deref(&self) -> &Database {
-        &self.db
-    }
+/// The durable Raft log; cheap to clone (readers share the database).
+#[derive(Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+    ops: mpsc::Sender<Op>,
 }
 
 impl Debug for LogStore {
@@ -65,10 +107,11 @@ impl Debug for LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log at `path`.
+    /// Opens (or creates) the log at `path` and starts its flusher thread,
+    /// which ends when the last handle is dropped.
     ///
     /// # Errors
-    /// The file cannot be opened or is not a redb database.
+    /// The file cannot be opened, is not a redb database, or the thread cannot start.
     pub fn open(path: &Path) -> io::Result<Self> {
         let db = Database::create(path).map_err(io_error)?;
         let txn = db.begin_write().map_err(io_error)?;
@@ -76,54 +119,171 @@ impl LogStore {
         txn.open_table(META).map_err(io_error)?;
         txn.commit().map_err(io_error)?;
         let (closed, _) = tokio::sync::watch::channel(());
-        Ok(Self { db: Arc::new(OpenLog { db, closed }) })
+        let durable_last = last_index(&db)?;
+        let shared = Arc::new(Shared {
+            db: OpenLog { db, closed },
+            tail: Mutex::new(BTreeMap::new()),
+            committed: Mutex::new(None),
+        });
+        let (ops, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let flusher = shared.clone();
+        std::thread::Builder::new()
+            .name("janus-raft-log".to_owned())
+            .spawn(move || flush_loop(&flusher, queue, durable_last))?;
+        Ok(Self { shared, ops })
     }
 
     /// Resolves once every copy of this store (the Raft core's, the
-    /// replication tasks' readers) is gone and the database file is closed.
-    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut receiver = self.db.closed.subscribe();
+    /// replication tasks' readers) is gone, the flusher has finished and the
+    /// database file is closed.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.shared.db.closed.subscribe();
         async move { while receiver.changed().await.is_ok() {} }
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(io_error)?;
+        let txn = self.shared.db.db.begin_read().map_err(io_error)?;
         let table = txn.open_table(META).map_err(io_error)?;
         table.get(key).map_err(io_error)?.map(|v| decode(v.value())).transpose()
     }
 
-    fn write_meta<T: Serialize>(&self, key: &str, value: &T) -> io::Result<()> {
-        let bytes = encode(value)?;
-        let txn = self.db.begin_write().map_err(io_error)?;
-        {
-            let mut table = txn.open_table(META).map_err(io_error)?;
-            table.insert(key, bytes.as_slice()).map_err(io_error)?;
-        }
-        txn.commit().map_err(io_error)
+    /// Queues `op` and waits until the flusher made it durable.
+    async fn durable(&self, op: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Op) -> io::Result<()> {
+        let (done, flushed) = oneshot::channel();
+        self.ops.send(op(done)).await.map_err(|_| stopped())?;
+        flushed.await.map_err(|_| stopped())?
     }
+}
+
+/// The index of the last entry on disk, if any.
+fn last_index(db: &Database) -> io::Result<Option<u64>> {
+    let txn = db.begin_read().map_err(io_error)?;
+    let table = txn.open_table(ENTRIES).map_err(io_error)?;
+    Ok(table.last().map_err(io_error)?.map(|(index, _)| index.value()))
+}
+
+/// The flusher: waits for work, takes everything queued (up to a limit),
+/// commits it in one transaction, then answers every waiter. `durable_last`
+/// is the last index on disk.
+fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: Option<u64>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_OPS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let last_after = batch.iter().fold(durable_last, |last, op| match op {
+            Op::Append { entries, .. } => entries.iter().map(|(id, _)| Some(id.index)).fold(last, Ord::max),
+            Op::Truncate { from, .. } => last.filter(|l| l < from),
+            Op::Purge { .. } | Op::Meta { .. } => last,
+        });
+        // The committed hint is written only with (or after) its entry.
+        let committed = {
+            let mut pending = shared.committed.lock();
+            match *pending {
+                Some(id) if last_after.is_some_and(|last| id.index <= last) => pending.take(),
+                _ => None,
+            }
+        };
+        let result = commit(&shared.db.db, &batch, committed);
+        if result.is_ok() {
+            durable_last = last_after;
+        }
+        let mut flushed = Vec::new();
+        for op in batch {
+            let outcome = result.as_ref().copied().map_err(|e| io::Error::new(e.kind(), e.to_string()));
+            match op {
+                Op::Append { entries, done } => {
+                    if outcome.is_ok() {
+                        flushed.extend(entries.into_iter().map(|(id, _)| id));
+                    }
+                    done.io_completed(outcome);
+                }
+                Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Meta { done, .. } => {
+                    // The waiter may have given up; nothing to do then.
+                    let _ = done.send(outcome);
+                }
+            }
+        }
+        // Durable now: drop them from the tail unless a newer entry took the index.
+        let mut tail = shared.tail.lock();
+        for id in flushed {
+            if tail.get(&id.index).is_some_and(|entry| entry.log_id == id) {
+                tail.remove(&id.index);
+            }
+        }
+    }
+    // Every handle is gone: leave the latest committed hint behind, if its entry is durable.
+    let committed = shared.committed.lock().take().filter(|id| durable_last.is_some_and(|last| id.index <= last));
+    if committed.is_some()
+        && let Err(error) = commit(&shared.db.db, &[], committed)
+    {
+        tracing::warn!(%error, "cannot record the committed log id at shutdown");
+    }
+}
+
+fn commit(db: &Database, batch: &[Op], committed: Option<LogId>) -> io::Result<()> {
+    let txn = db.begin_write().map_err(io_error)?;
+    {
+        let mut entries = txn.open_table(ENTRIES).map_err(io_error)?;
+        let mut meta = txn.open_table(META).map_err(io_error)?;
+        for op in batch {
+            match op {
+                Op::Append { entries: appended, .. } => {
+                    for (id, bytes) in appended {
+                        entries.insert(id.index, bytes.as_slice()).map_err(io_error)?;
+                    }
+                }
+                Op::Truncate { from, .. } => {
+                    entries.retain_in(*from.., |_, _| false).map_err(io_error)?;
+                }
+                Op::Purge { upto, .. } => {
+                    meta.insert(PURGED, encode(&Some(*upto))?.as_slice()).map_err(io_error)?;
+                    entries.retain_in(..=upto.index, |_, _| false).map_err(io_error)?;
+                }
+                Op::Meta { key, bytes, .. } => {
+                    meta.insert(*key, bytes.as_slice()).map_err(io_error)?;
+                }
+            }
+        }
+        if let Some(committed) = committed {
+            meta.insert(COMMITTED, encode(&Some(committed))?.as_slice()).map_err(io_error)?;
+        }
+    }
+    // Durable before anyone is told.
+    txn.commit().map_err(io_error)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> io::Result<Vec<EntryOf<TypeConfig>>> {
-        let txn = self.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(ENTRIES).map_err(io_error)?;
+    ) -> io::Result<Vec<Entry>> {
+        // The tail first, then the disk: an entry the flusher moves from one to
+        // the other in between is on disk by the time the disk is read.
+        let mut found: BTreeMap<u64, Entry> =
+            self.shared.tail.lock().range(range.clone()).map(|(i, e)| (*i, e.clone())).collect();
+        let tail_start = found.keys().next().copied().unwrap_or(u64::MAX);
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let mut entries = Vec::new();
-        for item in table.range(start..).map_err(io_error)? {
-            let (index, bytes) = item.map_err(io_error)?;
-            if !range.contains(&index.value()) {
-                break;
+        if start < tail_start {
+            let txn = self.shared.db.db.begin_read().map_err(io_error)?;
+            let table = txn.open_table(ENTRIES).map_err(io_error)?;
+            for item in table.range(start..).map_err(io_error)? {
+                let (index, bytes) = item.map_err(io_error)?;
+                let index = index.value();
+                if !range.contains(&index) || index >= tail_start {
+                    break;
+                }
+                found.insert(index, decode(bytes.value())?);
             }
-            entries.push(decode(bytes.value())?);
         }
-        Ok(entries)
+        Ok(found.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<VoteOf<TypeConfig>>> {
@@ -135,12 +295,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
-        let purged = self.read_meta::<Option<LogIdOf<TypeConfig>>>(PURGED)?.flatten();
-        let txn = self.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(ENTRIES).map_err(io_error)?;
-        let last = match table.last().map_err(io_error)? {
-            Some((_, bytes)) => Some(decode::<EntryOf<TypeConfig>>(bytes.value())?.log_id),
-            None => purged,
+        let purged = self.read_meta::<Option<LogId>>(PURGED)?.flatten();
+        let in_tail = self.shared.tail.lock().values().next_back().map(|e| e.log_id);
+        let last = match in_tail {
+            Some(id) => Some(id),
+            None => {
+                let txn = self.shared.db.db.begin_read().map_err(io_error)?;
+                let table = txn.open_table(ENTRIES).map_err(io_error)?;
+                match table.last().map_err(io_error)? {
+                    Some((_, bytes)) => Some(decode::<Entry>(bytes.value())?.log_id),
+                    None => purged,
+                }
+            }
         };
         Ok(LogState { last_purged_log_id: purged, last_log_id: last })
     }
@@ -150,55 +316,46 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> io::Result<()> {
-        self.write_meta(VOTE, vote)
+        let bytes = encode(vote)?;
+        self.durable(|done| Op::Meta { key: VOTE, bytes, done }).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogIdOf<TypeConfig>>) -> io::Result<()> {
-        self.write_meta(COMMITTED, &committed)
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        // A hint that may lag: written with the commit that makes its entry durable.
+        if committed.is_some() {
+            *self.shared.committed.lock() = committed;
+        }
+        Ok(())
     }
 
-    async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<TypeConfig>>> {
-        Ok(self.read_meta::<Option<LogIdOf<TypeConfig>>>(COMMITTED)?.flatten())
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.read_meta::<Option<LogId>>(COMMITTED)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
     where
-        I: IntoIterator<Item = EntryOf<TypeConfig>> + Send,
+        I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let txn = self.db.begin_write().map_err(io_error)?;
-        {
-            let mut table = txn.open_table(ENTRIES).map_err(io_error)?;
-            for entry in entries {
-                let bytes = encode(&entry)?;
-                table.insert(entry.log_id.index, bytes.as_slice()).map_err(io_error)?;
-            }
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            encoded.push((entry.log_id, encode(entry)?));
         }
-        // Durable before it is acknowledged.
-        txn.commit().map_err(io_error)?;
-        callback.io_completed(Ok(()));
-        Ok(())
+        // Readable before this returns; durable when `callback` is told.
+        self.shared.tail.lock().extend(entries.into_iter().map(|e| (e.log_id.index, e)));
+        self.ops.send(Op::Append { entries: encoded, done: callback }).await.map_err(|_| stopped())
     }
 
-    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<TypeConfig>>) -> io::Result<()> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
-        let txn = self.db.begin_write().map_err(io_error)?;
-        {
-            let mut table = txn.open_table(ENTRIES).map_err(io_error)?;
-            table.retain_in(from.., |_, _| false).map_err(io_error)?;
-        }
-        txn.commit().map_err(io_error)
+        self.shared.tail.lock().retain(|index, _| *index < from);
+        self.durable(|done| Op::Truncate { from, done }).await
     }
 
-    async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> io::Result<()> {
-        let bytes = encode(&Some(log_id))?;
-        let txn = self.db.begin_write().map_err(io_error)?;
-        {
-            let mut meta = txn.open_table(META).map_err(io_error)?;
-            meta.insert(PURGED, bytes.as_slice()).map_err(io_error)?;
-            let mut table = txn.open_table(ENTRIES).map_err(io_error)?;
-            table.retain_in(..=log_id.index, |_, _| false).map_err(io_error)?;
-        }
-        txn.commit().map_err(io_error)
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        self.durable(|done| Op::Purge { upto: log_id, done }).await?;
+        self.shared.tail.lock().retain(|index, _| *index > log_id.index);
+        Ok(())
     }
 }

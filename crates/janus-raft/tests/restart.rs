@@ -42,6 +42,9 @@ async fn the_log_survives_reopening() {
         log.append(entries.clone(), IOFlushed::noop()).await.unwrap();
         log.save_vote(&VoteOf::<TypeConfig>::new(1, 1)).await.unwrap();
         log.save_committed(Some(log_id(2))).await.unwrap();
+        let closed = log.closed();
+        drop(log);
+        closed.await;
     }
     let mut log = LogStore::open(&path).unwrap();
     let state = log.get_log_state().await.unwrap();
@@ -51,7 +54,9 @@ async fn the_log_survives_reopening() {
     assert_eq!(log.read_committed().await.unwrap(), Some(log_id(2)));
     log.purge(log_id(1)).await.unwrap();
     log.truncate_after(Some(log_id(2))).await.unwrap();
+    let closed = log.closed();
     drop(log);
+    closed.await;
     let mut log = LogStore::open(&path).unwrap();
     let state = log.get_log_state().await.unwrap();
     assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(1)), Some(log_id(2))));
