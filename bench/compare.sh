@@ -7,7 +7,10 @@
 # Each server runs pinned to CPU 0 and the load generator to CPU 1 (when the
 # machine has two or more), and each scenario gets a freshly started server.
 #
-# Usage: bench/compare.sh [--quick]   (--quick: 3 s per scenario, 100k capacity)
+# Usage: bench/compare.sh [--quick] [--only SECTION,...]
+#   --quick: 3 s per scenario, 100k capacity
+#   --only:  run some sections (single, cp, watch, capacity, dns, failover);
+#            docs/benchmarks.md then holds only those
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,22 +26,32 @@ RNACOS_PORT=18849
 DURATION=10s
 CONNS=64
 CAPACITY=1000000
-if [ "${1:-}" = "--quick" ]; then DURATION=3s; CAPACITY=100000; fi
+ONLY=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) DURATION=3s; CAPACITY=100000 ;;
+    --only) ONLY=",$2,"; shift ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,cp,watch,capacity,dns,failover]" >&2; exit 64 ;;
+  esac
+  shift
+done
+want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
 
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); BENCH_CPU=(taskset -c 1); else SERVER_CPU=(); BENCH_CPU=(); fi
 
-# Debian packages the DNS comparison needs (dig for checks, dnsperf, Knot).
+# Debian packages the comparisons need (dig for checks, dnsperf, Knot, etcd 3.4).
 missing=()
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v knotd >/dev/null || missing+=(knot)
 command -v dig >/dev/null || missing+=(dnsutils)
+command -v etcd >/dev/null || missing+=(etcd-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x "$RNACOS" ]; then
+if want single && [ ! -x "$RNACOS" ]; then
   echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
   cargo install rnacos --version 0.8.8 --locked --root "$RNACOS_ROOT"
 fi
@@ -53,6 +66,7 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [ ${#CLUSTER_PIDS[@]} -gt 0 ]; then kill "${CLUSTER_PIDS[@]}" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -83,29 +97,73 @@ start_rnacos() {
   wait_for "http://127.0.0.1:$RNACOS_PORT/nacos/v1/ns/instance/list?serviceName=probe"
 }
 
+CLUSTER_PIDS=()
 stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
+  kill "$SERVER_PID" "${CLUSTER_PIDS[@]}" 2>/dev/null || true
+  wait "$SERVER_PID" "${CLUSTER_PIDS[@]}" 2>/dev/null || true
+  CLUSTER_PIDS=()
   pkill -f "$RNACOS_ROOT/bin/rnacos" 2>/dev/null || true
   pkill -f "knotd -c $WORK/knot" 2>/dev/null || true
   SERVER_PID=""
   sleep 0.5
 }
 
+# Three janus processes forming one cluster on loopback (all pinned to the server CPU).
+CLUSTER_SECRET=janus-bench-cluster-secret
+JANUS_CLUSTER_HTTP=(18851 18852 18853)
+JANUS_CLUSTER_TARGETS="http://127.0.0.1:18851,http://127.0.0.1:18852,http://127.0.0.1:18853"
+start_janus_cluster() {
+  local members="1@127.0.0.1:17851,2@127.0.0.1:17852,3@127.0.0.1:17853"
+  for i in 1 2 3; do
+    rm -rf "$WORK/cluster-$i"
+    env JANUS_NODE__ID=$i JANUS_NODE__DATA_DIR="$WORK/cluster-$i" JANUS_HTTP__ADDR="127.0.0.1:${JANUS_CLUSTER_HTTP[$((i - 1))]}" \
+      JANUS_DNS__ENABLED=false JANUS_CLUSTER__MEMBERS="$members" JANUS_CLUSTER__ADDR="127.0.0.1:1785$i" \
+      JANUS_CLUSTER__SECRET="$CLUSTER_SECRET" JANUS_LOG__FILTER=warn "${SERVER_CPU[@]}" "$JANUS" >"$WORK/cluster-$i.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+  done
+  for port in "${JANUS_CLUSTER_HTTP[@]}"; do wait_for "http://127.0.0.1:$port/ready"; done
+}
+
+# Three etcd 3.4 members on loopback, with etcd's defaults (fsync on every commit, as Janus).
+ETCD_TARGETS="http://127.0.0.1:12371,http://127.0.0.1:12372,http://127.0.0.1:12373"
+start_etcd_cluster() {
+  local initial="e1=http://127.0.0.1:12381,e2=http://127.0.0.1:12382,e3=http://127.0.0.1:12383"
+  for i in 1 2 3; do
+    rm -rf "$WORK/etcd-$i"
+    "${SERVER_CPU[@]}" etcd --name "e$i" --data-dir "$WORK/etcd-$i" \
+      --listen-client-urls "http://127.0.0.1:1237$i" --advertise-client-urls "http://127.0.0.1:1237$i" \
+      --listen-peer-urls "http://127.0.0.1:1238$i" --initial-advertise-peer-urls "http://127.0.0.1:1238$i" \
+      --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token janus-bench \
+      --logger zap --log-level warn >"$WORK/etcd-$i.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+  done
+  for _ in $(seq 1 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints="${ETCD_TARGETS//http:\/\//}" endpoint health >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "the etcd cluster did not become healthy" >&2
+  return 1
+}
+
 COMMANDS=()
-bench() { # label port scenario instances [extra args...]
-  local label=$1 port=$2 scenario=$3 instances=$4
+SECTION="Janus against rnacos 0.8.8 (Nacos v1 API, same load generator)"
+RESULT_FILES=()
+bench() { # label target scenario instances [extra args...]; a bare port means http://127.0.0.1:port
+  local label=$1 target=$2 scenario=$3 instances=$4
   shift 4
-  local out="$RESULTS/$label-$scenario-$instances.json"
-  local cmd=("$BENCH" run --target "http://127.0.0.1:$port" --label "$label" --scenario "$scenario"
+  case $target in http*) ;; *) target="http://127.0.0.1:$target" ;; esac
+  local out="$RESULTS/$(printf '%02d' ${#RESULT_FILES[@]})-$label-$scenario-$instances.json"
+  local cmd=("$BENCH" run --target "$target" --label "$label" --scenario "$scenario"
     --instances "$instances" --connections "$CONNS" --duration "$DURATION" --json "$out" "$@")
-  "${BENCH_CPU[@]}" "${cmd[@]}"
+  "${BENCH_CPU[@]}" "${cmd[@]}" --section "$SECTION"
+  RESULT_FILES+=("$out")
   local line="${cmd[*]}"
   line="${line//$ROOT\//}"
   COMMANDS+=("${line//--pid $SERVER_PID/--pid <janus pid>}")
 }
 
 SCENARIOS=("register 0" "heartbeat 10000" "list 100" "list 1000" "mixed 100")
+want single || SCENARIOS=()
 for entry in "${SCENARIOS[@]}"; do
   read -r scenario instances <<<"$entry"
   echo "== $scenario ($instances): janus"
@@ -118,16 +176,38 @@ for entry in "${SCENARIOS[@]}"; do
   stop_server
 done
 
+SECTION="CP writes: a 3-node Janus cluster against a 3-node etcd 3.4 cluster"
+CP_CLIENTS=(1 16 64)
+want cp || CP_CLIENTS=()
+for clients in "${CP_CLIENTS[@]}"; do
+  echo "== cp register, $clients clients: janus 3-node cluster (persistent instances, native API)"
+  start_janus_cluster
+  CONNS=$clients bench janus "$JANUS_CLUSTER_TARGETS" register 0 --api native --namespace bench-cp --create-namespace cp
+  stop_server
+  echo "== put, $clients clients: etcd $(etcd --version | awk '/etcd Version/ {print $3}') 3-node cluster (gRPC KV.Put)"
+  start_etcd_cluster
+  CONNS=$clients bench etcd "$ETCD_TARGETS" register 0 --api etcd --namespace bench-cp
+  stop_server
+done
+SECTION="Janus only"
+
+if want watch; then
 echo "== watch latency: janus (native API, blocking queries)"
 start_janus
 bench janus "$JANUS_PORT" watch 1 --api native --watchers 16 --writes 500
 stop_server
+fi
 
+if want capacity; then
 echo "== capacity: janus holding $CAPACITY instances (leases long enough not to expire during the run)"
 start_janus JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS=7200000
 bench janus "$JANUS_PORT" capacity "$CAPACITY" --pid "$SERVER_PID"
 stop_server
+fi
 
+DNS_MD="$WORK/dns.md"
+: >"$DNS_MD"
+if want dns; then
 echo "== DNS: janus and Knot DNS serving identical records, measured with dnsperf"
 LONG_LEASES=(JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS=7200000)
 register() { # service ip
@@ -187,7 +267,6 @@ SERVER_PID=$!
 for _ in $(seq 1 50); do dig +short -p "$KNOT_PORT" @127.0.0.1 one.svc.janus. A | grep -q 10.99.0.1 && break; sleep 0.1; done
 for mix in srv3 srv100 a1; do dnsperf_run knot "$KNOT_PORT" "$mix"; done
 stop_server
-DNS_MD="$WORK/dns.md"
 {
   echo "## DNS: Janus against Knot DNS $(knotd --version 2>/dev/null | awk '{print $NF}') (dnsperf, identical records)"
   echo
@@ -203,7 +282,9 @@ DNS_MD="$WORK/dns.md"
     echo "| $q | ${QPS[janus-$mix]} | ${QPS[knot-$mix]} | **${ratio}×** |"
   done
 } >"$DNS_MD"
+fi
 
+if want failover; then
 echo "== cp failover: kill -9 of the Raft leader, 10 times"
 FAILOVER=$("$BENCH" failover --janus "$ROOT/target/release/janus" --work "$WORK/failover" --trials 10 | tail -n 1)
 {
@@ -216,6 +297,7 @@ FAILOVER=$("$BENCH" failover --janus "$ROOT/target/release/janus" --work "$WORK/
   echo
   echo "$FAILOVER"
 } >>"$DNS_MD"
+fi
 
 PREAMBLE="$WORK/preamble.md"
 {
@@ -228,6 +310,7 @@ PREAMBLE="$WORK/preamble.md"
   echo "- Load: \`janus-bench\`, $CONNS keep-alive HTTP/1.1 connections, 1 s warm-up then $DURATION measured; the identical Nacos v1 requests go to both servers."
   echo "- rnacos 0.8.8 is installed by the script (\`cargo install rnacos --version 0.8.8 --locked\`) and run with its defaults on loopback."
   echo "- Scenarios: register (each request a new instance, over 64 services); heartbeat (light beats over 10,000 registered instances); list (one service of 100 or 1000 instances); mixed (1 register : 1 heartbeat : 8 lists of a 100-instance service)."
+  echo "- CP writes: three \`janus\` processes forming one Raft group, and three \`etcd\` $(etcd --version | awk '/etcd Version/ {print $3}') members (Debian's \`etcd-server\`, default settings), all on CPU 0; \`conns\` clients spread round-robin over the three nodes, each with one request in flight. Janus: \`POST /v1/namespaces/bench-cp/services/…/instances\` of a new persistent instance (HTTP/1.1, JSON). etcd: \`KV.Put\` over gRPC (HTTP/2) of a key naming the same service and address, whose value is the same JSON body. Both acknowledge only after a majority made the entry durable (fsync)."
   echo
   echo "Commands (relative to the repository root):"
   echo
@@ -235,6 +318,6 @@ PREAMBLE="$WORK/preamble.md"
   for c in "${COMMANDS[@]}"; do echo "$c"; done
   echo '```'
 } >"$PREAMBLE"
-"$BENCH" report --out "$ROOT/docs/benchmarks.md" --preamble "$PREAMBLE" --appendix "$DNS_MD" "$RESULTS"/*.json
+"$BENCH" report --out "$ROOT/docs/benchmarks.md" --preamble "$PREAMBLE" --appendix "$DNS_MD" "${RESULT_FILES[@]}"
 echo "== wrote docs/benchmarks.md"
 cat "$ROOT/docs/benchmarks.md"

@@ -25,7 +25,7 @@ use crate::stats::{BenchResult, histogram, record};
 const PATIENCE: Duration = Duration::from_secs(2);
 
 pub(crate) async fn visibility(args: &RunArgs) -> anyhow::Result<BenchResult> {
-    let mut http = Conn::open(&args.target).await?;
+    let mut http = Conn::open(&args.first_target(), crate::client::Wire::Http1).await?;
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     socket.connect(args.dns).await?;
     let mut hist = histogram();
@@ -40,13 +40,13 @@ pub(crate) async fn visibility(args: &RunArgs) -> anyhow::Result<BenchResult> {
         let register = Call {
             method: Method::POST,
             path: instances.clone(),
-            body: Some(("application/json", format!("{{\"ip\":\"{ip}\",\"port\":80}}"))),
+            body: Some(("application/json", bytes::Bytes::from(format!("{{\"ip\":\"{ip}\",\"port\":80}}")))),
         };
         let deregister = Call { method: Method::DELETE, path: format!("{instances}/{ip}/80"), body: None };
         for (call, present) in [(register, true), (deregister, false)] {
-            let (status, body, _) = http.send(&call).await?;
-            if !status.is_success() {
-                bail!("{} answered {status}: {}", call.path, String::from_utf8_lossy(&body));
+            let reply = http.send(&call).await?;
+            if !reply.status.is_success() {
+                bail!("{} answered {}: {}", call.path, reply.status, String::from_utf8_lossy(&reply.body));
             }
             let returned = Instant::now();
             let mut first = true;

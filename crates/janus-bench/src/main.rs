@@ -63,6 +63,8 @@ pub(crate) enum Api {
     Nacos,
     /// The Janus native API under /v1/.
     Native,
+    /// etcd v3 over gRPC (KV.Put), to compare the cp write path with etcd.
+    Etcd,
 }
 
 /// What load to apply.
@@ -87,9 +89,16 @@ pub(crate) enum Scenario {
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RunArgs {
-    /// Base URL of the server.
+    /// Base URL of the server; several, comma-separated, spread the workers
+    /// round-robin over the nodes of a cluster.
     #[arg(long, default_value = "http://127.0.0.1:8848")]
     pub(crate) target: String,
+    /// Namespace of the native API's calls.
+    #[arg(long, default_value = "public")]
+    pub(crate) namespace: String,
+    /// Create `--namespace` with this mode (ap or cp) before the run.
+    #[arg(long)]
+    pub(crate) create_namespace: Option<String>,
     /// API to speak.
     #[arg(long, value_enum, default_value = "nacos")]
     pub(crate) api: Api,
@@ -123,12 +132,27 @@ pub(crate) struct RunArgs {
     /// Name of the server in reports (e.g. janus, rnacos).
     #[arg(long, default_value = "server")]
     pub(crate) label: String,
+    /// The report section (its heading) the run is compared in.
+    #[arg(long, default_value = "Janus against rnacos 0.8.8 (Nacos v1 API, same load generator)")]
+    pub(crate) section: String,
     /// Write the result as JSON here.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
     /// Prefix of the service names used, so runs do not collide.
     #[arg(long, default_value = "bench")]
     pub(crate) prefix: String,
+}
+
+impl RunArgs {
+    /// Every target, in order.
+    pub(crate) fn targets(&self) -> Vec<String> {
+        self.target.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+    }
+
+    /// The first target: setup and single-connection scenarios talk to it.
+    pub(crate) fn first_target(&self) -> String {
+        self.targets().into_iter().next().unwrap_or_default()
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -22,41 +22,61 @@ pub(crate) fn write(
         Some(path) => std::fs::read_to_string(path)?,
         None => String::from("# Benchmarks\n"),
     };
-    // Compared scenarios: janus against every other label, same scenario, API and size.
-    let mut groups: BTreeMap<(String, usize), Vec<&BenchResult>> = BTreeMap::new();
+    // Compared scenarios, per section in the order the files came: janus
+    // against the other label of the same scenario, size and concurrency.
+    type Key = (String, usize, usize);
+    let mut sections: Vec<(String, BTreeMap<Key, Vec<&BenchResult>>)> = Vec::new();
     for r in &results {
-        if !matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility) {
-            groups.entry((format!("{:?}", r.scenario).to_lowercase(), r.instances)).or_default().push(r);
+        if matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility) {
+            continue;
         }
+        let index = match sections.iter().position(|(name, _)| *name == r.section) {
+            Some(index) => index,
+            None => {
+                sections.push((r.section.clone(), BTreeMap::new()));
+                sections.len() - 1
+            }
+        };
+        let key = (format!("{:?}", r.scenario).to_lowercase(), r.instances, r.connections);
+        sections[index].1.entry(key).or_default().push(r);
     }
-    text.push_str("\n## Janus against rnacos 0.8.8 (Nacos v1 API, same load generator)\n\n");
-    text.push_str("| scenario | conns | janus req/s | rnacos req/s | janus / rnacos | janus p50 / p99 ms | rnacos p50 / p99 ms | errors janus / rnacos |\n");
-    text.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for ((scenario, instances), runs) in &groups {
-        let janus = runs.iter().find(|r| r.label == "janus");
-        let other = runs.iter().find(|r| r.label != "janus");
-        let name = match scenario.as_str() {
-            "list" | "mixed" => format!("{scenario} ({instances} instances)"),
-            "heartbeat" => format!("heartbeat ({instances} instances)"),
-            _ => scenario.clone(),
-        };
-        let cell = |r: Option<&&BenchResult>| r.map_or("–".to_owned(), |r| format!("{:.0}", r.throughput));
-        let lat =
-            |r: Option<&&BenchResult>| r.map_or("–".to_owned(), |r| format!("{:.2} / {:.2}", r.p50_ms, r.p99_ms));
-        let ratio = match (janus, other) {
-            (Some(j), Some(o)) if o.throughput > 0.0 => format!("**{:.2}×**", j.throughput / o.throughput),
-            _ => "–".to_owned(),
-        };
-        let errors = format!("{} / {}", janus.map_or(0, |r| r.errors), other.map_or(0, |r| r.errors));
-        let conns = janus.or(other).map_or(0, |r| r.connections);
-        let _ = writeln!(
+    for (section, groups) in &sections {
+        let other_label = groups
+            .values()
+            .flatten()
+            .find(|r| r.label != "janus")
+            .map_or_else(|| "other".to_owned(), |r| r.label.clone());
+        let _ = write!(
             text,
-            "| {name} | {conns} | {} | {} | {ratio} | {} | {} | {errors} |",
-            cell(janus),
-            cell(other),
-            lat(janus),
-            lat(other)
+            "\n## {section}\n\n| scenario | conns | janus req/s | {other_label} req/s | janus / {other_label} | \
+             janus p50 / p99 ms | {other_label} p50 / p99 ms | errors janus / {other_label} |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n"
         );
+        for ((scenario, instances, conns), runs) in groups {
+            let janus = runs.iter().find(|r| r.label == "janus");
+            let other = runs.iter().find(|r| r.label != "janus");
+            let name = match scenario.as_str() {
+                "list" | "mixed" => format!("{scenario} ({instances} instances)"),
+                "heartbeat" => format!("heartbeat ({instances} instances)"),
+                _ => scenario.clone(),
+            };
+            let cell = |r: Option<&&BenchResult>| r.map_or("–".to_owned(), |r| format!("{:.0}", r.throughput));
+            let lat =
+                |r: Option<&&BenchResult>| r.map_or("–".to_owned(), |r| format!("{:.2} / {:.2}", r.p50_ms, r.p99_ms));
+            let ratio = match (janus, other) {
+                (Some(j), Some(o)) if o.throughput > 0.0 => format!("**{:.2}×**", j.throughput / o.throughput),
+                _ => "–".to_owned(),
+            };
+            let errors = format!("{} / {}", janus.map_or(0, |r| r.errors), other.map_or(0, |r| r.errors));
+            let _ = writeln!(
+                text,
+                "| {name} | {conns} | {} | {} | {ratio} | {} | {} | {errors} |",
+                cell(janus),
+                cell(other),
+                lat(janus),
+                lat(other)
+            );
+        }
     }
     let janus_only: Vec<_> = results
         .iter()

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use tokio::task::JoinSet;
 
-use crate::client::{Call, Conn};
+use crate::client::{Call, Conn, Wire, grpc_frame, protobuf_bytes_field};
 use crate::stats::{BenchResult, histogram, record};
 use crate::{Api, RunArgs, Scenario};
 
@@ -25,26 +25,51 @@ fn address(n: u64) -> (String, u64) {
 
 /// Builds the calls of one API.
 #[derive(Debug, Clone)]
-struct Calls {
+pub(crate) struct Calls {
     api: Api,
+    /// The namespace of the native API.
+    namespace: String,
 }
 
 impl Calls {
+    pub(crate) fn new(args: &RunArgs) -> Self {
+        Self { api: args.api, namespace: args.namespace.clone() }
+    }
+
+    /// The wire the API travels on.
+    pub(crate) fn wire(&self) -> Wire {
+        if self.api == Api::Etcd { Wire::Grpc } else { Wire::Http1 }
+    }
+
     fn register(&self, service: &str, ip: &str, port: u64) -> Call {
+        let native_body = format!("{{\"ip\":\"{ip}\",\"port\":{port}}}");
         match self.api {
             Api::Nacos => Call {
                 method: Method::POST,
                 path: "/nacos/v1/ns/instance".to_owned(),
                 body: Some((
                     "application/x-www-form-urlencoded",
-                    format!("serviceName={service}&ip={ip}&port={port}&ephemeral=true"),
+                    Bytes::from(format!("serviceName={service}&ip={ip}&port={port}&ephemeral=true")),
                 )),
             },
             Api::Native => Call {
                 method: Method::POST,
-                path: format!("/v1/namespaces/public/services/{service}/instances"),
-                body: Some(("application/json", format!("{{\"ip\":\"{ip}\",\"port\":{port}}}"))),
+                path: format!("/v1/namespaces/{}/services/{service}/instances", self.namespace),
+                body: Some(("application/json", Bytes::from(native_body))),
             },
+            Api::Etcd => {
+                // etcd's KV.Put: the key names what Janus's path names, the
+                // value is the body Janus gets, so both store the same bytes.
+                let key = format!("/{}/{service}/{ip}:{port}", self.namespace);
+                let mut put = Vec::with_capacity(key.len() + native_body.len() + 8);
+                protobuf_bytes_field(&mut put, 1, key.as_bytes());
+                protobuf_bytes_field(&mut put, 2, native_body.as_bytes());
+                Call {
+                    method: Method::POST,
+                    path: "/etcdserverpb.KV/Put".to_owned(),
+                    body: Some(("application/grpc", grpc_frame(&put))),
+                }
+            }
         }
     }
 
@@ -55,9 +80,9 @@ impl Calls {
                 path: format!("/nacos/v1/ns/instance/beat?serviceName={service}&ip={ip}&port={port}"),
                 body: None,
             },
-            Api::Native => Call {
+            Api::Native | Api::Etcd => Call {
                 method: Method::PUT,
-                path: format!("/v1/namespaces/public/services/{service}/instances/{ip}/{port}/heartbeat"),
+                path: format!("/v1/namespaces/{}/services/{service}/instances/{ip}/{port}/heartbeat", self.namespace),
                 body: None,
             },
         }
@@ -67,9 +92,9 @@ impl Calls {
         let wait = index.map(|i| format!("&index={i}&wait=10s")).unwrap_or_default();
         match self.api {
             Api::Nacos => Call::get(format!("/nacos/v1/ns/instance/list?serviceName={service}{wait}")),
-            Api::Native => {
+            Api::Native | Api::Etcd => {
                 let query = index.map(|i| format!("?index={i}&wait=10s")).unwrap_or_default();
-                Call::get(format!("/v1/namespaces/public/services/{service}/instances{query}"))
+                Call::get(format!("/v1/namespaces/{}/services/{service}/instances{query}", self.namespace))
             }
         }
     }
@@ -120,7 +145,16 @@ impl Workload {
 }
 
 pub(crate) async fn run(args: &RunArgs) -> anyhow::Result<BenchResult> {
-    let calls = Calls { api: args.api };
+    let calls = Calls::new(args);
+    if args.targets().is_empty() {
+        bail!("--target names no server");
+    }
+    if args.api == Api::Etcd && args.scenario != Scenario::Register {
+        bail!("against etcd only the register scenario (one put per request) is defined");
+    }
+    if let Some(mode) = &args.create_namespace {
+        create_namespace(args, mode).await?;
+    }
     // Registrations of the run start above the populations set up below.
     let workload = Arc::new(Workload {
         calls: calls.clone(),
@@ -150,15 +184,20 @@ async fn send_all(args: &RunArgs, calls: Vec<Call>, check: Calls) -> anyhow::Res
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for _ in 0..args.connections.max(1) {
-        let (calls, next, check, target) = (calls.clone(), next.clone(), check.clone(), args.target.clone());
+        let (calls, next, check, target) = (calls.clone(), next.clone(), check.clone(), args.first_target());
         workers.spawn(async move {
-            let mut conn = Conn::open(&target).await?;
+            let mut conn = Conn::open(&target, check.wire()).await?;
             loop {
                 let i = usize::try_from(next.fetch_add(1, Ordering::Relaxed)).unwrap_or(usize::MAX);
                 let Some(call) = calls.get(i) else { return anyhow::Ok(()) };
-                let (status, body, _) = conn.send(call).await?;
-                if !check.ok(call, status, &body) {
-                    bail!("setup call {} answered {status}: {}", call.path, String::from_utf8_lossy(&body));
+                let reply = conn.send(call).await?;
+                if !check.ok(call, reply.status, &reply.body) {
+                    bail!(
+                        "setup call {} answered {}: {}",
+                        call.path,
+                        reply.status,
+                        String::from_utf8_lossy(&reply.body)
+                    );
                 }
             }
         });
@@ -200,12 +239,16 @@ async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchRe
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let workers = args.connections.max(1) as u64;
+    let targets = args.targets();
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
-        let (workload, target, scenario) = (workload.clone(), args.target.clone(), args.scenario);
+        // Workers spread round-robin over the targets (the nodes of a cluster).
+        let target = targets[usize::try_from(worker).unwrap_or(0) % targets.len()].clone();
+        let (workload, scenario) = (workload.clone(), args.scenario);
+        let wire = workload.calls.wire();
         tasks.spawn(async move {
             let mut outcome = WorkerOutcome { histogram: histogram(), errors: 0, first_error: None };
-            let mut conn = Conn::open(&target).await?;
+            let mut conn = Conn::open(&target, wire).await?;
             let mut seq = 0;
             loop {
                 let sent = Instant::now();
@@ -218,17 +261,17 @@ async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchRe
                 let latency = sent.elapsed();
                 let measured = sent >= measure_from;
                 match answer {
-                    Ok((status, body, _)) if workload.calls.ok(&call, status, &body) => {
+                    Ok(reply) if workload.calls.ok(&call, reply.status, &reply.body) => {
                         if measured {
                             record(&mut outcome.histogram, latency);
                         }
                     }
-                    Ok((status, body, _)) => {
+                    Ok(reply) => {
                         if measured {
                             outcome.errors += 1;
-                            outcome
-                                .first_error
-                                .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+                            outcome.first_error.get_or_insert_with(|| {
+                                format!("{}: {}", reply.status, String::from_utf8_lossy(&reply.body))
+                            });
                         }
                     }
                     Err(err) => {
@@ -236,7 +279,7 @@ async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchRe
                             outcome.errors += 1;
                             outcome.first_error.get_or_insert_with(|| err.to_string());
                         }
-                        conn = Conn::open(&target).await?;
+                        conn = Conn::open(&target, wire).await?;
                     }
                 }
             }
@@ -258,28 +301,29 @@ async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchRe
 /// how long after that stamp it woke with the new revision.
 async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
     let service = format!("{}-watch", args.prefix);
-    let mut writer = Conn::open(&args.target).await?;
-    let (status, body, _) = writer.send(&calls.register(&service, "10.200.0.1", 1)).await?;
-    if !status.is_success() {
-        bail!("cannot register the watched service: {status} {}", String::from_utf8_lossy(&body));
+    let mut writer = Conn::open(&args.first_target(), Wire::Http1).await?;
+    let reply = writer.send(&calls.register(&service, "10.200.0.1", 1)).await?;
+    if !reply.status.is_success() {
+        bail!("cannot register the watched service: {} {}", reply.status, String::from_utf8_lossy(&reply.body));
     }
-    let (_, _, index) = writer.send(&calls.list(&service, None)).await?;
-    let Some(index) = index else { bail!("the target does not support blocking queries (no X-Janus-Index)") };
+    let Some(index) = writer.send(&calls.list(&service, None)).await?.index else {
+        bail!("the target does not support blocking queries (no X-Janus-Index)")
+    };
     let base = Instant::now();
     let stamp = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     for _ in 0..args.watchers.max(1) {
         let (stamp, done, target, calls, service) =
-            (stamp.clone(), done.clone(), args.target.clone(), calls.clone(), service.clone());
+            (stamp.clone(), done.clone(), args.first_target(), calls.clone(), service.clone());
         tasks.spawn(async move {
-            let mut conn = Conn::open(&target).await?;
+            let mut conn = Conn::open(&target, Wire::Http1).await?;
             let mut hist = histogram();
             let mut seen = index;
             while done.load(Ordering::Acquire) == 0 {
-                let (status, _, got) = conn.send(&calls.list(&service, Some(seen))).await?;
+                let reply = conn.send(&calls.list(&service, Some(seen))).await?;
                 let woke = base.elapsed();
-                if let Some(got) = got.filter(|g| status.is_success() && *g != seen) {
+                if let Some(got) = reply.index.filter(|g| reply.status.is_success() && *g != seen) {
                     seen = got;
                     if done.load(Ordering::Acquire) != 0 {
                         // The wake-up that ends the run is not a measured write.
@@ -297,9 +341,9 @@ async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
     for n in 0..args.writes as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         stamp.store(u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
-        let (status, _, _) = writer.send(&calls.register(&service, "10.200.0.2", 2 + n)).await?;
-        if !status.is_success() {
-            bail!("watch write failed: {status}");
+        let reply = writer.send(&calls.register(&service, "10.200.0.2", 2 + n)).await?;
+        if !reply.status.is_success() {
+            bail!("watch write failed: {}", reply.status);
         }
     }
     let elapsed = started.elapsed();
@@ -346,4 +390,21 @@ async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> 
         result.rss_bytes = Some(kib * 1024);
     }
     Ok(result)
+}
+
+/// Creates `--namespace` with the given mode through the native API (an
+/// existing namespace is fine).
+async fn create_namespace(args: &RunArgs, mode: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({"id": args.namespace, "mode": mode}).to_string();
+    let call = Call {
+        method: Method::POST,
+        path: "/v1/namespaces".to_owned(),
+        body: Some(("application/json", Bytes::from(body))),
+    };
+    let mut conn = Conn::open(&args.first_target(), Wire::Http1).await?;
+    let reply = conn.send(&call).await?;
+    if !reply.status.is_success() && reply.status != StatusCode::CONFLICT {
+        bail!("cannot create namespace {}: {} {}", args.namespace, reply.status, String::from_utf8_lossy(&reply.body));
+    }
+    Ok(())
 }

@@ -23,6 +23,9 @@ pub(crate) fn record(histogram: &mut Histogram<u64>, latency: Duration) {
 /// One run's outcome, written as JSON and read back by `report`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BenchResult {
+    /// The report section (a heading) the run belongs to.
+    #[serde(default)]
+    pub(crate) section: String,
     pub(crate) label: String,
     pub(crate) api: Api,
     pub(crate) scenario: Scenario,
@@ -54,6 +57,7 @@ impl BenchResult {
         let requests = histogram.len();
         let duration_s = elapsed.as_secs_f64();
         Self {
+            section: args.section.clone(),
             label: args.label.clone(),
             api: args.api,
             scenario: args.scenario,
