@@ -97,7 +97,7 @@ impl ApEngine {
     /// # Errors
     /// As [`Registry::deregister_instance`].
     pub fn deregister(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<u64, RegistryError> {
-        self.write(|r, _| r.deregister_instance(key, instance))
+        self.write(|r, now| r.deregister_instance(key, instance, now))
     }
 
     /// Renews a lease.

@@ -14,6 +14,8 @@
 //! - [`preservation`]: Eureka-style self-preservation accounting.
 //! - [`registry`]: [`Registry`], the state machine (`&mut self` + `now`);
 //!   `registry::cp` holds the replicated [`Command`]s and the [`CpState`] snapshots carry.
+//! - [`replica`]: the records the AP engine replicates, their versions and
+//!   the stable hashes ownership is decided by; `Registry` applies them.
 //! - [`select`]: instance selection with Nacos's protect threshold.
 //! - [`store`]: [`RegistryStore`], the registry behind a lock plus its watches.
 //! - [`service`]: [`RegistryService`], the trait every front end talks to.
@@ -28,6 +30,7 @@ pub mod model;
 pub mod name;
 pub mod preservation;
 pub mod registry;
+pub mod replica;
 pub mod select;
 pub mod service;
 pub mod store;
@@ -41,6 +44,7 @@ pub use model::{Instance, Metadata, Mode};
 pub use name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 pub use registry::cp::{Command, CommandOutcome, CpState};
 pub use registry::{Registry, RegistryConfig};
+pub use replica::{NodeId, Record, RecordBody, ServiceRecords, Version};
 pub use service::RegistryService;
 pub use store::RegistryStore;
 pub use time::{Clock, Millis};

@@ -17,6 +17,7 @@ use crate::model::{
 };
 use crate::name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 use crate::preservation::{Preservation, PreservationConfig};
+use crate::replica::{ReplicationConfig, Version};
 use crate::time::Millis;
 use crate::validate;
 
@@ -27,6 +28,9 @@ pub struct RegistryConfig {
     pub lease: LeaseDefaults,
     /// Self-preservation.
     pub preservation: PreservationConfig,
+    /// Set in a cluster: ephemeral instances carry versions, local changes
+    /// are queued for the AP engine to send, deletions leave tombstones.
+    pub replication: Option<ReplicationConfig>,
 }
 
 /// How long a deletion held back (self-preservation or the per-sweep cap) waits
@@ -43,7 +47,13 @@ struct NamespaceEntry {
 #[derive(Debug)]
 struct InstanceSlot {
     instance: Arc<Instance>,
+    /// The lease, on the node that runs it (the instance's owner, or the node
+    /// that took a write its owner could not). Replicas have none.
     lease: Option<Lease>,
+    /// Replication version of an ephemeral instance (zero when not replicated).
+    version: Version,
+    /// When this node last heard the instance's owner vouch for it (replicas).
+    vouched: Millis,
 }
 
 #[derive(Debug)]
@@ -122,6 +132,9 @@ pub struct ExpiryReport {
     pub deleted: usize,
     /// Deletions held back by self-preservation or the per-sweep cap.
     pub deferred: usize,
+    /// Leases this node ran without owning the instance, handed back (the
+    /// instance stays as a replica of its owner).
+    pub released: usize,
     /// Whether self-preservation was engaged during the pass.
     pub preservation_active: bool,
 }
@@ -161,6 +174,8 @@ pub struct Registry {
     /// Services by ASCII-lowercased `namespace/group/service`, for lookups that
     /// must ignore case (DNS). The first service to claim a folded name keeps it.
     folded: HashMap<String, ServiceKey>,
+    /// Versions, outgoing changes and tombstones, in a cluster.
+    replication: Option<replica::Replication>,
 }
 
 fn folded_name(namespace: &str, group: &str, service: &str) -> String {
@@ -196,6 +211,7 @@ impl Registry {
             instance_count: 0,
             changes: Vec::new(),
             folded: HashMap::new(),
+            replication: config.replication.map(replica::Replication::new),
         }
     }
 
@@ -559,6 +575,12 @@ impl Registry {
         if let Some(slot) = entry.instances.get_mut(&instance_key) {
             instance_key.cluster = slot.instance.key.cluster.clone();
             let updated = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
+            if slot.lease.is_none() && mode.is_ephemeral() {
+                // A replica written here: this node runs its lease from now on.
+                self.preservation.lease_started(timing.renewals_per_hour(), now);
+                let owner = LeaseOwner { service: shared.clone(), instance: instance_key.clone() };
+                slot.lease = Some(self.leases.start(owner, timing, now));
+            }
             if let Some(lease) = &mut slot.lease {
                 if lease.timing != timing {
                     self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
@@ -576,6 +598,11 @@ impl Registry {
                 return Ok(entry.revision);
             }
             slot.instance = Arc::new(updated);
+            let previous = slot.version;
+            if mode.is_ephemeral() {
+                let version = self.next_version(&shared, &instance_key, previous);
+                self.set_version(&shared, &instance_key, version);
+            }
             return Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceUpdated));
         }
         instance_key.cluster = entry.intern(&spec.key.cluster);
@@ -584,8 +611,13 @@ impl Registry {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)
         });
-        entry.instances.insert(instance_key.clone(), InstanceSlot { instance: Arc::new(instance), lease });
+        let slot = InstanceSlot { instance: Arc::new(instance), lease, version: Version::default(), vouched: now };
+        entry.instances.insert(instance_key.clone(), slot);
         self.instance_count += 1;
+        if mode.is_ephemeral() {
+            let version = self.next_version(&shared, &instance_key, Version::default());
+            self.set_version(&shared, &instance_key, version);
+        }
         Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceRegistered))
     }
 
@@ -647,14 +679,34 @@ impl Registry {
         self.register_instance(key, spec, renewed_at)
     }
 
-    /// Removes an instance.
+    /// Removes an instance; a replicated one leaves a tombstone stamped `now`.
     ///
     /// # Errors
     /// Namespace, service or instance not found.
-    pub fn deregister_instance(&mut self, key: &ServiceKey, instance: &InstanceKey) -> Result<u64, RegistryError> {
+    pub fn deregister_instance(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        now: Millis,
+    ) -> Result<u64, RegistryError> {
         self.mode_of(&key.namespace)?;
-        self.remove_instance(key, instance, ChangeKind::InstanceDeregistered)
+        self.delete_local(key, instance, ChangeKind::InstanceDeregistered, now)
             .ok_or_else(|| Self::instance_not_found(key, instance))
+    }
+
+    /// Removes an instance because of a change made on this node: an
+    /// ephemeral one is stamped with a new version and leaves a tombstone.
+    fn delete_local(&mut self, key: &ServiceKey, instance: &InstanceKey, kind: ChangeKind, now: Millis) -> Option<u64> {
+        let (shared, previous, ephemeral) = {
+            let entry = self.services.get(key)?;
+            let slot = entry.instances.get(instance)?;
+            (entry.key.clone(), slot.version, slot.instance.ephemeral)
+        };
+        if ephemeral {
+            let version = self.next_version(&shared, instance, previous);
+            self.bury(&shared, instance, version, now);
+        }
+        self.remove_instance(key, instance, kind)
     }
 
     fn remove_instance(&mut self, key: &ServiceKey, instance: &InstanceKey, kind: ChangeKind) -> Option<u64> {
@@ -692,6 +744,15 @@ impl Registry {
         }
         let entry = self.services.get_mut(key).ok_or_else(|| Self::instance_not_found(key, instance))?;
         let slot = entry.instances.get_mut(instance).ok_or_else(|| Self::instance_not_found(key, instance))?;
+        if slot.lease.is_none() {
+            // A replica beaten here (its owner is this node now, or cannot be
+            // reached): this node runs its lease from now on.
+            let timing =
+                LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&slot.instance.metadata)?);
+            self.preservation.lease_started(timing.renewals_per_hour(), now);
+            let owner = LeaseOwner { service: entry.key.clone(), instance: instance.clone() };
+            slot.lease = Some(self.leases.start(owner, timing, now));
+        }
         let Some(lease) = &mut slot.lease else {
             return Err(Self::instance_not_found(key, instance));
         };
@@ -708,7 +769,9 @@ impl Registry {
         let mut healthy = (*slot.instance).clone();
         healthy.healthy = true;
         slot.instance = Arc::new(healthy);
-        let shared = entry.key.clone();
+        let (shared, previous) = (entry.key.clone(), slot.version);
+        let version = self.next_version(&shared, instance, previous);
+        self.set_version(&shared, instance, version);
         self.touch(&shared, Some(instance.clone()), ChangeKind::InstanceHealthChanged);
         Ok(timing)
     }
@@ -816,5 +879,10 @@ impl Registry {
 
 pub mod cp;
 mod expiry;
+mod replica;
+
+pub use replica::{ApplyReport, DirtyKey, EphemeralView};
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;

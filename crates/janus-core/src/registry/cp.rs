@@ -146,7 +146,7 @@ impl Registry {
                 CommandOutcome::Revision(self.patch_instance(&key, &instance, patch, at)?)
             }
             Command::DeregisterInstance { key, instance } => {
-                CommandOutcome::Revision(self.deregister_instance(&key, &instance)?)
+                CommandOutcome::Revision(self.deregister_instance(&key, &instance, at)?)
             }
         })
     }
@@ -240,7 +240,7 @@ impl Registry {
             .filter(|(k, i)| !keep.contains(&(k, i)))
             .collect();
         for (key, instance) in gone {
-            let _ = self.deregister_instance(&key, &instance);
+            let _ = self.deregister_instance(&key, &instance, Millis::default());
         }
         for (key, instance) in state.instances {
             let spec = InstanceSpec {

@@ -16,9 +16,23 @@ impl Registry {
     /// deletes those past their delete timeout, unless self-preservation holds
     /// deletions back. One pass deletes at most the per-sweep cap, chosen at random.
     pub fn expire<R: Rng>(&mut self, now: Millis, rng: &mut R) -> ExpiryReport {
+        self.expire_owned(now, rng, &|_| true)
+    }
+
+    /// [`Self::expire`] on a node of a cluster: only the owner of an instance
+    /// (as `owns` tells from its [`crate::replica::record_hash`]) expires it.
+    /// A due lease this node runs without owning the instance (it took a
+    /// write whose owner it could not reach) is released instead: the
+    /// instance stays, as a replica of its owner.
+    pub fn expire_owned<R: Rng>(&mut self, now: Millis, rng: &mut R, owns: &dyn Fn(u64) -> bool) -> ExpiryReport {
         let mut report = ExpiryReport { preservation_active: self.preservation.active(now), ..ExpiryReport::default() };
         let mut doomed = Vec::new();
         for (_, owner) in self.leases.pop_due(now) {
+            if self.replication.is_some() && !owns(crate::replica::record_hash(&owner.service, &owner.instance)) {
+                self.release_popped(&owner, now);
+                report.released += 1;
+                continue;
+            }
             let Some(entry) = self.services.get_mut(&*owner.service) else {
                 continue;
             };
@@ -40,7 +54,9 @@ impl Registry {
                     sick.healthy = false;
                     slot.instance = Arc::new(sick);
                     report.marked_unhealthy += 1;
-                    let shared = entry.key.clone();
+                    let (shared, previous) = (entry.key.clone(), slot.version);
+                    let version = self.next_version(&shared, &owner.instance, previous);
+                    self.set_version(&shared, &owner.instance, version);
                     self.touch(&shared, Some(owner.instance), ChangeKind::InstanceHealthChanged);
                 }
             } else {
@@ -56,7 +72,7 @@ impl Registry {
         doomed.shuffle(rng);
         let deferred = doomed.split_off(cap.min(doomed.len()));
         for owner in doomed {
-            if self.remove_instance(&owner.service, &owner.instance, ChangeKind::InstanceExpired).is_some() {
+            if self.delete_local(&owner.service, &owner.instance, ChangeKind::InstanceExpired, now).is_some() {
                 report.deleted += 1;
             }
         }
@@ -81,8 +97,25 @@ impl Registry {
             let mut sick = (*slot.instance).clone();
             sick.healthy = false;
             slot.instance = Arc::new(sick);
-            let shared = entry.key.clone();
+            let (shared, previous) = (entry.key.clone(), slot.version);
+            let version = self.next_version(&shared, &owner.instance, previous);
+            self.set_version(&shared, &owner.instance, version);
             self.touch(&shared, Some(owner.instance.clone()), ChangeKind::InstanceHealthChanged);
         }
+    }
+
+    /// Drops a popped lease (its queue entry is gone already) and keeps the
+    /// instance as a replica vouched for now.
+    fn release_popped(&mut self, owner: &LeaseOwner, now: Millis) {
+        let Some(slot) = self.services.get_mut(&*owner.service).and_then(|e| e.instances.get_mut(&owner.instance))
+        else {
+            return;
+        };
+        if let Some(lease) = slot.lease.take() {
+            // Popped already: stopping only forgets its owner entry.
+            self.leases.stop(&lease);
+            self.preservation.lease_ended(lease.timing.renewals_per_hour());
+        }
+        slot.vouched = now;
     }
 }

@@ -113,7 +113,7 @@ fn namespaces_and_services_refuse_deletion_while_not_empty() {
     reg.register_instance(&key, InstanceSpec::new(inst(1)), Millis(0)).unwrap();
     assert!(matches!(reg.delete_namespace(&id), Err(RegistryError::NotEmpty { .. })));
     assert!(matches!(reg.delete_service(&key), Err(RegistryError::NotEmpty { .. })));
-    reg.deregister_instance(&key, &inst(1)).unwrap();
+    reg.deregister_instance(&key, &inst(1), Millis(0)).unwrap();
     reg.delete_service(&key).unwrap();
     reg.delete_namespace(&id).unwrap();
     assert!(reg.namespace(&id).is_err());
@@ -287,11 +287,11 @@ fn deregistration_drops_the_lease_and_its_budget() {
     let mut reg = Registry::new(RegistryConfig::default());
     reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
     assert_eq!(reg.stats(Millis(0)).expected_renewals_per_min, 12);
-    reg.deregister_instance(&key("orders"), &inst(1)).unwrap();
+    reg.deregister_instance(&key("orders"), &inst(1), Millis(0)).unwrap();
     let stats = reg.stats(Millis(0));
     assert_eq!((stats.instances, stats.leases, stats.expected_renewals_per_min), (0, 0, 0));
     assert_eq!(reg.next_deadline(), None);
-    assert!(reg.deregister_instance(&key("orders"), &inst(1)).unwrap_err().is_not_found());
+    assert!(reg.deregister_instance(&key("orders"), &inst(1), Millis(0)).unwrap_err().is_not_found());
 }
 
 #[test]

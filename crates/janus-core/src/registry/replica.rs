@@ -1,0 +1,446 @@
+//! The registry side of AP replication: versions of ephemeral instances,
+//! the queue of local changes to send, tombstones, and applying records
+//! that peers sent (see [`crate::replica`] for the rules).
+//!
+//! Who runs an instance's lease is the AP engine's call: it passes an
+//! `owns` predicate (over [`crate::replica::record_hash`]) wherever it matters.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{InstanceSlot, Registry};
+use crate::change::ChangeKind;
+use crate::lease::{LeaseOwner, LeaseTiming};
+use crate::model::{LeaseOverrides, Mode, ServiceSettings};
+use crate::name::{InstanceKey, ServiceKey};
+use crate::replica::{Record, RecordBody, ReplicationConfig, ServiceRecords, Version, record_hash_with, service_hash};
+use crate::time::Millis;
+
+/// An ephemeral instance changed on this node, to be sent to peers.
+pub type DirtyKey = (Arc<ServiceKey>, InstanceKey);
+
+/// Replication state kept next to the registry.
+#[derive(Debug)]
+pub(super) struct Replication {
+    config: ReplicationConfig,
+    /// Instances changed here since the engine last took them.
+    dirty: Vec<DirtyKey>,
+    /// Versions of deleted instances, by service.
+    tombstones: HashMap<ServiceKey, HashMap<InstanceKey, Version>>,
+    /// Tombstones in the order they expire.
+    expiring: VecDeque<(Millis, Arc<ServiceKey>, InstanceKey, Version)>,
+}
+
+impl Replication {
+    pub(super) fn new(config: ReplicationConfig) -> Self {
+        Self { config, dirty: Vec::new(), tombstones: HashMap::new(), expiring: VecDeque::new() }
+    }
+
+    fn tombstone(&self, service: &ServiceKey, instance: &InstanceKey) -> Option<Version> {
+        self.tombstones.get(service).and_then(|m| m.get(instance)).copied()
+    }
+
+    fn clear_tombstone(&mut self, service: &ServiceKey, instance: &InstanceKey) {
+        if let Some(instances) = self.tombstones.get_mut(service) {
+            instances.remove(instance);
+            if instances.is_empty() {
+                self.tombstones.remove(service);
+            }
+        }
+    }
+}
+
+/// What applying a peer's records did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Records newer than what this node had, taken.
+    pub applied: usize,
+    /// Records this node already had at that version or newer.
+    pub stale: usize,
+    /// Records for a namespace this node does not know as `ap`.
+    pub refused: usize,
+}
+
+/// One ephemeral instance as the digest pass sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct EphemeralView<'a> {
+    /// The instance.
+    pub instance: &'a InstanceKey,
+    /// Its [`crate::replica::record_hash`].
+    pub hash: u64,
+    /// Its version.
+    pub version: Version,
+    /// Whether this node runs its lease.
+    pub leased: bool,
+    /// When its owner last vouched for it here.
+    pub vouched: Millis,
+}
+
+impl Registry {
+    /// The version a local change of an instance gets: above anything seen for it.
+    pub(super) fn next_version(&self, service: &ServiceKey, instance: &InstanceKey, current: Version) -> Version {
+        let Some(replication) = &self.replication else {
+            return Version { counter: current.counter + 1, node: 0 };
+        };
+        let buried = replication.tombstone(service, instance).unwrap_or_default();
+        Version { counter: current.counter.max(buried.counter) + 1, node: replication.config.node }
+    }
+
+    /// Stamps a live instance changed here and queues it for peers.
+    pub(super) fn set_version(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version) {
+        if let Some(slot) = self.services.get_mut(&**service).and_then(|e| e.instances.get_mut(instance)) {
+            slot.version = version;
+        }
+        if let Some(replication) = &mut self.replication {
+            replication.clear_tombstone(service, instance);
+            replication.dirty.push((service.clone(), instance.clone()));
+        }
+    }
+
+    /// Records a deletion made here and queues it for peers.
+    pub(super) fn bury(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version, now: Millis) {
+        if let Some(replication) = &mut self.replication {
+            remember_tombstone(replication, service, instance, version, now);
+            replication.dirty.push((service.clone(), instance.clone()));
+        }
+    }
+
+    /// Takes the instances changed here since the last call (empty unless replicating).
+    pub fn take_dirty(&mut self) -> Vec<DirtyKey> {
+        self.replication.as_mut().map(|r| std::mem::take(&mut r.dirty)).unwrap_or_default()
+    }
+
+    /// Forgets tombstones older than their time to live.
+    pub fn prune_tombstones(&mut self, now: Millis) -> usize {
+        let Some(replication) = &mut self.replication else { return 0 };
+        let mut pruned = 0;
+        while let Some((at, _, _, _)) = replication.expiring.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, service, instance, version)) = replication.expiring.pop_front() else { break };
+            if replication.tombstone(&service, &instance) == Some(version) {
+                replication.clear_tombstone(&service, &instance);
+                pruned += 1;
+            }
+        }
+        pruned
+    }
+
+    /// Tombstones held.
+    #[must_use]
+    pub fn tombstones(&self) -> usize {
+        self.replication.as_ref().map_or(0, |r| r.tombstones.values().map(HashMap::len).sum())
+    }
+
+    /// The current records of some instances of a service, read when they are
+    /// sent: live ones with their fields, deleted ones as tombstones; an
+    /// instance this node knows nothing of is left out.
+    #[must_use]
+    pub fn records<'a>(
+        &self,
+        service: &ServiceKey,
+        instances: impl IntoIterator<Item = &'a InstanceKey>,
+    ) -> ServiceRecords {
+        let entry = self.services.get(service);
+        let tombstones = self.replication.as_ref().and_then(|r| r.tombstones.get(service));
+        let records = instances
+            .into_iter()
+            .filter_map(|instance| {
+                if let Some(slot) = entry.and_then(|e| e.instances.get(instance)).filter(|s| s.instance.ephemeral) {
+                    return Some(Record {
+                        instance: instance.clone(),
+                        version: slot.version,
+                        body: Some(RecordBody::of(&slot.instance)),
+                    });
+                }
+                let version = *tombstones?.get(instance)?;
+                Some(Record { instance: instance.clone(), version, body: None })
+            })
+            .collect();
+        ServiceRecords { service: service.clone(), records }
+    }
+
+    /// Applies records a peer sent: each replaces what this node has only if
+    /// its version is higher. A new live instance starts a lease here when
+    /// `owns` says this node owns it, and is a replica otherwise. Taken
+    /// records are not queued for peers again. `vouch` marks every record
+    /// found current as vouched for by its owner now.
+    pub fn apply_records(&mut self, batch: ServiceRecords, now: Millis, owns: &dyn Fn(u64) -> bool) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let service = batch.service;
+        if self.mode_of(&service.namespace) != Ok(Mode::Ap) {
+            report.refused = batch.records.len();
+            return report;
+        }
+        let hash = service_hash(&service);
+        for record in batch.records {
+            let current =
+                self.services.get(&service).and_then(|e| e.instances.get(&record.instance)).map(|s| s.version);
+            let known =
+                current.or_else(|| self.replication.as_ref().and_then(|r| r.tombstone(&service, &record.instance)));
+            if known.is_some_and(|v| v >= record.version) {
+                if known == Some(record.version)
+                    && let Some(slot) = self.slot_mut(&service, &record.instance)
+                {
+                    slot.vouched = now;
+                }
+                report.stale += 1;
+                continue;
+            }
+            report.applied += 1;
+            match record.body {
+                Some(body) => {
+                    let owned = owns(record_hash_with(hash, &record.instance));
+                    self.put_replica(&service, record.instance, record.version, body, now, owned);
+                }
+                None => {
+                    if current.is_some() {
+                        self.remove_instance(&service, &record.instance, ChangeKind::InstanceDeregistered);
+                    }
+                    if let Some(replication) = &mut self.replication {
+                        let shared = Arc::new(service.clone());
+                        remember_tombstone(replication, &shared, &record.instance, record.version, now);
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    fn slot_mut(&mut self, service: &ServiceKey, instance: &InstanceKey) -> Option<&mut InstanceSlot> {
+        self.services.get_mut(service).and_then(|e| e.instances.get_mut(instance))
+    }
+
+    /// Inserts or replaces a live instance from a peer's record.
+    fn put_replica(
+        &mut self,
+        service: &ServiceKey,
+        instance: InstanceKey,
+        version: Version,
+        body: RecordBody,
+        now: Millis,
+        owned: bool,
+    ) {
+        if self.ensure_service(service, ServiceSettings::default()).is_err() {
+            return;
+        }
+        let timing =
+            LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&body.metadata).unwrap_or_default());
+        if let Some(replication) = &mut self.replication {
+            replication.clear_tombstone(service, &instance);
+        }
+        let Some(entry) = self.services.get_mut(service) else { return };
+        let shared = entry.key.clone();
+        if let Some(slot) = entry.instances.get_mut(&instance) {
+            let key = slot.instance.key.clone();
+            let updated = Arc::new(body.into_instance(key.clone()));
+            let mut before = RecordBody::of(&slot.instance);
+            before.healthy = updated.healthy;
+            let kind = if slot.instance.healthy != updated.healthy && before == RecordBody::of(&updated) {
+                ChangeKind::InstanceHealthChanged
+            } else {
+                ChangeKind::InstanceUpdated
+            };
+            let changed = *slot.instance != *updated;
+            slot.instance = updated;
+            slot.version = version;
+            slot.vouched = now;
+            if let Some(lease) = &mut slot.lease
+                && lease.timing != timing
+            {
+                self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
+                lease.timing = timing;
+                let at = lease.unhealthy_at();
+                self.leases.reschedule(lease, at);
+            }
+            if changed {
+                self.touch(&shared, Some(key), kind);
+            }
+            return;
+        }
+        let mut key = instance;
+        key.cluster = entry.intern(&key.cluster);
+        let lease = owned.then(|| {
+            self.preservation.lease_started(timing.renewals_per_hour(), now);
+            self.leases.start(LeaseOwner { service: shared.clone(), instance: key.clone() }, timing, now)
+        });
+        let slot = InstanceSlot { instance: Arc::new(body.into_instance(key.clone())), lease, version, vouched: now };
+        entry.instances.insert(key.clone(), slot);
+        self.instance_count += 1;
+        self.touch(&shared, Some(key), ChangeKind::InstanceRegistered);
+    }
+
+    /// After the set of live members changed: starts leases here for the
+    /// ephemeral instances `owns` now gives this node, and releases the
+    /// leases of those it gives to others (they become replicas vouched for
+    /// now). Returns the released instances, so the engine can hand them to
+    /// their new owners.
+    pub fn rebalance(&mut self, now: Millis, owns: &dyn Fn(u64) -> bool) -> Vec<DirtyKey> {
+        let mut released = Vec::new();
+        let mut adopt = Vec::new();
+        for (key, entry) in &self.services {
+            let hash = service_hash(key);
+            for (instance, slot) in &entry.instances {
+                if !slot.instance.ephemeral {
+                    continue;
+                }
+                match (owns(record_hash_with(hash, instance)), slot.lease.is_some()) {
+                    (true, false) => adopt.push((entry.key.clone(), instance.clone())),
+                    (false, true) => released.push((entry.key.clone(), instance.clone())),
+                    _ => {}
+                }
+            }
+        }
+        for (service, instance) in &adopt {
+            self.start_lease(service, instance, now);
+        }
+        for (service, instance) in &released {
+            self.release_lease(service, instance, now);
+        }
+        released
+    }
+
+    /// Starts a lease renewed `now` for a replica.
+    pub(super) fn start_lease(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, now: Millis) {
+        let Some(slot) = self.services.get_mut(&**service).and_then(|e| e.instances.get_mut(instance)) else {
+            return;
+        };
+        if slot.lease.is_some() {
+            return;
+        }
+        let overrides = LeaseOverrides::from_metadata(&slot.instance.metadata).unwrap_or_default();
+        let timing = LeaseTiming::resolve(self.config.lease, overrides);
+        self.preservation.lease_started(timing.renewals_per_hour(), now);
+        let owner = LeaseOwner { service: service.clone(), instance: instance.clone() };
+        slot.lease = Some(self.leases.start(owner, timing, now));
+    }
+
+    /// Stops running an instance's lease here: it becomes a replica, vouched for now.
+    pub(super) fn release_lease(&mut self, service: &ServiceKey, instance: &InstanceKey, now: Millis) {
+        let Some(slot) = self.services.get_mut(service).and_then(|e| e.instances.get_mut(instance)) else {
+            return;
+        };
+        if let Some(lease) = slot.lease.take() {
+            self.leases.stop(&lease);
+            self.preservation.lease_ended(lease.timing.renewals_per_hour());
+        }
+        slot.vouched = now;
+    }
+
+    /// The services of `ap` namespaces, for a pass over every ephemeral instance.
+    #[must_use]
+    pub fn ap_services(&self) -> Vec<Arc<ServiceKey>> {
+        self.services
+            .values()
+            .filter(|e| self.namespaces.get(&e.key.namespace).is_some_and(|n| n.spec.mode == Mode::Ap))
+            .map(|e| e.key.clone())
+            .collect()
+    }
+
+    /// Shows `f` every ephemeral instance of a service.
+    pub fn visit_ephemeral(&self, service: &ServiceKey, mut f: impl FnMut(EphemeralView<'_>)) {
+        let Some(entry) = self.services.get(service) else { return };
+        let hash = service_hash(service);
+        for (instance, slot) in &entry.instances {
+            if slot.instance.ephemeral {
+                f(EphemeralView {
+                    instance,
+                    hash: record_hash_with(hash, instance),
+                    version: slot.version,
+                    leased: slot.lease.is_some(),
+                    vouched: slot.vouched,
+                });
+            }
+        }
+    }
+
+    /// Marks replicas as vouched for by their owner now.
+    pub fn vouch<'a>(
+        &mut self,
+        service: &ServiceKey,
+        instances: impl IntoIterator<Item = &'a InstanceKey>,
+        now: Millis,
+    ) {
+        let Some(entry) = self.services.get_mut(service) else { return };
+        for instance in instances {
+            if let Some(slot) = entry.instances.get_mut(instance) {
+                slot.vouched = now;
+            }
+        }
+    }
+
+    /// Removes replicas (instances whose lease this node does not run) that
+    /// their owner stopped vouching for; returns how many went.
+    pub fn drop_replicas<'a>(
+        &mut self,
+        service: &ServiceKey,
+        instances: impl IntoIterator<Item = &'a InstanceKey>,
+    ) -> usize {
+        let mut dropped = 0;
+        for instance in instances {
+            let replica = self
+                .services
+                .get(service)
+                .and_then(|e| e.instances.get(instance))
+                .is_some_and(|s| s.instance.ephemeral && s.lease.is_none());
+            if replica && self.remove_instance(service, instance, ChangeKind::InstanceExpired).is_some() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Up to `limit` instances' records of the `ap` services after `after` (in
+    /// service order), for a joining node's snapshot; the cursor to continue
+    /// from, or `None` at the end. Tombstones are not included.
+    #[must_use]
+    pub fn snapshot_page(&self, after: Option<&ServiceKey>, limit: usize) -> (Vec<ServiceRecords>, Option<ServiceKey>) {
+        let mut page = Vec::new();
+        let mut taken = 0;
+        for (id, namespace) in &self.namespaces {
+            if namespace.spec.mode != Mode::Ap {
+                continue;
+            }
+            if after.is_some_and(|a| *id < a.namespace) {
+                continue;
+            }
+            for (group, name) in &namespace.services {
+                let key = ServiceKey::new(id.clone(), group.clone(), name.clone());
+                if after.is_some_and(|a| key <= *a) {
+                    continue;
+                }
+                if taken >= limit {
+                    let last = page.last().map(|p: &ServiceRecords| p.service.clone());
+                    return (page, last);
+                }
+                let Some(entry) = self.services.get(&key) else { continue };
+                let records: Vec<Record> = entry
+                    .instances
+                    .values()
+                    .filter(|s| s.instance.ephemeral)
+                    .map(|s| Record {
+                        instance: s.instance.key.clone(),
+                        version: s.version,
+                        body: Some(RecordBody::of(&s.instance)),
+                    })
+                    .collect();
+                taken += records.len().max(1);
+                page.push(ServiceRecords { service: key, records });
+            }
+        }
+        (page, None)
+    }
+}
+
+fn remember_tombstone(
+    replication: &mut Replication,
+    service: &Arc<ServiceKey>,
+    instance: &InstanceKey,
+    version: Version,
+    now: Millis,
+) {
+    replication.tombstones.entry((**service).clone()).or_default().insert(instance.clone(), version);
+    let expires = now.plus(replication.config.tombstone_ttl_ms);
+    replication.expiring.push_back((expires, service.clone(), instance.clone(), version));
+}
