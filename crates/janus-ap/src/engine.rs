@@ -1,18 +1,31 @@
-//! [`ApEngine`]: ephemeral-instance writes on one node.
+//! [`ApEngine`]: ephemeral-instance writes, on one node or across a cluster.
+//!
+//! Alone, a write goes straight into the node's registry. In a cluster, the
+//! write goes to the instance's owner (rendezvous over the live members): a
+//! write this node owns is applied here; any other is forwarded to its owner
+//! (batched with other writes to the same owner) and, if the owner does not
+//! answer within the forward timeout, applied here instead: availability
+//! first, and the versions settle any conflict the same way on every node.
+//! Whatever this node changes is queued for every peer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use janus_core::lease::LeaseTiming;
-use janus_core::model::{InstancePatch, InstanceSpec};
+use janus_core::model::{InstancePatch, InstanceSpec, Mode};
+use janus_core::replica::record_hash;
 use janus_core::{InstanceKey, Millis, Registry, RegistryError, RegistryStore, ServiceKey};
+use janus_distro::message::{ForwardOp, ForwardOutcome};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::reaper;
+use crate::cluster::{ApCluster, ApClusterStatus, Cluster};
+use crate::forward::Forwarders;
+use crate::transport::DistroTransport;
+use crate::{load, probe, reaper, sync, verify};
 
 /// AP engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +41,7 @@ impl Default for ApConfig {
     }
 }
 
-/// What the engine shares with its reaper.
+/// What the engine shares with its tasks.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<RegistryStore>,
@@ -37,74 +50,226 @@ pub(crate) struct Shared {
     /// The registry time the reaper sleeps until (`u64::MAX`: no deadline).
     pub(crate) planned_wake: AtomicU64,
     pub(crate) config: ApConfig,
+    /// Set on a node of a cluster.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    pub(crate) forwarders: Forwarders,
 }
 
 /// Handle to the AP engine of one node; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ApEngine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl ApEngine {
-    /// Starts the engine and its reaper on the current tokio runtime; the reaper
-    /// stops when `shutdown` is cancelled.
+    /// Starts the engine of a lone node and its reaper on the current tokio
+    /// runtime; the reaper stops when `shutdown` is cancelled.
     #[must_use]
     pub fn spawn(store: Arc<RegistryStore>, config: ApConfig, shutdown: CancellationToken) -> (Self, JoinHandle<()>) {
-        let shared = Arc::new(Shared { store, wake: Notify::new(), planned_wake: AtomicU64::new(u64::MAX), config });
+        let shared = Arc::new(Shared {
+            store,
+            wake: Notify::new(),
+            planned_wake: AtomicU64::new(u64::MAX),
+            config,
+            cluster: None,
+            forwarders: Forwarders::default(),
+        });
         // The reaper logs under the caller's span (the node's, with its id).
         let task = tokio::spawn(reaper::run(shared.clone(), shutdown).instrument(tracing::info_span!("ap_reaper")));
         (Self { shared }, task)
     }
 
-    /// Runs a write and wakes the reaper if it made an earlier deadline.
-    fn write<R>(&self, f: impl FnOnce(&mut Registry, Millis) -> R) -> R {
-        let (result, next) = self.shared.store.write(|registry, now| {
+    /// Starts the engine of a node in a cluster: the reaper, the prober, one
+    /// sender and one forwarder per peer, the verify round, and the snapshot
+    /// load (the node takes writes once it is done). The store's registry
+    /// must have been built with replication settings for this node. The
+    /// returned task ends when every task has stopped after `shutdown`.
+    #[must_use]
+    pub fn spawn_clustered(
+        store: Arc<RegistryStore>,
+        config: ApConfig,
+        cluster: &ApCluster,
+        transport: Arc<dyn DistroTransport>,
+        shutdown: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let state = Arc::new(Cluster::new(cluster, transport));
+        let forwarders = Forwarders::start(&state, &shutdown);
+        let shared = Arc::new(Shared {
+            store,
+            wake: Notify::new(),
+            planned_wake: AtomicU64::new(u64::MAX),
+            config,
+            cluster: Some(state.clone()),
+            forwarders,
+        });
+        let engine = Self { shared: shared.clone() };
+        let mut tasks = JoinSet::new();
+        tasks.spawn(reaper::run(shared.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_reaper")));
+        tasks.spawn(probe::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_probe")));
+        tasks.spawn(verify::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_verify")));
+        tasks.spawn(load::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_load")));
+        for peer in state.wake.keys() {
+            let span = tracing::info_span!("ap_sync", peer = *peer);
+            tasks.spawn(sync::run(engine.clone(), *peer, shutdown.clone()).instrument(span));
+        }
+        let all = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
+        (engine, all)
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.shared.cluster.as_ref()
+    }
+
+    pub(crate) fn store(&self) -> &RegistryStore {
+        &self.shared.store
+    }
+
+    /// Whether the node takes AP writes: always alone; in a cluster once it
+    /// has loaded a snapshot from its peers (or found none to load).
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.cluster().is_none_or(|c| c.is_ready())
+    }
+
+    /// The cluster as this node sees it (`None` alone).
+    #[must_use]
+    pub fn status(&self) -> Option<ApClusterStatus> {
+        self.cluster().map(|c| c.status(self.store().now()))
+    }
+
+    /// Runs a registry write and afterwards wakes the reaper if the write made
+    /// an earlier deadline, and queues what it changed for the peers.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Registry, Millis) -> R) -> R {
+        let (result, next, dirty, now) = self.shared.store.write(|registry, now| {
             let result = f(registry, now);
-            (result, registry.next_deadline())
+            (result, registry.next_deadline(), registry.take_dirty(), now)
         });
         if next.is_some_and(|next| next.0 < self.shared.planned_wake.load(Ordering::Acquire)) {
             self.shared.wake.notify_one();
         }
+        if let Some(cluster) = self.cluster() {
+            cluster.queue(&dirty, now);
+        }
         result
+    }
+
+    /// Applies a write here, whoever owns the instance.
+    pub(crate) fn apply_local(&self, op: ForwardOp) -> Result<ForwardOutcome, RegistryError> {
+        match op {
+            ForwardOp::Register { service, spec } => {
+                self.write(|r, now| r.register_instance(&service, spec, now)).map(ForwardOutcome::Revision)
+            }
+            ForwardOp::Update { service, spec } => {
+                self.write(|r, now| r.update_instance(&service, spec, now)).map(ForwardOutcome::Revision)
+            }
+            ForwardOp::Patch { service, instance, patch } => {
+                self.write(|r, now| r.patch_instance(&service, &instance, patch, now)).map(ForwardOutcome::Revision)
+            }
+            ForwardOp::Deregister { service, instance } => {
+                self.write(|r, now| r.deregister_instance(&service, &instance, now)).map(ForwardOutcome::Revision)
+            }
+            ForwardOp::Heartbeat { service, instance } => {
+                self.write(|r, now| r.heartbeat(&service, &instance, now)).map(ForwardOutcome::Lease)
+            }
+        }
+    }
+
+    /// Applies a write at the instance's owner (see the module docs).
+    async fn route(&self, op: ForwardOp) -> Result<ForwardOutcome, RegistryError> {
+        let Some(cluster) = self.cluster() else { return self.apply_local(op) };
+        let (service, instance) = op_key(&op);
+        if !cluster.is_ready() {
+            return Err(RegistryError::Unavailable {
+                namespace: service.namespace.to_string(),
+                mode: Mode::Ap,
+                reason: "this node is still loading the ap registry from its peers; try another node or retry \
+                         in a moment"
+                    .to_owned(),
+            });
+        }
+        let owner = cluster.owner(record_hash(service, instance));
+        if owner == cluster.me {
+            return self.apply_local(op);
+        }
+        match self.shared.forwarders.forward(owner, op.clone(), cluster.config.forward_timeout_ms).await {
+            Some(result) => result,
+            None => {
+                crate::cluster::Counters::add(&cluster.counters.forward_fallbacks, 1);
+                self.apply_local(op)
+            }
+        }
+    }
+
+    fn revision(outcome: ForwardOutcome) -> Result<u64, RegistryError> {
+        match outcome {
+            ForwardOutcome::Revision(revision) => Ok(revision),
+            ForwardOutcome::Lease(_) => Err(mismatched_reply()),
+        }
     }
 
     /// Registers or re-registers an ephemeral instance.
     ///
     /// # Errors
-    /// As [`Registry::register_instance`].
-    pub fn register(&self, key: &ServiceKey, spec: InstanceSpec) -> Result<u64, RegistryError> {
-        self.write(|r, now| r.register_instance(key, spec, now))
+    /// As [`Registry::register_instance`]; unavailable while loading.
+    pub async fn register(&self, key: &ServiceKey, spec: InstanceSpec) -> Result<u64, RegistryError> {
+        Self::revision(self.route(ForwardOp::Register { service: key.clone(), spec }).await?)
     }
 
     /// Replaces an existing instance's fields.
     ///
     /// # Errors
-    /// As [`Registry::update_instance`].
-    pub fn update(&self, key: &ServiceKey, spec: InstanceSpec) -> Result<u64, RegistryError> {
-        self.write(|r, now| r.update_instance(key, spec, now))
+    /// As [`Registry::update_instance`]; unavailable while loading.
+    pub async fn update(&self, key: &ServiceKey, spec: InstanceSpec) -> Result<u64, RegistryError> {
+        Self::revision(self.route(ForwardOp::Update { service: key.clone(), spec }).await?)
     }
 
     /// Changes some fields of an existing instance.
     ///
     /// # Errors
-    /// As [`Registry::patch_instance`].
-    pub fn patch(&self, key: &ServiceKey, instance: &InstanceKey, patch: InstancePatch) -> Result<u64, RegistryError> {
-        self.write(|r, now| r.patch_instance(key, instance, patch, now))
+    /// As [`Registry::patch_instance`]; unavailable while loading.
+    pub async fn patch(
+        &self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        patch: InstancePatch,
+    ) -> Result<u64, RegistryError> {
+        let op = ForwardOp::Patch { service: key.clone(), instance: instance.clone(), patch };
+        Self::revision(self.route(op).await?)
     }
 
     /// Removes an instance.
     ///
     /// # Errors
-    /// As [`Registry::deregister_instance`].
-    pub fn deregister(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<u64, RegistryError> {
-        self.write(|r, now| r.deregister_instance(key, instance, now))
+    /// As [`Registry::deregister_instance`]; unavailable while loading.
+    pub async fn deregister(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<u64, RegistryError> {
+        let op = ForwardOp::Deregister { service: key.clone(), instance: instance.clone() };
+        Self::revision(self.route(op).await?)
     }
 
     /// Renews a lease.
     ///
     /// # Errors
-    /// As [`Registry::heartbeat`].
-    pub fn heartbeat(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<LeaseTiming, RegistryError> {
-        self.write(|r, now| r.heartbeat(key, instance, now))
+    /// As [`Registry::heartbeat`]; unavailable while loading.
+    pub async fn heartbeat(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<LeaseTiming, RegistryError> {
+        let op = ForwardOp::Heartbeat { service: key.clone(), instance: instance.clone() };
+        match self.route(op).await? {
+            ForwardOutcome::Lease(timing) => Ok(timing),
+            ForwardOutcome::Revision(_) => Err(mismatched_reply()),
+        }
     }
+}
+
+/// The instance a write is about.
+pub(crate) fn op_key(op: &ForwardOp) -> (&ServiceKey, &InstanceKey) {
+    match op {
+        ForwardOp::Register { service, spec } | ForwardOp::Update { service, spec } => (service, &spec.key),
+        ForwardOp::Patch { service, instance, .. }
+        | ForwardOp::Deregister { service, instance }
+        | ForwardOp::Heartbeat { service, instance } => (service, instance),
+    }
+}
+
+/// A peer answered a write with the wrong kind of outcome: a bug, reported as such.
+fn mismatched_reply() -> RegistryError {
+    RegistryError::Forbidden("internal error: a forwarded write got the wrong kind of reply".to_owned())
 }

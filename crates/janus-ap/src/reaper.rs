@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::cluster::Cluster;
 use crate::engine::Shared;
 
 /// Runs until `shutdown` is cancelled.
@@ -32,13 +33,27 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             () = shared.wake.notified() => continue,
             () = shutdown.cancelled() => return,
         }
-        let report = shared.store.write(|registry, now| registry.expire(now, &mut rng));
+        let (report, dirty, now) = shared.store.write(|registry, now| {
+            let report = match &shared.cluster {
+                // Only the owner expires an instance (see `Registry::expire_owned`).
+                Some(cluster) => {
+                    let (ring, me) = (cluster.ring(), cluster.me);
+                    registry.expire_owned(now, &mut rng, &|hash| Cluster::owns_in(&ring, me, hash))
+                }
+                None => registry.expire(now, &mut rng),
+            };
+            (report, registry.take_dirty(), now)
+        });
+        if let Some(cluster) = &shared.cluster {
+            cluster.queue(&dirty, now);
+        }
         earliest_next_sweep = Instant::now() + shared.config.sweep_min_gap;
-        if report.marked_unhealthy + report.deleted + report.deferred > 0 {
+        if report.marked_unhealthy + report.deleted + report.deferred + report.released > 0 {
             debug!(
                 unhealthy = report.marked_unhealthy,
                 deleted = report.deleted,
                 deferred = report.deferred,
+                released = report.released,
                 "lease sweep"
             );
         }

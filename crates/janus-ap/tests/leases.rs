@@ -49,7 +49,7 @@ async fn advance_to(store: &RegistryStore, ms: u64) {
 #[tokio::test(start_paused = true)]
 async fn silent_instance_turns_unhealthy_at_15s_and_goes_at_30s() {
     let (store, engine, shutdown) = start(false);
-    engine.register(&key(), InstanceSpec::new(inst(1))).unwrap();
+    engine.register(&key(), InstanceSpec::new(inst(1))).await.unwrap();
     advance_to(&store, 14_500).await;
     assert_eq!(health(&store, 1), Some(true));
     advance_to(&store, 15_300).await;
@@ -64,7 +64,7 @@ async fn silent_instance_turns_unhealthy_at_15s_and_goes_at_30s() {
 #[tokio::test(start_paused = true)]
 async fn beating_instance_stays_and_overrides_apply_to_a_late_registration() {
     let (store, engine, shutdown) = start(false);
-    engine.register(&key(), InstanceSpec::new(inst(1))).unwrap();
+    engine.register(&key(), InstanceSpec::new(inst(1))).await.unwrap();
     // The reaper now sleeps towards 15 s; a shorter lease registered later must wake it.
     advance_to(&store, 1_000).await;
     let mut quick = InstanceSpec::new(inst(2));
@@ -72,14 +72,14 @@ async fn beating_instance_stays_and_overrides_apply_to_a_late_registration() {
         (BEAT_TIMEOUT_KEY.to_owned(), "2000".to_owned()),
         (DELETE_TIMEOUT_KEY.to_owned(), "4000".to_owned()),
     ]);
-    engine.register(&key(), quick).unwrap();
+    engine.register(&key(), quick).await.unwrap();
     advance_to(&store, 3_300).await;
     assert_eq!(health(&store, 2), Some(false), "unhealthy 2 s after registering at 1 s");
     advance_to(&store, 5_300).await;
     assert_eq!(health(&store, 2), None, "deleted 4 s after registering");
     for t in (10_000..=60_000).step_by(5_000) {
         advance_to(&store, t).await;
-        engine.heartbeat(&key(), &inst(1)).unwrap();
+        engine.heartbeat(&key(), &inst(1)).await.unwrap();
     }
     assert_eq!(health(&store, 1), Some(true));
     shutdown.cancel();
@@ -89,19 +89,19 @@ async fn beating_instance_stays_and_overrides_apply_to_a_late_registration() {
 async fn self_preservation_keeps_silent_instances_through_the_engine() {
     let (store, engine, shutdown) = start(true);
     for port in 1..=40 {
-        engine.register(&key(), InstanceSpec::new(inst(port))).unwrap();
+        engine.register(&key(), InstanceSpec::new(inst(port))).await.unwrap();
     }
     for t in (5_000..=120_000).step_by(5_000) {
         advance_to(&store, t).await;
         for port in 1..=40 {
-            engine.heartbeat(&key(), &inst(port)).unwrap();
+            engine.heartbeat(&key(), &inst(port)).await.unwrap();
         }
     }
     // Half stop beating for two minutes.
     for t in (125_000..=240_000).step_by(5_000) {
         advance_to(&store, t).await;
         for port in 1..=20 {
-            engine.heartbeat(&key(), &inst(port)).unwrap();
+            engine.heartbeat(&key(), &inst(port)).await.unwrap();
         }
     }
     let stats = store.read(|r| r.stats(store.now()));

@@ -32,7 +32,7 @@ impl Default for LeaseDefaults {
 }
 
 /// The timings one lease runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LeaseTiming {
     /// Beat interval.
     pub interval_ms: u64,

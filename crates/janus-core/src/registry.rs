@@ -881,7 +881,7 @@ pub mod cp;
 mod expiry;
 mod replica;
 
-pub use replica::{ApplyReport, DirtyKey, EphemeralView};
+pub use replica::{ApplyReport, DirtyKey, EphemeralView, supersedes};
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]

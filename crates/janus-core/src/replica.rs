@@ -7,9 +7,10 @@
 //! replica takes a record only if its version is higher than the one it has,
 //! so every node ends with the same state whatever order records arrive in,
 //! and concurrent writes on two sides of a partition resolve the same way
-//! everywhere: the higher counter wins, then the higher node id. A deletion
-//! is a record without a body (a tombstone), kept for a while so that an
-//! older copy arriving late cannot bring the instance back.
+//! everywhere: the higher counter wins; on equal counters a deletion wins,
+//! then the higher node id. A deletion is a record without a body (a
+//! tombstone), kept for a while so that an older copy arriving late cannot
+//! bring the instance back.
 
 use std::net::IpAddr;
 

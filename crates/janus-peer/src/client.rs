@@ -1,4 +1,5 @@
-//! The sending side: one pooled HTTP/1.1 client for every peer.
+//! The sending side: one pooled HTTP/1.1 client for every peer, carrying
+//! both engines' messages.
 
 use std::time::Duration;
 
@@ -9,9 +10,11 @@ use hyper::{Method, Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use janus_ap::{CallError, DistroTransport, MessageKind};
+use janus_core::NodeId;
 use janus_raft::{PeerTransport, RpcKind, TransportError};
 
-use crate::{ClusterSecret, RAFT_PATH};
+use crate::{ClusterSecret, DISTRO_PATH, RAFT_PATH};
 
 /// Sends Raft messages to peers over HTTP (see the crate docs).
 #[derive(Clone)]
@@ -39,6 +42,62 @@ impl HttpPeerTransport {
     }
 }
 
+/// Why a POST to a peer produced no reply.
+enum PostError {
+    /// Certainly not delivered (no connection).
+    NotSent(String),
+    /// No reply: timed out or the connection broke after sending.
+    NoReply(String),
+    /// The peer answered with an error status.
+    Refused(String),
+}
+
+impl HttpPeerTransport {
+    /// POSTs `body` to `http://{addr}{path}` with the secret; the reply body,
+    /// read up to the reply limit, if the peer answered 200 within `timeout`.
+    fn post(
+        &self,
+        addr: &str,
+        path: String,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, PostError>> {
+        let client = self.client.clone();
+        let authorization = self.secret.header_value();
+        let max_reply = self.max_reply;
+        let uri = format!("http://{addr}{path}");
+        Box::pin(async move {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header(header::AUTHORIZATION, authorization)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| PostError::NotSent(format!("bad peer address: {e}")))?;
+            let exchange = async {
+                let response = client.request(request).await.map_err(|e| {
+                    // A failed connect never sent the request; anything later may have.
+                    if e.is_connect() { PostError::NotSent(e.to_string()) } else { PostError::NoReply(e.to_string()) }
+                })?;
+                let status = response.status();
+                let body = Limited::new(response.into_body(), max_reply)
+                    .collect()
+                    .await
+                    .map_err(|e| PostError::NoReply(format!("reading the reply: {e}")))?
+                    .to_bytes();
+                if status == StatusCode::OK {
+                    Ok(body.to_vec())
+                } else {
+                    Err(PostError::Refused(format!("{status}: {}", String::from_utf8_lossy(&body).trim())))
+                }
+            };
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or_else(|_| Err(PostError::NoReply(format!("no reply within {} ms", timeout.as_millis()))))
+        })
+    }
+}
+
 impl PeerTransport for HttpPeerTransport {
     fn call(
         &self,
@@ -48,40 +107,33 @@ impl PeerTransport for HttpPeerTransport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        let client = self.client.clone();
-        let authorization = self.secret.header_value();
-        let max_reply = self.max_reply;
+        let posted = self.post(&addr, format!("{RAFT_PATH}/{kind}"), body, timeout);
         Box::pin(async move {
-            let unreachable = |reason: String| TransportError::Unreachable { target, addr: addr.clone(), reason };
-            let not_sent = |reason: String| TransportError::NotSent { target, addr: addr.clone(), reason };
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(format!("http://{addr}{RAFT_PATH}/{kind}"))
-                .header(header::AUTHORIZATION, authorization)
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| not_sent(format!("bad peer address: {e}")))?;
-            let exchange = async {
-                let response = client.request(request).await.map_err(|e| {
-                    // A failed connect never sent the request; anything later may have.
-                    if e.is_connect() { not_sent(e.to_string()) } else { unreachable(e.to_string()) }
-                })?;
-                let status = response.status();
-                let body = Limited::new(response.into_body(), max_reply)
-                    .collect()
-                    .await
-                    .map_err(|e| unreachable(format!("reading the reply: {e}")))?
-                    .to_bytes();
-                if status == StatusCode::OK {
-                    Ok(body.to_vec())
-                } else {
-                    let reason = format!("{status}: {}", String::from_utf8_lossy(&body).trim());
-                    Err(TransportError::Refused { target, reason })
-                }
-            };
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .unwrap_or_else(|_| Err(unreachable(format!("no reply within {} ms", timeout.as_millis()))))
+            posted.await.map_err(|error| match error {
+                PostError::NotSent(reason) => TransportError::NotSent { target, addr, reason },
+                PostError::NoReply(reason) => TransportError::Unreachable { target, addr, reason },
+                PostError::Refused(reason) => TransportError::Refused { target, reason },
+            })
+        })
+    }
+}
+
+impl DistroTransport for HttpPeerTransport {
+    fn call(
+        &self,
+        target: NodeId,
+        addr: String,
+        kind: MessageKind,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
+        let posted = self.post(&addr, format!("{DISTRO_PATH}/{kind}"), body, timeout);
+        Box::pin(async move {
+            posted.await.map_err(|error| match error {
+                PostError::NotSent(reason) => CallError::NotSent { target, reason },
+                PostError::NoReply(reason) => CallError::NoReply { target, reason },
+                PostError::Refused(reason) => CallError::Refused { target, reason },
+            })
         })
     }
 }

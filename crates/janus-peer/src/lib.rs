@@ -1,11 +1,13 @@
-//! Janus cluster traffic: the Raft messages of [`janus_raft`] between nodes,
-//! as HTTP on each node's internal cluster address.
+//! Janus cluster traffic: the Raft messages of [`janus_raft`] and the AP
+//! protocol messages of [`janus_ap`] between nodes, as HTTP on each node's
+//! internal cluster address.
 //!
 //! - [`HttpPeerTransport`]: the client side, a [`janus_raft::PeerTransport`]
-//!   that POSTs an encoded message to `http://{peer}/internal/raft/{kind}`
-//!   over pooled keep-alive connections.
+//!   and a [`janus_ap::DistroTransport`] that POST an encoded message to
+//!   `http://{peer}/internal/raft/{kind}` or `…/internal/distro/{kind}` over
+//!   pooled keep-alive connections.
 //! - [`router`]: the receiving side, which hands messages to the local
-//!   [`janus_raft::CpEngine`], and the membership admin API
+//!   [`janus_raft::CpEngine`] and [`janus_ap::ApEngine`], and the membership admin API
 //!   (`GET|POST /internal/admin/members`, `POST …/members/{id}/promote`,
 //!   `DELETE …/members/{id}`).
 //!
@@ -21,6 +23,9 @@ pub use server::router;
 
 /// The path prefix of Raft messages.
 pub const RAFT_PATH: &str = "/internal/raft";
+
+/// The path prefix of AP protocol messages.
+pub const DISTRO_PATH: &str = "/internal/distro";
 
 /// The path prefix of the membership admin API.
 pub const ADMIN_PATH: &str = "/internal/admin";

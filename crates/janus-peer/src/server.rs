@@ -1,5 +1,6 @@
-//! The receiving side: `POST /internal/raft/{kind}` into the local engine,
-//! and the membership admin API under `/internal/admin/members`.
+//! The receiving side: `POST /internal/raft/{kind}` into the local CP
+//! engine, `POST /internal/distro/{kind}` into the local AP engine, and the
+//! membership admin API under `/internal/admin/members`.
 
 use axum::Json;
 use axum::Router;
@@ -9,22 +10,25 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use janus_ap::{ApEngine, MessageKind, PeerMessageError};
 use janus_raft::{CpEngine, MembershipChange, PeerRpcError, RpcKind};
 use serde::Deserialize;
 
-use crate::{ADMIN_PATH, ClusterSecret, RAFT_PATH};
+use crate::{ADMIN_PATH, ClusterSecret, DISTRO_PATH, RAFT_PATH};
 
-/// The routes of the cluster address: Raft messages for `engine`, each
-/// admitted only with `secret`, bodies of at most `max_body` bytes (a whole
-/// snapshot travels in one body).
-pub fn router(engine: CpEngine, secret: ClusterSecret, max_body: usize) -> Router {
+/// The routes of the cluster address: Raft messages for `engine`, AP
+/// protocol messages for `ap`, each admitted only with `secret`, bodies of
+/// at most `max_body` bytes (a whole snapshot travels in one body).
+pub fn router(engine: CpEngine, ap: ApEngine, secret: ClusterSecret, max_body: usize) -> Router {
+    let distro = Router::new().route(&format!("{DISTRO_PATH}/{{kind}}"), post(handle_distro)).with_state(ap);
     Router::new()
         .route(&format!("{RAFT_PATH}/{{kind}}"), post(handle))
         .route(&format!("{ADMIN_PATH}/members"), get(list_members).post(add_learner))
         .route(&format!("{ADMIN_PATH}/members/{{id}}"), axum::routing::delete(remove_member))
         .route(&format!("{ADMIN_PATH}/members/{{id}}/promote"), post(promote))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(engine)
+        .merge(distro)
+        .layer(DefaultBodyLimit::max(max_body))
         // Outermost: a caller without the secret is refused before its body is read.
         .layer(from_fn_with_state(secret, authenticate))
 }
@@ -46,6 +50,17 @@ async fn handle(State(engine): State<CpEngine>, Path(kind): Path<String>, body: 
         Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
         Err(error @ PeerRpcError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
         Err(error @ PeerRpcError::Raft(_)) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+    }
+}
+
+async fn handle_distro(State(engine): State<ApEngine>, Path(kind): Path<String>, body: Bytes) -> Response {
+    let Some(kind) = MessageKind::from_name(&kind) else {
+        return (StatusCode::NOT_FOUND, format!("no AP protocol message named {kind:?}\n")).into_response();
+    };
+    match engine.handle_peer_message(kind, &body).await {
+        Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
+        Err(error @ PeerMessageError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+        Err(error @ PeerMessageError::NotClustered) => (StatusCode::CONFLICT, error.to_string()).into_response(),
     }
 }
 

@@ -22,6 +22,7 @@ use janus_core::{
 use janus_peer::{ClusterSecret, HttpPeerTransport};
 use janus_raft::{CpConfig, CpEngine, PeerTransport, RpcKind, TransportError};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 const MAX_BODY: usize = 64 << 20;
 
@@ -67,7 +68,8 @@ async fn three_nodes_replicate_over_http_with_the_cluster_secret() {
         };
         let transport = Arc::new(HttpPeerTransport::new(secret(), MAX_BODY));
         let engine = CpEngine::start(store.clone(), config, transport).await.unwrap();
-        let router = janus_peer::router(engine.clone(), secret(), MAX_BODY);
+        let (ap, _) = janus_ap::ApEngine::spawn(store.clone(), janus_ap::ApConfig::default(), CancellationToken::new());
+        let router = janus_peer::router(engine.clone(), ap, secret(), MAX_BODY);
         tokio::spawn(async move { axum::serve(listener, router).await });
         nodes.push((engine, store));
     }

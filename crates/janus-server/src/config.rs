@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use janus_ap::ApConfig;
+use janus_ap::{ApCluster, ApConfig, DistroConfig};
 use janus_core::RegistryConfig;
 use janus_core::lease::LeaseDefaults;
 use janus_core::preservation::PreservationConfig;
+use janus_core::replica::ReplicationConfig;
 use janus_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub raft: RaftSection,
     /// The nodes of a cluster and how they reach each other.
     pub cluster: ClusterSection,
+    /// AP replication between the nodes of a cluster (Distro).
+    pub distro: DistroSection,
     /// The Eureka REST API.
     pub eureka: EurekaSection,
     /// Logging.
@@ -145,6 +148,123 @@ impl ClusterSection {
             }
         }
         Ok(members)
+    }
+}
+
+/// `[distro]`: timing and bounds of AP replication; see `docs/ap-protocol.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistroSection {
+    /// How often every peer is probed.
+    pub probe_interval_ms: u64,
+    /// A probe not answered within this fails.
+    pub probe_timeout_ms: u64,
+    /// Failed probes in a row before a peer is down and its share moves.
+    pub down_after_failures: u32,
+    /// Changes to one instance within this window go out as one record.
+    pub sync_delay_ms: u64,
+    /// A sync not acknowledged within this is retried.
+    pub sync_timeout_ms: u64,
+    /// Wait after a failed sync before retrying that peer.
+    pub sync_retry_ms: u64,
+    /// Records per sync message.
+    pub sync_batch: usize,
+    /// Instances queued per peer before the queue is dropped (verify repairs).
+    pub max_queued_per_peer: usize,
+    /// How often each owner sends its digest to every peer.
+    pub verify_interval_ms: u64,
+    /// A verify or repair not answered within this fails.
+    pub verify_timeout_ms: u64,
+    /// A replica its owner has not vouched for this long is dropped.
+    pub replica_grace_ms: u64,
+    /// How long deletions are remembered.
+    pub tombstone_ttl_ms: u64,
+    /// A write forwarded to its owner and not answered within this is applied locally.
+    pub forward_timeout_ms: u64,
+    /// Writes forwarded to one owner in one message, at most.
+    pub forward_batch: usize,
+    /// Instances per snapshot page a starting node loads.
+    pub snapshot_page: u32,
+    /// A snapshot page not answered within this fails (the next peer is tried).
+    pub snapshot_timeout_ms: u64,
+}
+
+impl Default for DistroSection {
+    fn default() -> Self {
+        let d = DistroConfig::default();
+        Self {
+            probe_interval_ms: d.probe_interval_ms,
+            probe_timeout_ms: d.probe_timeout_ms,
+            down_after_failures: d.down_after_failures,
+            sync_delay_ms: d.sync_delay_ms,
+            sync_timeout_ms: d.sync_timeout_ms,
+            sync_retry_ms: d.sync_retry_ms,
+            sync_batch: d.sync_batch,
+            max_queued_per_peer: d.max_queued_per_peer,
+            verify_interval_ms: d.verify_interval_ms,
+            verify_timeout_ms: d.verify_timeout_ms,
+            replica_grace_ms: d.replica_grace_ms,
+            tombstone_ttl_ms: d.tombstone_ttl_ms,
+            forward_timeout_ms: d.forward_timeout_ms,
+            forward_batch: d.forward_batch,
+            snapshot_page: d.snapshot_page,
+            snapshot_timeout_ms: d.snapshot_timeout_ms,
+        }
+    }
+}
+
+impl DistroSection {
+    /// The protocol settings.
+    #[must_use]
+    pub fn protocol(&self) -> DistroConfig {
+        DistroConfig {
+            probe_interval_ms: self.probe_interval_ms,
+            probe_timeout_ms: self.probe_timeout_ms,
+            down_after_failures: self.down_after_failures,
+            sync_delay_ms: self.sync_delay_ms,
+            sync_timeout_ms: self.sync_timeout_ms,
+            sync_retry_ms: self.sync_retry_ms,
+            sync_batch: self.sync_batch,
+            max_queued_per_peer: self.max_queued_per_peer,
+            verify_interval_ms: self.verify_interval_ms,
+            verify_timeout_ms: self.verify_timeout_ms,
+            replica_grace_ms: self.replica_grace_ms,
+            tombstone_ttl_ms: self.tombstone_ttl_ms,
+            forward_timeout_ms: self.forward_timeout_ms,
+            forward_batch: self.forward_batch,
+            snapshot_page: self.snapshot_page,
+            snapshot_timeout_ms: self.snapshot_timeout_ms,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, rule: &str| Err(ConfigError::Invalid { key, rule: rule.to_owned() });
+        let positive = [
+            ("distro.probe_interval_ms", self.probe_interval_ms),
+            ("distro.probe_timeout_ms", self.probe_timeout_ms),
+            ("distro.sync_timeout_ms", self.sync_timeout_ms),
+            ("distro.verify_interval_ms", self.verify_interval_ms),
+            ("distro.verify_timeout_ms", self.verify_timeout_ms),
+            ("distro.forward_timeout_ms", self.forward_timeout_ms),
+            ("distro.snapshot_timeout_ms", self.snapshot_timeout_ms),
+            ("distro.sync_batch", self.sync_batch as u64),
+            ("distro.max_queued_per_peer", self.max_queued_per_peer as u64),
+            ("distro.forward_batch", self.forward_batch as u64),
+            ("distro.snapshot_page", u64::from(self.snapshot_page)),
+            ("distro.down_after_failures", u64::from(self.down_after_failures)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return invalid(key, "must be positive");
+            }
+        }
+        if self.probe_timeout_ms > self.probe_interval_ms {
+            return invalid("distro.probe_timeout_ms", "must not exceed distro.probe_interval_ms");
+        }
+        if self.replica_grace_ms < self.verify_interval_ms {
+            return invalid("distro.replica_grace_ms", "must be at least distro.verify_interval_ms");
+        }
+        Ok(())
     }
 }
 
@@ -444,6 +564,7 @@ impl ServerConfig {
         if self.cluster.max_message_bytes < 1 << 20 {
             return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
         }
+        self.distro.validate()?;
         if hickory_name_ok(&self.dns.domain).is_err() {
             return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
         }
@@ -465,7 +586,25 @@ impl ServerConfig {
                 min_expected_per_min: self.self_preservation.min_expected_renewals_per_min,
                 max_evict_fraction: self.self_preservation.max_evict_fraction,
             },
+            replication: self
+                .cluster
+                .is_clustered()
+                .then_some(ReplicationConfig { node: self.node.id, tombstone_ttl_ms: self.distro.tombstone_ttl_ms }),
         }
+    }
+
+    /// Where the AP engine finds its peers, in a cluster: the members of
+    /// `cluster.members` (also with `cluster.join`, where Raft ignores them).
+    ///
+    /// # Errors
+    /// `cluster.members` does not parse.
+    pub fn ap_cluster(&self) -> Result<Option<ApCluster>, ConfigError> {
+        if !self.cluster.is_clustered() {
+            return Ok(None);
+        }
+        let mut members = self.cluster.member_map()?;
+        members.entry(self.node.id).or_insert_with(|| self.cluster.addr.to_string());
+        Ok(Some(ApCluster { node: self.node.id, members, distro: self.distro.protocol() }))
     }
 
     /// Settings of the CP engine: its data lives in `<node.data_dir>/raft`.

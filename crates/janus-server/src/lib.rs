@@ -34,6 +34,8 @@ pub use crate::node::Node;
 pub struct App {
     /// The node.
     pub node: Arc<Node>,
+    /// The AP engine (the cluster address serves its peers).
+    pub ap: ApEngine,
     /// The HTTP router over it.
     pub router: janus_http::Router,
     /// The AP engine's reaper task.
@@ -52,19 +54,26 @@ pub struct App {
 pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
     claim_data_dir(&config.node.data_dir, config.node.id)?;
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
-    let transport: Arc<dyn janus_raft::PeerTransport> = match cluster_secret(config)? {
-        Some(secret) => Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)),
+    let peers = cluster_secret(config)?
+        .map(|secret| Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)));
+    let raft_transport: Arc<dyn janus_raft::PeerTransport> = match &peers {
+        Some(peers) => peers.clone(),
         None => Arc::new(janus_raft::NoPeers),
     };
-    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config()?, transport)
+    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config()?, raft_transport)
         .await
         .context("cannot start the CP engine")?;
-    let (ap, reaper) = ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token());
-    let node = Arc::new(Node::new(store, ap, cp.clone()));
+    let (ap, reaper) = match (config.ap_cluster()?, peers) {
+        (Some(cluster), Some(peers)) => {
+            ApEngine::spawn_clustered(store.clone(), config.ap_config(), &cluster, peers, shutdown.child_token())
+        }
+        _ => ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token()),
+    };
+    let node = Arc::new(Node::new(store, ap.clone(), cp.clone()));
     let registry: Arc<dyn RegistryService> = node.clone();
     let router =
         janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
-    Ok(App { node, router, reaper, cp })
+    Ok(App { node, ap, router, reaper, cp })
 }
 
 /// The cluster secret, when this node is one of several.
@@ -143,11 +152,11 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         )),
         None => None,
     };
-    let App { node, router, reaper, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
+    let App { node, ap, router, reaper, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
     let (cluster_addr, cluster) = match cluster_listener {
         Some((cluster_listener, secret)) => {
             let addr = cluster_listener.local_addr()?;
-            let peers = janus_peer::router(cp.clone(), secret, config.cluster.max_message_bytes);
+            let peers = janus_peer::router(cp.clone(), ap, secret, config.cluster.max_message_bytes);
             let stop = shutdown.clone();
             let served = tokio::spawn(
                 async move { janus_http::serve(cluster_listener, peers, async move { stop.cancelled().await }).await }

@@ -50,6 +50,12 @@ impl Node {
         &self.cp
     }
 
+    /// The AP engine (its view of the cluster).
+    #[must_use]
+    pub const fn ap(&self) -> &ApEngine {
+        &self.ap
+    }
+
     /// The namespace's mode. A namespace this node does not know may have
     /// been created through another node a moment ago: before answering "not
     /// found", catch up with the Raft leader (a read fence) and look again.
@@ -162,14 +168,14 @@ impl RegistryService for Node {
 
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
         match self.mode(&key.namespace).await? {
-            Mode::Ap => self.ap.register(&key, spec).map(Self::outcome),
+            Mode::Ap => self.ap.register(&key, spec).await.map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::RegisterInstance { key, spec }).await,
         }
     }
 
     async fn update_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
         match self.mode(&key.namespace).await? {
-            Mode::Ap => self.ap.update(&key, spec).map(Self::outcome),
+            Mode::Ap => self.ap.update(&key, spec).await.map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::UpdateInstance { key, spec }).await,
         }
     }
@@ -181,21 +187,21 @@ impl RegistryService for Node {
         patch: InstancePatch,
     ) -> Result<WriteOutcome, RegistryError> {
         match self.mode(&key.namespace).await? {
-            Mode::Ap => self.ap.patch(&key, &instance, patch).map(Self::outcome),
+            Mode::Ap => self.ap.patch(&key, &instance, patch).await.map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::PatchInstance { key, instance, patch }).await,
         }
     }
 
     async fn deregister_instance(&self, key: ServiceKey, instance: InstanceKey) -> Result<WriteOutcome, RegistryError> {
         match self.mode(&key.namespace).await? {
-            Mode::Ap => self.ap.deregister(&key, &instance).map(Self::outcome),
+            Mode::Ap => self.ap.deregister(&key, &instance).await.map(Self::outcome),
             Mode::Cp => self.replicate_instance(&key.clone(), Command::DeregisterInstance { key, instance }).await,
         }
     }
 
     async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError> {
         // The registry refuses heartbeats for cp namespaces with a clear message.
-        self.ap.heartbeat(&key, &instance)
+        self.ap.heartbeat(&key, &instance).await
     }
 
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
@@ -223,6 +229,6 @@ impl RegistryService for Node {
 
     fn health(&self) -> NodeHealth {
         let now = self.store.now();
-        NodeHealth { ready: true, stats: self.store.read(|r| r.stats(now)) }
+        NodeHealth { ready: self.ap.is_ready(), stats: self.store.read(|r| r.stats(now)) }
     }
 }

@@ -51,7 +51,7 @@ impl Replication {
 }
 
 /// What applying a peer's records did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Records newer than what this node had, taken.
     pub applied: usize,
@@ -59,6 +59,9 @@ pub struct ApplyReport {
     pub stale: usize,
     /// Records for a namespace this node does not know as `ap`.
     pub refused: usize,
+    /// Instances this node holds a newer record of than the peer sent: the
+    /// peer should get this node's record back.
+    pub newer_here: Vec<DirtyKey>,
 }
 
 /// One ephemeral instance as the digest pass sees it.
@@ -127,6 +130,17 @@ impl Registry {
         pruned
     }
 
+    /// Shows `f` every tombstone: service, instance, the record's hash.
+    pub fn visit_tombstones(&self, mut f: impl FnMut(&ServiceKey, &InstanceKey, u64)) {
+        let Some(replication) = &self.replication else { return };
+        for (service, instances) in &replication.tombstones {
+            let hash = service_hash(service);
+            for instance in instances.keys() {
+                f(service, instance, record_hash_with(hash, instance));
+            }
+        }
+    }
+
     /// Tombstones held.
     #[must_use]
     pub fn tombstones(&self) -> usize {
@@ -162,10 +176,10 @@ impl Registry {
     }
 
     /// Applies records a peer sent: each replaces what this node has only if
-    /// its version is higher. A new live instance starts a lease here when
-    /// `owns` says this node owns it, and is a replica otherwise. Taken
-    /// records are not queued for peers again. `vouch` marks every record
-    /// found current as vouched for by its owner now.
+    /// it supersedes it ([`supersedes`]). A new live instance starts a lease
+    /// here when `owns` says this node owns it, and is a replica otherwise.
+    /// A taken record is queued for peers again only on its owner. A record
+    /// found current marks the replica vouched for now.
     pub fn apply_records(&mut self, batch: ServiceRecords, now: Millis, owns: &dyn Fn(u64) -> bool) -> ApplyReport {
         let mut report = ApplyReport::default();
         let service = batch.service;
@@ -177,23 +191,31 @@ impl Registry {
         for record in batch.records {
             let current =
                 self.services.get(&service).and_then(|e| e.instances.get(&record.instance)).map(|s| s.version);
-            let known =
-                current.or_else(|| self.replication.as_ref().and_then(|r| r.tombstone(&service, &record.instance)));
-            if known.is_some_and(|v| v >= record.version) {
-                if known == Some(record.version)
-                    && let Some(slot) = self.slot_mut(&service, &record.instance)
-                {
-                    slot.vouched = now;
+            let known = match current {
+                Some(version) => Some((version, false)),
+                None => {
+                    self.replication.as_ref().and_then(|r| r.tombstone(&service, &record.instance)).map(|v| (v, true))
+                }
+            };
+            let incoming = (record.version, record.body.is_none());
+            if let Some(known) = known
+                && !supersedes(incoming, known)
+            {
+                if known == incoming {
+                    if let Some(slot) = self.slot_mut(&service, &record.instance) {
+                        slot.vouched = now;
+                    }
+                } else {
+                    report.newer_here.push((Arc::new(service.clone()), record.instance.clone()));
                 }
                 report.stale += 1;
                 continue;
             }
             report.applied += 1;
+            let owned = owns(record_hash_with(hash, &record.instance));
+            let instance = record.instance.clone();
             match record.body {
-                Some(body) => {
-                    let owned = owns(record_hash_with(hash, &record.instance));
-                    self.put_replica(&service, record.instance, record.version, body, now, owned);
-                }
+                Some(body) => self.put_replica(&service, record.instance, record.version, body, now, owned),
                 None => {
                     if current.is_some() {
                         self.remove_instance(&service, &record.instance, ChangeKind::InstanceDeregistered);
@@ -203,6 +225,11 @@ impl Registry {
                         remember_tombstone(replication, &shared, &record.instance, record.version, now);
                     }
                 }
+            }
+            // The owner passes on what changed its copy (a write that landed
+            // elsewhere while it was out of reach), so every replica hears it.
+            if owned && let Some(replication) = &mut self.replication {
+                replication.dirty.push((Arc::new(service.clone()), instance));
             }
         }
         report
@@ -299,6 +326,11 @@ impl Registry {
             self.release_lease(service, instance, now);
         }
         released
+    }
+
+    /// Starts running the lease of an instance this node owns (renewed `now`).
+    pub fn adopt(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, now: Millis) {
+        self.start_lease(service, instance, now);
     }
 
     /// Starts a lease renewed `now` for a replica.
@@ -431,6 +463,15 @@ impl Registry {
         }
         (page, None)
     }
+}
+
+/// Whether a record (version, deleted) replaces what a node holds: a higher
+/// counter wins; on equal counters (concurrent changes on two sides of a
+/// partition) a deletion beats a live state, then the higher node id wins.
+#[must_use]
+pub fn supersedes(incoming: (Version, bool), current: (Version, bool)) -> bool {
+    let rank = |(version, deleted): (Version, bool)| (version.counter, deleted, version.node);
+    rank(incoming) > rank(current)
 }
 
 fn remember_tombstone(

@@ -34,6 +34,7 @@ fn deliver(to: &mut Registry, batches: Vec<ServiceRecords>, now: u64) -> ApplyRe
         total.applied += report.applied;
         total.stale += report.stale;
         total.refused += report.refused;
+        total.newer_here.extend(report.newer_here);
     }
     total
 }
@@ -92,7 +93,9 @@ fn replicas_take_only_newer_records_and_tombstones_stop_resurrection() {
     let deleted = outgoing(&mut a);
     assert_eq!(deliver(&mut b, deleted, 11).applied, 1);
     assert!(listed(&b, "s").is_empty());
-    assert_eq!(deliver(&mut b, registered, 12).stale, 1, "a late older copy cannot bring it back");
+    let late = deliver(&mut b, registered, 12);
+    assert_eq!(late.stale, 1, "a late older copy cannot bring it back");
+    assert_eq!(late.newer_here.len(), 1, "and its sender is owed the newer record");
     assert_eq!(b.tombstones(), 1);
     assert_eq!(b.prune_tombstones(Millis(11 + 60_000)), 1);
     assert_eq!(b.tombstones(), 0);

@@ -1,0 +1,243 @@
+//! [`Cluster`]: what the AP engine of a clustered node shares between its
+//! tasks: the membership and ring, the outbox, the vouch table, the peers'
+//! wake-ups and the counters the admin API and metrics show.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use janus_core::registry::DirtyKey;
+use janus_core::{Millis, NodeId};
+use janus_distro::digest::{Digests, VouchTable};
+use janus_distro::{DistroConfig, MemberView, Membership, Outbox, Ring};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::transport::DistroTransport;
+
+/// Where a clustered node's AP engine finds its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApCluster {
+    /// This node's id.
+    pub node: NodeId,
+    /// Every member (this node included): id → cluster address.
+    pub members: BTreeMap<NodeId, String>,
+    /// Protocol timing and bounds.
+    pub distro: DistroConfig,
+}
+
+/// Counters of the protocol, since start.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) forward_fallbacks: AtomicU64,
+    pub(crate) records_sent: AtomicU64,
+    pub(crate) sync_failures: AtomicU64,
+    pub(crate) records_applied: AtomicU64,
+    pub(crate) records_refused: AtomicU64,
+    pub(crate) verify_rounds: AtomicU64,
+    pub(crate) verify_mismatched_buckets: AtomicU64,
+    pub(crate) verify_failures: AtomicU64,
+    pub(crate) repairs_sent: AtomicU64,
+    pub(crate) replicas_expired: AtomicU64,
+    pub(crate) ownership_changes: AtomicU64,
+    pub(crate) snapshot_records_loaded: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One peer's replication as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerQueueView {
+    /// The peer.
+    pub id: NodeId,
+    /// Instances waiting to be sent to it.
+    pub queued: usize,
+    /// Times its queue overflowed and was dropped.
+    pub overflows: u64,
+}
+
+/// The AP engine's view of the cluster, for the admin API and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApClusterStatus {
+    /// This node.
+    pub node: NodeId,
+    /// Whether it has loaded its snapshot and takes writes.
+    pub ready: bool,
+    /// The members owning instances now.
+    pub ring: Vec<NodeId>,
+    /// Every member and its state.
+    pub members: Vec<MemberView>,
+    /// Per-peer replication queues.
+    pub queues: Vec<PeerQueueView>,
+    /// Counters since start.
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+/// A digest pass's result, kept briefly to answer peers' verify messages.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedDigests {
+    pub(crate) at: Millis,
+    pub(crate) epoch: u64,
+    pub(crate) digests: Arc<Digests>,
+}
+
+/// State shared by the tasks of a clustered AP engine.
+pub(crate) struct Cluster {
+    pub(crate) me: NodeId,
+    pub(crate) config: DistroConfig,
+    pub(crate) transport: Arc<dyn DistroTransport>,
+    pub(crate) membership: Mutex<Membership>,
+    /// The ring writes consult; replaced when membership changes it.
+    ring: RwLock<Arc<Ring>>,
+    pub(crate) outbox: Mutex<Outbox>,
+    pub(crate) vouches: Mutex<VouchTable>,
+    pub(crate) digests: Mutex<Option<CachedDigests>>,
+    /// Wakes a peer's sender when its queue gets work.
+    pub(crate) wake: HashMap<NodeId, Arc<Notify>>,
+    /// Asks for a verify round now (the ring changed).
+    pub(crate) verify_now: Notify,
+    /// When the ring last changed: replicas count as vouched for at least since.
+    ring_since: AtomicU64,
+    ready: AtomicBool,
+    pub(crate) counters: Counters,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("me", &self.me).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    pub(crate) fn new(cluster: &ApCluster, transport: Arc<dyn DistroTransport>) -> Self {
+        let membership = Membership::new(cluster.node, &cluster.members, cluster.distro.down_after_failures);
+        let peers: Vec<NodeId> = membership.peers().map(|(id, _)| id).collect();
+        let outbox =
+            Outbox::new(peers.iter().copied(), cluster.distro.sync_delay_ms, cluster.distro.max_queued_per_peer);
+        let wake = peers.iter().map(|p| (*p, Arc::new(Notify::new()))).collect();
+        Self {
+            me: cluster.node,
+            config: cluster.distro,
+            transport,
+            ring: RwLock::new(Arc::new(membership.ring())),
+            membership: Mutex::new(membership),
+            outbox: Mutex::new(outbox),
+            vouches: Mutex::new(VouchTable::default()),
+            digests: Mutex::new(None),
+            wake,
+            verify_now: Notify::new(),
+            ring_since: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The ring now.
+    pub(crate) fn ring(&self) -> Arc<Ring> {
+        self.ring.read().clone()
+    }
+
+    /// Recomputes the ring from the membership; true if it changed (at `now`).
+    pub(crate) fn refresh_ring(&self, now: Millis) -> bool {
+        let ring = self.membership.lock().ring();
+        let mut current = self.ring.write();
+        if **current == ring {
+            return false;
+        }
+        *current = Arc::new(ring);
+        self.ring_since.store(now.0, Ordering::Release);
+        true
+    }
+
+    /// When the ring last changed.
+    pub(crate) fn ring_since(&self) -> Millis {
+        Millis(self.ring_since.load(Ordering::Acquire))
+    }
+
+    /// The owner of an instance (this node when the ring is empty).
+    pub(crate) fn owner(&self, hash: u64) -> NodeId {
+        self.ring.read().owner(hash).unwrap_or(self.me)
+    }
+
+    /// Whether this node owns an instance by the given ring (nobody owns
+    /// anything in an empty ring).
+    pub(crate) fn owns_in(ring: &Ring, me: NodeId, hash: u64) -> bool {
+        ring.owner(hash) == Some(me)
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks this node ready: it joins the ring.
+    pub(crate) fn set_ready(&self) {
+        self.membership.lock().set_ready();
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Queues changed instances for every peer and wakes their senders.
+    pub(crate) fn queue(&self, dirty: &[DirtyKey], now: Millis) {
+        if dirty.is_empty() {
+            return;
+        }
+        self.outbox.lock().mark(dirty, now);
+        for notify in self.wake.values() {
+            notify.notify_one();
+        }
+    }
+
+    /// Queues instances for one peer.
+    pub(crate) fn queue_for(&self, peer: NodeId, keys: Vec<DirtyKey>, now: Millis) {
+        if keys.is_empty() {
+            return;
+        }
+        self.outbox.lock().mark_for(peer, keys, now);
+        if let Some(notify) = self.wake.get(&peer) {
+            notify.notify_one();
+        }
+    }
+
+    pub(crate) fn status(&self, now: Millis) -> ApClusterStatus {
+        let membership = self.membership.lock();
+        let members = membership.view(now);
+        let peers: Vec<NodeId> = membership.peers().map(|(id, _)| id).collect();
+        drop(membership);
+        let outbox = self.outbox.lock();
+        let queues = peers
+            .iter()
+            .map(|id| PeerQueueView { id: *id, queued: outbox.depth(*id), overflows: outbox.overflows(*id) })
+            .collect();
+        drop(outbox);
+        let c = &self.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = BTreeMap::from([
+            ("forwarded_writes", read(&c.forwarded)),
+            ("forward_fallbacks", read(&c.forward_fallbacks)),
+            ("records_sent", read(&c.records_sent)),
+            ("sync_failures", read(&c.sync_failures)),
+            ("records_applied", read(&c.records_applied)),
+            ("records_refused", read(&c.records_refused)),
+            ("verify_rounds", read(&c.verify_rounds)),
+            ("verify_mismatched_buckets", read(&c.verify_mismatched_buckets)),
+            ("verify_failures", read(&c.verify_failures)),
+            ("repairs_sent", read(&c.repairs_sent)),
+            ("replicas_expired", read(&c.replicas_expired)),
+            ("ownership_changes", read(&c.ownership_changes)),
+            ("snapshot_records_loaded", read(&c.snapshot_records_loaded)),
+        ]);
+        ApClusterStatus {
+            node: self.me,
+            ready: self.is_ready(),
+            ring: self.ring().members().to_vec(),
+            members,
+            queues,
+            counters,
+        }
+    }
+}

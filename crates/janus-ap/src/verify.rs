@@ -1,0 +1,254 @@
+//! The verify (anti-entropy) round. On a fixed interval, and at once when
+//! the ring changes, this node:
+//! 1. passes over every ephemeral instance it holds, summing a digest per
+//!    owner (bucketed checksums), starting leases it should run and has not,
+//!    and dropping replicas whose owner stopped vouching for them;
+//! 2. sends each reachable peer its digest of what it owns; the peer
+//!    compares it with what it holds of this node's, marks the matching
+//!    buckets vouched for, and names the ones that differ;
+//! 3. sends that peer everything it owns in the differing buckets.
+//!
+//! The same pass answers peers' verify messages (see `inbound`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use janus_core::registry::DirtyKey;
+use janus_core::{InstanceKey, NodeId, ServiceKey, ServiceRecords};
+use janus_distro::digest::{Digests, bucket};
+use janus_distro::message::{Repair, SyncAck, Verify, VerifyReply, decode, encode};
+use janus_distro::{MessageKind, Ring};
+use rand::Rng as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::ApEngine;
+use crate::cluster::{CachedDigests, Cluster, Counters};
+
+/// Services read under one read lock during a pass.
+const SERVICES_PER_LOCK: usize = 64;
+
+/// Times a verify is sent to a peer whose ring differs.
+const VERIFY_ATTEMPTS: u32 = 4;
+
+/// Records per repair message (whole buckets, so it may be a little more).
+const REPAIR_RECORDS: usize = 20_000;
+
+pub(crate) async fn run(engine: ApEngine, shutdown: CancellationToken) {
+    let Some(cluster) = engine.cluster().cloned() else { return };
+    loop {
+        // ±10 % jitter, so the nodes' rounds drift apart.
+        let interval = cluster.config.verify_interval_ms;
+        let jitter = rand::rng().random_range(0..=interval / 5);
+        let wait = Duration::from_millis(interval - interval / 10 + jitter);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cluster.verify_now.notified() => {
+                // The ring changed: let the hand-over records land first.
+                tokio::time::sleep(Duration::from_millis(2 * cluster.config.sync_delay_ms)).await;
+            }
+            () = shutdown.cancelled() => return,
+        }
+        if cluster.is_ready() {
+            round(&engine, &cluster).await;
+        }
+    }
+}
+
+/// What one pass found.
+#[derive(Debug, Default)]
+pub(crate) struct Pass {
+    pub(crate) digests: Digests,
+    /// Replicas whose owner has not vouched for them within the grace.
+    expired: Vec<DirtyKey>,
+    /// Instances this node owns but runs no lease for.
+    unleased: Vec<DirtyKey>,
+}
+
+/// Passes over every ephemeral instance (see the module docs), a few
+/// services per read lock so writers never wait long.
+pub(crate) fn pass(engine: &ApEngine, cluster: &Cluster, ring: &Ring) -> Pass {
+    let store = engine.store();
+    let now = store.now();
+    let services = store.read(janus_core::Registry::ap_services);
+    let vouches = cluster.vouches.lock().clone();
+    let floor = cluster.ring_since();
+    let grace = cluster.config.replica_grace_ms;
+    let me = cluster.me;
+    let mut pass = Pass::default();
+    for chunk in services.chunks(SERVICES_PER_LOCK) {
+        store.read(|registry| {
+            for service in chunk {
+                registry.visit_ephemeral(service, |view| {
+                    let owner = ring.owner(view.hash).unwrap_or(me);
+                    pass.digests.add(owner, view.hash, view.version);
+                    if owner == me {
+                        if !view.leased {
+                            pass.unleased.push((service.clone(), view.instance.clone()));
+                        }
+                    } else if !view.leased && vouches.expired(owner, view.hash, view.vouched.max(floor), now, grace) {
+                        pass.expired.push((service.clone(), view.instance.clone()));
+                    }
+                });
+            }
+        });
+    }
+    pass
+}
+
+/// The digests of a pass made at most half a verify interval ago with the
+/// current ring, or of a new pass (whose results are then cached).
+pub(crate) async fn digests(engine: &ApEngine, cluster: &Arc<Cluster>) -> Option<Arc<Digests>> {
+    let ring = cluster.ring();
+    let now = engine.store().now();
+    let fresh = cluster.config.verify_interval_ms / 2;
+    if let Some(cached) = cluster.digests.lock().as_ref()
+        && cached.epoch == ring.epoch()
+        && now.since(cached.at) <= fresh
+    {
+        return Some(cached.digests.clone());
+    }
+    let (engine, cluster2) = (engine.clone(), cluster.clone());
+    let pass = tokio::task::spawn_blocking(move || pass(&engine, &cluster2, &ring)).await.ok()?;
+    let digests = Arc::new(pass.digests);
+    *cluster.digests.lock() = Some(CachedDigests { at: now, epoch: cluster.ring().epoch(), digests: digests.clone() });
+    Some(digests)
+}
+
+async fn round(engine: &ApEngine, cluster: &Arc<Cluster>) {
+    Counters::add(&cluster.counters.verify_rounds, 1);
+    let ring = cluster.ring();
+    let started = engine.store().now();
+    let (engine2, cluster2, ring2) = (engine.clone(), cluster.clone(), ring.clone());
+    let Ok(found) = tokio::task::spawn_blocking(move || pass(&engine2, &cluster2, &ring2)).await else { return };
+    let Pass { digests, expired, unleased } = found;
+    let digests = Arc::new(digests);
+    *cluster.digests.lock() = Some(CachedDigests { at: started, epoch: ring.epoch(), digests: digests.clone() });
+    if !expired.is_empty() || !unleased.is_empty() {
+        let dropped = engine.write(|registry, now| {
+            let mut dropped = 0;
+            for (service, instance) in &expired {
+                dropped += registry.drop_replicas(service, [instance]);
+            }
+            for (service, instance) in &unleased {
+                registry.adopt(service, instance, now);
+            }
+            dropped
+        });
+        if dropped > 0 {
+            debug!(dropped, "replicas dropped: their owner stopped vouching for them");
+        }
+        Counters::add(&cluster.counters.replicas_expired, dropped as u64);
+        engine.shared.wake.notify_one();
+    }
+    engine.write(|registry, now| registry.prune_tombstones(now));
+    let mine = digests.of(cluster.me);
+    let peers: Vec<(NodeId, String)> = {
+        let membership = cluster.membership.lock();
+        membership.peers().filter(|(id, _)| membership.reachable(*id)).map(|(id, a)| (id, a.to_owned())).collect()
+    };
+    let verifies = peers.into_iter().map(|(peer, addr)| verify_peer(engine, cluster, &ring, peer, addr, mine.clone()));
+    join_all(verifies).await;
+}
+
+async fn verify_peer(engine: &ApEngine, cluster: &Cluster, ring: &Ring, peer: NodeId, addr: String, sums: Vec<u64>) {
+    let timeout = Duration::from_millis(cluster.config.verify_timeout_ms);
+    let message = Verify { from: cluster.me, epoch: ring.epoch(), sums };
+    let Ok(body) = encode(&message) else { return };
+    // A peer whose ring differs (it has not seen the same change yet) is
+    // asked again a little later, a few times.
+    let mut reply = None;
+    for attempt in 0..VERIFY_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(cluster.config.probe_interval_ms / 2)).await;
+        }
+        let answer = match cluster.transport.call(peer, addr.clone(), MessageKind::Verify, body.clone(), timeout).await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                debug!(peer, %error, "verify failed");
+                Counters::add(&cluster.counters.verify_failures, 1);
+                return;
+            }
+        };
+        let Ok(answer) = decode::<VerifyReply>(&answer) else {
+            Counters::add(&cluster.counters.verify_failures, 1);
+            return;
+        };
+        if answer.compared {
+            reply = Some(answer);
+            break;
+        }
+    }
+    let Some(reply) = reply.filter(|r| !r.mismatched.is_empty()) else { return };
+    Counters::add(&cluster.counters.verify_mismatched_buckets, reply.mismatched.len() as u64);
+    debug!(peer, buckets = reply.mismatched.len(), "verify found differences; repairing");
+    for (buckets, batches) in owned_in_buckets(engine, cluster.me, ring, &reply.mismatched) {
+        let repair = Repair { from: cluster.me, epoch: ring.epoch(), buckets, batches };
+        let Ok(body) = encode(&repair) else { return };
+        match cluster.transport.call(peer, addr.clone(), MessageKind::Repair, body, timeout).await {
+            Ok(reply) => {
+                Counters::add(&cluster.counters.repairs_sent, 1);
+                if let Ok(ack) = decode::<SyncAck>(&reply)
+                    && ack.refused > 0
+                {
+                    warn!(peer, refused = ack.refused, "peer refused repaired records (its namespaces lag)");
+                }
+            }
+            Err(error) => {
+                debug!(peer, %error, "repair failed; the next round retries");
+                Counters::add(&cluster.counters.verify_failures, 1);
+                return;
+            }
+        }
+    }
+}
+
+/// Everything this node owns in `mismatched` buckets, as messages of about
+/// [`REPAIR_RECORDS`] records, each covering whole buckets.
+fn owned_in_buckets(
+    engine: &ApEngine,
+    me: NodeId,
+    ring: &Ring,
+    mismatched: &[u16],
+) -> Vec<(Vec<u16>, Vec<ServiceRecords>)> {
+    let wanted: std::collections::HashSet<u16> = mismatched.iter().copied().collect();
+    let store = engine.store();
+    let services = store.read(janus_core::Registry::ap_services);
+    let mut by_bucket: HashMap<u16, Vec<(Arc<ServiceKey>, InstanceKey)>> = HashMap::new();
+    let mut wanted_here = |service: &Arc<ServiceKey>, instance: &InstanceKey, hash: u64| {
+        let b = u16::try_from(bucket(hash)).unwrap_or(0);
+        if wanted.contains(&b) && ring.owner(hash).is_none_or(|o| o == me) {
+            by_bucket.entry(b).or_default().push((service.clone(), instance.clone()));
+        }
+    };
+    for chunk in services.chunks(SERVICES_PER_LOCK) {
+        store.read(|registry| {
+            for service in chunk {
+                registry.visit_ephemeral(service, |view| wanted_here(service, view.instance, view.hash));
+            }
+        });
+    }
+    // Deletions too: a peer may still hold what this node deleted.
+    store.read(|registry| {
+        registry.visit_tombstones(|service, instance, hash| wanted_here(&Arc::new(service.clone()), instance, hash));
+    });
+    let mut messages = Vec::new();
+    let (mut buckets, mut keys) = (Vec::new(), Vec::new());
+    for b in mismatched {
+        buckets.push(*b);
+        keys.extend(by_bucket.remove(b).unwrap_or_default());
+        if keys.len() >= REPAIR_RECORDS {
+            let batches = store.read(|registry| crate::sync::records(registry, &keys));
+            messages.push((std::mem::take(&mut buckets), batches));
+            keys.clear();
+        }
+    }
+    if !buckets.is_empty() {
+        let batches = store.read(|registry| crate::sync::records(registry, &keys));
+        messages.push((buckets, batches));
+    }
+    messages
+}
