@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use janus_core::registry::DirtyKey;
+use janus_core::status::{ApStatus, MemberStatus, PeerQueueStatus};
 use janus_core::{Millis, NodeId};
 use janus_distro::digest::{Digests, VouchTable};
-use janus_distro::{DistroConfig, MemberView, Membership, Outbox, Ring};
+use janus_distro::{DistroConfig, Membership, Outbox, Ring};
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::transport::DistroTransport;
@@ -49,34 +49,6 @@ impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
-}
-
-/// One peer's replication as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PeerQueueView {
-    /// The peer.
-    pub id: NodeId,
-    /// Instances waiting to be sent to it.
-    pub queued: usize,
-    /// Times its queue overflowed and was dropped.
-    pub overflows: u64,
-}
-
-/// The AP engine's view of the cluster, for the admin API and metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApClusterStatus {
-    /// This node.
-    pub node: NodeId,
-    /// Whether it has loaded its snapshot and takes writes.
-    pub ready: bool,
-    /// The members owning instances now.
-    pub ring: Vec<NodeId>,
-    /// Every member and its state.
-    pub members: Vec<MemberView>,
-    /// Per-peer replication queues.
-    pub queues: Vec<PeerQueueView>,
-    /// Counters since start.
-    pub counters: BTreeMap<&'static str, u64>,
 }
 
 /// A digest pass's result, kept briefly to answer peers' verify messages.
@@ -203,20 +175,33 @@ impl Cluster {
         }
     }
 
-    pub(crate) fn status(&self, now: Millis) -> ApClusterStatus {
+    pub(crate) fn status(&self, now: Millis) -> ApStatus {
         let membership = self.membership.lock();
-        let members = membership.view(now);
+        let members = membership
+            .view(now)
+            .into_iter()
+            .map(|m| MemberStatus {
+                id: m.id,
+                addr: m.addr,
+                state: m.state.as_str().to_owned(),
+                ready: m.ready,
+                failures: m.failures,
+                last_seen_ms_ago: m.last_seen_ms_ago,
+                in_ring: m.in_ring,
+                this_node: m.this_node,
+            })
+            .collect();
         let peers: Vec<NodeId> = membership.peers().map(|(id, _)| id).collect();
         drop(membership);
         let outbox = self.outbox.lock();
         let queues = peers
             .iter()
-            .map(|id| PeerQueueView { id: *id, queued: outbox.depth(*id), overflows: outbox.overflows(*id) })
+            .map(|id| PeerQueueStatus { peer: *id, queued: outbox.depth(*id) as u64, overflows: outbox.overflows(*id) })
             .collect();
         drop(outbox);
         let c = &self.counters;
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let counters = BTreeMap::from([
+        let counters = [
             ("forwarded_writes", read(&c.forwarded)),
             ("forward_fallbacks", read(&c.forward_fallbacks)),
             ("records_sent", read(&c.records_sent)),
@@ -230,14 +215,10 @@ impl Cluster {
             ("replicas_expired", read(&c.replicas_expired)),
             ("ownership_changes", read(&c.ownership_changes)),
             ("snapshot_records_loaded", read(&c.snapshot_records_loaded)),
-        ]);
-        ApClusterStatus {
-            node: self.me,
-            ready: self.is_ready(),
-            ring: self.ring().members().to_vec(),
-            members,
-            queues,
-            counters,
-        }
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        ApStatus { ready: self.is_ready(), ring: self.ring().members().to_vec(), members, queues, counters }
     }
 }

@@ -22,7 +22,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::cluster::{ApCluster, ApClusterStatus, Cluster};
+use crate::cluster::{ApCluster, Cluster};
 use crate::forward::Forwarders;
 use crate::transport::DistroTransport;
 use crate::{load, probe, reaper, sync, verify};
@@ -133,7 +133,7 @@ impl ApEngine {
 
     /// The cluster as this node sees it (`None` alone).
     #[must_use]
-    pub fn status(&self) -> Option<ApClusterStatus> {
+    pub fn status(&self) -> Option<janus_core::status::ApStatus> {
         self.cluster().map(|c| c.status(self.store().now()))
     }
 

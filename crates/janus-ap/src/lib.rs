@@ -30,8 +30,8 @@ mod sync;
 mod transport;
 mod verify;
 
-pub use cluster::{ApCluster, ApClusterStatus, PeerQueueView};
+pub use cluster::ApCluster;
 pub use engine::{ApConfig, ApEngine};
 pub use inbound::PeerMessageError;
-pub use janus_distro::{DistroConfig, MemberView, MessageKind, PeerState};
+pub use janus_distro::{DistroConfig, MessageKind, PeerState};
 pub use transport::{CallError, DistroTransport};

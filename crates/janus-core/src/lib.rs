@@ -19,6 +19,7 @@
 //! - [`select`]: instance selection with Nacos's protect threshold.
 //! - [`store`]: [`RegistryStore`], the registry behind a lock plus its watches.
 //! - [`service`]: [`RegistryService`], the trait every front end talks to.
+//! - [`status`]: [`status::ClusterStatus`], what a node knows of its cluster.
 //!
 //! Engines (the single-node AP engine today, Distro and Raft later) are the only
 //! writers; front ends read and write through [`RegistryService`].
@@ -33,6 +34,7 @@ pub mod registry;
 pub mod replica;
 pub mod select;
 pub mod service;
+pub mod status;
 pub mod store;
 pub mod time;
 pub mod validate;

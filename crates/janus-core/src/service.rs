@@ -112,6 +112,11 @@ pub trait RegistryService: Send + Sync + 'static {
     /// Whether the node is ready, and its counters.
     fn health(&self) -> NodeHealth;
 
+    /// What this node knows of its cluster (engines, members, replication).
+    fn cluster_status(&self) -> crate::status::ClusterStatus {
+        crate::status::ClusterStatus::default()
+    }
+
     /// Prepares a read of `namespace` with the asked consistency. Linearizable
     /// reads exist for `cp` namespaces only.
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {

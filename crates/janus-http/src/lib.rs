@@ -181,6 +181,7 @@ pub fn router(
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/cluster", get(ops::cluster))
         .route(
             "/nacos/v2/ns/instance",
             get(nacos::v2::get_instance)

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use janus_api::native::Health;
+use janus_core::status::ClusterStatus;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -62,8 +63,87 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         // Writing to a String cannot fail.
         let _ = write!(text, "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {value}\n");
     }
+    cluster_metrics(&mut text, &state.registry.cluster_status());
     text.push_str("# EOF\n");
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// `GET /v1/cluster`: the members, AP replication and Raft as this node sees them.
+pub(crate) async fn cluster(State(state): State<AppState>) -> Json<ClusterStatus> {
+    Json(state.registry.cluster_status())
+}
+
+/// The cluster's gauges and counters, in the OpenMetrics text format.
+fn cluster_metrics(text: &mut String, status: &ClusterStatus) {
+    // Writing to a String cannot fail.
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = write!(text, "# HELP {name} {help}.\n# TYPE {name} {kind}\n");
+        for (labels, value) in samples {
+            let sample = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+            let _ = writeln!(text, "{sample}{labels} {value}");
+        }
+    };
+    if let Some(ap) = &status.ap {
+        let peer = |id: u64| format!("{{peer=\"{id}\"}}");
+        let peers: Vec<_> = ap.members.iter().filter(|m| !m.this_node).collect();
+        let state = |wanted: &str| peers.iter().map(|m| (peer(m.id), u64::from(m.state == wanted))).collect::<Vec<_>>();
+        family("janus_ap_peer_up", "gauge", "1 while the peer answers probes", &state("up"));
+        family("janus_ap_peer_suspect", "gauge", "1 while some probes of the peer failed", &state("suspect"));
+        family("janus_ap_peer_down", "gauge", "1 once the peer is considered down", &state("down"));
+        let in_ring: Vec<_> = ap.members.iter().map(|m| (peer(m.id), u64::from(m.in_ring))).collect();
+        family("janus_ap_member_in_ring", "gauge", "1 while the member owns ephemeral instances", &in_ring);
+        let queued: Vec<_> = ap.queues.iter().map(|q| (peer(q.peer), q.queued)).collect();
+        family("janus_ap_queue_depth", "gauge", "instances waiting to be sent to the peer", &queued);
+        let overflows: Vec<_> = ap.queues.iter().map(|q| (peer(q.peer), q.overflows)).collect();
+        family(
+            "janus_ap_queue_overflows",
+            "counter",
+            "times the queue to the peer overflowed and was dropped",
+            &overflows,
+        );
+        for (name, value) in &ap.counters {
+            family(
+                &format!("janus_ap_{name}"),
+                "counter",
+                &format!("AP protocol: {}", name.replace('_', " ")),
+                &[(String::new(), *value)],
+            );
+        }
+    }
+    if let Some(raft) = &status.raft {
+        let none = String::new();
+        family("janus_raft_term", "gauge", "current Raft term", &[(none.clone(), raft.term)]);
+        family(
+            "janus_raft_is_leader",
+            "gauge",
+            "1 while this node leads",
+            &[(none.clone(), u64::from(raft.state == "leader"))],
+        );
+        family(
+            "janus_raft_leader_id",
+            "gauge",
+            "the leader this node knows (0: none)",
+            &[(none.clone(), raft.leader.unwrap_or(0))],
+        );
+        family(
+            "janus_raft_last_log_index",
+            "gauge",
+            "index of the last log entry",
+            &[(none.clone(), raft.last_log_index)],
+        );
+        family(
+            "janus_raft_commit_index",
+            "gauge",
+            "index of the last committed entry",
+            &[(none.clone(), raft.commit_index)],
+        );
+        family("janus_raft_applied_index", "gauge", "index of the last applied entry", &[(none, raft.applied_index)]);
+        let lag: Vec<_> = raft.lag.iter().map(|(id, lag)| (format!("{{peer=\"{id}\"}}"), *lag)).collect();
+        family("janus_raft_replication_lag", "gauge", "entries a member is behind the leader (leader only)", &lag);
+    }
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -69,6 +69,44 @@ impl CpEngine {
         }
     }
 
+    /// Raft's state on this node, for operators.
+    #[must_use]
+    pub fn status(&self) -> janus_core::status::RaftStatus {
+        let members = self.members();
+        // Copy out at once: holding the metrics borrow can stall Raft.
+        let metrics = self.raft().metrics().borrow_watched().clone();
+        let last_log_index = metrics.last_log_index.unwrap_or(0);
+        let lag = metrics
+            .replication
+            .as_ref()
+            .map(|replication| {
+                replication
+                    .iter()
+                    .filter(|(id, _)| **id != self.node_id())
+                    .map(|(id, matched)| (*id, last_log_index.saturating_sub(matched.map_or(0, |m| m.index))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = match metrics.state {
+            openraft::ServerState::Leader => "leader",
+            openraft::ServerState::Follower => "follower",
+            openraft::ServerState::Candidate => "candidate",
+            openraft::ServerState::Learner => "learner",
+            openraft::ServerState::Shutdown => "shutdown",
+        };
+        janus_core::status::RaftStatus {
+            state: state.to_owned(),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            last_log_index,
+            commit_index: metrics.local_committed.map_or(0, |c| c.index),
+            applied_index: metrics.last_applied.map_or(0, |a| a.index),
+            voters: members.voters,
+            learners: members.learners,
+            lag,
+        }
+    }
+
     /// Applies `change` through the leader and returns the group afterwards.
     ///
     /// # Errors

@@ -227,6 +227,14 @@ impl RegistryService for Node {
         }
     }
 
+    fn cluster_status(&self) -> janus_core::status::ClusterStatus {
+        janus_core::status::ClusterStatus {
+            node: self.cp.node_id(),
+            ap: self.ap.status(),
+            raft: Some(self.cp.status()),
+        }
+    }
+
     fn health(&self) -> NodeHealth {
         let now = self.store.now();
         NodeHealth { ready: self.ap.is_ready(), stats: self.store.read(|r| r.stats(now)) }

@@ -164,3 +164,113 @@ async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
     }
     survivor.stop_within(Duration::from_secs(5)).await;
 }
+
+/// Waits until every node says it is ready (it loaded the ap registry).
+async fn all_ready(http: &Http, nodes: &[Node]) {
+    let start = Instant::now();
+    for node in nodes {
+        loop {
+            let answer = http.send(Method::GET, &format!("{}/ready", node.base), None).await.unwrap();
+            if answer.status == StatusCode::OK {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "{} not ready after 15 s", node.base);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn listed(http: &Http, node: &Node, service: &str) -> Vec<String> {
+    let url = format!("{}/v1/namespaces/public/services/{service}/instances", node.base);
+    let answer = http.send(Method::GET, &url, None).await.unwrap();
+    let mut ips: Vec<String> = answer.json()["instances"]
+        .as_array()
+        .map(|a| a.iter().map(|i| format!("{}:{}", i["ip"].as_str().unwrap(), i["port"])).collect())
+        .unwrap_or_default();
+    ips.sort();
+    ips
+}
+
+async fn until_listed(http: &Http, nodes: &[Node], service: &str, count: usize) {
+    let start = Instant::now();
+    loop {
+        let mut lists = Vec::new();
+        for node in nodes {
+            lists.push(listed(http, node, service).await);
+        }
+        if lists.iter().all(|l| l.len() == count) && lists.windows(2).all(|w| w[0] == w[1]) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "lists still differ: {:?}",
+            lists.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_replicates_ap_writes_and_wakes_watches_on_other_nodes() {
+    let nodes = start_cluster().await;
+    let http = Http::default();
+    all_ready(&http, &nodes).await;
+    // Writes through any node, in both APIs, show on every node.
+    for n in 0..30 {
+        let url = format!("{}/nacos/v1/ns/instance?serviceName=web&ip=10.3.0.{n}&port=80", nodes[0].base);
+        let reply = http.send(Method::POST, &url, None).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+        let url = format!("{}/v1/namespaces/public/services/web/instances", nodes[1].base);
+        let reply =
+            http.send_json(Method::POST, &url, Some(json!({"ip": format!("10.4.0.{n}"), "port": 80}))).await.unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    until_listed(&http, &nodes, "web", 60).await;
+
+    // A beat through a third node reaches whichever node owns the instance.
+    for n in 0..30 {
+        let url = format!("{}/v1/namespaces/public/services/web/instances/10.3.0.{n}/80/heartbeat", nodes[2].base);
+        let beat = http.send(Method::PUT, &url, None).await.unwrap();
+        assert_eq!(beat.status, StatusCode::OK, "{}", String::from_utf8_lossy(&beat.body));
+    }
+
+    // A blocking query on node 3 wakes when node 1 takes a write.
+    let url = format!("{}/v1/namespaces/public/services/web/instances", nodes[2].base);
+    let index = http.send(Method::GET, &url, None).await.unwrap().index.unwrap();
+    let watch = {
+        let (http, url) = (http.clone(), format!("{url}?index={index}&wait=10s"));
+        tokio::spawn(async move {
+            let answer = http.send(Method::GET, &url, None).await.unwrap();
+            (Instant::now(), answer.json()["instances"].as_array().map_or(0, Vec::len))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let written = Instant::now();
+    let url = format!("{}/v1/namespaces/public/services/web/instances", nodes[0].base);
+    http.send_json(Method::POST, &url, Some(json!({"ip": "10.5.0.1", "port": 80}))).await.unwrap();
+    let (woke, count) = watch.await.unwrap();
+    assert_eq!(count, 61);
+    let took = woke.duration_since(written);
+    assert!(took < Duration::from_secs(1), "the watch on node 3 woke {took:?} after the write on node 1");
+
+    // A deregistration through any node is gone everywhere.
+    let url = format!("{}/v1/namespaces/public/services/web/instances/10.5.0.1/80", nodes[1].base);
+    assert_eq!(http.send(Method::DELETE, &url, None).await.unwrap().status, StatusCode::OK);
+    until_listed(&http, &nodes, "web", 60).await;
+
+    // Operators see the members, the ring and Raft from any node.
+    let status = http.send(Method::GET, &format!("{}/v1/cluster", nodes[1].base), None).await.unwrap().json();
+    assert_eq!(status["node"], 2);
+    assert_eq!(status["ap"]["ring"], json!([1, 2, 3]), "{status}");
+    let members = status["ap"]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m["state"] == "up" && m["ready"] == true), "{status}");
+    assert!(status["raft"]["leader"].as_u64().is_some(), "{status}");
+    let metrics = http.send(Method::GET, &format!("{}/metrics", nodes[1].base), None).await.unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("janus_ap_peer_up{peer=\"1\"} 1"), "{text}");
+    assert!(text.contains("janus_raft_term "), "{text}");
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! [`ClusterStatus`]: what one node knows of its cluster, for operators
+//! (`GET /v1/cluster`, `/metrics`, `janus status`). The engines fill it in;
+//! front ends only show it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::replica::NodeId;
+
+/// One node's view of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node answering.
+    pub node: NodeId,
+    /// The AP engine (Distro), in a cluster.
+    pub ap: Option<ApStatus>,
+    /// The CP engine (Raft).
+    pub raft: Option<RaftStatus>,
+}
+
+/// The AP engine's view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApStatus {
+    /// Whether this node has loaded its snapshot and takes writes.
+    pub ready: bool,
+    /// The members that own ephemeral instances now.
+    pub ring: Vec<NodeId>,
+    /// Every member (this node first) and its state.
+    pub members: Vec<MemberStatus>,
+    /// Replication queues, one per peer.
+    pub queues: Vec<PeerQueueStatus>,
+    /// Protocol counters since start (forwarded writes, verify failures, …).
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A member as this node's probes see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Node id.
+    pub id: NodeId,
+    /// Cluster address.
+    pub addr: String,
+    /// `up`, `suspect` or `down`.
+    pub state: String,
+    /// Whether it has loaded its snapshot.
+    pub ready: bool,
+    /// Probes failed in a row.
+    pub failures: u32,
+    /// Milliseconds since it last answered.
+    pub last_seen_ms_ago: Option<u64>,
+    /// Whether it owns instances now.
+    pub in_ring: bool,
+    /// Whether this is the node answering.
+    pub this_node: bool,
+}
+
+/// The replication queue to one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerQueueStatus {
+    /// The peer.
+    pub peer: NodeId,
+    /// Instances waiting to be sent.
+    pub queued: u64,
+    /// Times the queue overflowed and was dropped.
+    pub overflows: u64,
+}
+
+/// The CP engine's view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftStatus {
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: String,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows.
+    pub leader: Option<NodeId>,
+    /// Index of the last log entry.
+    pub last_log_index: u64,
+    /// Index of the last entry known committed.
+    pub commit_index: u64,
+    /// Index of the last entry applied to the registry.
+    pub applied_index: u64,
+    /// Voters and their cluster addresses.
+    pub voters: BTreeMap<NodeId, String>,
+    /// Learners and their cluster addresses.
+    pub learners: BTreeMap<NodeId, String>,
+    /// On the leader: how many entries each other member is behind.
+    pub lag: BTreeMap<NodeId, u64>,
+}
