@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, cp, watch, capacity, dns, failover);
+#   --only:  run some sections (single, ap, cp, watch, capacity, join, dns, failover);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,cp,watch,capacity,dns,failover]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,capacity,join,dns,failover]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -51,7 +51,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if want single && [ ! -x "$RNACOS" ]; then
+if { want single || want ap; } && [ ! -x "$RNACOS" ]; then
   echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
   cargo install rnacos --version 0.8.8 --locked --root "$RNACOS_ROOT"
 fi
@@ -112,16 +112,54 @@ stop_server() {
 CLUSTER_SECRET=janus-bench-cluster-secret
 JANUS_CLUSTER_HTTP=(18851 18852 18853)
 JANUS_CLUSTER_TARGETS="http://127.0.0.1:18851,http://127.0.0.1:18852,http://127.0.0.1:18853"
-start_janus_cluster() {
+start_janus_cluster() { # extra env assignments...
   local members="1@127.0.0.1:17851,2@127.0.0.1:17852,3@127.0.0.1:17853"
   for i in 1 2 3; do
     rm -rf "$WORK/cluster-$i"
-    env JANUS_NODE__ID=$i JANUS_NODE__DATA_DIR="$WORK/cluster-$i" JANUS_HTTP__ADDR="127.0.0.1:${JANUS_CLUSTER_HTTP[$((i - 1))]}" \
+    env "$@" JANUS_NODE__ID=$i JANUS_NODE__DATA_DIR="$WORK/cluster-$i" JANUS_HTTP__ADDR="127.0.0.1:${JANUS_CLUSTER_HTTP[$((i - 1))]}" \
       JANUS_DNS__ENABLED=false JANUS_CLUSTER__MEMBERS="$members" JANUS_CLUSTER__ADDR="127.0.0.1:1785$i" \
       JANUS_CLUSTER__SECRET="$CLUSTER_SECRET" JANUS_LOG__FILTER=warn "${SERVER_CPU[@]}" "$JANUS" >"$WORK/cluster-$i.log" 2>&1 &
     CLUSTER_PIDS+=($!)
   done
   for port in "${JANUS_CLUSTER_HTTP[@]}"; do wait_for "http://127.0.0.1:$port/ready"; done
+}
+
+# Three rnacos 0.8.8 processes forming one cluster (node 1 initialises the
+# Raft group, 2 and 3 join it; ephemeral instances replicate by its
+# Distro-like protocol). Checked before use: the Raft membership lists three
+# nodes and an instance registered through node 1 is listed by node 3.
+RNACOS_CLUSTER_HTTP=(18861 18862 18863)
+RNACOS_CLUSTER_TARGETS="http://127.0.0.1:18861,http://127.0.0.1:18862,http://127.0.0.1:18863"
+start_rnacos_cluster() {
+  for i in 1 2 3; do
+    local http=${RNACOS_CLUSTER_HTTP[$((i - 1))]} init=false join=127.0.0.1:19861
+    if [ "$i" = 1 ]; then init=true; join=""; fi
+    rm -rf "$WORK/rnacos-$i" && mkdir -p "$WORK/rnacos-$i"
+    (cd "$WORK/rnacos-$i" && env RNACOS_HTTP_PORT=$http RNACOS_GRPC_PORT=$((http + 1000)) \
+      RNACOS_HTTP_CONSOLE_PORT=$((http + 2000)) RNACOS_SDK_HOST=127.0.0.1 RNACOS_CONSOLE_HOST=127.0.0.1 \
+      RNACOS_RAFT_NODE_ID=$i RNACOS_RAFT_NODE_ADDR=127.0.0.1:$((http + 1000)) RNACOS_RAFT_AUTO_INIT=$init \
+      RNACOS_RAFT_JOIN_ADDR=$join RNACOS_DATA_DIR="$WORK/rnacos-$i/data" "${SERVER_CPU[@]}" "$RNACOS" \
+      >"$WORK/rnacos-$i.log" 2>&1) &
+    CLUSTER_PIDS+=($!)
+    wait_for "http://127.0.0.1:$http/nacos/v1/ns/instance/list?serviceName=probe"
+    sleep 1
+  done
+  local formed=""
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:18861/nacos/v1/raft/metrics" 2>/dev/null | grep -q '"members":\[[^]]*1[^]]*2[^]]*3'; then formed="nodes 1, 2 and 3"; break; fi
+    sleep 0.2
+  done
+  curl -fsS -o /dev/null -XPOST "http://127.0.0.1:18861/nacos/v1/ns/instance?serviceName=cluster-probe&ip=10.250.0.1&port=1" || true
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:18863/nacos/v1/ns/instance/list?serviceName=cluster-probe" | grep -q 10.250.0.1; then
+      echo "rnacos cluster formed (Raft membership: ${formed:-not listed in metrics}; node 3 lists node 1's registration)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the rnacos cluster did not form: node 3 never listed a registration made through node 1" >&2
+  curl -sS "http://127.0.0.1:18861/nacos/v1/raft/metrics" >&2 || true
+  return 1
 }
 
 # Three etcd 3.4 members on loopback, with etcd's defaults (fsync on every commit, as Janus).
@@ -176,6 +214,21 @@ for entry in "${SCENARIOS[@]}"; do
   stop_server
 done
 
+SECTION="AP cluster: a 3-node Janus cluster against a 3-node rnacos 0.8.8 cluster (Nacos v1 API, requests spread over the nodes)"
+AP_SCENARIOS=("register 0" "heartbeat 10000" "list 100")
+want ap || AP_SCENARIOS=()
+for entry in "${AP_SCENARIOS[@]}"; do
+  read -r scenario instances <<<"$entry"
+  echo "== $scenario ($instances): janus 3-node cluster"
+  start_janus_cluster
+  bench janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances"
+  stop_server
+  echo "== $scenario ($instances): rnacos 3-node cluster"
+  start_rnacos_cluster
+  bench rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"
+  stop_server
+done
+
 SECTION="CP writes: a 3-node Janus cluster against a 3-node etcd 3.4 cluster"
 CP_CLIENTS=(1 16 64)
 want cp || CP_CLIENTS=()
@@ -195,6 +248,13 @@ if want watch; then
 echo "== watch latency: janus (native API, blocking queries)"
 start_janus
 bench janus "$JANUS_PORT" watch 1 --api native --watchers 16 --writes 500
+stop_server
+fi
+
+if want watch; then
+echo "== cross-node watch latency: janus 3-node cluster (written through node 1, watched on nodes 2 and 3)"
+start_janus_cluster
+bench janus "$JANUS_CLUSTER_TARGETS" watch 1 --api native --watchers 16 --writes 500 --prefix cluster
 stop_server
 fi
 
@@ -282,6 +342,21 @@ stop_server
     echo "| $q | ${QPS[janus-$mix]} | ${QPS[knot-$mix]} | **${ratio}×** |"
   done
 } >"$DNS_MD"
+fi
+
+if want join; then
+echo "== join: a node restarting empty in a 3-node cluster holding $CAPACITY instances"
+JOIN=$("$BENCH" join --janus "$ROOT/target/release/janus" --work "$WORK/join" --instances "$CAPACITY" | tail -n 1)
+{
+  echo
+  echo "## AP catch-up of a restarted node (Janus only)"
+  echo
+  echo "\`janus-bench join --instances $CAPACITY\`: three \`janus\` processes (default AP settings, long leases), $CAPACITY"
+  echo "instances registered through nodes 1 and 2; node 3 is killed with SIGKILL and started again with an empty memory,"
+  echo "and the time until its \`/ready\` answers 200 (it has loaded every instance from a peer) is measured."
+  echo
+  echo "$JOIN"
+} >>"$DNS_MD"
 fi
 
 if want failover; then

@@ -5,6 +5,7 @@
 //! janus-bench run --target http://127.0.0.1:8848 --api nacos --scenario register --connections 64 --duration 10s
 //! janus-bench report --out docs/benchmarks.md bench/results/*.json
 //! janus-bench failover --janus target/release/janus --trials 5
+//! janus-bench join --janus target/release/janus --instances 1000000
 //! ```
 //!
 //! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
@@ -12,11 +13,15 @@
 //! a write to a blocked watcher waking; native API), `capacity` (hold
 //! `--instances` instances, then read the server's RSS from `--pid`),
 //! `dns-visibility` (time from an HTTP write returning to the node's DNS
-//! answer reflecting it).
+//! answer reflecting it). With several `--target`s the load spreads over
+//! them (a cluster's nodes); `watch` then writes through the first and
+//! blocks its watchers on the others (cross-node watch latency).
 
 mod client;
 mod dns;
 mod failover;
+mod join;
+mod local_cluster;
 mod report;
 mod scenario;
 mod stats;
@@ -39,6 +44,8 @@ enum Command {
     Run(RunArgs),
     /// Kill the Raft leader of a local 3-node cluster and time until cp writes succeed again.
     Failover(failover::FailoverArgs),
+    /// Restart a node of a local 3-node cluster holding many instances and time until it is ready.
+    Join(join::JoinArgs),
     /// Turn result files into the markdown tables of docs/benchmarks.md.
     Report {
         /// Markdown file to write.
@@ -182,6 +189,12 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let recoveries = runtime.block_on(failover::run(&args))?;
             println!("{}", failover::summary(&recoveries));
+            Ok(())
+        }
+        Command::Join(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let joined = runtime.block_on(join::run(&args))?;
+            println!("{}", join::summary(&joined));
             Ok(())
         }
         Command::Report { out, preamble, appendix, results } => {

@@ -105,7 +105,12 @@ pub(crate) fn write(
                     )
                 }
             };
-            let _ = writeln!(text, "| {:?} | {measured} |", r.scenario);
+            let name = match r.scenario {
+                Scenario::Watch if r.target.contains(',') => "Watch, across nodes (3-node cluster)".to_owned(),
+                Scenario::Watch => "Watch, same node".to_owned(),
+                other => format!("{other:?}"),
+            };
+            let _ = writeln!(text, "| {name} | {measured} |");
         }
     }
     if let Some(appendix) = appendix {

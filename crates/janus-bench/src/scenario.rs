@@ -296,42 +296,53 @@ async fn load(args: &RunArgs, workload: Arc<Workload>) -> anyhow::Result<BenchRe
     Ok(BenchResult::from_histogram(args, &merged, errors, args.duration, first_error))
 }
 
-/// Write-to-wake latency: watchers block on a service; a writer registers a new
-/// instance every 20 ms and stamps the moment it sends; each watcher records
-/// how long after that stamp it woke with the new revision.
+/// Write-to-wake latency: watchers block on a service (on the other targets
+/// than the writer's when there are several: cross-node); a writer registers
+/// a new instance every 20 ms and stamps the moment it sends each; a watcher
+/// that wakes reads which new instances the answer holds and records, for
+/// each, how long after its stamp it woke. So writes coalesced into one
+/// wake (by replication's sync window) each count with their own latency.
 async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
     let service = format!("{}-watch", args.prefix);
+    let targets = args.targets();
+    let watched: Vec<String> = if targets.len() > 1 { targets[1..].to_vec() } else { targets.clone() };
     let mut writer = Conn::open(&args.first_target(), Wire::Http1).await?;
     let reply = writer.send(&calls.register(&service, "10.200.0.1", 1)).await?;
     if !reply.status.is_success() {
         bail!("cannot register the watched service: {} {}", reply.status, String::from_utf8_lossy(&reply.body));
     }
-    let Some(index) = writer.send(&calls.list(&service, None)).await?.index else {
-        bail!("the target does not support blocking queries (no X-Janus-Index)")
-    };
+    // Let the first registration reach every node before the watchers read their index.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let base = Instant::now();
-    let stamp = Arc::new(AtomicU64::new(0));
+    // Port → when the write of that instance was sent (ns after `base`).
+    let stamps: Arc<parking_lot::Mutex<std::collections::HashMap<u64, u64>>> = Arc::default();
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for _ in 0..args.watchers.max(1) {
-        let (stamp, done, target, calls, service) =
-            (stamp.clone(), done.clone(), args.first_target(), calls.clone(), service.clone());
+    for watcher in 0..args.watchers.max(1) {
+        let target = watched[watcher % watched.len()].clone();
+        let (stamps, done, calls, service) = (stamps.clone(), done.clone(), calls.clone(), service.clone());
         tasks.spawn(async move {
             let mut conn = Conn::open(&target, Wire::Http1).await?;
             let mut hist = histogram();
-            let mut seen = index;
+            let first = conn.send(&calls.list(&service, None)).await?;
+            let Some(mut seen) = first.index else {
+                bail!("the target does not support blocking queries (no X-Janus-Index)")
+            };
+            let mut known = listed_ports(&first.body);
             while done.load(Ordering::Acquire) == 0 {
                 let reply = conn.send(&calls.list(&service, Some(seen))).await?;
-                let woke = base.elapsed();
-                if let Some(got) = reply.index.filter(|g| reply.status.is_success() && *g != seen) {
-                    seen = got;
-                    if done.load(Ordering::Acquire) != 0 {
-                        // The wake-up that ends the run is not a measured write.
-                        break;
+                let woke = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let Some(got) = reply.index.filter(|g| reply.status.is_success() && *g != seen) else { continue };
+                seen = got;
+                let now_listed = listed_ports(&reply.body);
+                let stamps = stamps.lock();
+                for port in now_listed.difference(&known) {
+                    if let Some(sent) = stamps.get(port) {
+                        record(&mut hist, Duration::from_nanos(woke.saturating_sub(*sent)));
                     }
-                    let sent = Duration::from_nanos(stamp.load(Ordering::Acquire));
-                    record(&mut hist, woke.saturating_sub(sent));
                 }
+                drop(stamps);
+                known = now_listed;
             }
             anyhow::Ok(hist)
         });
@@ -340,14 +351,16 @@ async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
     let started = Instant::now();
     for n in 0..args.writes as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        stamp.store(u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
-        let reply = writer.send(&calls.register(&service, "10.200.0.2", 2 + n)).await?;
+        let port = 2 + n;
+        stamps.lock().insert(port, u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let reply = writer.send(&calls.register(&service, "10.200.0.2", port)).await?;
         if !reply.status.is_success() {
             bail!("watch write failed: {}", reply.status);
         }
     }
     let elapsed = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Time for the last writes to arrive everywhere.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     done.store(1, Ordering::Release);
     // Wake the watchers one last time so they see `done`.
     writer.send(&calls.register(&service, "10.200.0.3", 1)).await?;
@@ -358,6 +371,23 @@ async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
     let expected = (args.writes * args.watchers.max(1)) as u64;
     let missed = expected.saturating_sub(merged.len());
     Ok(BenchResult::from_histogram(args, &merged, missed, elapsed, None))
+}
+
+/// The ports of the instances a list answer holds (native or Nacos JSON):
+/// every number after a `"port":`, found by a byte scan (a full JSON parse per
+/// wake would make the load generator, not the server, the bottleneck).
+fn listed_ports(body: &[u8]) -> std::collections::HashSet<u64> {
+    const KEY: &[u8] = b"\"port\":";
+    let mut ports = std::collections::HashSet::new();
+    let mut rest = body;
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if let Some(port) = std::str::from_utf8(&rest[..digits]).ok().and_then(|d| d.parse().ok()) {
+            ports.insert(port);
+        }
+    }
+    ports
 }
 
 /// Registers `--instances` instances (100 per service) as fast as possible,

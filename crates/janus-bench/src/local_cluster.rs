@@ -1,0 +1,170 @@
+//! Three (or more) `janus` processes forming one cluster on loopback, for
+//! the scenarios that kill and restart nodes (`failover`, `join`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The cluster secret of bench clusters.
+pub(crate) const SECRET: &str = "janus-bench-cluster-secret";
+
+/// One node: its ports and, while it runs, its process.
+pub(crate) struct NodeProcess {
+    pub(crate) id: u64,
+    pub(crate) http: u16,
+    pub(crate) cluster: u16,
+    pub(crate) child: Option<Child>,
+}
+
+/// Nodes of one cluster; kills every process it still holds when dropped,
+/// so no run leaves processes behind.
+pub(crate) struct LocalCluster {
+    pub(crate) nodes: Vec<NodeProcess>,
+    janus: PathBuf,
+    work: PathBuf,
+    members: String,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                // Best effort: the process may have exited already.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // Leftover data is harmless; the next run clears it first.
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalCluster {
+    /// Plans `size` nodes of `janus` keeping their data under `work` (cleared
+    /// first), each started with the extra `env` settings; starts none.
+    pub(crate) fn plan(janus: &Path, work: &Path, size: u64, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        if work.exists() {
+            std::fs::remove_dir_all(work).with_context(|| format!("clearing {}", work.display()))?;
+        }
+        let mut nodes = Vec::new();
+        for id in 1..=size {
+            nodes.push(NodeProcess { id, http: free_port()?, cluster: free_port()?, child: None });
+        }
+        let members: Vec<String> = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.cluster)).collect();
+        Ok(Self {
+            nodes,
+            janus: janus.to_owned(),
+            work: work.to_owned(),
+            members: members.join(","),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        })
+    }
+
+    /// Starts node at `index` (on its data, if it ran before).
+    pub(crate) fn start(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = &self.nodes[index];
+        let data = self.work.join(format!("node-{}", node.id));
+        let mut command = Command::new(&self.janus);
+        command
+            .env("JANUS_NODE__ID", node.id.to_string())
+            .env("JANUS_NODE__DATA_DIR", &data)
+            .env("JANUS_HTTP__ADDR", format!("127.0.0.1:{}", node.http))
+            .env("JANUS_DNS__ENABLED", "false")
+            .env("JANUS_CLUSTER__MEMBERS", &self.members)
+            .env("JANUS_CLUSTER__ADDR", format!("127.0.0.1:{}", node.cluster))
+            .env("JANUS_CLUSTER__SECRET", SECRET)
+            .env("JANUS_LOG__FILTER", "warn")
+            .stdout(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", self.janus.display()))?;
+        self.nodes[index].child = Some(child);
+        Ok(())
+    }
+
+    /// Starts every node.
+    pub(crate) fn start_all(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.nodes.len() {
+            self.start(index)?;
+        }
+        Ok(())
+    }
+
+    /// Kills node at `index` with SIGKILL and reaps it.
+    pub(crate) fn kill(&mut self, index: usize) -> anyhow::Result<()> {
+        let mut child = self.nodes[index].child.take().ok_or_else(|| anyhow!("node {index} is not running"))?;
+        child.kill().context("killing a node")?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Waits until every running node answers `/ready` with 200.
+    pub(crate) async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let port = node.http;
+            let ready = within(limit, || async {
+                matches!(call(port, Method::GET, "/ready", None).await, Ok((StatusCode::OK, _)))
+            })
+            .await;
+            anyhow::ensure!(ready, "node {} was not ready within {limit:?}", node.id);
+        }
+        Ok(())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (with the cluster secret, for
+/// the admin API), with a 5 s deadline.
+pub(crate) async fn call(
+    port: u16,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let exchange = async {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends with the request; an error shows up on the send.
+            let _ = connection.await;
+        });
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("127.0.0.1:{port}"))
+            .header("authorization", format!("Bearer {SECRET}"))
+            .header("content-type", "application/json")
+            .body(Full::<Bytes>::from(body.unwrap_or_default()))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        Ok::<_, anyhow::Error>((status, response.into_body().collect().await?.to_bytes()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.map_err(|_| anyhow!("no answer within 5 s"))?
+}
+
+/// Retries `probe` every 20 ms for up to `limit`.
+pub(crate) async fn within<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    mut probe: impl FnMut() -> F,
+) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
