@@ -263,8 +263,8 @@ impl CpEngine {
                     });
                 }
                 // Answered only by the leader itself, like a forwarded write.
-                let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| raft_error(&e))?;
-                encode(&read.index())
+                let index = self.leader_read_index().await.map_err(|e| raft_error(&e))?;
+                encode(&index)
             }
         };
         reply.map_err(|e| PeerRpcError::Raft(format!("cannot encode the reply: {e}")))
@@ -291,9 +291,10 @@ impl CpEngine {
     }
 
     /// A linearizable read fence (ReadIndex): the leader confirms with a
-    /// quorum that it still leads and names its commit index (a follower asks
-    /// the leader over the peer transport); this node then waits until its
-    /// state machine applied that index, and returns it.
+    /// quorum that it still leads and names a read index (see
+    /// `leader_read_index`; a follower asks the leader over the peer
+    /// transport); this node then waits until its state machine applied that
+    /// index, and returns it.
     ///
     /// # Errors
     /// No quorum confirmed leadership within the election timeout plus a second.
@@ -303,14 +304,13 @@ impl CpEngine {
             let served = self
                 // A read-index request is empty: `()` encodes to no bytes.
                 .at_leader(RpcKind::ReadIndex, &(), deadline, || async {
-                    let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await;
-                    read.map(|read| read.index())
+                    self.leader_read_index()
+                        .await
                         .map_err(|e| Redirect::from_raft(&e, "cannot confirm a linearizable read"))
                 })
                 .await?;
             let index = match served {
-                // The leader applied everything up to the index before answering.
-                Served::Here(index) => return Ok(index),
+                Served::Here(index) => index,
                 Served::AtLeader(reply) => decode::<u64>(&reply)
                     .map_err(|e| CpWriteError(format!("the Raft leader sent a malformed read index: {e}")))?,
             };
@@ -329,6 +329,25 @@ impl CpEngine {
                 self.write_timeout.as_millis()
             ))),
         }
+    }
+
+    /// The read index of a linearizable read, on the leader: it confirms
+    /// with a quorum that it still leads (openraft's ReadIndex), and the index
+    /// is the larger of openraft's read index and the leader's last log
+    /// index as it stood when the read arrived.
+    ///
+    /// Why the last log index: a leader that restarts keeps its term and
+    /// leads again without appending an entry, and its commit index comes back
+    /// from the persisted hint, which may lag what it had acknowledged before
+    /// the crash. openraft's read index (its commit index) can then miss
+    /// acknowledged writes. Every acknowledged write is in the leader's log,
+    /// so waiting for the whole log as it stood is always enough.
+    async fn leader_read_index(
+        &self,
+    ) -> Result<u64, openraft::error::RaftError<TypeConfig, openraft::error::LinearizableReadError<TypeConfig>>> {
+        let last = self.raft.metrics().borrow_watched().last_log_index.unwrap_or(0);
+        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
+        Ok(read.index().max(last))
     }
 
     /// The index of the last log entry applied to the registry.
