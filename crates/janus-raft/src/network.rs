@@ -24,6 +24,9 @@ use serde::de::DeserializeOwned;
 
 use crate::TypeConfig;
 
+/// The least time an AppendEntries call is given (see `append_entries`).
+const APPEND_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
+
 /// Which Raft message a peer call carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RpcKind {
@@ -236,7 +239,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(RpcKind::AppendEntries, &rpc, option.hard_ttl()).await
+        // openraft gives log replication the heartbeat interval as its
+        // deadline; a follower whose round trip is longer (a slow link, a
+        // large batch, a disk stall) would then never get a batch through and
+        // never catch up. Replication to one follower never holds up commits
+        // (the majority decides), so it may take longer.
+        self.call(RpcKind::AppendEntries, &rpc, option.hard_ttl().max(APPEND_TIMEOUT_FLOOR)).await
     }
 
     async fn vote(

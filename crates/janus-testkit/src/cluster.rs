@@ -1,5 +1,6 @@
 //! In-process Raft clusters: CP engines wired by an in-memory transport
-//! that can cut any node off, with helpers to restart, add nodes and wait.
+//! that can cut any node off or slow its links, with helpers to restart,
+//! add nodes and wait.
 
 // A fixture: a failed expectation is a test failure, so panicking is right.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
@@ -27,9 +28,16 @@ pub struct Router {
     pub isolated: Mutex<HashSet<u64>>,
     /// Messages delivered, by kind.
     pub delivered: Mutex<HashMap<RpcKind, usize>>,
+    /// Extra delay, each way, of every message to or from a node (a slow link).
+    pub slow: Mutex<HashMap<u64, Duration>>,
 }
 
 impl Router {
+    fn delay(&self, from: u64, to: u64) -> Duration {
+        let slow = self.slow.lock().unwrap();
+        slow.get(&from).copied().unwrap_or_default() + slow.get(&to).copied().unwrap_or_default()
+    }
+
     fn cut(&self, from: u64, to: u64) -> bool {
         let isolated = self.isolated.lock().unwrap();
         isolated.contains(&from) || isolated.contains(&to)
@@ -61,7 +69,14 @@ impl PeerTransport for Link {
                 return Err(not_sent("partitioned"));
             }
             let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| not_sent("down"))?;
-            let reply = match tokio::time::timeout(timeout, engine.handle_peer_rpc(kind, &body)).await {
+            let delay = router.delay(from, target);
+            let exchange = async {
+                tokio::time::sleep(delay).await;
+                let reply = engine.handle_peer_rpc(kind, &body).await;
+                tokio::time::sleep(delay).await;
+                reply
+            };
+            let reply = match tokio::time::timeout(timeout, exchange).await {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),
                 Err(_) => return Err(unreachable("timed out")),

@@ -2,7 +2,8 @@
 //! from any node reach every registry, an isolated leader refuses writes
 //! quickly while the majority elects a new leader, the healed node catches up
 //! (from a snapshot when the log moved on), a restart of every node brings
-//! back every acknowledged write, and members change at run time.
+//! back every acknowledged write, members change at run time, and a slow
+//! follower neither slows commits nor falls behind for good.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -183,5 +184,28 @@ async fn members_join_get_promoted_and_leave_at_run_time() {
     // Nonsense is refused with a reason, not hung on.
     let error = cluster.engine(new_leader).change_members(MembershipChange::Promote { id: 9 }).await.unwrap_err();
     assert!(error.to_string().contains("refused"), "{error}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_follower_does_not_slow_commits_and_catches_up() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    create_ledger(&cluster.engine(leader)).await;
+    let slow = (1..=3).find(|id| *id != leader).unwrap();
+    // 150 ms each way on every message to or from it: 300 ms per round trip.
+    cluster.router.slow.lock().unwrap().insert(slow, Duration::from_millis(150));
+    let started = Instant::now();
+    for port in 1..=20 {
+        cluster.engine(leader).write(register(port)).await.unwrap().unwrap();
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(20 * 150),
+        "20 writes took {took:?}: the leader waited for the slow follower instead of the fast majority"
+    );
+    eventually("the slow follower catches up", || async { (instances_on(&cluster.stores[&slow]) == 20).then_some(()) })
+        .await;
+    cluster.router.slow.lock().unwrap().clear();
     cluster.shutdown().await;
 }
