@@ -74,6 +74,8 @@ pub(crate) struct Cluster {
     pub(crate) wake: HashMap<NodeId, Arc<Notify>>,
     /// Asks for a verify round now (the ring changed).
     pub(crate) verify_now: Notify,
+    /// Asks for a probe round now (this node just became ready: tell the peers).
+    pub(crate) probe_now: Notify,
     /// When the ring last changed: replicas count as vouched for at least since.
     ring_since: AtomicU64,
     ready: AtomicBool,
@@ -104,6 +106,7 @@ impl Cluster {
             digests: Mutex::new(None),
             wake,
             verify_now: Notify::new(),
+            probe_now: Notify::new(),
             ring_since: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             counters: Counters::default(),
@@ -147,10 +150,12 @@ impl Cluster {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Marks this node ready: it joins the ring.
+    /// Marks this node ready: it joins the ring, and its next probes (sent
+    /// at once) tell the peers.
     pub(crate) fn set_ready(&self) {
         self.membership.lock().set_ready();
         self.ready.store(true, Ordering::Release);
+        self.probe_now.notify_one();
     }
 
     /// Queues changed instances for every peer and wakes their senders.

@@ -131,6 +131,15 @@ impl ApEngine {
         self.cluster().is_none_or(|c| c.is_ready())
     }
 
+    /// Whether this node owns the instance with this
+    /// [`janus_core::replica::record_hash`]: always alone; in a cluster when it
+    /// is ready and the ring's owner of the hash. Persistent instances' health
+    /// checks use it, so that each instance is checked by exactly one node.
+    #[must_use]
+    pub fn owns(&self, hash: u64) -> bool {
+        self.cluster().is_none_or(|c| c.is_ready() && Cluster::owns_in(&c.ring(), c.me, hash))
+    }
+
     /// The cluster as this node sees it (`None` alone).
     #[must_use]
     pub fn status(&self) -> Option<janus_core::status::ApStatus> {

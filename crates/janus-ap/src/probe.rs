@@ -23,6 +23,7 @@ pub(crate) async fn run(engine: ApEngine, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = cluster.probe_now.notified() => {}
             () = shutdown.cancelled() => return,
         }
         let peers: Vec<(NodeId, String)> =

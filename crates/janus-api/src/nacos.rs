@@ -158,6 +158,17 @@ pub struct Selector {
     pub kind: String,
 }
 
+/// A cluster's health checker as Nacos shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthChecker {
+    /// `TCP`, `HTTP` or `NONE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The path of an HTTP check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
 /// One cluster of a [`ServiceDetail`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,7 +176,7 @@ pub struct ClusterDetail {
     /// Cluster name.
     pub name: String,
     /// Health checker (`{"type":"TCP"}` as Nacos's default; ephemeral instances use heartbeats).
-    pub health_checker: Selector,
+    pub health_checker: HealthChecker,
     /// Cluster metadata.
     pub metadata: BTreeMap<String, String>,
 }

@@ -114,6 +114,57 @@ pub struct Service {
     pub instance_count: u64,
     /// Revision of the service.
     pub revision: u64,
+    /// Clusters with settings (the others have the defaults: a TCP check).
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+/// How the server checks a cluster's persistent instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum HealthCheck {
+    /// A TCP connect (the default).
+    Tcp {
+        /// Port; the instance's own when absent.
+        #[serde(default)]
+        port: Option<u16>,
+    },
+    /// An HTTP GET that must answer 200.
+    Http {
+        /// Path, default `/`.
+        #[serde(default = "root_path")]
+        path: String,
+        /// Port; the instance's own when absent.
+        #[serde(default)]
+        port: Option<u16>,
+    },
+    /// No checks; health is set by hand.
+    None,
+}
+
+fn root_path() -> String {
+    "/".to_owned()
+}
+
+/// A cluster's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// How its persistent instances are checked.
+    pub health_check: HealthCheck,
+    /// Free-form metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/namespaces/{ns}/services/{service}/clusters/{cluster}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutCluster {
+    /// How its persistent instances are checked; a TCP connect if absent.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `GET /v1/namespaces/{ns}/services`.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::error::RegistryError;
-use crate::name::{InstanceKey, NamespaceId, ServiceKey};
+use crate::name::{ClusterName, InstanceKey, NamespaceId, ServiceKey};
 use crate::validate;
 
 /// Instance and service metadata.
@@ -92,12 +92,83 @@ pub struct ServiceSettings {
     pub protect_threshold: f64,
     /// Free-form metadata.
     pub metadata: Metadata,
+    /// Settings of the service's clusters; a cluster not listed has the defaults.
+    pub clusters: BTreeMap<ClusterName, ClusterSettings>,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        Self { protect_threshold: 0.0, metadata: Metadata::new() }
+        Self { protect_threshold: 0.0, metadata: Metadata::new(), clusters: BTreeMap::new() }
     }
+}
+
+/// How the server checks the persistent instances of a cluster (Nacos's
+/// cluster `healthChecker`). Ephemeral instances follow their heartbeats.
+// Externally tagged (serde's default): the Raft log's encoding (postcard) cannot
+// decode internally tagged enums. The APIs have their own shapes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HealthCheck {
+    /// A TCP connect to the instance (the default, as in Nacos).
+    Tcp {
+        /// Port to connect to; the instance's own when absent.
+        port: Option<u16>,
+    },
+    /// An HTTP GET that must answer 200.
+    Http {
+        /// Path, with query.
+        path: String,
+        /// Port; the instance's own when absent.
+        port: Option<u16>,
+    },
+    /// No checks: health is set by hand (`PUT /nacos/v1/ns/health/instance`).
+    None,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self::Tcp { port: None }
+    }
+}
+
+impl HealthCheck {
+    /// `tcp`, `http` or `none`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tcp { .. } => "tcp",
+            Self::Http { .. } => "http",
+            Self::None => "none",
+        }
+    }
+
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`RegistryError::Invalid`] for port 0 or a path that is not an absolute path.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        let (Self::Tcp { port } | Self::Http { port, .. }) = self else { return Ok(()) };
+        if *port == Some(0) {
+            return Err(RegistryError::invalid("health_check.port", "must be between 1 and 65535"));
+        }
+        if let Self::Http { path, .. } = self
+            && (!path.starts_with('/') || path.len() > 1024 || path.chars().any(char::is_control))
+        {
+            return Err(RegistryError::invalid(
+                "health_check.path",
+                "must be an absolute path of at most 1024 characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of one cluster of a service.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterSettings {
+    /// How its persistent instances are checked.
+    pub health_check: HealthCheck,
+    /// Free-form metadata.
+    pub metadata: Metadata,
 }
 
 impl ServiceSettings {
@@ -108,7 +179,7 @@ impl ServiceSettings {
     pub fn new(protect_threshold: Option<f64>, metadata: Metadata) -> Result<Self, RegistryError> {
         let protect_threshold = validate::check_protect_threshold(protect_threshold.unwrap_or(0.0))?;
         validate::check_metadata(&metadata)?;
-        Ok(Self { protect_threshold, metadata })
+        Ok(Self { protect_threshold, metadata, clusters: BTreeMap::new() })
     }
 }
 

@@ -653,6 +653,21 @@ impl Registry {
             .and_then(|e| e.instances.get(instance))
             .map(|slot| slot.instance.clone())
             .ok_or_else(|| Self::instance_not_found(key, instance))?;
+        if patch.healthy.is_some() && !current.ephemeral {
+            let check = self.health_check(key, &current.key.cluster);
+            if check != crate::model::HealthCheck::None {
+                return Err(RegistryError::invalid(
+                    "healthy",
+                    format!(
+                        "cluster '{}' of service '{}' is health-checked by {}; set its health_check to none to set \
+                         health by hand",
+                        current.key.cluster,
+                        key.grouped_name(),
+                        check.kind()
+                    ),
+                ));
+            }
+        }
         let mut metadata = current.metadata.clone();
         if let Some(extra) = patch.metadata {
             metadata.extend(extra);
@@ -879,7 +894,10 @@ impl Registry {
 
 pub mod cp;
 mod expiry;
+mod health;
 mod replica;
+
+pub use health::{CheckTarget, HealthReport};
 
 pub use replica::{ApplyReport, DirtyKey, EphemeralView, supersedes};
 #[cfg(test)]

@@ -92,6 +92,13 @@ pub trait RegistryService: Send + Sync + 'static {
     async fn update_service(&self, key: ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError>;
     /// Deletes a service without instances.
     async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError>;
+    /// Sets how a cluster of a service is checked (and its metadata).
+    async fn set_cluster(
+        &self,
+        key: ServiceKey,
+        cluster: crate::name::ClusterName,
+        settings: crate::model::ClusterSettings,
+    ) -> Result<ServiceInfo, RegistryError>;
 
     /// Registers (or re-registers) an instance.
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError>;

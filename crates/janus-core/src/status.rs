@@ -17,6 +17,21 @@ pub struct ClusterStatus {
     pub ap: Option<ApStatus>,
     /// The CP engine (Raft).
     pub raft: Option<RaftStatus>,
+    /// This node's health checks of persistent instances.
+    pub health: Option<HealthCheckStatus>,
+}
+
+/// This node's server-side health checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheckStatus {
+    /// Persistent instances this node checks now.
+    pub checked: u64,
+    /// Probes run since start.
+    pub probes: u64,
+    /// Probes that failed.
+    pub probe_failures: u64,
+    /// Health flips reported.
+    pub flips: u64,
 }
 
 /// The AP engine's view.

@@ -43,6 +43,36 @@ pub(crate) fn service(info: ServiceInfo) -> native::Service {
         metadata: info.settings.metadata,
         instance_count: info.instance_count,
         revision: info.revision,
+        clusters: info
+            .settings
+            .clusters
+            .into_iter()
+            .map(|(name, settings)| {
+                let cluster = native::Cluster {
+                    health_check: health_check_out(settings.health_check),
+                    metadata: settings.metadata,
+                };
+                (name.to_string(), cluster)
+            })
+            .collect(),
+    }
+}
+
+/// A cluster's health check as the API shows it.
+pub(crate) fn health_check_out(check: janus_core::model::HealthCheck) -> native::HealthCheck {
+    match check {
+        janus_core::model::HealthCheck::Tcp { port } => native::HealthCheck::Tcp { port },
+        janus_core::model::HealthCheck::Http { path, port } => native::HealthCheck::Http { path, port },
+        janus_core::model::HealthCheck::None => native::HealthCheck::None,
+    }
+}
+
+/// A cluster's health check as the API takes it.
+pub(crate) fn health_check_in(check: native::HealthCheck) -> janus_core::model::HealthCheck {
+    match check {
+        native::HealthCheck::Tcp { port } => janus_core::model::HealthCheck::Tcp { port },
+        native::HealthCheck::Http { path, port } => janus_core::model::HealthCheck::Http { path, port },
+        native::HealthCheck::None => janus_core::model::HealthCheck::None,
     }
 }
 

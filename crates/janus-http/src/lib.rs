@@ -136,6 +136,7 @@ pub fn router(
         .route(&format!("{ns}/events"), get(watch::namespace_events))
         .route(svc, get(native::services::get).put(native::services::update).delete(native::services::delete))
         .route(&format!("{svc}/events"), get(watch::service_events))
+        .route(&format!("{svc}/clusters/{{cluster}}"), put(native::services::put_cluster))
         .route(&format!("{svc}/instances"), get(native::instances::list).post(native::instances::register))
         .route(
             &format!("{svc}/instances/{{ip}}/{{port}}"),
@@ -169,6 +170,7 @@ pub fn router(
                 .delete(nacos::service::delete),
         )
         .route("/nacos/v1/ns/service/list", get(nacos::service::list))
+        .route("/nacos/v1/ns/cluster", put(nacos::service::update_cluster))
         .route("/nacos/v1/ns/operator/switches", get(nacos::operator::switches).put(nacos::operator::update_switches))
         .route("/nacos/v1/ns/operator/metrics", get(nacos::operator::metrics))
         .route(

@@ -113,6 +113,23 @@ fn cluster_metrics(text: &mut String, status: &ClusterStatus) {
             );
         }
     }
+    if let Some(health) = &status.health {
+        let none = String::new();
+        family(
+            "janus_health_checked",
+            "gauge",
+            "persistent instances this node health-checks",
+            &[(none.clone(), health.checked)],
+        );
+        family("janus_health_probes", "counter", "health probes run", &[(none.clone(), health.probes)]);
+        family(
+            "janus_health_probe_failures",
+            "counter",
+            "health probes that failed",
+            &[(none.clone(), health.probe_failures)],
+        );
+        family("janus_health_flips", "counter", "health changes reported through Raft", &[(none, health.flips)]);
+    }
     if let Some(raft) = &status.raft {
         let none = String::new();
         family("janus_raft_term", "gauge", "current Raft term", &[(none.clone(), raft.term)]);

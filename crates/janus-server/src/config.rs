@@ -15,6 +15,7 @@ use janus_core::RegistryConfig;
 use janus_core::lease::LeaseDefaults;
 use janus_core::preservation::PreservationConfig;
 use janus_core::replica::ReplicationConfig;
+use janus_health::HealthConfig;
 use janus_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub cluster: ClusterSection,
     /// AP replication between the nodes of a cluster (Distro).
     pub distro: DistroSection,
+    /// Server-side health checks of persistent instances.
+    pub health: HealthSection,
     /// The Eureka REST API.
     pub eureka: EurekaSection,
     /// Logging.
@@ -265,6 +268,42 @@ impl DistroSection {
             return invalid("distro.replica_grace_ms", "must be at least distro.verify_interval_ms");
         }
         Ok(())
+    }
+}
+
+/// `[health]`: server-side checks of the persistent instances of `cp`
+/// namespaces (each cluster says how: TCP, HTTP or none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// Whether this node runs checks at all.
+    pub enabled: bool,
+    /// Mean time between two probes of one instance (each drawn from ±25 %).
+    pub interval_ms: u64,
+    /// A probe not answered within this fails.
+    pub timeout_ms: u64,
+    /// Successes in a row that make an unhealthy instance healthy.
+    pub rise: u32,
+    /// Failures in a row that make a healthy instance unhealthy.
+    pub fall: u32,
+    /// Probes running at once, at most.
+    pub max_in_flight: usize,
+    /// Flips found within this window go out as one Raft write.
+    pub report_delay_ms: u64,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        let h = HealthConfig::default();
+        Self {
+            enabled: h.enabled,
+            interval_ms: duration_ms(h.interval),
+            timeout_ms: duration_ms(h.timeout),
+            rise: h.rise,
+            fall: h.fall,
+            max_in_flight: h.max_in_flight,
+            report_delay_ms: duration_ms(h.report_delay),
+        }
     }
 }
 
@@ -565,6 +604,15 @@ impl ServerConfig {
             return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
         }
         self.distro.validate()?;
+        let health = &self.health;
+        if health.interval_ms == 0
+            || health.timeout_ms == 0
+            || health.max_in_flight == 0
+            || health.rise == 0
+            || health.fall == 0
+        {
+            return invalid("health", "interval_ms, timeout_ms, max_in_flight, rise and fall must be positive");
+        }
         if hickory_name_ok(&self.dns.domain).is_err() {
             return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
         }
@@ -625,6 +673,21 @@ impl ServerConfig {
             members: self.cluster.member_map()?,
             join: self.cluster.join,
         })
+    }
+
+    /// Settings of the health checker.
+    #[must_use]
+    pub fn health_config(&self) -> HealthConfig {
+        HealthConfig {
+            enabled: self.health.enabled,
+            interval: Duration::from_millis(self.health.interval_ms),
+            timeout: Duration::from_millis(self.health.timeout_ms),
+            rise: self.health.rise,
+            fall: self.health.fall,
+            max_in_flight: self.health.max_in_flight,
+            report_delay: Duration::from_millis(self.health.report_delay_ms),
+            ..HealthConfig::default()
+        }
     }
 
     /// Settings of the AP engine.

@@ -40,6 +40,8 @@ pub struct App {
     pub router: janus_http::Router,
     /// The AP engine's reaper task.
     pub reaper: JoinHandle<()>,
+    /// The health checker's task.
+    pub health: JoinHandle<()>,
     /// The CP engine (to shut down after the front ends).
     pub cp: janus_raft::CpEngine,
 }
@@ -69,11 +71,21 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
         }
         _ => ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token()),
     };
-    let node = Arc::new(Node::new(store, ap.clone(), cp.clone()));
+    // Each persistent instance is checked by the node owning its hash in the AP ring.
+    let owner = ap.clone();
+    let responsible: janus_health::Responsibility = Arc::new(move |hash| owner.owns(hash));
+    let (health, health_task) = janus_health::HealthChecker::spawn(
+        store.clone(),
+        responsible,
+        Arc::new(node::RaftHealthSink(cp.clone())),
+        config.health_config(),
+        shutdown.child_token(),
+    );
+    let node = Arc::new(Node::new(store, ap.clone(), cp.clone()).with_health(health));
     let registry: Arc<dyn RegistryService> = node.clone();
     let router =
         janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
-    Ok(App { node, ap, router, reaper, cp })
+    Ok(App { node, ap, router, reaper, health: health_task, cp })
 }
 
 /// The cluster secret, when this node is one of several.
@@ -129,6 +141,7 @@ pub struct RunningServer {
     pub node: Arc<Node>,
     http: JoinHandle<std::io::Result<()>>,
     reaper: JoinHandle<()>,
+    health: JoinHandle<()>,
     cp: janus_raft::CpEngine,
 }
 
@@ -152,7 +165,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         )),
         None => None,
     };
-    let App { node, ap, router, reaper, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
+    let App { node, ap, router, reaper, health, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
     let (cluster_addr, cluster) = match cluster_listener {
         Some((cluster_listener, secret)) => {
             let addr = cluster_listener.local_addr()?;
@@ -193,7 +206,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             .instrument(span.clone()),
     );
     span.in_scope(|| info!(%http_addr, "janus serving"));
-    Ok(RunningServer { http_addr, dns_addr, cluster_addr, cluster, dns, node, http, reaper, cp })
+    Ok(RunningServer { http_addr, dns_addr, cluster_addr, cluster, dns, node, http, reaper, health, cp })
 }
 
 impl RunningServer {
@@ -204,6 +217,7 @@ impl RunningServer {
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.http.await.context("HTTP task panicked")?;
         self.reaper.await.context("reaper task panicked")?;
+        self.health.await.context("health checker panicked")?;
         if let Some(dns) = self.dns {
             dns.wait().await;
         }

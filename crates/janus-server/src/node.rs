@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use janus_ap::ApEngine;
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{
-    InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings,
+    ClusterSettings, InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch,
+    ServiceSettings,
 };
 use janus_core::service::{Consistency, NodeHealth, ReadFence, WriteOutcome};
+use janus_core::{ClusterName, InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_core::{Command, CommandOutcome};
-use janus_core::{InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_raft::CpEngine;
 
 /// A node: its store and engines.
@@ -23,6 +24,27 @@ pub struct Node {
     store: Arc<RegistryStore>,
     ap: ApEngine,
     cp: CpEngine,
+    health: Option<janus_health::HealthChecker>,
+}
+
+/// Where the health checker's verdicts go: one Raft write per batch.
+#[derive(Debug, Clone)]
+pub struct RaftHealthSink(pub CpEngine);
+
+impl janus_health::HealthSink for RaftHealthSink {
+    fn report(
+        &self,
+        reports: Vec<janus_core::registry::HealthReport>,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), String>> {
+        let cp = self.0.clone();
+        Box::pin(async move {
+            match cp.write(Command::ReportHealth(reports)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(error.0),
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for CpHandle<'_> {
@@ -41,7 +63,14 @@ impl Node {
     /// A node over a store with its engines.
     #[must_use]
     pub fn new(store: Arc<RegistryStore>, ap: ApEngine, cp: CpEngine) -> Self {
-        Self { store, ap, cp }
+        Self { store, ap, cp, health: None }
+    }
+
+    /// The node with its health checker (for status and metrics).
+    #[must_use]
+    pub fn with_health(mut self, health: janus_health::HealthChecker) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// The CP engine (its Raft id and the leader it knows).
@@ -166,6 +195,15 @@ impl RegistryService for Node {
         self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await.map(|_| ())
     }
 
+    async fn set_cluster(
+        &self,
+        key: ServiceKey,
+        cluster: ClusterName,
+        settings: ClusterSettings,
+    ) -> Result<ServiceInfo, RegistryError> {
+        self.replicate_service(&key.clone(), Command::SetCluster { key, cluster, settings }).await
+    }
+
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
         match self.mode(&key.namespace).await? {
             Mode::Ap => self.ap.register(&key, spec).await.map(Self::outcome),
@@ -228,10 +266,21 @@ impl RegistryService for Node {
     }
 
     fn cluster_status(&self) -> janus_core::status::ClusterStatus {
+        let health = self.health.as_ref().map(|checker| {
+            let stats = checker.stats();
+            let read = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+            janus_core::status::HealthCheckStatus {
+                checked: read(&stats.checked),
+                probes: read(&stats.probes),
+                probe_failures: read(&stats.probe_failures),
+                flips: read(&stats.flips),
+            }
+        });
         janus_core::status::ClusterStatus {
             node: self.cp.node_id(),
             ap: self.ap.status(),
             raft: Some(self.cp.status()),
+            health,
         }
     }
 

@@ -10,7 +10,15 @@ use hyper::{Method, StatusCode};
 use janus_e2e::{Answer, Http, Node};
 use serde_json::json;
 
-const SECRET: &str = "e2e-cluster-secret-0123456789";
+/// A secret of its own for every cluster a test starts: the tests of this
+/// file run at once, and a port one cluster planned and released can end up
+/// with another cluster's node; with its own secret, such cross-talk is
+/// refused instead of mixing the clusters.
+fn secret() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("e2e-cluster-secret-{}-{n}", std::process::id())
+}
 
 /// Free loopback ports: bound, read and released (the cluster list must be
 /// known before any node starts).
@@ -21,17 +29,23 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 async fn start_cluster() -> Vec<Node> {
+    start_cluster_with(|_| {}).await
+}
+
+async fn start_cluster_with(tweak: impl Fn(&mut janus_server::ServerConfig) + Clone + Send + 'static) -> Vec<Node> {
     let ports = free_ports(3);
     let members: Vec<String> = (1..).zip(&ports).map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let secret = secret();
     let mut nodes = Vec::new();
     for (id, port) in (1..).zip(&ports) {
-        let members = members.clone();
+        let (members, secret, tweak) = (members.clone(), secret.clone(), tweak.clone());
         nodes.push(
             Node::start(move |config| {
+                tweak(config);
                 config.node.id = id;
                 config.cluster.members = members;
                 config.cluster.addr = ([127, 0, 0, 1], *port).into();
-                config.cluster.secret = SECRET.to_owned();
+                config.cluster.secret = secret;
                 config.raft.heartbeat_ms = 50;
                 config.raft.election_timeout_min_ms = 300;
                 config.raft.election_timeout_max_ms = 600;
@@ -165,16 +179,18 @@ async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
     survivor.stop_within(Duration::from_secs(5)).await;
 }
 
-/// Waits until every node says it is ready (it loaded the ap registry).
+/// Waits until every node says it is ready (it loaded the ap registry) and
+/// every node's ownership ring holds all three.
 async fn all_ready(http: &Http, nodes: &[Node]) {
     let start = Instant::now();
     for node in nodes {
         loop {
             let answer = http.send(Method::GET, &format!("{}/ready", node.base), None).await.unwrap();
-            if answer.status == StatusCode::OK {
+            let status = http.send(Method::GET, &format!("{}/v1/cluster", node.base), None).await.unwrap().json();
+            if answer.status == StatusCode::OK && status["ap"]["ring"] == json!([1, 2, 3]) {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(15), "{} not ready after 15 s", node.base);
+            assert!(start.elapsed() < Duration::from_secs(15), "{} not ready after 15 s: {status}", node.base);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -270,6 +286,81 @@ async fn a_three_node_cluster_replicates_ap_writes_and_wakes_watches_on_other_no
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("janus_ap_peer_up{peer=\"1\"} 1"), "{text}");
     assert!(text.contains("janus_raft_term "), "{text}");
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_instances_are_health_checked_by_exactly_one_node() {
+    let nodes = start_cluster_with(|config| {
+        config.health.interval_ms = 100;
+        config.health.report_delay_ms = 50;
+    })
+    .await;
+    let http = Http::default();
+    all_ready(&http, &nodes).await;
+    let namespaces = format!("{}/v1/namespaces", nodes[0].base);
+    until_status(&http, Method::POST, &namespaces, json!({"id": "pay", "mode": "cp"}), StatusCode::CREATED).await;
+    let services = format!("{}/v1/namespaces/pay/services", nodes[0].base);
+    until_status(&http, Method::POST, &services, json!({"name": "ledger"}), StatusCode::CREATED).await;
+    // One instance listens, the others do not; a third cluster is not checked at all.
+    let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listening.local_addr().unwrap().port();
+    let down: Vec<u16> = (0..5).map(|_| free_ports(1)[0]).collect();
+    let manual = format!("{}/v1/namespaces/pay/services/ledger/clusters/manual", nodes[1].base);
+    let set = http.send_json(Method::PUT, &manual, Some(json!({"health_check": {"type": "none"}}))).await.unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{}", String::from_utf8_lossy(&set.body));
+    assert_eq!(set.json()["clusters"]["manual"]["health_check"]["type"], "none");
+    let instances = format!("{}/v1/namespaces/pay/services/ledger/instances", nodes[2].base);
+    for port in std::iter::once(up).chain(down.iter().copied()) {
+        let reply =
+            http.send_json(Method::POST, &instances, Some(json!({"ip": "127.0.0.1", "port": port}))).await.unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    let reply = http
+        .send_json(Method::POST, &instances, Some(json!({"ip": "127.0.0.1", "port": down[0], "cluster": "manual"})))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+
+    // The closed ports turn unhealthy on every node (three failed probes, one Raft write each batch).
+    let start = Instant::now();
+    loop {
+        let mut settled = true;
+        for node in &nodes {
+            let url = format!("{}/v1/namespaces/pay/services/ledger/instances", node.base);
+            let listed = http.send(Method::GET, &url, None).await.unwrap().json();
+            for instance in listed["instances"].as_array().unwrap() {
+                let (port, cluster) = (instance["port"].as_u64().unwrap(), instance["cluster"].as_str().unwrap());
+                let want = cluster == "manual" || port == u64::from(up);
+                settled &= instance["healthy"].as_bool() == Some(want);
+            }
+        }
+        if settled {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "health checks did not settle in 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each checked instance is checked by exactly one node.
+    let mut checked = 0;
+    for node in &nodes {
+        let status = http.send(Method::GET, &format!("{}/v1/cluster", node.base), None).await.unwrap().json();
+        checked += status["health"]["checked"].as_u64().unwrap();
+    }
+    assert_eq!(checked, 6, "six instances are checked (the manual cluster's is not), each by one node");
+    // Health by hand is refused while a cluster is checked, accepted where it is not.
+    let nacos = format!(
+        "{}/nacos/v1/ns/health/instance?namespaceId=pay&serviceName=ledger&ip=127.0.0.1&port={up}&healthy=false",
+        nodes[0].base
+    );
+    let refused = http.send(Method::PUT, &nacos, None).await.unwrap();
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&refused.body));
+    let by_hand = format!("{nacos}&clusterName=manual").replace(&format!("port={up}"), &format!("port={}", down[0]));
+    let accepted = http.send(Method::PUT, &by_hand, None).await.unwrap();
+    assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
+    drop(listening);
     for node in nodes {
         node.stop_within(Duration::from_secs(5)).await;
     }

@@ -15,10 +15,11 @@ use super::Registry;
 use crate::change::ChangeKind;
 use crate::error::RegistryError;
 use crate::model::{
-    Instance, InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch,
-    ServiceSettings,
+    ClusterSettings, Instance, InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo,
+    ServicePatch, ServiceSettings,
 };
-use crate::name::{InstanceKey, NamespaceId, ServiceKey};
+use crate::name::{ClusterName, InstanceKey, NamespaceId, ServiceKey};
+use crate::registry::HealthReport;
 use crate::time::Millis;
 
 /// A write as it travels through a replicated log.
@@ -89,6 +90,17 @@ pub enum Command {
         /// Which instance.
         instance: InstanceKey,
     },
+    /// Set how a cluster of a service is checked.
+    SetCluster {
+        /// The service.
+        key: ServiceKey,
+        /// The cluster.
+        cluster: ClusterName,
+        /// Its settings.
+        settings: ClusterSettings,
+    },
+    /// Health checkers' verdicts, batched.
+    ReportHealth(Vec<HealthReport>),
 }
 
 /// What applying a command produced.
@@ -147,6 +159,13 @@ impl Registry {
             }
             Command::DeregisterInstance { key, instance } => {
                 CommandOutcome::Revision(self.deregister_instance(&key, &instance, at)?)
+            }
+            Command::SetCluster { key, cluster, settings } => {
+                CommandOutcome::Service(self.set_cluster(&key, &cluster, settings)?)
+            }
+            Command::ReportHealth(reports) => {
+                self.report_health(&reports);
+                CommandOutcome::Done
             }
         })
     }

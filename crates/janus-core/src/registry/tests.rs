@@ -352,6 +352,20 @@ mod replicated {
             },
             Command::RegisterInstance { key: in_ns("pay", "Ledger"), spec: persistent(1) },
             Command::RegisterInstance { key: in_ns("pay", "Ledger"), spec: persistent(2) },
+            // Health by hand needs a cluster that is not checked.
+            Command::SetCluster {
+                key: in_ns("pay", "Ledger"),
+                cluster: ClusterName::default_cluster(),
+                settings: crate::model::ClusterSettings {
+                    health_check: crate::model::HealthCheck::None,
+                    metadata: Metadata::new(),
+                },
+            },
+            Command::ReportHealth(vec![crate::registry::HealthReport {
+                service: in_ns("pay", "Ledger"),
+                instance: inst(1),
+                healthy: false,
+            }]),
             Command::PatchInstance {
                 key: in_ns("pay", "Ledger"),
                 instance: inst(2),
@@ -377,6 +391,12 @@ mod replicated {
             .unwrap();
         direct.register_instance(&in_ns("pay", "Ledger"), persistent(1), Millis(5)).unwrap();
         direct.register_instance(&in_ns("pay", "Ledger"), persistent(2), Millis(5)).unwrap();
+        let unchecked =
+            crate::model::ClusterSettings { health_check: crate::model::HealthCheck::None, metadata: Metadata::new() };
+        direct.set_cluster(&in_ns("pay", "Ledger"), &ClusterName::default_cluster(), unchecked).unwrap();
+        let report =
+            crate::registry::HealthReport { service: in_ns("pay", "Ledger"), instance: inst(1), healthy: false };
+        assert_eq!(direct.report_health(&[report]), 1);
         let sick = InstancePatch { healthy: Some(false), ..InstancePatch::default() };
         direct.patch_instance(&in_ns("pay", "Ledger"), &inst(2), sick, Millis(5)).unwrap();
         direct.create_service(&in_ns("public", "defined"), ServiceSettings::default()).unwrap();
@@ -393,10 +413,21 @@ mod replicated {
 
     #[test]
     fn commands_round_trip_through_serde_and_names_are_validated_again() {
-        for command in commands() {
+        let http_check = Command::SetCluster {
+            key: in_ns("pay", "Ledger"),
+            cluster: ClusterName::new("web").unwrap(),
+            settings: crate::model::ClusterSettings {
+                health_check: crate::model::HealthCheck::Http { path: "/health".to_owned(), port: Some(81) },
+                metadata: Metadata::new(),
+            },
+        };
+        for command in commands().into_iter().chain([http_check]) {
             let json = serde_json::to_string(&command).unwrap();
             let back: Command = serde_json::from_str(&json).unwrap();
             assert_eq!(back, command);
+            // The Raft log stores commands with postcard, which is not self-describing.
+            let bytes = postcard::to_stdvec(&command).unwrap();
+            assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), command);
         }
         let forged = r#"{"DeleteNamespace":{"id":"bad id!"}}"#;
         assert!(serde_json::from_str::<Command>(forged).is_err(), "a name that fails validation does not deserialize");
@@ -408,6 +439,9 @@ mod replicated {
         for command in commands() {
             leader.apply(command, Millis(5)).unwrap();
         }
+        // Snapshot files are postcard too.
+        let state = leader.export_cp();
+        assert_eq!(postcard::from_bytes::<CpState>(&postcard::to_stdvec(&state).unwrap()).unwrap(), state);
         // Local ephemeral data is not part of the snapshot.
         leader.register_instance(&key("implicit"), InstanceSpec::new(inst(9)), Millis(5)).unwrap();
         let state = leader.export_cp();

@@ -104,6 +104,22 @@ pub(crate) async fn update(
     Ok(axum::Json(convert::service(state.registry.update_service(key, patch).await?)))
 }
 
+/// `PUT /v1/namespaces/{ns}/services/{service}/clusters/{cluster}`.
+pub(crate) async fn put_cluster(
+    State(state): State<AppState>,
+    Path((ns, service, cluster)): Path<(String, String, String)>,
+    Query(query): Query<GroupQuery>,
+    Json(body): Json<janus_api::native::PutCluster>,
+) -> Result<axum::Json<Service>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    let cluster = janus_core::ClusterName::new(&cluster)?;
+    let settings = janus_core::model::ClusterSettings {
+        health_check: body.health_check.map(convert::health_check_in).unwrap_or_default(),
+        metadata: body.metadata,
+    };
+    Ok(axum::Json(convert::service(state.registry.set_cluster(key, cluster, settings).await?)))
+}
+
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path((ns, service)): Path<(String, String)>,

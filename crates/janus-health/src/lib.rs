@@ -1,0 +1,76 @@
+//! Server-side health checks of persistent instances (the instances of `cp`
+//! namespaces), with Nacos's semantics:
+//!
+//! - each cluster of a service says how its instances are checked: a TCP
+//!   connect (the default), an HTTP GET that must answer 200, or `none`
+//!   (health is then set by hand);
+//! - every instance is probed on a randomized interval with a short timeout;
+//! - its health flips only after `rise` (resp. `fall`) consecutive results
+//!   against its current state;
+//! - each instance is checked by exactly one node: the caller says which
+//!   instances are this node's (in a cluster, the AP engine's owner of the
+//!   instance's hash);
+//! - flips are batched into one write a short while apart, handed to a
+//!   [`HealthSink`] (the server writes them through Raft).
+//!
+//! # Layout
+//! - [`HealthChecker`] (`checker`): the task that schedules probes and batches verdicts.
+//! - `probe`: the TCP and HTTP probes.
+//! - [`Streak`]: the consecutive-results rule, without I/O.
+
+mod checker;
+mod probe;
+mod streak;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use janus_core::registry::HealthReport;
+
+pub use checker::{HealthChecker, HealthStats};
+pub use streak::Streak;
+
+/// Settings of the checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Whether this node checks anything.
+    pub enabled: bool,
+    /// Mean time between two probes of one instance (each is drawn from ±25 %).
+    pub interval: Duration,
+    /// A probe not answered within this fails.
+    pub timeout: Duration,
+    /// Successes in a row that make an unhealthy instance healthy.
+    pub rise: u32,
+    /// Failures in a row that make a healthy instance unhealthy.
+    pub fall: u32,
+    /// Probes running at once, at most.
+    pub max_in_flight: usize,
+    /// Flips found within this window go out as one write.
+    pub report_delay: Duration,
+    /// How often the list of instances to check is read again.
+    pub rescan: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_millis(500),
+            rise: 3,
+            fall: 3,
+            max_in_flight: 256,
+            report_delay: Duration::from_millis(500),
+            rescan: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where verdicts go (the server writes them through Raft as one command).
+pub trait HealthSink: Send + Sync + 'static {
+    /// Records a batch of verdicts.
+    fn report(&self, reports: Vec<HealthReport>) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Which instances this node checks, by their stable hash.
+pub type Responsibility = std::sync::Arc<dyn Fn(u64) -> bool + Send + Sync>;
