@@ -9,7 +9,9 @@
 //!   write to the engine owning the namespace's mode.
 //! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
+//! - [`cli`]: the operator's subcommands of the `janus` binary.
 
+pub mod cli;
 pub mod config;
 pub mod node;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! `janus`: start a registry node.
+//! `janus`: start a registry node, or talk to a running one (`janus status`,
+//! `janus health`, …; see `janus_server::cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +9,13 @@ use janus_server::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Janus, a service registry with per-namespace AP or CP consistency.
+/// Without a subcommand it runs a node.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Talk to a running node instead of running one.
+    #[command(subcommand)]
+    command: Option<janus_server::cli::Command>,
     /// TOML configuration file.
     #[arg(long, env = "JANUS_CONFIG")]
     config: Option<PathBuf>,
@@ -38,7 +43,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return janus_server::cli::run(command);
+    }
     let overrides: Vec<(&str, String)> = [
         ("http.addr", args.http_addr),
         ("dns.addr", args.dns_addr),

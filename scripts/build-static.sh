@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds a statically linked `janus` (glibc, crt-static) for the container
+# image, which is FROM scratch: the binary must need no shared library.
+#   target/x86_64-unknown-linux-gnu/release/janus
+# `--target` keeps build scripts and proc macros dynamic (they cannot be
+# static); the static flag applies to the binary only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+cargo build --release --locked -p janus-server --target x86_64-unknown-linux-gnu
+BINARY=target/x86_64-unknown-linux-gnu/release/janus
+if ldd "$BINARY" 2>&1 | grep -q "=>"; then
+  echo "error: $BINARY is dynamically linked" >&2
+  exit 1
+fi
+echo "built $BINARY ($(du -h "$BINARY" | cut -f1), statically linked)"
