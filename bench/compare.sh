@@ -130,35 +130,51 @@ start_janus_cluster() { # extra env assignments...
 # nodes and an instance registered through node 1 is listed by node 3.
 RNACOS_CLUSTER_HTTP=(18861 18862 18863)
 RNACOS_CLUSTER_TARGETS="http://127.0.0.1:18861,http://127.0.0.1:18862,http://127.0.0.1:18863"
+rnacos_members() { curl -fsS "http://127.0.0.1:18861/nacos/v1/raft/metrics" 2>/dev/null | grep -o '"members":\[[^]]*\]' || true; }
+start_rnacos_node() { # id
+  local i=$1 http=${RNACOS_CLUSTER_HTTP[$(($1 - 1))]} init=false join=127.0.0.1:19861
+  if [ "$i" = 1 ]; then init=true; join=""; fi
+  rm -rf "$WORK/rnacos-$i" && mkdir -p "$WORK/rnacos-$i"
+  (cd "$WORK/rnacos-$i" && exec env RNACOS_HTTP_PORT=$http RNACOS_GRPC_PORT=$((http + 1000)) \
+    RNACOS_HTTP_CONSOLE_PORT=$((http + 2000)) RNACOS_SDK_HOST=127.0.0.1 RNACOS_CONSOLE_HOST=127.0.0.1 \
+    RNACOS_RAFT_NODE_ID=$i RNACOS_RAFT_NODE_ADDR=127.0.0.1:$((http + 1000)) RNACOS_RAFT_AUTO_INIT=$init \
+    RNACOS_RAFT_JOIN_ADDR=$join RNACOS_DATA_DIR="$WORK/rnacos-$i/data" "${SERVER_CPU[@]}" "$RNACOS" \
+    >"$WORK/rnacos-$i.log" 2>&1) &
+  RNACOS_PID=$!
+  wait_for "http://127.0.0.1:$http/nacos/v1/ns/instance/list?serviceName=probe"
+}
 start_rnacos_cluster() {
-  for i in 1 2 3; do
-    local http=${RNACOS_CLUSTER_HTTP[$((i - 1))]} init=false join=127.0.0.1:19861
-    if [ "$i" = 1 ]; then init=true; join=""; fi
-    rm -rf "$WORK/rnacos-$i" && mkdir -p "$WORK/rnacos-$i"
-    (cd "$WORK/rnacos-$i" && env RNACOS_HTTP_PORT=$http RNACOS_GRPC_PORT=$((http + 1000)) \
-      RNACOS_HTTP_CONSOLE_PORT=$((http + 2000)) RNACOS_SDK_HOST=127.0.0.1 RNACOS_CONSOLE_HOST=127.0.0.1 \
-      RNACOS_RAFT_NODE_ID=$i RNACOS_RAFT_NODE_ADDR=127.0.0.1:$((http + 1000)) RNACOS_RAFT_AUTO_INIT=$init \
-      RNACOS_RAFT_JOIN_ADDR=$join RNACOS_DATA_DIR="$WORK/rnacos-$i/data" "${SERVER_CPU[@]}" "$RNACOS" \
-      >"$WORK/rnacos-$i.log" 2>&1) &
-    CLUSTER_PIDS+=($!)
-    wait_for "http://127.0.0.1:$http/nacos/v1/ns/instance/list?serviceName=probe"
-    sleep 1
-  done
-  local formed=""
+  start_rnacos_node 1
+  CLUSTER_PIDS+=("$RNACOS_PID")
   for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:18861/nacos/v1/raft/metrics" 2>/dev/null | grep -q '"members":\[[^]]*1[^]]*2[^]]*3'; then formed="nodes 1, 2 and 3"; break; fi
-    sleep 0.2
+    curl -fsS "http://127.0.0.1:18861/nacos/v1/raft/metrics" 2>/dev/null | grep -q '"state":"Leader"' && break
+    sleep 0.1
+  done
+  # Nodes 2 and 3 join node 1's Raft group once, at start: a join that did not
+  # take (node 1 still busy) is retried by starting the node again.
+  for i in 2 3; do
+    local joined=""
+    for _attempt in 1 2 3; do
+      start_rnacos_node "$i"
+      for _ in $(seq 1 50); do
+        if rnacos_members | grep -q "$i"; then joined=1; break; fi
+        sleep 0.2
+      done
+      if [ -n "$joined" ]; then break; fi
+      kill "$RNACOS_PID" 2>/dev/null || true; wait "$RNACOS_PID" 2>/dev/null || true
+    done
+    CLUSTER_PIDS+=("$RNACOS_PID")
+    if [ -z "$joined" ]; then echo "rnacos node $i did not join node 1's Raft group" >&2; return 1; fi
   done
   curl -fsS -o /dev/null -XPOST "http://127.0.0.1:18861/nacos/v1/ns/instance?serviceName=cluster-probe&ip=10.250.0.1&port=1" || true
   for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:18863/nacos/v1/ns/instance/list?serviceName=cluster-probe" | grep -q 10.250.0.1; then
-      echo "rnacos cluster formed (Raft membership: ${formed:-not listed in metrics}; node 3 lists node 1's registration)"
+      echo "rnacos cluster formed (Raft members $(rnacos_members); node 3 lists node 1's registration)"
       return 0
     fi
     sleep 0.1
   done
   echo "the rnacos cluster did not form: node 3 never listed a registration made through node 1" >&2
-  curl -sS "http://127.0.0.1:18861/nacos/v1/raft/metrics" >&2 || true
   return 1
 }
 

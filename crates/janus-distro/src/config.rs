@@ -1,8 +1,10 @@
 //! [`DistroConfig`]: the protocol's timing constants and bounds, with their
 //! defaults. `docs/ap-protocol.md` explains each choice.
 
-/// Timing and bounds of the AP protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Timing and bounds of the AP protocol; the server's `[distro]` settings
+/// section (every field optional there, defaults below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DistroConfig {
     /// How often every peer is probed.
     pub probe_interval_ms: u64,
@@ -58,5 +60,39 @@ impl Default for DistroConfig {
             snapshot_page: 20_000,
             snapshot_timeout_ms: 30_000,
         }
+    }
+}
+
+impl DistroConfig {
+    /// Checks ranges the types cannot express; the error names the field.
+    ///
+    /// # Errors
+    /// A zero where a positive value is needed, a probe timeout longer than
+    /// the probe interval, or a replica grace shorter than a verify interval.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let positive = [
+            ("probe_interval_ms", self.probe_interval_ms),
+            ("probe_timeout_ms", self.probe_timeout_ms),
+            ("sync_timeout_ms", self.sync_timeout_ms),
+            ("verify_interval_ms", self.verify_interval_ms),
+            ("verify_timeout_ms", self.verify_timeout_ms),
+            ("forward_timeout_ms", self.forward_timeout_ms),
+            ("snapshot_timeout_ms", self.snapshot_timeout_ms),
+            ("sync_batch", self.sync_batch as u64),
+            ("max_queued_per_peer", self.max_queued_per_peer as u64),
+            ("forward_batch", self.forward_batch as u64),
+            ("snapshot_page", u64::from(self.snapshot_page)),
+            ("down_after_failures", u64::from(self.down_after_failures)),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err((field, "must be positive"));
+        }
+        if self.probe_timeout_ms > self.probe_interval_ms {
+            return Err(("probe_timeout_ms", "must not exceed probe_interval_ms"));
+        }
+        if self.replica_grace_ms < self.verify_interval_ms {
+            return Err(("replica_grace_ms", "must be at least verify_interval_ms"));
+        }
+        Ok(())
     }
 }

@@ -53,8 +53,8 @@ pub struct ServerConfig {
     pub raft: RaftSection,
     /// The nodes of a cluster and how they reach each other.
     pub cluster: ClusterSection,
-    /// AP replication between the nodes of a cluster (Distro).
-    pub distro: DistroSection,
+    /// AP replication between the nodes of a cluster (Distro); see `docs/ap-protocol.md`.
+    pub distro: DistroConfig,
     /// Server-side health checks of persistent instances.
     pub health: HealthSection,
     /// The Eureka REST API.
@@ -151,123 +151,6 @@ impl ClusterSection {
             }
         }
         Ok(members)
-    }
-}
-
-/// `[distro]`: timing and bounds of AP replication; see `docs/ap-protocol.md`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DistroSection {
-    /// How often every peer is probed.
-    pub probe_interval_ms: u64,
-    /// A probe not answered within this fails.
-    pub probe_timeout_ms: u64,
-    /// Failed probes in a row before a peer is down and its share moves.
-    pub down_after_failures: u32,
-    /// Changes to one instance within this window go out as one record.
-    pub sync_delay_ms: u64,
-    /// A sync not acknowledged within this is retried.
-    pub sync_timeout_ms: u64,
-    /// Wait after a failed sync before retrying that peer.
-    pub sync_retry_ms: u64,
-    /// Records per sync message.
-    pub sync_batch: usize,
-    /// Instances queued per peer before the queue is dropped (verify repairs).
-    pub max_queued_per_peer: usize,
-    /// How often each owner sends its digest to every peer.
-    pub verify_interval_ms: u64,
-    /// A verify or repair not answered within this fails.
-    pub verify_timeout_ms: u64,
-    /// A replica its owner has not vouched for this long is dropped.
-    pub replica_grace_ms: u64,
-    /// How long deletions are remembered.
-    pub tombstone_ttl_ms: u64,
-    /// A write forwarded to its owner and not answered within this is applied locally.
-    pub forward_timeout_ms: u64,
-    /// Writes forwarded to one owner in one message, at most.
-    pub forward_batch: usize,
-    /// Instances per snapshot page a starting node loads.
-    pub snapshot_page: u32,
-    /// A snapshot page not answered within this fails (the next peer is tried).
-    pub snapshot_timeout_ms: u64,
-}
-
-impl Default for DistroSection {
-    fn default() -> Self {
-        let d = DistroConfig::default();
-        Self {
-            probe_interval_ms: d.probe_interval_ms,
-            probe_timeout_ms: d.probe_timeout_ms,
-            down_after_failures: d.down_after_failures,
-            sync_delay_ms: d.sync_delay_ms,
-            sync_timeout_ms: d.sync_timeout_ms,
-            sync_retry_ms: d.sync_retry_ms,
-            sync_batch: d.sync_batch,
-            max_queued_per_peer: d.max_queued_per_peer,
-            verify_interval_ms: d.verify_interval_ms,
-            verify_timeout_ms: d.verify_timeout_ms,
-            replica_grace_ms: d.replica_grace_ms,
-            tombstone_ttl_ms: d.tombstone_ttl_ms,
-            forward_timeout_ms: d.forward_timeout_ms,
-            forward_batch: d.forward_batch,
-            snapshot_page: d.snapshot_page,
-            snapshot_timeout_ms: d.snapshot_timeout_ms,
-        }
-    }
-}
-
-impl DistroSection {
-    /// The protocol settings.
-    #[must_use]
-    pub fn protocol(&self) -> DistroConfig {
-        DistroConfig {
-            probe_interval_ms: self.probe_interval_ms,
-            probe_timeout_ms: self.probe_timeout_ms,
-            down_after_failures: self.down_after_failures,
-            sync_delay_ms: self.sync_delay_ms,
-            sync_timeout_ms: self.sync_timeout_ms,
-            sync_retry_ms: self.sync_retry_ms,
-            sync_batch: self.sync_batch,
-            max_queued_per_peer: self.max_queued_per_peer,
-            verify_interval_ms: self.verify_interval_ms,
-            verify_timeout_ms: self.verify_timeout_ms,
-            replica_grace_ms: self.replica_grace_ms,
-            tombstone_ttl_ms: self.tombstone_ttl_ms,
-            forward_timeout_ms: self.forward_timeout_ms,
-            forward_batch: self.forward_batch,
-            snapshot_page: self.snapshot_page,
-            snapshot_timeout_ms: self.snapshot_timeout_ms,
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, rule: &str| Err(ConfigError::Invalid { key, rule: rule.to_owned() });
-        let positive = [
-            ("distro.probe_interval_ms", self.probe_interval_ms),
-            ("distro.probe_timeout_ms", self.probe_timeout_ms),
-            ("distro.sync_timeout_ms", self.sync_timeout_ms),
-            ("distro.verify_interval_ms", self.verify_interval_ms),
-            ("distro.verify_timeout_ms", self.verify_timeout_ms),
-            ("distro.forward_timeout_ms", self.forward_timeout_ms),
-            ("distro.snapshot_timeout_ms", self.snapshot_timeout_ms),
-            ("distro.sync_batch", self.sync_batch as u64),
-            ("distro.max_queued_per_peer", self.max_queued_per_peer as u64),
-            ("distro.forward_batch", self.forward_batch as u64),
-            ("distro.snapshot_page", u64::from(self.snapshot_page)),
-            ("distro.down_after_failures", u64::from(self.down_after_failures)),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return invalid(key, "must be positive");
-            }
-        }
-        if self.probe_timeout_ms > self.probe_interval_ms {
-            return invalid("distro.probe_timeout_ms", "must not exceed distro.probe_interval_ms");
-        }
-        if self.replica_grace_ms < self.verify_interval_ms {
-            return invalid("distro.replica_grace_ms", "must be at least distro.verify_interval_ms");
-        }
-        Ok(())
     }
 }
 
@@ -603,7 +486,9 @@ impl ServerConfig {
         if self.cluster.max_message_bytes < 1 << 20 {
             return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
         }
-        self.distro.validate()?;
+        if let Err((field, rule)) = self.distro.validate() {
+            return Err(ConfigError::Invalid { key: "distro", rule: format!("{field} {rule}") });
+        }
         let health = &self.health;
         if health.interval_ms == 0
             || health.timeout_ms == 0
@@ -652,7 +537,7 @@ impl ServerConfig {
         }
         let mut members = self.cluster.member_map()?;
         members.entry(self.node.id).or_insert_with(|| self.cluster.addr.to_string());
-        Ok(Some(ApCluster { node: self.node.id, members, distro: self.distro.protocol() }))
+        Ok(Some(ApCluster { node: self.node.id, members, distro: self.distro }))
     }
 
     /// Settings of the CP engine: its data lives in `<node.data_dir>/raft`.

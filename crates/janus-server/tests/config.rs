@@ -72,6 +72,12 @@ fn bad_values_name_the_setting() {
     assert!(ServerConfig::load(None, no_env(), &overrides).is_err());
     let overrides = [("http.addr", "not an address".to_owned())];
     assert!(ServerConfig::load(None, no_env(), &overrides).is_err());
+    let env = vec![("JANUS_DISTRO__PROBE_TIMEOUT_MS".to_owned(), "5000".to_owned())];
+    let err = ServerConfig::load(None, env, &[]).unwrap_err().to_string();
+    assert!(err.contains("probe_timeout_ms"), "{err}");
+    let overrides = [("health.fall", "0".to_owned())];
+    let err = ServerConfig::load(None, no_env(), &overrides).unwrap_err().to_string();
+    assert!(err.contains("health"), "{err}");
 }
 
 #[test]

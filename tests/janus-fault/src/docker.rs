@@ -1,0 +1,181 @@
+//! The cluster under test: the three containers of `docker-compose.yml`,
+//! driven through the `docker` and `docker-compose` command lines.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::process::Command;
+
+/// One node of the compose file.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// Raft and AP node id.
+    pub(crate) id: u64,
+    /// Container name.
+    pub(crate) name: String,
+    /// Its address on the `clients` network (HTTP on 8848, DNS on 8600).
+    pub(crate) client_ip: String,
+    /// Its address on the `cluster` network.
+    pub(crate) cluster_ip: String,
+}
+
+impl Node {
+    /// `http://ip:8848`.
+    pub(crate) fn http(&self) -> String {
+        format!("{}:8848", self.client_ip)
+    }
+}
+
+/// The compose project.
+#[derive(Debug, Clone)]
+pub(crate) struct Compose {
+    pub(crate) project: String,
+    pub(crate) file: String,
+    pub(crate) nodes: Vec<Node>,
+}
+
+async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {program}"))?;
+    if !output.status.success() {
+        bail!("{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+impl Compose {
+    pub(crate) fn new(project: &str, file: &str) -> Self {
+        let nodes = (1..=3)
+            .map(|id| Node {
+                id,
+                name: format!("janus-{id}"),
+                client_ip: format!("172.29.0.1{id}"),
+                cluster_ip: format!("172.28.0.1{id}"),
+            })
+            .collect();
+        Self { project: project.to_owned(), file: file.to_owned(), nodes }
+    }
+
+    async fn compose(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut all = vec!["-p", self.project.as_str(), "-f", self.file.as_str()];
+        all.extend_from_slice(args);
+        run("docker-compose", &all).await
+    }
+
+    /// A fresh cluster (volumes from an earlier run removed); returns how long
+    /// until every container reported healthy.
+    pub(crate) async fn up_fresh(&self) -> anyhow::Result<Duration> {
+        self.compose(&["down", "-v", "--remove-orphans"]).await?;
+        let started = Instant::now();
+        self.compose(&["up", "-d", "--no-build"]).await?;
+        self.wait_healthy(Duration::from_secs(60)).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Stops and removes everything, volumes included.
+    pub(crate) async fn down(&self) -> anyhow::Result<()> {
+        self.compose(&["down", "-v", "--remove-orphans"]).await.map(|_| ())
+    }
+
+    /// `docker-compose stop` (SIGTERM, then SIGKILL after the grace period).
+    pub(crate) async fn stop_all(&self) -> anyhow::Result<()> {
+        self.compose(&["stop"]).await.map(|_| ())
+    }
+
+    /// `docker-compose start`.
+    pub(crate) async fn start_all(&self) -> anyhow::Result<()> {
+        self.compose(&["start"]).await.map(|_| ())
+    }
+
+    /// A container's health (`healthy`, `starting`, `unhealthy`, or its state if it has none).
+    pub(crate) async fn health(&self, node: &Node) -> String {
+        run(
+            "docker",
+            &[
+                "inspect",
+                "-f",
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                &node.name,
+            ],
+        )
+        .await
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|e| e.to_string())
+    }
+
+    /// Waits until every container is healthy.
+    pub(crate) async fn wait_healthy(&self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let mut states = Vec::new();
+            for node in &self.nodes {
+                states.push(self.health(node).await);
+            }
+            if states.iter().all(|s| s == "healthy") {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!("the cluster was not healthy within {limit:?}: {states:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until one container is healthy.
+    pub(crate) async fn wait_node_healthy(&self, node: &Node, limit: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        while self.health(node).await != "healthy" {
+            if started.elapsed() > limit {
+                bail!("{} was not healthy within {limit:?}", node.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(started.elapsed())
+    }
+
+    fn cluster_network(&self) -> String {
+        format!("{}_cluster", self.project)
+    }
+
+    /// Cuts a node off from the other nodes (clients still reach it).
+    pub(crate) async fn partition(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["network", "disconnect", &self.cluster_network(), &node.name]).await.map(|_| ())
+    }
+
+    /// Puts a cut-off node back on the cluster network, at its address.
+    pub(crate) async fn heal(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["network", "connect", "--ip", &node.cluster_ip, &self.cluster_network(), &node.name])
+            .await
+            .map(|_| ())
+    }
+
+    /// SIGKILL.
+    pub(crate) async fn kill(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["kill", "-s", "KILL", &node.name]).await.map(|_| ())
+    }
+
+    /// Starts a stopped container.
+    pub(crate) async fn start(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["start", &node.name]).await.map(|_| ())
+    }
+
+    /// Freezes every process of a container.
+    pub(crate) async fn pause(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["pause", &node.name]).await.map(|_| ())
+    }
+
+    /// Thaws it.
+    pub(crate) async fn unpause(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["unpause", &node.name]).await.map(|_| ())
+    }
+
+    /// A graceful restart (SIGTERM, 10 s grace).
+    pub(crate) async fn restart(&self, node: &Node) -> anyhow::Result<()> {
+        run("docker", &["restart", "-t", "10", &node.name]).await.map(|_| ())
+    }
+}
