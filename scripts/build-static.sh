@@ -13,4 +13,5 @@ if ldd "$BINARY" 2>&1 | grep -q "=>"; then
   echo "error: $BINARY is dynamically linked" >&2
   exit 1
 fi
+strip --strip-debug "$BINARY"
 echo "built $BINARY ($(du -h "$BINARY" | cut -f1), statically linked)"

@@ -15,6 +15,8 @@ use crate::docker::{Compose, Node};
 use crate::load::{AP_CLIENTS, Load, Stats};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
+/// The service of the instances registered on both sides of a partition.
+const SIDES: &str = "/v1/namespaces/public/services/fault-partition/instances";
 /// The cp namespace the writer uses.
 const CP_NS: &str = "fault-cp";
 /// One heartbeat timeout: the longest a live instance may be missing.
@@ -198,6 +200,11 @@ async fn cp_write(node: &Node, port: u16) -> (Option<StatusCode>, Duration) {
     (answer.ok().map(|a| a.status), started.elapsed())
 }
 
+/// A status code, or that there was no answer.
+fn shown(status: Option<StatusCode>) -> String {
+    status.map_or_else(|| "no answer".to_owned(), |s| s.as_u16().to_string())
+}
+
 fn errors(outcome: &mut Outcome, stats: &Stats) {
     let read = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     outcome.measure(
@@ -244,35 +251,60 @@ async fn partition(compose: &Compose) -> anyhow::Result<Outcome> {
     let load = Load::start(&compose.nodes, CP_NS);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (minority, majority) = (&compose.nodes[2], &compose.nodes[0]);
-    let ap_errors_before = load.stats.ap_errors.load(Ordering::Relaxed);
+    let ap_before = load.stats.ap_errors.load(Ordering::Relaxed);
     compose.partition(minority).await?;
     let cut = Instant::now();
     // Give the cut a moment to be noticed by Raft (the first writes may still commit).
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, took) = cp_write(minority, 60_001).await;
-    outcome.measure("cp write on the minority node", format!("{status:?} after {} ms", took.as_millis()));
+    outcome.measure("cp write on the minority node", format!("{} after {} ms", shown(status), took.as_millis()));
     outcome.check(
         format!("the minority refuses cp writes with 503 within {} ms ({} ms)", REFUSAL.as_millis(), took.as_millis()),
         status == Some(StatusCode::SERVICE_UNAVAILABLE) && took <= REFUSAL,
     );
     let (status, took) = cp_write(majority, 60_002).await;
-    outcome.measure("cp write on the majority", format!("{status:?} after {} ms", took.as_millis()));
+    outcome.measure("cp write on the majority", format!("{} after {} ms", shown(status), took.as_millis()));
     outcome.check("the majority takes cp writes".to_owned(), status == Some(StatusCode::CREATED));
+    // New instances on both sides of the cut, which the other side cannot see yet.
+    let mut side_errors = 0;
+    for n in 1..=10u8 {
+        for (node, side) in [(minority, 1), (majority, 2)] {
+            let body = json!({"ip": format!("10.93.{side}.{n}"), "port": 80});
+            let answer = http(&node.http(), Method::POST, SIDES, Some(body), TIMEOUT).await;
+            side_errors += usize::from(!answer.is_ok_and(|a| a.status == StatusCode::CREATED));
+        }
+    }
+    outcome.check(
+        format!("registrations on both sides of the partition succeeded ({side_errors} of 20 failed)"),
+        side_errors == 0,
+    );
     if let Some(remaining) = Duration::from_secs(15).checked_sub(cut.elapsed()) {
         tokio::time::sleep(remaining).await;
     }
-    let ap_errors = load.stats.ap_errors.load(Ordering::Relaxed) - ap_errors_before;
+    let ap_errors = load.stats.ap_errors.load(Ordering::Relaxed) - ap_before;
     outcome.check(
         format!("every ap request to every node succeeded during the partition ({ap_errors} failed)"),
         ap_errors == 0,
     );
     compose.heal(minority).await?;
-    let converge = converged(compose, Duration::from_secs(30)).await;
-    match converge {
-        Some(took) => {
-            outcome.measure("ap lists identical on every node after the heal", format!("{} ms", took.as_millis()))
+    let healed = Instant::now();
+    let mut converge = None;
+    while healed.elapsed() < Duration::from_secs(30) {
+        let mut counts = Vec::new();
+        for node in &compose.nodes {
+            let answer = http(&node.http(), Method::GET, SIDES, None, TIMEOUT).await;
+            counts.push(answer.map(|a| a.json()["instances"].as_array().map_or(0, Vec::len)).unwrap_or(0));
         }
-        None => outcome.measure("ap lists identical on every node after the heal", "not within 30 s"),
+        if counts.iter().all(|n| *n == 20) {
+            converge = Some(healed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let what = "every node lists the 20 instances registered on both sides, after the heal";
+    match converge {
+        Some(took) => outcome.measure(what, format!("{} ms", took.as_millis())),
+        None => outcome.measure(what, "not within 30 s"),
     }
     outcome.check(
         format!("ap converged within the sync window + one verify interval ({} ms)", CONVERGENCE.as_millis()),
