@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     /// Set on a node of a cluster.
     pub(crate) cluster: Option<Arc<Cluster>>,
     pub(crate) forwarders: Forwarders,
+    /// The span the engine was started in (the node's, with its id), for
+    /// work done on behalf of peers.
+    pub(crate) span: tracing::Span,
 }
 
 /// Handle to the AP engine of one node; cheap to clone.
@@ -73,6 +76,7 @@ impl ApEngine {
             config,
             cluster: None,
             forwarders: Forwarders::default(),
+            span: tracing::Span::current(),
         });
         // The reaper logs under the caller's span (the node's, with its id).
         let task = tokio::spawn(reaper::run(shared.clone(), shutdown).instrument(tracing::info_span!("ap_reaper")));
@@ -101,6 +105,7 @@ impl ApEngine {
             config,
             cluster: Some(state.clone()),
             forwarders,
+            span: tracing::Span::current(),
         });
         let engine = Self { shared: shared.clone() };
         let mut tasks = JoinSet::new();

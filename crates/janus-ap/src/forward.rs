@@ -16,7 +16,7 @@ use janus_distro::MessageKind;
 use janus_distro::message::{Forward, ForwardOp, ForwardOutcome, ForwardReply, decode, encode};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{Instrument as _, debug};
 
 use crate::cluster::{Cluster, Counters};
 
@@ -52,7 +52,8 @@ impl Forwarders {
         for peer in cluster.wake.keys().copied() {
             let (tx, rx) = mpsc::channel(QUEUE);
             queues.insert(peer, tx);
-            tokio::spawn(run(cluster.clone(), peer, rx, shutdown.clone()));
+            let span = tracing::info_span!("ap_forward", peer);
+            tokio::spawn(run(cluster.clone(), peer, rx, shutdown.clone()).instrument(span));
         }
         Self { queues }
     }
@@ -89,10 +90,13 @@ async fn run(cluster: Arc<Cluster>, peer: NodeId, mut queue: mpsc::Receiver<Pend
             }
         }
         let cluster = cluster.clone();
-        tokio::spawn(async move {
-            send(&cluster, peer, batch).await;
-            drop(permit);
-        });
+        tokio::spawn(
+            async move {
+                send(&cluster, peer, batch).await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
 }
 

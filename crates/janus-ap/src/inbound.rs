@@ -10,6 +10,8 @@ use janus_distro::message::{
     VerifyReply, decode, encode,
 };
 
+use tracing::Instrument as _;
+
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
 
@@ -35,6 +37,11 @@ impl ApEngine {
     /// # Errors
     /// The body is not a `kind` message, or this node is alone.
     pub async fn handle_peer_message(&self, kind: MessageKind, body: &[u8]) -> Result<Vec<u8>, PeerMessageError> {
+        let span = tracing::info_span!(parent: &self.shared.span, "ap_peer_message", kind = kind.as_str());
+        self.handle(kind, body).instrument(span).await
+    }
+
+    async fn handle(&self, kind: MessageKind, body: &[u8]) -> Result<Vec<u8>, PeerMessageError> {
         let Some(cluster) = self.cluster().cloned() else { return Err(PeerMessageError::NotClustered) };
         let malformed = |e: Malformed| PeerMessageError::Malformed { kind, reason: e.0 };
         let reply = match kind {

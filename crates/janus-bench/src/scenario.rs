@@ -431,10 +431,22 @@ async fn create_namespace(args: &RunArgs, mode: &str) -> anyhow::Result<()> {
         path: "/v1/namespaces".to_owned(),
         body: Some(("application/json", Bytes::from(body))),
     };
-    let mut conn = Conn::open(&args.first_target(), Wire::Http1).await?;
-    let reply = conn.send(&call).await?;
-    if !reply.status.is_success() && reply.status != StatusCode::CONFLICT {
-        bail!("cannot create namespace {}: {} {}", args.namespace, reply.status, String::from_utf8_lossy(&reply.body));
+    // A cluster that just started may still be electing its Raft leader (503).
+    let started = Instant::now();
+    loop {
+        let mut conn = Conn::open(&args.first_target(), Wire::Http1).await?;
+        let reply = conn.send(&call).await?;
+        if reply.status.is_success() || reply.status == StatusCode::CONFLICT {
+            return Ok(());
+        }
+        if reply.status != StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > Duration::from_secs(15) {
+            bail!(
+                "cannot create namespace {}: {} {}",
+                args.namespace,
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
 }

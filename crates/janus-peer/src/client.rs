@@ -48,7 +48,9 @@ enum PostError {
     NotSent(String),
     /// No reply: timed out or the connection broke after sending.
     NoReply(String),
-    /// The peer answered with an error status.
+    /// The peer answered 421: it does not lead and did not act on the request.
+    NotLeader(String),
+    /// The peer answered with another error status.
     Refused(String),
 }
 
@@ -87,6 +89,8 @@ impl HttpPeerTransport {
                     .to_bytes();
                 if status == StatusCode::OK {
                     Ok(body.to_vec())
+                } else if status == StatusCode::MISDIRECTED_REQUEST {
+                    Err(PostError::NotLeader(String::from_utf8_lossy(&body).trim().to_owned()))
                 } else {
                     Err(PostError::Refused(format!("{status}: {}", String::from_utf8_lossy(&body).trim())))
                 }
@@ -112,6 +116,7 @@ impl PeerTransport for HttpPeerTransport {
             posted.await.map_err(|error| match error {
                 PostError::NotSent(reason) => TransportError::NotSent { target, addr, reason },
                 PostError::NoReply(reason) => TransportError::Unreachable { target, addr, reason },
+                PostError::NotLeader(reason) => TransportError::NotLeader { target, reason },
                 PostError::Refused(reason) => TransportError::Refused { target, reason },
             })
         })
@@ -132,7 +137,7 @@ impl DistroTransport for HttpPeerTransport {
             posted.await.map_err(|error| match error {
                 PostError::NotSent(reason) => CallError::NotSent { target, reason },
                 PostError::NoReply(reason) => CallError::NoReply { target, reason },
-                PostError::Refused(reason) => CallError::Refused { target, reason },
+                PostError::NotLeader(reason) | PostError::Refused(reason) => CallError::Refused { target, reason },
             })
         })
     }

@@ -50,6 +50,8 @@ async fn handle(State(engine): State<CpEngine>, Path(kind): Path<String>, body: 
         Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
         Err(error @ PeerRpcError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
         Err(error @ PeerRpcError::Raft(_)) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+        // 421: "sent to a server that cannot answer it"; the sender retries at the leader.
+        Err(error @ PeerRpcError::NotLeader(_)) => (StatusCode::MISDIRECTED_REQUEST, error.to_string()).into_response(),
     }
 }
 

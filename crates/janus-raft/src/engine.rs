@@ -92,6 +92,10 @@ pub enum PeerRpcError {
     /// Raft could not handle it (it is stopping, or a forwarded write failed).
     #[error("{0}")]
     Raft(String),
+    /// This node does not lead (any more): the forwarded request was not
+    /// proposed, so the sender may safely try again at the new leader.
+    #[error("not the leader: {0}")]
+    NotLeader(String),
 }
 
 /// The CP engine of one node; cheap to clone.
@@ -111,6 +115,19 @@ impl std::fmt::Debug for CpEngine {
             .field("node_id", &self.node_id)
             .field("write_timeout", &self.write_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// A refusal of a forwarded request: [`PeerRpcError::NotLeader`] when Raft
+/// says another node (or none) leads, so nothing was proposed.
+pub(crate) fn not_leader_or<E>(error: &openraft::error::RaftError<TypeConfig, E>) -> PeerRpcError
+where
+    E: std::fmt::Debug + std::fmt::Display + openraft::TryAsRef<openraft::error::ForwardToLeader<TypeConfig>>,
+{
+    if error.forward_to_leader().is_some() {
+        PeerRpcError::NotLeader(error.to_string())
+    } else {
+        PeerRpcError::Raft(error.to_string())
     }
 }
 
@@ -251,7 +268,7 @@ impl CpEngine {
                 request.at = self.store.now().0;
                 // Proposed here and only here: a node that lost the lead refuses
                 // rather than forwarding again, so writes never travel in circles.
-                let response = self.raft.client_write(request).await.map_err(|e| raft_error(&e))?;
+                let response = self.raft.client_write(request).await.map_err(|e| not_leader_or(&e))?;
                 encode(&response.data)
             }
             RpcKind::ChangeMembers => return self.handle_change_members(body).await,
@@ -263,7 +280,7 @@ impl CpEngine {
                     });
                 }
                 // Answered only by the leader itself, like a forwarded write.
-                let index = self.leader_read_index().await.map_err(|e| raft_error(&e))?;
+                let index = self.leader_read_index().await.map_err(|e| not_leader_or(&e))?;
                 encode(&index)
             }
         };

@@ -73,7 +73,10 @@ impl CpEngine {
                     let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
                     match self.transport().call(leader, addr, kind, body, timeout).await {
                         Ok(reply) => return Ok(Served::AtLeader(reply)),
-                        Err(TransportError::NotSent { .. }) => tokio::time::sleep(LEADER_POLL).await,
+                        // Certainly not acted on: wait for (news of) the leader and try again.
+                        Err(TransportError::NotSent { .. } | TransportError::NotLeader { .. }) => {
+                            tokio::time::sleep(LEADER_POLL).await;
+                        }
                         Err(error) => {
                             return Err(CpWriteError(format!(
                                 "cannot reach the Raft leader (a {kind} message): {error}"

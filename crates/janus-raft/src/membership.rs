@@ -134,8 +134,8 @@ impl CpEngine {
             .map_err(|e| PeerRpcError::Malformed { kind: RpcKind::ChangeMembers, reason: e.to_string() })?;
         match self.change_members_here(change).await {
             Ok(()) => Ok(Vec::new()),
-            Err(Redirect::To { leader, .. }) => Err(PeerRpcError::Raft(format!("node {leader} leads now"))),
-            Err(Redirect::NoLeader) => Err(PeerRpcError::Raft("no leader is known".to_owned())),
+            Err(Redirect::To { leader, .. }) => Err(PeerRpcError::NotLeader(format!("node {leader} leads now"))),
+            Err(Redirect::NoLeader) => Err(PeerRpcError::NotLeader("no leader is known".to_owned())),
             Err(Redirect::Refused(reason)) => Err(PeerRpcError::Raft(reason)),
         }
     }

@@ -137,6 +137,15 @@ pub enum TransportError {
         /// What went wrong.
         reason: String,
     },
+    /// The peer does not lead: it did not act on a forwarded request, which
+    /// may be sent again (to the new leader).
+    #[error("node {target} does not lead: {reason}")]
+    NotLeader {
+        /// The peer's id.
+        target: u64,
+        /// The peer's explanation.
+        reason: String,
+    },
     /// The peer answered, but with an error instead of a reply.
     #[error("node {target} refused the call: {reason}")]
     Refused {
@@ -226,7 +235,9 @@ impl PeerClient {
             Err(error @ (TransportError::Unreachable { .. } | TransportError::NotSent { .. })) => {
                 Err(RPCError::Unreachable(Unreachable::new(&error)))
             }
-            Err(error @ TransportError::Refused { .. }) => Err(RPCError::Network(NetworkError::new(&error))),
+            Err(error @ (TransportError::Refused { .. } | TransportError::NotLeader { .. })) => {
+                Err(RPCError::Network(NetworkError::new(&error)))
+            }
         }
     }
 }

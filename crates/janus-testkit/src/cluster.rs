@@ -78,6 +78,9 @@ impl PeerTransport for Link {
             };
             let reply = match tokio::time::timeout(timeout, exchange).await {
                 Ok(Ok(reply)) => reply,
+                Ok(Err(janus_raft::PeerRpcError::NotLeader(reason))) => {
+                    return Err(TransportError::NotLeader { target, reason });
+                }
                 Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),
                 Err(_) => return Err(unreachable("timed out")),
             };
