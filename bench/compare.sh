@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, ap, cp, watch, capacity, join, dns, failover);
+#   --only:  run some sections (single, ap, cp, watch, blackhole, capacity, join, dns, failover);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,capacity,join,dns,failover]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,blackhole,capacity,join,dns,failover]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -206,7 +206,7 @@ bench() { # label target scenario instances [extra args...]; a bare port means h
   local label=$1 target=$2 scenario=$3 instances=$4
   shift 4
   case $target in http*) ;; *) target="http://127.0.0.1:$target" ;; esac
-  local out="$RESULTS/$(printf '%02d' ${#RESULT_FILES[@]})-$label-$scenario-$instances.json"
+  local out="$RESULTS/$(printf '%02d' ${#RESULT_FILES[@]})-${label//[^a-z0-9]/_}-$scenario-$instances.json"
   local cmd=("$BENCH" run --target "$target" --label "$label" --scenario "$scenario"
     --instances "$instances" --connections "$CONNS" --duration "$DURATION" --json "$out" "$@")
   "${BENCH_CPU[@]}" "${cmd[@]}" --section "$SECTION"
@@ -250,7 +250,7 @@ CP_CLIENTS=(1 16 64)
 want cp || CP_CLIENTS=()
 for clients in "${CP_CLIENTS[@]}"; do
   echo "== cp register, $clients clients: janus 3-node cluster (persistent instances, native API)"
-  start_janus_cluster
+  start_janus_cluster JANUS_HEALTH__ENABLED=false
   CONNS=$clients bench janus "$JANUS_CLUSTER_TARGETS" register 0 --api native --namespace bench-cp --create-namespace cp
   stop_server
   echo "== put, $clients clients: etcd $(etcd --version | awk '/etcd Version/ {print $3}') 3-node cluster (gRPC KV.Put)"
@@ -271,6 +271,18 @@ if want watch; then
 echo "== cross-node watch latency: janus 3-node cluster (written through node 1, watched on nodes 2 and 3)"
 start_janus_cluster
 bench janus "$JANUS_CLUSTER_TARGETS" watch 1 --api native --watchers 16 --writes 500 --prefix cluster
+stop_server
+fi
+
+if want blackhole; then
+echo "== replication to a healthy peer with another peer blackholed (SIGSTOP: it accepts connections, answers nothing)"
+start_janus_cluster
+TWO="http://127.0.0.1:${JANUS_CLUSTER_HTTP[0]},http://127.0.0.1:${JANUS_CLUSTER_HTTP[1]}"
+bench "janus, baseline for the blackholed run" "$TWO" watch 1 --api native --watchers 16 --writes 500 --prefix healthy
+kill -STOP "${CLUSTER_PIDS[2]}"
+sleep 5 # past the failure detector (3 failed probes, 1 s apart), so no write is forwarded to it
+bench "janus, node 3 blackholed" "$TWO" watch 1 --api native --watchers 16 --writes 500 --prefix blackholed
+kill -CONT "${CLUSTER_PIDS[2]}"
 stop_server
 fi
 
@@ -401,7 +413,9 @@ PREAMBLE="$WORK/preamble.md"
   echo "- Load: \`janus-bench\`, $CONNS keep-alive HTTP/1.1 connections, 1 s warm-up then $DURATION measured; the identical Nacos v1 requests go to both servers."
   echo "- rnacos 0.8.8 is installed by the script (\`cargo install rnacos --version 0.8.8 --locked\`) and run with its defaults on loopback."
   echo "- Scenarios: register (each request a new instance, over 64 services); heartbeat (light beats over 10,000 registered instances); list (one service of 100 or 1000 instances); mixed (1 register : 1 heartbeat : 8 lists of a 100-instance service)."
-  echo "- CP writes: three \`janus\` processes forming one Raft group, and three \`etcd\` $(etcd --version | awk '/etcd Version/ {print $3}') members (Debian's \`etcd-server\`, default settings), all on CPU 0; \`conns\` clients spread round-robin over the three nodes, each with one request in flight. Janus: \`POST /v1/namespaces/bench-cp/services/…/instances\` of a new persistent instance (HTTP/1.1, JSON). etcd: \`KV.Put\` over gRPC (HTTP/2) of a key naming the same service and address, whose value is the same JSON body. Both acknowledge only after a majority made the entry durable (fsync)."
+  echo "- AP cluster: three \`janus\` processes and three rnacos 0.8.8 processes forming clusters (rnacos: node 1 starts the Raft group, nodes 2 and 3 join it; the script checks the membership and that node 3 lists an instance registered through node 1), all on CPU 0; the load generator's 64 connections spread round-robin over the three nodes."
+  echo "- Cross-node watch: written through node 1, 16 blocked watchers on nodes 2 and 3; each write's latency counts from when it was sent to when a watcher's answer holds it (writes coalesced into one wake each count). Blackholed: the same with 16 watchers on node 2 while node 3 is stopped with SIGSTOP (it accepts connections and answers nothing), measured once the others have declared it down."
+  echo "- CP writes: three \`janus\` processes forming one Raft group, and three \`etcd\` $(etcd --version | awk '/etcd Version/ {print $3}') members (Debian's \`etcd-server\`, default settings), all on CPU 0; \`conns\` clients spread round-robin over the three nodes, each with one request in flight. Janus: \`POST /v1/namespaces/bench-cp/services/…/instances\` of a new persistent instance (HTTP/1.1, JSON). etcd: \`KV.Put\` over gRPC (HTTP/2) of a key naming the same service and address, whose value is the same JSON body. Both acknowledge only after a majority made the entry durable (fsync). Janus runs with its server-side health checks off (\`JANUS_HEALTH__ENABLED=false\`): etcd has none, and the tens of thousands of instances a run registers would each be probed every ~5 s."
   echo
   echo "Commands (relative to the repository root):"
   echo

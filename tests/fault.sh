@@ -30,6 +30,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   exit 0
 fi
 
+# The compose file names its containers janus-1..3: a cluster left from a
+# walk-through (another compose project) would be in the way.
+for name in janus-1 janus-2 janus-3; do
+  if docker inspect "$name" >/dev/null 2>&1; then
+    echo "== fault suite: removing the container $name left by an earlier run"
+    docker rm -f "$name" >/dev/null
+  fi
+done
+
 echo "== fault suite: building the static binary and the image (no registry needed: FROM scratch)"
 bash scripts/build-static.sh
 docker build -q -t janus:local . >/dev/null

@@ -105,11 +105,17 @@ pub(crate) fn write(
                     )
                 }
             };
-            let name = match r.scenario {
-                Scenario::Watch if r.target.contains(',') => "Watch, across nodes (3-node cluster)".to_owned(),
+            let mut name = match r.scenario {
+                Scenario::Watch if r.target.contains(',') => {
+                    "Watch, across nodes (3-node cluster; written through the first target, watched on the others)"
+                        .to_owned()
+                }
                 Scenario::Watch => "Watch, same node".to_owned(),
                 other => format!("{other:?}"),
             };
+            if r.label != "janus" {
+                name = format!("{name}: {}", r.label);
+            }
             let _ = writeln!(text, "| {name} | {measured} |");
         }
     }

@@ -198,12 +198,10 @@ fn refresh(
     due: &mut DueQueue,
     config: &HealthConfig,
 ) {
-    let targets = store.read(janus_core::Registry::check_targets);
+    let targets = store.read(|registry| registry.check_targets(&**responsible));
     let mut seen: HashMap<Key, CheckTarget> = HashMap::with_capacity(targets.len());
     for target in targets {
-        if responsible(target.hash) {
-            seen.insert((target.service.clone(), target.instance.clone()), target);
-        }
+        seen.insert((target.service.clone(), target.instance.clone()), target);
     }
     // Entries dropped here leave stale queue slots, skipped when they come up.
     checked.retain(|key, _| seen.contains_key(key));

@@ -98,9 +98,9 @@ impl Registry {
     }
 
     /// Every persistent instance of a `cp` namespace whose cluster is checked
-    /// (not `none`), with where and how to probe it.
+    /// (not `none`) and whose hash `mine` accepts, with where and how to probe it.
     #[must_use]
-    pub fn check_targets(&self) -> Vec<CheckTarget> {
+    pub fn check_targets(&self, mine: &dyn Fn(u64) -> bool) -> Vec<CheckTarget> {
         let mut targets = Vec::new();
         for (key, entry) in &self.services {
             if self.namespaces.get(&key.namespace).is_none_or(|n| n.spec.mode != Mode::Cp) {
@@ -109,6 +109,10 @@ impl Registry {
             let service_hash = crate::replica::service_hash(key);
             for (instance, slot) in &entry.instances {
                 if slot.instance.ephemeral {
+                    continue;
+                }
+                let hash = record_hash_with(service_hash, instance);
+                if !mine(hash) {
                     continue;
                 }
                 let check =
@@ -120,7 +124,7 @@ impl Registry {
                 targets.push(CheckTarget {
                     service: entry.key.clone(),
                     instance: instance.clone(),
-                    hash: record_hash_with(service_hash, instance),
+                    hash,
                     ip: instance.ip,
                     port,
                     check,

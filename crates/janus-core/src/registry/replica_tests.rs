@@ -3,6 +3,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
+use crate::model::InstanceSpec;
 use crate::replica::{ReplicationConfig, ServiceRecords, Version, record_hash};
 
 fn key(service: &str) -> ServiceKey {

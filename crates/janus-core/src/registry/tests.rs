@@ -2,6 +2,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
+use crate::model::{InstancePatch, InstanceSpec};
 use crate::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Metadata};
 
 fn key(service: &str) -> ServiceKey {

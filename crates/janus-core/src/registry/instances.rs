@@ -1,0 +1,368 @@
+//! Instance operations of the [`Registry`]: register, update, patch,
+//! deregister and heartbeat, and reads of single instances and services.
+
+use std::sync::Arc;
+
+use super::{InstanceSlot, Registry, ServiceSnapshot, SnapshotInstance, folded_name};
+use crate::change::ChangeKind;
+use crate::error::RegistryError;
+use crate::lease::{LeaseOwner, LeaseTiming};
+use crate::model::{InstancePatch, InstanceSpec, LeaseOverrides, Mode, ServiceSettings};
+use crate::name::{GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
+use crate::replica::Version;
+use crate::time::Millis;
+
+impl Registry {
+    pub(super) fn check_mode(&self, namespace: &NamespaceId, spec: &InstanceSpec) -> Result<Mode, RegistryError> {
+        let mode = self.mode_of(namespace)?;
+        if let Some(ephemeral) = spec.ephemeral
+            && ephemeral != mode.is_ephemeral()
+        {
+            let detail = if ephemeral {
+                "ephemeral instances need an ap namespace; register without ephemeral=true or use an ap namespace"
+            } else {
+                "persistent instances need a cp namespace; register without ephemeral=false or use a cp namespace"
+            };
+            return Err(RegistryError::ModeMismatch {
+                namespace: namespace.to_string(),
+                mode,
+                detail: detail.to_owned(),
+            });
+        }
+        Ok(mode)
+    }
+
+    pub(super) fn instance_not_found(key: &ServiceKey, instance: &InstanceKey) -> RegistryError {
+        RegistryError::InstanceNotFound {
+            namespace: key.namespace.to_string(),
+            service: key.grouped_name(),
+            instance: instance.to_string(),
+        }
+    }
+
+    /// Registers an instance, creating its service if needed. Registering an
+    /// instance that exists replaces its fields and renews its lease; when nothing
+    /// changed the revision stays as it was.
+    ///
+    /// # Errors
+    /// Invalid fields, namespace not found, or a mode mismatch.
+    pub fn register_instance(
+        &mut self,
+        key: &ServiceKey,
+        spec: InstanceSpec,
+        now: Millis,
+    ) -> Result<u64, RegistryError> {
+        spec.validate()?;
+        let mode = self.check_mode(&key.namespace, &spec)?;
+        self.ensure_service(key, ServiceSettings::default())?;
+        let timing = LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&spec.metadata)?);
+        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        let shared = entry.key.clone();
+        let mut instance_key = spec.key.clone();
+        if let Some(slot) = entry.instances.get_mut(&instance_key) {
+            instance_key.cluster = slot.instance.key.cluster.clone();
+            let updated = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
+            if slot.lease.is_none() && mode.is_ephemeral() {
+                // A replica written here: this node runs its lease from now on.
+                self.preservation.lease_started(timing.renewals_per_hour(), now);
+                let owner = LeaseOwner { service: shared.clone(), instance: instance_key.clone() };
+                slot.lease = Some(self.leases.start(owner, timing, now));
+            }
+            if let Some(lease) = &mut slot.lease {
+                if lease.timing != timing {
+                    self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
+                }
+                if now > lease.last_renew {
+                    // A re-registration is a sign of life (a patch passes the old renewal time).
+                    self.preservation.renewed(now);
+                }
+                lease.last_renew = now;
+                lease.timing = timing;
+                let at = lease.unhealthy_at();
+                self.leases.reschedule(lease, at);
+            }
+            if *slot.instance == updated {
+                return Ok(entry.revision);
+            }
+            slot.instance = Arc::new(updated);
+            let previous = slot.version;
+            if mode.is_ephemeral() {
+                let version = self.next_version(&shared, &instance_key, previous);
+                self.set_version(&shared, &instance_key, version);
+            }
+            return Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceUpdated));
+        }
+        instance_key.cluster = entry.intern(&spec.key.cluster);
+        let instance = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
+        let lease = mode.is_ephemeral().then(|| {
+            self.preservation.lease_started(timing.renewals_per_hour(), now);
+            self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)
+        });
+        let slot = InstanceSlot { instance: Arc::new(instance), lease, version: Version::default(), vouched: now };
+        entry.instances.insert(instance_key.clone(), slot);
+        self.instance_count += 1;
+        if mode.is_ephemeral() {
+            let version = self.next_version(&shared, &instance_key, Version::default());
+            self.set_version(&shared, &instance_key, version);
+        }
+        Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceRegistered))
+    }
+
+    /// Replaces the fields of an existing instance (Nacos `PUT /instance`).
+    ///
+    /// # Errors
+    /// Invalid fields, mode mismatch, or the instance does not exist.
+    pub fn update_instance(&mut self, key: &ServiceKey, spec: InstanceSpec, now: Millis) -> Result<u64, RegistryError> {
+        spec.validate()?;
+        self.check_mode(&key.namespace, &spec)?;
+        let exists = self.services.get(key).is_some_and(|e| e.instances.contains_key(&spec.key));
+        if !exists {
+            return Err(Self::instance_not_found(key, &spec.key));
+        }
+        self.register_instance(key, spec, now)
+    }
+
+    /// Changes some fields of an existing instance; metadata entries are merged.
+    ///
+    /// # Errors
+    /// Invalid fields, or the instance does not exist.
+    pub fn patch_instance(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        patch: InstancePatch,
+        now: Millis,
+    ) -> Result<u64, RegistryError> {
+        self.mode_of(&key.namespace)?;
+        let current = self
+            .services
+            .get(key)
+            .and_then(|e| e.instances.get(instance))
+            .map(|slot| slot.instance.clone())
+            .ok_or_else(|| Self::instance_not_found(key, instance))?;
+        if patch.healthy.is_some() && !current.ephemeral {
+            let check = self.health_check(key, &current.key.cluster);
+            if check != crate::model::HealthCheck::None {
+                return Err(RegistryError::invalid(
+                    "healthy",
+                    format!(
+                        "cluster '{}' of service '{}' is health-checked by {}; set its health_check to none to set \
+                         health by hand",
+                        current.key.cluster,
+                        key.grouped_name(),
+                        check.kind()
+                    ),
+                ));
+            }
+        }
+        let mut metadata = current.metadata.clone();
+        if let Some(extra) = patch.metadata {
+            metadata.extend(extra);
+        }
+        for key in &patch.remove_metadata {
+            metadata.remove(key);
+        }
+        let spec = InstanceSpec {
+            key: current.key.clone(),
+            weight: patch.weight.unwrap_or(current.weight),
+            healthy: patch.healthy.unwrap_or(current.healthy),
+            enabled: patch.enabled.unwrap_or(current.enabled),
+            ephemeral: None,
+            metadata,
+            custom_id: current.custom_id.as_deref().map(str::to_owned),
+        };
+        let renewed_at = self
+            .services
+            .get(key)
+            .and_then(|e| e.instances.get(instance))
+            .and_then(|s| s.lease)
+            .map_or(now, |l| l.last_renew);
+        // A patch is not a heartbeat: keep the lease's last renewal.
+        self.register_instance(key, spec, renewed_at)
+    }
+
+    /// Removes an instance; a replicated one leaves a tombstone stamped `now`.
+    ///
+    /// # Errors
+    /// Namespace, service or instance not found.
+    pub fn deregister_instance(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        now: Millis,
+    ) -> Result<u64, RegistryError> {
+        self.mode_of(&key.namespace)?;
+        self.delete_local(key, instance, ChangeKind::InstanceDeregistered, now)
+            .ok_or_else(|| Self::instance_not_found(key, instance))
+    }
+
+    /// Removes an instance because of a change made on this node: an
+    /// ephemeral one is stamped with a new version and leaves a tombstone.
+    pub(super) fn delete_local(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        kind: ChangeKind,
+        now: Millis,
+    ) -> Option<u64> {
+        let (shared, previous, ephemeral) = {
+            let entry = self.services.get(key)?;
+            let slot = entry.instances.get(instance)?;
+            (entry.key.clone(), slot.version, slot.instance.ephemeral)
+        };
+        if ephemeral {
+            let version = self.next_version(&shared, instance, previous);
+            self.bury(&shared, instance, version, now);
+        }
+        self.remove_instance(key, instance, kind)
+    }
+
+    pub(super) fn remove_instance(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        kind: ChangeKind,
+    ) -> Option<u64> {
+        let entry = self.services.get_mut(key)?;
+        let slot = entry.instances.remove(instance)?;
+        entry.release(&instance.cluster);
+        let shared = entry.key.clone();
+        if let Some(lease) = slot.lease {
+            self.leases.stop(&lease);
+            self.preservation.lease_ended(lease.timing.renewals_per_hour());
+        }
+        self.instance_count -= 1;
+        Some(self.touch(&shared, Some(instance.clone()), kind))
+    }
+
+    /// Renews an ephemeral instance's lease, turning it healthy if it was not.
+    /// Returns the lease timings, so the caller can tell the client its interval.
+    ///
+    /// # Errors
+    /// Namespace, service or instance not found; mode mismatch for persistent instances.
+    pub fn heartbeat(
+        &mut self,
+        key: &ServiceKey,
+        instance: &InstanceKey,
+        now: Millis,
+    ) -> Result<LeaseTiming, RegistryError> {
+        let mode = self.mode_of(&key.namespace)?;
+        if !mode.is_ephemeral() {
+            return Err(RegistryError::ModeMismatch {
+                namespace: key.namespace.to_string(),
+                mode,
+                detail: "instances of cp namespaces are health-checked by the server, not kept alive by heartbeats"
+                    .to_owned(),
+            });
+        }
+        let entry = self.services.get_mut(key).ok_or_else(|| Self::instance_not_found(key, instance))?;
+        let slot = entry.instances.get_mut(instance).ok_or_else(|| Self::instance_not_found(key, instance))?;
+        if slot.lease.is_none() {
+            // A replica beaten here (its owner is this node now, or cannot be
+            // reached): this node runs its lease from now on.
+            let timing =
+                LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&slot.instance.metadata)?);
+            self.preservation.lease_started(timing.renewals_per_hour(), now);
+            let owner = LeaseOwner { service: entry.key.clone(), instance: instance.clone() };
+            slot.lease = Some(self.leases.start(owner, timing, now));
+        }
+        let Some(lease) = &mut slot.lease else {
+            return Err(Self::instance_not_found(key, instance));
+        };
+        lease.last_renew = now;
+        let timing = lease.timing;
+        self.preservation.renewed(now);
+        if slot.instance.healthy {
+            return Ok(timing);
+        }
+        // Back from unhealthy: its queue entry may sit at the delete deadline,
+        // later than the new unhealthy deadline, so move it.
+        let at = lease.unhealthy_at();
+        self.leases.reschedule(lease, at);
+        let mut healthy = (*slot.instance).clone();
+        healthy.healthy = true;
+        slot.instance = Arc::new(healthy);
+        let (shared, previous) = (entry.key.clone(), slot.version);
+        let version = self.next_version(&shared, instance, previous);
+        self.set_version(&shared, instance, version);
+        self.touch(&shared, Some(instance.clone()), ChangeKind::InstanceHealthChanged);
+        Ok(timing)
+    }
+
+    /// Reads one instance with its lease timings.
+    ///
+    /// # Errors
+    /// Namespace, service or instance not found.
+    pub fn instance(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<SnapshotInstance, RegistryError> {
+        self.mode_of(&key.namespace)?;
+        let slot = self
+            .services
+            .get(key)
+            .and_then(|e| e.instances.get(instance))
+            .ok_or_else(|| Self::instance_not_found(key, instance))?;
+        Ok(self.snapshot_instance(slot))
+    }
+
+    pub(super) fn snapshot_instance(&self, slot: &InstanceSlot) -> SnapshotInstance {
+        let timing = slot
+            .lease
+            .map_or_else(|| LeaseTiming::resolve(self.config.lease, LeaseOverrides::default()), |lease| lease.timing);
+        SnapshotInstance { instance: slot.instance.clone(), timing }
+    }
+
+    /// Copies a service for a list. An unknown service in a known namespace
+    /// reads as empty with revision 0, so a watch can wait for it to appear.
+    ///
+    /// # Errors
+    /// Namespace not found.
+    pub fn snapshot(&self, key: &ServiceKey) -> Result<ServiceSnapshot, RegistryError> {
+        let mode = self.mode_of(&key.namespace)?;
+        Ok(match self.services.get(key) {
+            Some(entry) => ServiceSnapshot {
+                key: key.clone(),
+                mode,
+                exists: true,
+                revision: entry.revision,
+                protect_threshold: entry.settings.protect_threshold,
+                instances: entry.instances.values().map(|slot| self.snapshot_instance(slot)).collect(),
+            },
+            None => ServiceSnapshot {
+                key: key.clone(),
+                mode,
+                exists: false,
+                revision: 0,
+                protect_threshold: 0.0,
+                instances: Vec::new(),
+            },
+        })
+    }
+
+    /// Finds a service by names as a client spelled them: exactly, or else
+    /// ignoring ASCII case. `None` if no such service exists.
+    #[must_use]
+    pub fn resolve_service(&self, namespace: &str, group: &str, service: &str) -> Option<ServiceKey> {
+        let exact = (|| {
+            Some(ServiceKey::new(
+                NamespaceId::new(namespace).ok()?,
+                GroupName::new(group).ok()?,
+                ServiceName::new(service).ok()?,
+            ))
+        })();
+        if let Some(key) = exact.filter(|k| self.services.contains_key(k)) {
+            return Some(key);
+        }
+        self.folded.get(&folded_name(namespace, group, service)).cloned()
+    }
+
+    /// Revision of a service (0 if absent), for blocking queries.
+    #[must_use]
+    pub fn service_revision(&self, key: &ServiceKey) -> u64 {
+        self.services.get(key).map_or(0, |e| e.revision)
+    }
+
+    /// Revision of a namespace (0 if absent), for blocking queries.
+    #[must_use]
+    pub fn namespace_revision(&self, id: &NamespaceId) -> u64 {
+        self.namespaces.get(id).map_or(0, |e| e.revision)
+    }
+}
