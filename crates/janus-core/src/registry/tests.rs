@@ -2,8 +2,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::model::{InstancePatch, InstanceSpec};
 use crate::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Metadata};
+use crate::model::{InstancePatch, InstanceSpec};
 
 fn key(service: &str) -> ServiceKey {
     ServiceKey::new(NamespaceId::public(), GroupName::default_group(), ServiceName::new(service).unwrap())
