@@ -25,8 +25,13 @@ if ! docker info >/dev/null 2>&1; then
   echo "== fault suite SKIPPED: the Docker engine is not reachable (docker info failed)"
   exit 0
 fi
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "== fault suite SKIPPED: docker-compose is not installed"
+# Compose v1 (docker-compose) or the v2 plugin (docker compose), whichever is here.
+if command -v docker-compose >/dev/null 2>&1; then
+  COMPOSE="docker-compose"
+elif docker compose version >/dev/null 2>&1; then
+  COMPOSE="docker compose"
+else
+  echo "== fault suite SKIPPED: neither docker-compose nor the docker compose plugin is installed"
   exit 0
 fi
 
@@ -46,7 +51,7 @@ echo "== fault suite: building the driver"
 cargo build --release --locked -p janus-fault
 
 REPORT=target/fault-report.md
-ARGS=(--project janus-fault --compose-file docker-compose.yml --report "$REPORT")
+ARGS=(--project janus-fault --compose-file docker-compose.yml --compose-command "$COMPOSE" --report "$REPORT")
 if [ -n "$SCENARIOS" ]; then ARGS+=(--scenarios "$SCENARIOS"); fi
 status=0
 target/release/janus-fault "${ARGS[@]}" || status=$?

@@ -1,5 +1,6 @@
 //! The cluster under test: the three containers of `docker-compose.yml`,
-//! driven through the `docker` and `docker-compose` command lines.
+//! driven through the `docker` and compose (`docker-compose` or `docker compose`)
+//! command lines.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ impl Node {
 /// The compose project.
 #[derive(Debug, Clone)]
 pub(crate) struct Compose {
+    /// The compose program and its leading arguments (`["docker", "compose"]`).
+    command: Vec<String>,
     pub(crate) project: String,
     pub(crate) file: String,
     pub(crate) nodes: Vec<Node>,
@@ -49,7 +52,9 @@ async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 impl Compose {
-    pub(crate) fn new(project: &str, file: &str) -> Self {
+    /// `command` is the compose command line, split at whitespace
+    /// (`docker-compose` or `docker compose`).
+    pub(crate) fn new(command: &str, project: &str, file: &str) -> Self {
         let nodes = (1..=3)
             .map(|id| Node {
                 id,
@@ -58,13 +63,18 @@ impl Compose {
                 cluster_ip: format!("172.28.0.1{id}"),
             })
             .collect();
-        Self { project: project.to_owned(), file: file.to_owned(), nodes }
+        let mut command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+        if command.is_empty() {
+            command.push("docker-compose".to_owned());
+        }
+        Self { command, project: project.to_owned(), file: file.to_owned(), nodes }
     }
 
     async fn compose(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut all = vec!["-p", self.project.as_str(), "-f", self.file.as_str()];
+        let mut all: Vec<&str> = self.command[1..].iter().map(String::as_str).collect();
+        all.extend_from_slice(&["-p", self.project.as_str(), "-f", self.file.as_str()]);
         all.extend_from_slice(args);
-        run("docker-compose", &all).await
+        run(&self.command[0], &all).await
     }
 
     /// A fresh cluster (volumes from an earlier run removed); returns how long
@@ -82,12 +92,12 @@ impl Compose {
         self.compose(&["down", "-v", "--remove-orphans"]).await.map(|_| ())
     }
 
-    /// `docker-compose stop` (SIGTERM, then SIGKILL after the grace period).
+    /// `compose stop` (SIGTERM, then SIGKILL after the grace period).
     pub(crate) async fn stop_all(&self) -> anyhow::Result<()> {
         self.compose(&["stop"]).await.map(|_| ())
     }
 
-    /// `docker-compose start`.
+    /// `compose start`.
     pub(crate) async fn start_all(&self) -> anyhow::Result<()> {
         self.compose(&["start"]).await.map(|_| ())
     }

@@ -27,6 +27,9 @@ struct Args {
     /// The compose file.
     #[arg(long, default_value = "docker-compose.yml")]
     compose_file: String,
+    /// The compose command line: `docker-compose` (Compose v1) or `docker compose` (v2).
+    #[arg(long, default_value = "docker-compose")]
+    compose_command: String,
     /// Scenarios to run (comma-separated); all by default.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(scenarios::run_all(
         &args.project,
         &args.compose_file,
+        &args.compose_command,
         &args.scenarios,
         args.report.as_deref(),
     )) {

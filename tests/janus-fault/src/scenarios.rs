@@ -62,10 +62,11 @@ const ALL: [&str; 5] = ["partition", "leader-kill", "pause", "rolling-restart", 
 pub(crate) async fn run_all(
     project: &str,
     file: &str,
+    compose_command: &str,
     chosen: &[String],
     report: Option<&Path>,
 ) -> anyhow::Result<bool> {
-    let compose = Compose::new(project, file);
+    let compose = Compose::new(compose_command, project, file);
     let mut outcomes = Vec::new();
     for name in ALL {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
@@ -100,7 +101,7 @@ pub(crate) async fn run_all(
 /// A fresh cluster with the cp namespace; returns the time it took to be healthy.
 async fn fresh(compose: &Compose, outcome: &mut Outcome) -> anyhow::Result<()> {
     let healthy = compose.up_fresh().await?;
-    outcome.measure("`docker-compose up -d` to three healthy containers", format!("{:.1} s", healthy.as_secs_f64()));
+    outcome.measure("`compose up -d` to three healthy containers", format!("{:.1} s", healthy.as_secs_f64()));
     outcome.check(
         format!("the cluster was healthy within 20 s ({:.1} s)", healthy.as_secs_f64()),
         healthy <= Duration::from_secs(20),
@@ -413,10 +414,8 @@ async fn rolling_restart(compose: &Compose) -> anyhow::Result<Outcome> {
 }
 
 async fn full_restart(compose: &Compose) -> anyhow::Result<Outcome> {
-    let mut outcome = Outcome::new(
-        "full-restart",
-        "all three stopped (`docker-compose stop`), then started (`docker-compose start`)",
-    );
+    let mut outcome =
+        Outcome::new("full-restart", "all three stopped (`compose stop`), then started (`compose start`)");
     fresh(compose, &mut outcome).await?;
     let load = Load::start(&compose.nodes, CP_NS);
     tokio::time::sleep(Duration::from_secs(8)).await;
