@@ -1,6 +1,7 @@
 //! [`Cluster`]: what the AP engine of a clustered node shares between its
-//! tasks: the membership and ring, the outbox, the vouch table, the peers'
-//! wake-ups and the counters the admin API and metrics show.
+//! tasks: the membership and ring, the outbox, the vouch table, the links to
+//! the peers' sender and forwarder tasks, and the counters the admin API and
+//! metrics show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use janus_core::{Millis, NodeId};
 use janus_distro::digest::{Digests, VouchTable};
 use janus_distro::{DistroConfig, Membership, Outbox, Ring};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
+use crate::forward::Pending;
 use crate::transport::DistroTransport;
 
 /// Where a clustered node's AP engine finds its peers.
@@ -59,6 +62,15 @@ pub(crate) struct CachedDigests {
     pub(crate) digests: Arc<Digests>,
 }
 
+/// This node's tasks for one peer: its sender (woken by `wake`) and its
+/// forwarder (fed by `forward`); `stop` ends both when the peer leaves.
+#[derive(Debug)]
+pub(crate) struct PeerLink {
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) forward: mpsc::Sender<Pending>,
+    pub(crate) stop: CancellationToken,
+}
+
 /// State shared by the tasks of a clustered AP engine.
 pub(crate) struct Cluster {
     pub(crate) me: NodeId,
@@ -70,8 +82,10 @@ pub(crate) struct Cluster {
     pub(crate) outbox: Mutex<Outbox>,
     pub(crate) vouches: Mutex<VouchTable>,
     pub(crate) digests: Mutex<Option<CachedDigests>>,
-    /// Wakes a peer's sender when its queue gets work.
-    pub(crate) wake: HashMap<NodeId, Arc<Notify>>,
+    /// The peers' tasks, one entry per peer in the membership.
+    pub(crate) links: RwLock<HashMap<NodeId, PeerLink>>,
+    /// The engine's shutdown; each peer's tasks stop on a child of it.
+    pub(crate) shutdown: CancellationToken,
     /// Asks for a verify round now (the ring changed).
     pub(crate) verify_now: Notify,
     /// Asks for a probe round now (this node just became ready: tell the peers).
@@ -89,12 +103,12 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(cluster: &ApCluster, transport: Arc<dyn DistroTransport>) -> Self {
+    /// The cluster's state, with no peer tasks yet (see `ApEngine::start_peer`).
+    pub(crate) fn new(cluster: &ApCluster, transport: Arc<dyn DistroTransport>, shutdown: CancellationToken) -> Self {
         let membership = Membership::new(cluster.node, &cluster.members, cluster.distro.down_after_failures);
         let peers: Vec<NodeId> = membership.peers().map(|(id, _)| id).collect();
         let outbox =
             Outbox::new(peers.iter().copied(), cluster.distro.sync_delay_ms, cluster.distro.max_queued_per_peer);
-        let wake = peers.iter().map(|p| (*p, Arc::new(Notify::new()))).collect();
         Self {
             me: cluster.node,
             config: cluster.distro,
@@ -104,7 +118,8 @@ impl Cluster {
             outbox: Mutex::new(outbox),
             vouches: Mutex::new(VouchTable::default()),
             digests: Mutex::new(None),
-            wake,
+            links: RwLock::new(HashMap::new()),
+            shutdown,
             verify_now: Notify::new(),
             probe_now: Notify::new(),
             ring_since: AtomicU64::new(0),
@@ -164,8 +179,8 @@ impl Cluster {
             return;
         }
         self.outbox.lock().mark(dirty, now);
-        for notify in self.wake.values() {
-            notify.notify_one();
+        for link in self.links.read().values() {
+            link.wake.notify_one();
         }
     }
 
@@ -175,9 +190,17 @@ impl Cluster {
             return;
         }
         self.outbox.lock().mark_for(peer, keys, now);
-        if let Some(notify) = self.wake.get(&peer) {
-            notify.notify_one();
+        if let Some(link) = self.links.read().get(&peer) {
+            link.wake.notify_one();
         }
+    }
+
+    /// Stops a peer's tasks and drops its queue (it left the cluster).
+    pub(crate) fn remove_peer(&self, peer: NodeId) {
+        if let Some(link) = self.links.write().remove(&peer) {
+            link.stop.cancel();
+        }
+        self.outbox.lock().remove_peer(peer);
     }
 
     pub(crate) fn status(&self, now: Millis) -> ApStatus {

@@ -8,6 +8,7 @@
 //! first, and the versions settle any conflict the same way on every node.
 //! Whatever this node changes is queued for every peer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,17 +16,16 @@ use std::time::Duration;
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
 use janus_core::replica::record_hash;
-use janus_core::{InstanceKey, Millis, Registry, RegistryError, RegistryStore, ServiceKey};
+use janus_core::{InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
 use janus_distro::message::{ForwardOp, ForwardOutcome};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, info};
 
-use crate::cluster::{ApCluster, Cluster};
-use crate::forward::Forwarders;
+use crate::cluster::{ApCluster, Cluster, PeerLink};
 use crate::transport::DistroTransport;
-use crate::{load, probe, reaper, sync, verify};
+use crate::{forward, load, probe, reaper, sync, verify};
 
 /// AP engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,6 @@ pub(crate) struct Shared {
     pub(crate) config: ApConfig,
     /// Set on a node of a cluster.
     pub(crate) cluster: Option<Arc<Cluster>>,
-    pub(crate) forwarders: Forwarders,
     /// The span the engine was started in (the node's, with its id), for
     /// work done on behalf of peers.
     pub(crate) span: tracing::Span,
@@ -75,7 +74,6 @@ impl ApEngine {
             planned_wake: AtomicU64::new(u64::MAX),
             config,
             cluster: None,
-            forwarders: Forwarders::default(),
             span: tracing::Span::current(),
         });
         // The reaper logs under the caller's span (the node's, with its id).
@@ -96,15 +94,13 @@ impl ApEngine {
         transport: Arc<dyn DistroTransport>,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
-        let state = Arc::new(Cluster::new(cluster, transport));
-        let forwarders = Forwarders::start(&state, &shutdown);
+        let state = Arc::new(Cluster::new(cluster, transport, shutdown.clone()));
         let shared = Arc::new(Shared {
             store,
             wake: Notify::new(),
             planned_wake: AtomicU64::new(u64::MAX),
             config,
             cluster: Some(state.clone()),
-            forwarders,
             span: tracing::Span::current(),
         });
         let engine = Self { shared: shared.clone() };
@@ -113,12 +109,48 @@ impl ApEngine {
         tasks.spawn(probe::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_probe")));
         tasks.spawn(verify::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_verify")));
         tasks.spawn(load::run(engine.clone(), shutdown.clone()).instrument(tracing::info_span!("ap_load")));
-        for peer in state.wake.keys() {
-            let span = tracing::info_span!("ap_sync", peer = *peer);
-            tasks.spawn(sync::run(engine.clone(), *peer, shutdown.clone()).instrument(span));
+        let peers: Vec<NodeId> = state.membership.lock().peers().map(|(id, _)| id).collect();
+        for peer in peers {
+            engine.start_peer(&state, peer);
         }
         let all = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
         (engine, all)
+    }
+
+    /// Starts this node's sender and forwarder for `peer`.
+    fn start_peer(&self, cluster: &Arc<Cluster>, peer: NodeId) {
+        let stop = cluster.shutdown.child_token();
+        let wake = Arc::new(Notify::new());
+        let span = &self.shared.span;
+        let forward =
+            forward::start(cluster, peer, stop.clone(), tracing::info_span!(parent: span, "ap_forward", peer));
+        let sender = sync::run(self.clone(), peer, wake.clone(), stop.clone());
+        tokio::spawn(sender.instrument(tracing::info_span!(parent: span, "ap_sync", peer)));
+        cluster.links.write().insert(peer, PeerLink { wake, forward, stop });
+    }
+
+    /// Replaces the cluster's member list (this node may be listed too; a
+    /// lone node ignores it): the Raft group's members, once the group has
+    /// them, so that members added or removed at run time take part in AP
+    /// replication without a restart. A new peer owns instances once it
+    /// answers probes and is ready; a removed one's share moves at once.
+    pub fn set_members(&self, members: &BTreeMap<NodeId, String>) {
+        let Some(cluster) = self.cluster().cloned() else { return };
+        let (added, removed) = cluster.membership.lock().set_members(members);
+        if added.is_empty() && removed.is_empty() {
+            return;
+        }
+        let _span = self.shared.span.enter();
+        info!(?added, ?removed, "ap members changed");
+        for peer in removed {
+            cluster.remove_peer(peer);
+        }
+        for peer in added {
+            cluster.outbox.lock().add_peer(peer);
+            self.start_peer(&cluster, peer);
+        }
+        probe::ring_changed(self, &cluster);
+        cluster.probe_now.notify_one();
     }
 
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
@@ -205,7 +237,7 @@ impl ApEngine {
         if owner == cluster.me {
             return self.apply_local(op);
         }
-        match self.shared.forwarders.forward(owner, op.clone(), cluster.config.forward_timeout_ms).await {
+        match forward::forward(cluster, owner, op.clone(), cluster.config.forward_timeout_ms).await {
             Some(result) => result,
             None => {
                 crate::cluster::Counters::add(&cluster.counters.forward_fallbacks, 1);

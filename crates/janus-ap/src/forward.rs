@@ -1,13 +1,13 @@
-//! [`Forwarders`]: client writes on their way to the instances' owners.
+//! Client writes on their way to the instances' owners.
 //!
-//! One bounded queue and one task per peer. The task takes every write
+//! One bounded queue and one task per peer (started with the peer's link,
+//! see `ApEngine::start_peer`). The task takes every write
 //! queued for that peer (up to the batch size) and sends them as one message,
 //! with up to [`IN_FLIGHT`] messages outstanding, so under load many writes
 //! share one round trip. The receiver applies them itself and never forwards
 //! again (no loops). A write whose owner does not answer within the forward
 //! timeout, or whose queue is full, is handed back and applied locally.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,15 +28,10 @@ const QUEUE: usize = 4096;
 
 type Answer = Option<Result<ForwardOutcome, RegistryError>>;
 
-struct Pending {
+/// A write queued for its owner, and where its result goes.
+pub(crate) struct Pending {
     op: ForwardOp,
     reply: oneshot::Sender<Answer>,
-}
-
-/// The per-peer forwarding queues.
-#[derive(Debug, Default)]
-pub(crate) struct Forwarders {
-    queues: HashMap<NodeId, mpsc::Sender<Pending>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -45,29 +40,29 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-impl Forwarders {
-    /// One queue and task per peer of `cluster`, stopping with `shutdown`.
-    pub(crate) fn start(cluster: &Arc<Cluster>, shutdown: &CancellationToken) -> Self {
-        let mut queues = HashMap::new();
-        for peer in cluster.wake.keys().copied() {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            queues.insert(peer, tx);
-            let span = tracing::info_span!("ap_forward", peer);
-            tokio::spawn(run(cluster.clone(), peer, rx, shutdown.clone()).instrument(span));
-        }
-        Self { queues }
-    }
+/// Starts the forwarder of `peer` (under `span`), which stops with `stop`;
+/// returns its queue.
+pub(crate) fn start(
+    cluster: &Arc<Cluster>,
+    peer: NodeId,
+    stop: CancellationToken,
+    span: tracing::Span,
+) -> mpsc::Sender<Pending> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(cluster.clone(), peer, rx, stop).instrument(span));
+    tx
+}
 
-    /// Sends `op` to `owner` and waits for its result; `None` if the owner
-    /// did not answer in time (or its queue is full): apply it locally then.
-    pub(crate) async fn forward(&self, owner: NodeId, op: ForwardOp, timeout_ms: u64) -> Answer {
-        let queue = self.queues.get(&owner)?;
-        let (reply, answer) = oneshot::channel();
-        queue.try_send(Pending { op, reply }).ok()?;
-        match tokio::time::timeout(Duration::from_millis(timeout_ms), answer).await {
-            Ok(Ok(answer)) => answer,
-            _ => None,
-        }
+/// Sends `op` to `owner` and waits for its result; `None` if the owner did
+/// not answer in time, its queue is full or it is not a peer: apply it
+/// locally then.
+pub(crate) async fn forward(cluster: &Cluster, owner: NodeId, op: ForwardOp, timeout_ms: u64) -> Answer {
+    let queue = cluster.links.read().get(&owner).map(|link| link.forward.clone())?;
+    let (reply, answer) = oneshot::channel();
+    queue.try_send(Pending { op, reply }).ok()?;
+    match tokio::time::timeout(Duration::from_millis(timeout_ms), answer).await {
+        Ok(Ok(answer)) => answer,
+        _ => None,
     }
 }
 

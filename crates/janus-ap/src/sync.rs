@@ -2,7 +2,8 @@
 //! the queued instances' current records, and sends them. A failed send puts
 //! them back and the queue waits out the retry delay; a peer that is down
 //! keeps its (bounded) queue until it is back. Each peer has its own task,
-//! so a slow or dead peer never holds up the others.
+//! so a slow or dead peer never holds up the others; it stops when the peer
+//! leaves the cluster.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,15 +13,15 @@ use janus_core::registry::DirtyKey;
 use janus_core::{InstanceKey, NodeId, Registry, ServiceKey, ServiceRecords};
 use janus_distro::message::{Sync, encode};
 use janus_distro::{MessageKind, PeerState};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
 
-pub(crate) async fn run(engine: ApEngine, peer: NodeId, shutdown: CancellationToken) {
+pub(crate) async fn run(engine: ApEngine, peer: NodeId, wake: Arc<Notify>, shutdown: CancellationToken) {
     let Some(cluster) = engine.cluster().cloned() else { return };
-    let Some(wake) = cluster.wake.get(&peer).cloned() else { return };
     loop {
         let due = cluster.outbox.lock().due_at(peer);
         let wait = async {

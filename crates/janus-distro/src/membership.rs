@@ -1,5 +1,6 @@
-//! [`Membership`]: the members from the configuration and what this node's
-//! probes say of them.
+//! [`Membership`]: the members (from the configuration at start, from the
+//! Raft group once it has one, see [`Membership::set_members`]) and what this
+//! node's probes say of them.
 //!
 //! Every node probes every peer on a fixed interval. A peer that answers is
 //! `Up` and says whether it is ready (it has loaded its snapshot). One failed
@@ -95,6 +96,34 @@ impl Membership {
             .collect();
         let my_addr = members.get(&me).cloned().unwrap_or_default();
         Self { me, my_addr, ready: false, peers, down_after_failures: down_after_failures.max(1) }
+    }
+
+    /// Replaces the member list (`me` may be listed too). Peers that stay
+    /// keep their state (and take a new address if it changed); new ones
+    /// start `Down` until their first answer. Returns the peers added and
+    /// the peers removed.
+    pub fn set_members(&mut self, members: &BTreeMap<NodeId, String>) -> (Vec<NodeId>, Vec<NodeId>) {
+        let removed: Vec<NodeId> = self.peers.keys().filter(|id| !members.contains_key(id)).copied().collect();
+        for id in &removed {
+            self.peers.remove(id);
+        }
+        let mut added = Vec::new();
+        for (id, addr) in members {
+            if *id == self.me {
+                addr.clone_into(&mut self.my_addr);
+                continue;
+            }
+            match self.peers.get_mut(id) {
+                Some(peer) => addr.clone_into(&mut peer.addr),
+                None => {
+                    let peer =
+                        Peer { addr: addr.clone(), state: PeerState::Down, ready: false, failures: 0, last_seen: None };
+                    self.peers.insert(*id, peer);
+                    added.push(*id);
+                }
+            }
+        }
+        (added, removed)
     }
 
     /// This node's id.
@@ -228,5 +257,26 @@ mod tests {
         assert_eq!(view.len(), 3);
         assert!(view[0].this_node && view[0].in_ring);
         assert_eq!(view[1].last_seen_ms_ago, Some(10));
+    }
+
+    #[test]
+    fn a_new_member_list_adds_and_removes_peers_and_keeps_the_others_state() {
+        let mut m = three();
+        m.set_ready();
+        m.probe_answered(2, true, Millis(10));
+        m.probe_answered(3, true, Millis(10));
+        let members: BTreeMap<NodeId, String> =
+            [(1, "a:2".to_owned()), (2, "b:2".to_owned()), (4, "d:1".to_owned())].into();
+        let (added, removed) = m.set_members(&members);
+        assert_eq!((added, removed), (vec![4], vec![3]));
+        assert_eq!(m.state(2), Some(PeerState::Up), "a peer that stays keeps its state");
+        assert_eq!(m.addr(2), Some("b:2"), "and takes its new address");
+        assert_eq!(m.state(3), None);
+        assert_eq!(m.state(4), Some(PeerState::Down), "a new peer is down until it answers");
+        assert_eq!(m.ring().members(), [1, 2]);
+        m.probe_answered(4, true, Millis(20));
+        assert_eq!(m.ring().members(), [1, 2, 4]);
+        assert_eq!(m.view(Millis(30))[0].addr, "a:2");
+        assert_eq!(m.set_members(&members), (vec![], vec![]), "the same list changes nothing");
     }
 }

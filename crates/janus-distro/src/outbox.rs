@@ -42,6 +42,16 @@ impl Outbox {
         Self { window_ms, capacity: capacity.max(1), peers }
     }
 
+    /// Gives a new peer an empty queue (a known peer keeps its queue).
+    pub fn add_peer(&mut self, peer: NodeId) {
+        self.peers.entry(peer).or_default();
+    }
+
+    /// Drops a peer that left the cluster, with its queue.
+    pub fn remove_peer(&mut self, peer: NodeId) {
+        self.peers.remove(&peer);
+    }
+
     /// Marks changed instances for every peer.
     pub fn mark(&mut self, keys: &[DirtyKey], now: Millis) {
         let peers: Vec<NodeId> = self.peers.keys().copied().collect();
@@ -150,6 +160,22 @@ mod tests {
         assert_eq!(outbox.take(2, Millis(100), 100).len(), 2, "one record per instance however often it changed");
         assert_eq!(outbox.due_at(2), None);
         assert_eq!(outbox.depth(3), 2, "each peer has its own queue");
+    }
+
+    #[test]
+    fn peers_added_later_get_their_own_queue_and_removed_ones_get_nothing() {
+        let mut outbox = Outbox::new([2], 100, 10);
+        outbox.mark(&[key(1)], Millis(0));
+        outbox.add_peer(4);
+        assert_eq!(outbox.depth(4), 0, "a new peer gets only what changes from now on");
+        outbox.mark(&[key(2)], Millis(10));
+        assert_eq!((outbox.depth(2), outbox.depth(4)), (2, 1));
+        outbox.add_peer(2);
+        assert_eq!(outbox.depth(2), 2, "adding a known peer keeps its queue");
+        outbox.remove_peer(2);
+        outbox.mark(&[key(3)], Millis(20));
+        assert_eq!((outbox.depth(2), outbox.due_at(2)), (0, None));
+        assert_eq!(outbox.depth(4), 2);
     }
 
     #[test]

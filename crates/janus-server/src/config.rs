@@ -107,7 +107,8 @@ pub struct ClusterSection {
     /// Largest Raft message (a whole snapshot travels in one).
     pub max_message_bytes: usize,
     /// Start empty and wait to be added to a running group through its admin
-    /// API (`members` is then not used).
+    /// API (Raft then ignores `members`; the AP engine loads its snapshot
+    /// from them).
     pub join: bool,
 }
 

@@ -7,12 +7,14 @@
 //! - [`config`]: [`ServerConfig`] from TOML, `JANUS_*` environment and flags.
 //! - [`node`]: [`Node`], the [`janus_core::RegistryService`] that routes each
 //!   write to the engine owning the namespace's mode.
+//! - [`members`]: the AP member list follows the Raft group's.
 //! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 //! - [`cli`]: the operator's subcommands of the `janus` binary.
 
 pub mod cli;
 pub mod config;
+pub mod members;
 pub mod node;
 pub mod telemetry;
 
@@ -69,7 +71,10 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
         .context("cannot start the CP engine")?;
     let (ap, reaper) = match (config.ap_cluster()?, peers) {
         (Some(cluster), Some(peers)) => {
-            ApEngine::spawn_clustered(store.clone(), config.ap_config(), &cluster, peers, shutdown.child_token())
+            let (ap, reaper) =
+                ApEngine::spawn_clustered(store.clone(), config.ap_config(), &cluster, peers, shutdown.child_token());
+            members::follow(cp.clone(), ap.clone(), shutdown.child_token());
+            (ap, reaper)
         }
         _ => ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token()),
     };

@@ -41,7 +41,6 @@ async fn start_cluster_with(tweak: impl Fn(&mut janus_server::ServerConfig) + Cl
         let (members, secret, tweak) = (members.clone(), secret.clone(), tweak.clone());
         nodes.push(
             Node::start(move |config| {
-                tweak(config);
                 config.node.id = id;
                 config.cluster.members = members;
                 config.cluster.addr = ([127, 0, 0, 1], *port).into();
@@ -49,6 +48,7 @@ async fn start_cluster_with(tweak: impl Fn(&mut janus_server::ServerConfig) + Cl
                 config.raft.heartbeat_ms = 50;
                 config.raft.election_timeout_min_ms = 300;
                 config.raft.election_timeout_max_ms = 600;
+                tweak(config);
             })
             .await,
         );
@@ -286,6 +286,78 @@ async fn a_three_node_cluster_replicates_ap_writes_and_wakes_watches_on_other_no
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("janus_ap_peer_up{peer=\"1\"} 1"), "{text}");
     assert!(text.contains("janus_raft_term "), "{text}");
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+}
+
+/// Waits until `node` sees `ring` as the AP ring and `members` AP members.
+async fn until_ring(http: &Http, node: &Node, ring: serde_json::Value, members: usize) {
+    let start = Instant::now();
+    loop {
+        let status = http.send(Method::GET, &format!("{}/v1/cluster", node.base), None).await.unwrap().json();
+        if status["ap"]["ring"] == ring && status["ap"]["members"].as_array().map(Vec::len) == Some(members) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{}: ring not {ring} after 10 s: {status}", node.base);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_and_removed_through_the_admin_api_joins_and_leaves_ap_replication_without_restarts() {
+    let secret = secret();
+    let shared = secret.clone();
+    let mut nodes = start_cluster_with(move |config| config.cluster.secret.clone_from(&shared)).await;
+    let http = Http::default();
+    all_ready(&http, &nodes).await;
+    // A committed write: the group has a leader and its first membership.
+    let namespaces = format!("{}/v1/namespaces", nodes[0].base);
+    until_status(&http, Method::POST, &namespaces, json!({"id": "grown", "mode": "ap"}), StatusCode::CREATED).await;
+    // A fourth node, which the first three's configuration does not list.
+    let addr4: std::net::SocketAddr = ([127, 0, 0, 1], free_ports(1)[0]).into();
+    let mut members: Vec<String> =
+        (1..).zip(&nodes).map(|(id, node)| format!("{id}@{}", node.server.cluster_addr.unwrap())).collect();
+    members.push(format!("4@{addr4}"));
+    let fourth = Node::start(move |config| {
+        config.node.id = 4;
+        config.cluster.members = members;
+        config.cluster.join = true;
+        config.cluster.addr = addr4;
+        config.cluster.secret = secret;
+        config.raft.heartbeat_ms = 50;
+        config.raft.election_timeout_min_ms = 300;
+        config.raft.election_timeout_max_ms = 600;
+    })
+    .await;
+    until_ring(&http, &nodes[0], json!([1, 2, 3]), 3).await;
+
+    // Added to the Raft group, it becomes an AP member on every node.
+    let add = janus_raft::MembershipChange::AddLearner { id: 4, addr: addr4.to_string() };
+    nodes[1].server.node.cp().change_members(add).await.unwrap();
+    for node in &nodes {
+        until_ring(&http, node, json!([1, 2, 3, 4]), 4).await;
+    }
+    // Writes through it and through the others are on all four.
+    for n in 0..20 {
+        for (through, node) in [&fourth, &nodes[0]].into_iter().enumerate() {
+            let url = format!("{}/v1/namespaces/public/services/grown/instances", node.base);
+            let body = json!({"ip": format!("10.7.{through}.{n}"), "port": 80});
+            let reply = http.send_json(Method::POST, &url, Some(body)).await.unwrap();
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        }
+    }
+    nodes.push(fourth);
+    until_listed(&http, &nodes, "grown", 40).await;
+
+    // Removed from the group, it leaves the others' ring; they keep serving everything.
+    let fourth = nodes.pop().unwrap();
+    nodes[0].server.node.cp().change_members(janus_raft::MembershipChange::Remove { id: 4 }).await.unwrap();
+    for node in &nodes {
+        until_ring(&http, node, json!([1, 2, 3]), 3).await;
+    }
+    fourth.stop_within(Duration::from_secs(5)).await;
+    until_listed(&http, &nodes, "grown", 40).await;
     for node in nodes {
         node.stop_within(Duration::from_secs(5)).await;
     }
