@@ -57,8 +57,8 @@ if { want single || want ap; } && [ ! -x "$RNACOS" ]; then
 fi
 echo "== building janus and janus-bench (release)"
 cargo build --release --locked -p janus-server -p janus-bench
-JANUS="$ROOT/target/release/janus"
-BENCH="$ROOT/target/release/janus-bench"
+JANUS="${CARGO_TARGET_DIR:-$ROOT/target}/release/janus"
+BENCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/janus-bench"
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
@@ -374,7 +374,7 @@ fi
 
 if want join; then
 echo "== join: a node restarting empty in a 3-node cluster holding $CAPACITY instances"
-JOIN=$("$BENCH" join --janus "$ROOT/target/release/janus" --work "$WORK/join" --instances "$CAPACITY" | tail -n 1)
+JOIN=$("$BENCH" join --janus "$JANUS" --work "$WORK/join" --instances "$CAPACITY" | tail -n 1)
 {
   echo
   echo "## AP catch-up of a restarted node (Janus only)"
@@ -389,7 +389,7 @@ fi
 
 if want failover; then
 echo "== cp failover: kill -9 of the Raft leader, 10 times"
-FAILOVER=$("$BENCH" failover --janus "$ROOT/target/release/janus" --work "$WORK/failover" --trials 10 | tail -n 1)
+FAILOVER=$("$BENCH" failover --janus "$JANUS" --work "$WORK/failover" --trials 10 | tail -n 1)
 {
   echo
   echo "## CP failover (Janus only)"

@@ -14,7 +14,7 @@ if ! command -v dig >/dev/null; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dnsutils >/dev/null
 fi
 cargo build -q --locked -p janus-server
-JANUS="$ROOT/target/debug/janus"
+JANUS="${CARGO_TARGET_DIR:-$ROOT/target}/debug/janus"
 
 VENV="$ROOT/target/e2e-venv"
 if ! "$VENV/bin/python" -c "import py_eureka_client, nacos" 2>/dev/null \

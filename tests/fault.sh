@@ -50,11 +50,12 @@ docker build -q -t janus:local . >/dev/null
 echo "== fault suite: building the driver"
 cargo build --release --locked -p janus-fault
 
+mkdir -p target
 REPORT=target/fault-report.md
 ARGS=(--project janus-fault --compose-file docker-compose.yml --compose-command "$COMPOSE" --report "$REPORT")
 if [ -n "$SCENARIOS" ]; then ARGS+=(--scenarios "$SCENARIOS"); fi
 status=0
-target/release/janus-fault "${ARGS[@]}" || status=$?
+"${CARGO_TARGET_DIR:-target}/release/janus-fault" "${ARGS[@]}" || status=$?
 
 if [ -n "$UPDATE_DOCS" ] && [ -f "$REPORT" ]; then
   # Keep the hand-written part of the doc, replace everything from "## Last run" on.
