@@ -28,6 +28,10 @@ pub struct ApCluster {
     pub members: BTreeMap<NodeId, String>,
     /// Protocol timing and bounds.
     pub distro: DistroConfig,
+    /// A node joining a running cluster: it loads its snapshot (and becomes
+    /// ready) only once the first member list from the group arrives
+    /// ([`crate::ApEngine::set_members`]), that is once it has been added.
+    pub wait_for_group: bool,
 }
 
 /// Counters of the protocol, since start.
@@ -90,6 +94,11 @@ pub(crate) struct Cluster {
     pub(crate) verify_now: Notify,
     /// Asks for a probe round now (this node just became ready: tell the peers).
     pub(crate) probe_now: Notify,
+    /// Whether the snapshot load waits for the first member list from the group.
+    pub(crate) wait_for_group: bool,
+    /// Set (and `group_arrived` notified) by the first member list from the group.
+    group_known: AtomicBool,
+    pub(crate) group_arrived: Notify,
     /// When the ring last changed: replicas count as vouched for at least since.
     ring_since: AtomicU64,
     ready: AtomicBool,
@@ -120,6 +129,9 @@ impl Cluster {
             digests: Mutex::new(None),
             links: RwLock::new(HashMap::new()),
             shutdown,
+            wait_for_group: cluster.wait_for_group,
+            group_known: AtomicBool::new(false),
+            group_arrived: Notify::new(),
             verify_now: Notify::new(),
             probe_now: Notify::new(),
             ring_since: AtomicU64::new(0),
@@ -133,9 +145,24 @@ impl Cluster {
         self.ring.read().clone()
     }
 
+    /// Marks that a member list from the group arrived (wakes the load).
+    pub(crate) fn set_group_known(&self) {
+        if !self.group_known.swap(true, Ordering::AcqRel) {
+            self.group_arrived.notify_waiters();
+        }
+    }
+
+    /// Whether a member list from the group arrived.
+    pub(crate) fn group_known(&self) -> bool {
+        self.group_known.load(Ordering::Acquire)
+    }
+
     /// Recomputes the ring from the membership; true if it changed (at `now`).
+    /// The membership stays locked until the ring is installed, so that
+    /// concurrent refreshes install rings in the order they were computed.
     pub(crate) fn refresh_ring(&self, now: Millis) -> bool {
-        let ring = self.membership.lock().ring();
+        let membership = self.membership.lock();
+        let ring = membership.ring();
         let mut current = self.ring.write();
         if **current == ring {
             return false;

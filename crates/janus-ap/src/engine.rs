@@ -130,25 +130,31 @@ impl ApEngine {
     }
 
     /// Replaces the cluster's member list (this node may be listed too; a
-    /// lone node ignores it): the Raft group's members, once the group has
-    /// them, so that members added or removed at run time take part in AP
-    /// replication without a restart. A new peer owns instances once it
-    /// answers probes and is ready; a removed one's share moves at once.
+    /// lone node ignores it) with the Raft group's, so that members added or
+    /// removed at run time take part in AP replication without a restart. A
+    /// new peer owns instances once it answers probes and is ready; a removed
+    /// one's share moves at once. The first call also lets a joining node
+    /// load its snapshot (see [`ApCluster::wait_for_group`]).
     pub fn set_members(&self, members: &BTreeMap<NodeId, String>) {
         let Some(cluster) = self.cluster().cloned() else { return };
+        // A new peer's queue and tasks exist before it is a member, so that
+        // whatever is handed over to it once it joins the ring reaches it.
+        for peer in members.keys().copied().filter(|id| *id != cluster.me) {
+            if !cluster.links.read().contains_key(&peer) {
+                cluster.outbox.lock().add_peer(peer);
+                self.start_peer(&cluster, peer);
+            }
+        }
         let (added, removed) = cluster.membership.lock().set_members(members);
+        for peer in &removed {
+            cluster.remove_peer(*peer);
+        }
+        cluster.set_group_known();
         if added.is_empty() && removed.is_empty() {
             return;
         }
         let _span = self.shared.span.enter();
         info!(?added, ?removed, "ap members changed");
-        for peer in removed {
-            cluster.remove_peer(peer);
-        }
-        for peer in added {
-            cluster.outbox.lock().add_peer(peer);
-            self.start_peer(&cluster, peer);
-        }
         probe::ring_changed(self, &cluster);
         cluster.probe_now.notify_one();
     }

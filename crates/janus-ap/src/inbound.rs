@@ -29,6 +29,13 @@ pub enum PeerMessageError {
     /// This node is not part of a cluster.
     #[error("this node is not in a cluster")]
     NotClustered,
+    /// The sender is not (or no longer) one of this node's members: its
+    /// records, digests and writes are not taken.
+    #[error("node {from} is not a member of this node's cluster")]
+    NotAMember {
+        /// The sender.
+        from: NodeId,
+    },
 }
 
 impl ApEngine {
@@ -44,6 +51,12 @@ impl ApEngine {
     async fn handle(&self, kind: MessageKind, body: &[u8]) -> Result<Vec<u8>, PeerMessageError> {
         let Some(cluster) = self.cluster().cloned() else { return Err(PeerMessageError::NotClustered) };
         let malformed = |e: Malformed| PeerMessageError::Malformed { kind, reason: e.0 };
+        // Pings and snapshot pages are open to any node with the secret (a
+        // joining node needs both); the rest only to members.
+        let member = |from: NodeId| {
+            let known = from == cluster.me || cluster.membership.lock().addr(from).is_some();
+            if known { Ok(()) } else { Err(PeerMessageError::NotAMember { from }) }
+        };
         let reply = match kind {
             MessageKind::Ping => {
                 let ping: Ping = decode(body).map_err(malformed)?;
@@ -54,14 +67,17 @@ impl ApEngine {
             }
             MessageKind::Sync => {
                 let sync: Sync = decode(body).map_err(malformed)?;
+                member(sync.from)?;
                 encode(&self.apply_batches(&cluster, sync.from, sync.batches))
             }
             MessageKind::Repair => {
                 let repair: Repair = decode(body).map_err(malformed)?;
+                member(repair.from)?;
                 encode(&self.apply_batches(&cluster, repair.from, repair.batches))
             }
             MessageKind::Verify => {
                 let verify: Verify = decode(body).map_err(malformed)?;
+                member(verify.from)?;
                 encode(&self.on_verify(&cluster, verify).await)
             }
             MessageKind::Snapshot => {
@@ -70,6 +86,7 @@ impl ApEngine {
             }
             MessageKind::Forward => {
                 let forward: Forward = decode(body).map_err(malformed)?;
+                member(forward.from)?;
                 // Applied here and only here: a forwarded write never travels on.
                 let results = forward.ops.into_iter().map(|op| self.apply_local(op)).collect();
                 encode(&ForwardReply { results })

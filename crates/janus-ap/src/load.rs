@@ -1,5 +1,7 @@
 //! Start-up: a node of a cluster loads every ephemeral instance from a
-//! ready peer, page by page, before it takes writes or counts as ready.
+//! ready peer, page by page, before it takes writes or counts as ready. A
+//! node joining a running cluster first waits until it has been added (the
+//! first member list from the group), then loads from the group's members.
 //!
 //! Peers are tried in turn. A peer that is ready streams its pages; if every
 //! peer is unreachable or still loading itself (a cold start of the whole
@@ -36,6 +38,19 @@ enum Outcome {
 
 pub(crate) async fn run(engine: ApEngine, shutdown: CancellationToken) {
     let Some(cluster) = engine.cluster().cloned() else { return };
+    if cluster.wait_for_group {
+        info!("waiting to be added to the cluster before loading the ap registry");
+        loop {
+            let arrived = cluster.group_arrived.notified();
+            if cluster.group_known() {
+                break;
+            }
+            tokio::select! {
+                () = arrived => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
     let started = engine.store().now();
     let peers: Vec<(NodeId, String)> =
         cluster.membership.lock().peers().map(|(id, addr)| (id, addr.to_owned())).collect();

@@ -63,6 +63,7 @@ async fn handle_distro(State(engine): State<ApEngine>, Path(kind): Path<String>,
         Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
         Err(error @ PeerMessageError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
         Err(error @ PeerMessageError::NotClustered) => (StatusCode::CONFLICT, error.to_string()).into_response(),
+        Err(error @ PeerMessageError::NotAMember { .. }) => (StatusCode::FORBIDDEN, error.to_string()).into_response(),
     }
 }
 

@@ -29,7 +29,7 @@ mod types;
 
 pub use engine::{CpConfig, CpEngine, CpStartError, CpWriteError, PeerRpcError};
 pub use log_store::LogStore;
-pub use membership::{Members, MembershipChange};
+pub use membership::{GroupNodes, Members, MembershipChange};
 pub use network::{NoPeers, PeerTransport, RpcKind, TransportError};
 pub use state_machine::StateMachine;
 pub use types::{RaftRequest, RaftResponse, TypeConfig};

@@ -52,7 +52,36 @@ pub struct Members {
     pub learners: BTreeMap<u64, String>,
 }
 
+/// Every node of the group (voters and learners) with its cluster address,
+/// as one node knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupNodes {
+    /// The node answering.
+    pub node_id: u64,
+    /// By its latest membership log entry, which may not be committed yet.
+    pub effective: BTreeMap<u64, String>,
+    /// By the latest membership entry it knows to be committed.
+    pub committed: BTreeMap<u64, String>,
+}
+
 impl CpEngine {
+    /// Every node of the group with its address (see [`GroupNodes`]); both
+    /// maps are empty before this node has any membership (a joining node
+    /// not added yet).
+    #[must_use]
+    pub fn group_nodes(&self) -> GroupNodes {
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let nodes = |membership: &openraft::Membership<u64, BasicNode>| {
+            membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+        };
+        GroupNodes {
+            node_id: self.node_id(),
+            effective: nodes(metrics.membership_config.membership()),
+            committed: nodes(metrics.committed_membership_config.membership()),
+        }
+    }
+
     /// The group as this node sees it (its latest membership log entry).
     #[must_use]
     pub fn members(&self) -> Members {

@@ -107,8 +107,7 @@ pub struct ClusterSection {
     /// Largest Raft message (a whole snapshot travels in one).
     pub max_message_bytes: usize,
     /// Start empty and wait to be added to a running group through its admin
-    /// API (Raft then ignores `members`; the AP engine loads its snapshot
-    /// from them).
+    /// API (Raft then ignores `members`; the node is not ready until added).
     pub join: bool,
 }
 
@@ -538,7 +537,7 @@ impl ServerConfig {
         }
         let mut members = self.cluster.member_map()?;
         members.entry(self.node.id).or_insert_with(|| self.cluster.addr.to_string());
-        Ok(Some(ApCluster { node: self.node.id, members, distro: self.distro }))
+        Ok(Some(ApCluster { node: self.node.id, members, distro: self.distro, wait_for_group: self.cluster.join }))
     }
 
     /// Settings of the CP engine: its data lives in `<node.data_dir>/raft`.

@@ -70,10 +70,18 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
         .await
         .context("cannot start the CP engine")?;
     let (ap, reaper) = match (config.ap_cluster()?, peers) {
-        (Some(cluster), Some(peers)) => {
+        (Some(mut cluster), Some(peers)) => {
+            // Raft has its state by now: on a restart the group, not the
+            // configuration, says who the AP peers are.
+            let my_addr = cluster.members.get(&cluster.node).cloned().unwrap_or_default();
+            let mut follower = members::MemberFollower::new(cluster.node, my_addr);
+            if let Some(group) = follower.members(&cp.group_nodes()) {
+                cluster.members = group;
+                cluster.wait_for_group = false;
+            }
             let (ap, reaper) =
                 ApEngine::spawn_clustered(store.clone(), config.ap_config(), &cluster, peers, shutdown.child_token());
-            members::follow(cp.clone(), ap.clone(), shutdown.child_token());
+            members::follow(cp.clone(), ap.clone(), follower, shutdown.child_token());
             (ap, reaper)
         }
         _ => ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token()),

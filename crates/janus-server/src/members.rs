@@ -2,44 +2,84 @@
 //! node added or removed through the admin API takes part in (or leaves) AP
 //! replication on every node without a restart.
 //!
-//! The AP engine starts from `cluster.members`. Once this node's Raft view
-//! holds a membership that includes this node, that membership (voters and
-//! learners, with their cluster addresses) is the AP member list. Before that
-//! (Raft not started yet, or a joining node not added yet) the configured
-//! list stays.
+//! The AP engine starts from the Raft group when this node's Raft state
+//! holds one that includes it (a restart), else from `cluster.members` (a
+//! first start, or a joining node not added yet). From then on, every
+//! second, [`MemberFollower`] turns this node's view of the group into the AP
+//! member list:
+//! - a node in the latest membership entry is a member at once; one that
+//!   entry leaves out stops being a member only once a committed entry
+//!   leaves it out too (an uncommitted removal can still be undone);
+//! - a node that was in the group and no longer is (it was removed) drops
+//!   every peer: it stops replicating, and its former peers refuse its
+//!   messages anyway;
+//! - a node that was never in the group (joining, not added yet) keeps the
+//!   configured list; its AP engine waits to load its snapshot until it is
+//!   added (see `ApCluster::wait_for_group`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use janus_ap::ApEngine;
-use janus_raft::{CpEngine, Members};
+use janus_raft::{CpEngine, GroupNodes};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, warn};
 
 /// How often the Raft membership is compared with the AP member list.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The AP member list `members` implies for this node, if any.
-#[must_use]
-pub fn ap_members(members: &Members) -> Option<BTreeMap<u64, String>> {
-    let mut all = members.voters.clone();
-    all.extend(members.learners.iter().map(|(id, addr)| (*id, addr.clone())));
-    let complete = all.contains_key(&members.node_id) && all.values().all(|addr| !addr.is_empty());
-    complete.then_some(all)
+/// Turns views of the Raft group into AP member lists (see the module docs).
+#[derive(Debug, Clone)]
+pub struct MemberFollower {
+    me: u64,
+    my_addr: String,
+    was_member: bool,
+}
+
+impl MemberFollower {
+    /// For node `me`, reached by its peers at `my_addr`.
+    #[must_use]
+    pub fn new(me: u64, my_addr: String) -> Self {
+        Self { me, my_addr, was_member: false }
+    }
+
+    /// The AP member list this view of the group implies, or `None` to keep
+    /// the current one.
+    pub fn members(&mut self, group: &GroupNodes) -> Option<BTreeMap<u64, String>> {
+        if group.effective.is_empty() {
+            return None;
+        }
+        let mut members = group.committed.clone();
+        members.extend(group.effective.iter().map(|(id, addr)| (*id, addr.clone())));
+        let in_group = group.effective.contains_key(&self.me) || group.committed.contains_key(&self.me);
+        if in_group {
+            self.was_member = true;
+            return members.values().all(|addr| !addr.is_empty()).then_some(members);
+        }
+        if !self.was_member {
+            return None;
+        }
+        Some(BTreeMap::from([(self.me, self.my_addr.clone())]))
+    }
 }
 
 /// Follows the Raft membership until `shutdown` (see the module docs).
-pub fn follow(cp: CpEngine, ap: ApEngine, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn follow(cp: CpEngine, ap: ApEngine, mut follower: MemberFollower, shutdown: CancellationToken) -> JoinHandle<()> {
     let task = async move {
         let mut ticker = tokio::time::interval(FOLLOW_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut removed_logged = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            if let Some(members) = ap_members(&cp.members()) {
+            if let Some(members) = follower.members(&cp.group_nodes()) {
+                if members.len() == 1 && follower.was_member && !removed_logged {
+                    warn!("this node was removed from the cluster: it no longer replicates ap data; stop it");
+                    removed_logged = true;
+                }
                 ap.set_members(&members);
             }
         }
@@ -51,19 +91,42 @@ pub fn follow(cp: CpEngine, ap: ApEngine, shutdown: CancellationToken) -> JoinHa
 mod tests {
     use super::*;
 
-    fn members(node_id: u64, voters: &[(u64, &str)], learners: &[(u64, &str)]) -> Members {
-        let map = |list: &[(u64, &str)]| list.iter().map(|(id, addr)| (*id, (*addr).to_owned())).collect();
-        Members { node_id, leader: None, voters: map(voters), learners: map(learners) }
+    fn map(list: &[(u64, &str)]) -> BTreeMap<u64, String> {
+        list.iter().map(|(id, addr)| (*id, (*addr).to_owned())).collect()
+    }
+
+    fn group(node_id: u64, effective: &[(u64, &str)], committed: &[(u64, &str)]) -> GroupNodes {
+        GroupNodes { node_id, effective: map(effective), committed: map(committed) }
     }
 
     #[test]
-    fn voters_and_learners_are_the_members_once_the_group_holds_this_node() {
-        let group = members(2, &[(1, "a:7848"), (2, "b:7848")], &[(4, "d:7848")]);
-        let expected: BTreeMap<u64, String> =
-            [(1, "a:7848".to_owned()), (2, "b:7848".to_owned()), (4, "d:7848".to_owned())].into();
-        assert_eq!(ap_members(&group), Some(expected));
-        assert_eq!(ap_members(&members(4, &[], &[])), None, "a joining node not added yet keeps its config");
-        assert_eq!(ap_members(&members(4, &[(1, "a:7848")], &[])), None, "nor one that was removed");
-        assert_eq!(ap_members(&members(1, &[(1, "a:7848"), (2, "")], &[])), None, "nor an address-less member");
+    fn members_are_added_at_once_and_removed_once_the_removal_is_committed() {
+        let mut follower = MemberFollower::new(2, "b:7848".to_owned());
+        let three = [(1, "a:7848"), (2, "b:7848"), (3, "c:7848")];
+        assert_eq!(follower.members(&group(2, &three, &three)), Some(map(&three)));
+        let four = [(1, "a:7848"), (2, "b:7848"), (3, "c:7848"), (4, "d:7848")];
+        assert_eq!(follower.members(&group(2, &four, &three)), Some(map(&four)), "added before it commits");
+        let without_3 = [(1, "a:7848"), (2, "b:7848"), (4, "d:7848")];
+        assert_eq!(
+            follower.members(&group(2, &without_3, &four)),
+            Some(map(&four)),
+            "an uncommitted removal keeps the member"
+        );
+        assert_eq!(follower.members(&group(2, &without_3, &without_3)), Some(map(&without_3)));
+        let nameless = [(1, "a:7848"), (2, "b:7848"), (5, "")];
+        assert_eq!(follower.members(&group(2, &nameless, &nameless)), None, "a member without an address");
+    }
+
+    #[test]
+    fn a_joining_node_keeps_its_configuration_and_a_removed_one_drops_every_peer() {
+        let mut joining = MemberFollower::new(4, "d:7848".to_owned());
+        assert_eq!(joining.members(&GroupNodes::default()), None, "no membership yet");
+        let three = [(1, "a:7848"), (2, "b:7848"), (3, "c:7848")];
+        assert_eq!(joining.members(&group(4, &three, &three)), None, "never in the group: keep the configuration");
+
+        let mut removed = MemberFollower::new(3, "c:7848".to_owned());
+        assert_eq!(removed.members(&group(3, &three, &three)), Some(map(&three)));
+        let two = [(1, "a:7848"), (2, "b:7848")];
+        assert_eq!(removed.members(&group(3, &two, &two)), Some(map(&[(3, "c:7848")])), "alone after its removal");
     }
 }

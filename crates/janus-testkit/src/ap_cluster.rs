@@ -160,7 +160,7 @@ impl ApTestCluster {
         };
         let store = Arc::new(RegistryStore::new(registry, 1024));
         let shutdown = CancellationToken::new();
-        let cluster = ApCluster { node: id, members: self.members.clone(), distro: self.distro };
+        let cluster = ApCluster { node: id, members: self.members.clone(), distro: self.distro, wait_for_group: false };
         let link = Arc::new(Link { net: self.net.clone(), from: id });
         let (engine, tasks) =
             ApEngine::spawn_clustered(store.clone(), ApConfig::default(), &cluster, link, shutdown.clone());

@@ -191,6 +191,53 @@ async fn a_node_that_starts_loads_a_snapshot_before_it_is_ready() {
     );
 }
 
+fn members(ids: &[u64]) -> std::collections::BTreeMap<u64, String> {
+    ids.iter().map(|id| (*id, format!("node-{id}"))).collect()
+}
+
+fn ring(cluster: &ApTestCluster, id: u64) -> Vec<u64> {
+    cluster.node(id).engine.status().unwrap().ring
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_removed_and_added_again_leaves_and_rejoins_replication() {
+    let cluster = three().await;
+    // Node 3 leaves the group: the others drop it at once, it drops them.
+    for id in [1, 2] {
+        cluster.node(id).engine.set_members(&members(&[1, 2]));
+        assert_eq!(ring(&cluster, id), [1, 2], "node {id}");
+    }
+    cluster.node(3).engine.set_members(&members(&[3]));
+    assert_eq!(ring(&cluster, 3), [3]);
+    // Whatever the removed node still takes stays with it: its former peers refuse its records.
+    cluster.register(3, "split", 1).await.unwrap();
+    for n in 10..40 {
+        cluster.register(1, "split", n).await.unwrap();
+    }
+    cluster.pass(2_000).await;
+    assert_eq!(cluster.list(1, "split").len(), 30);
+    assert_eq!(cluster.list(2, "split"), cluster.list(1, "split"));
+    assert_eq!(cluster.list(3, "split").len(), 1, "nothing reaches a removed node");
+    let from_3 = janus_distro::message::Sync { from: 3, batches: Vec::new() };
+    let body = janus_distro::message::encode(&from_3).unwrap();
+    let refused = cluster.node(1).engine.handle_peer_message(MessageKind::Sync, &body).await.unwrap_err();
+    assert_eq!(refused, janus_ap::PeerMessageError::NotAMember { from: 3 });
+
+    // Added again: new sender and forwarder tasks, and it is back in the ring once it answers.
+    for id in 1..=3 {
+        cluster.node(id).engine.set_members(&members(&[1, 2, 3]));
+    }
+    cluster.wait_until("all three rings hold node 3 again", |c| c.converged_ring()).await;
+    for n in 100..130 {
+        cluster.register(2, "split", n).await.unwrap();
+    }
+    cluster.pass(DistroConfig::default().sync_delay_ms + 100).await;
+    for n in 100..130 {
+        let key = instance(n);
+        assert!(cluster.list(3, "split").iter().any(|(listed, _)| *listed == key), "instance {n} on node 3");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_restart_under_heartbeating_clients_hides_no_instance_for_a_heartbeat_timeout() {
     let cluster = Arc::new(tokio::sync::RwLock::new(three().await));

@@ -196,8 +196,14 @@ async fn all_ready(http: &Http, nodes: &[Node]) {
     }
 }
 
+/// `service` is `namespace/service`, or a service of `public`.
 async fn listed(http: &Http, node: &Node, service: &str) -> Vec<String> {
-    let url = format!("{}/v1/namespaces/public/services/{service}/instances", node.base);
+    let path = if service.contains('/') {
+        service.replacen('/', "/services/", 1)
+    } else {
+        format!("public/services/{service}")
+    };
+    let url = format!("{}/v1/namespaces/{path}/instances", node.base);
     let answer = http.send(Method::GET, &url, None).await.unwrap();
     let mut ips: Vec<String> = answer.json()["instances"]
         .as_array()
@@ -314,6 +320,12 @@ async fn a_node_added_and_removed_through_the_admin_api_joins_and_leaves_ap_repl
     // A committed write: the group has a leader and its first membership.
     let namespaces = format!("{}/v1/namespaces", nodes[0].base);
     until_status(&http, Method::POST, &namespaces, json!({"id": "grown", "mode": "ap"}), StatusCode::CREATED).await;
+    // Instances the fourth node has to load, in a namespace it does not know before it is added.
+    for n in 0..10 {
+        let url = format!("{}/v1/namespaces/grown/services/early/instances", nodes[2].base);
+        let reply = http.send_json(Method::POST, &url, Some(json!({"ip": format!("10.6.0.{n}"), "port": 80}))).await;
+        assert_eq!(reply.unwrap().status, StatusCode::CREATED);
+    }
     // A fourth node, which the first three's configuration does not list.
     let addr4: std::net::SocketAddr = ([127, 0, 0, 1], free_ports(1)[0]).into();
     let mut members: Vec<String> =
@@ -330,6 +342,10 @@ async fn a_node_added_and_removed_through_the_admin_api_joins_and_leaves_ap_repl
         config.raft.election_timeout_max_ms = 600;
     })
     .await;
+    // Until it is added it waits: not ready, not in anybody's ring.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = http.send(Method::GET, &format!("{}/ready", fourth.base), None).await.unwrap();
+    assert_ne!(waiting.status, StatusCode::OK, "a joining node is not ready before it is added");
     until_ring(&http, &nodes[0], json!([1, 2, 3]), 3).await;
 
     // Added to the Raft group, it becomes an AP member on every node.
@@ -349,6 +365,7 @@ async fn a_node_added_and_removed_through_the_admin_api_joins_and_leaves_ap_repl
     }
     nodes.push(fourth);
     until_listed(&http, &nodes, "grown", 40).await;
+    until_listed(&http, &nodes, "grown/early", 10).await;
 
     // Removed from the group, it leaves the others' ring; they keep serving everything.
     let fourth = nodes.pop().unwrap();
