@@ -35,13 +35,20 @@ pub struct MemberFollower {
     me: u64,
     my_addr: String,
     was_member: bool,
+    removed: bool,
 }
 
 impl MemberFollower {
     /// For node `me`, reached by its peers at `my_addr`.
     #[must_use]
     pub fn new(me: u64, my_addr: String) -> Self {
-        Self { me, my_addr, was_member: false }
+        Self { me, my_addr, was_member: false, removed: false }
+    }
+
+    /// Whether the last view showed this node removed from the group.
+    #[must_use]
+    pub const fn removed(&self) -> bool {
+        self.removed
     }
 
     /// The AP member list this view of the group implies, or `None` to keep
@@ -53,11 +60,12 @@ impl MemberFollower {
         let mut members = group.committed.clone();
         members.extend(group.effective.iter().map(|(id, addr)| (*id, addr.clone())));
         let in_group = group.effective.contains_key(&self.me) || group.committed.contains_key(&self.me);
+        self.removed = !in_group && self.was_member;
         if in_group {
             self.was_member = true;
             return members.values().all(|addr| !addr.is_empty()).then_some(members);
         }
-        if !self.was_member {
+        if !self.removed {
             return None;
         }
         Some(BTreeMap::from([(self.me, self.my_addr.clone())]))
@@ -69,19 +77,19 @@ pub fn follow(cp: CpEngine, ap: ApEngine, mut follower: MemberFollower, shutdown
     let task = async move {
         let mut ticker = tokio::time::interval(FOLLOW_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut removed_logged = false;
+        let mut was_removed = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 () = shutdown.cancelled() => return,
             }
             if let Some(members) = follower.members(&cp.group_nodes()) {
-                if members.len() == 1 && follower.was_member && !removed_logged {
+                if follower.removed() && !was_removed {
                     warn!("this node was removed from the cluster: it no longer replicates ap data; stop it");
-                    removed_logged = true;
                 }
                 ap.set_members(&members);
             }
+            was_removed = follower.removed();
         }
     };
     tokio::spawn(task.in_current_span())
@@ -126,7 +134,14 @@ mod tests {
 
         let mut removed = MemberFollower::new(3, "c:7848".to_owned());
         assert_eq!(removed.members(&group(3, &three, &three)), Some(map(&three)));
+        assert!(!removed.removed());
         let two = [(1, "a:7848"), (2, "b:7848")];
         assert_eq!(removed.members(&group(3, &two, &two)), Some(map(&[(3, "c:7848")])), "alone after its removal");
+        assert!(removed.removed());
+
+        let mut alone = MemberFollower::new(1, "a:7848".to_owned());
+        let one = [(1, "a:7848")];
+        assert_eq!(alone.members(&group(1, &one, &one)), Some(map(&one)));
+        assert!(!alone.removed(), "the only member of a one-node group is not a removed node");
     }
 }
