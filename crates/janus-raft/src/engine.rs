@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,23 @@ pub enum CpStartError {
     /// openraft refused the configuration or failed to start.
     #[error("cannot start Raft: {0}")]
     Raft(String),
+    /// This node has Raft state by its marks, but its log or snapshot is
+    /// missing or shorter than the marks: it refuses to start rather than
+    /// serve partial data.
+    #[error(
+        "{file}: {detail}. This node's marks ({marks}) show it had Raft data, so it refuses to start rather than \
+         serve partial or altered data. To recover, follow \"Recovering a node\" in docs/consistency.md: in a \
+         cluster, rejoin the node from its peers under a new node id; a single node is restored from a backup of \
+         its data directory"
+    )]
+    Lost {
+        /// The file that is missing, short or corrupted.
+        file: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+        /// The marks file that says what should be there.
+        marks: PathBuf,
+    },
     /// The configured members do not include this node.
     #[error("the Raft members {members:?} do not include this node ({node_id})")]
     NotAMember {
@@ -131,6 +148,69 @@ where
     }
 }
 
+/// Opens the log and the snapshot in `dir` and checks them against the
+/// node's marks (see `crate::marks`): Raft data that is missing, cut short or
+/// corrupted is refused with [`CpStartError::Lost`] naming the file. A node
+/// without marks gets them now (its Raft identity).
+async fn open_storage(store: &Arc<RegistryStore>, dir: &Path) -> Result<(LogStore, StateMachine), CpStartError> {
+    use openraft::storage::RaftLogStorage as _;
+    let storage = |source| CpStartError::Storage { dir: dir.to_owned(), source };
+    let marks_path = crate::marks::path_for(dir);
+    let marks = crate::marks::read(&marks_path).map_err(storage)?;
+    let log_path = dir.join("raft.redb");
+    let lost =
+        |file: &Path, detail: String| CpStartError::Lost { file: file.to_owned(), detail, marks: marks_path.clone() };
+    if let Some(marks) = marks {
+        match std::fs::metadata(&log_path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(lost(&log_path, "the Raft log file is empty".to_owned()));
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let detail =
+                    format!("the Raft log is missing (entries up to index {} were committed)", marks.committed);
+                return Err(lost(&log_path, detail));
+            }
+            Err(error) => return Err(storage(crate::state_machine::named(&log_path, &error))),
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(storage)?;
+    let mut log = LogStore::open_marked(&log_path, Some(marks_path.clone())).map_err(storage)?;
+    let machine = StateMachine::open(store.clone(), &dir.join("snapshots")).map_err(|source| match marks {
+        Some(_) if source.kind() == io::ErrorKind::InvalidData => {
+            let file = dir.join("snapshots").join("snapshot.bin");
+            let text = source.to_string();
+            let prefix = format!("{}: ", file.display());
+            lost(&file, text.strip_prefix(&prefix).unwrap_or(&text).to_owned())
+        }
+        _ => storage(source),
+    })?;
+    let state = log.get_log_state().await.map_err(storage)?;
+    let last = state.last_log_id.map_or(0, |id| id.index);
+    if let Some(marks) = marks
+        && last < marks.committed
+    {
+        let detail = format!("the Raft log ends at index {last}, but index {} was committed", marks.committed);
+        return Err(lost(&log_path, detail));
+    }
+    let covered = machine.last_applied().map_or(0, |id| id.index);
+    if let Some(purged) = state.last_purged_log_id
+        && covered < purged.index
+    {
+        let detail = if machine.last_applied().is_none() {
+            format!("the snapshot is missing, but the log was compacted up to index {}", purged.index)
+        } else {
+            format!("the snapshot covers index {covered} only, but the log was compacted up to index {}", purged.index)
+        };
+        return Err(lost(&machine.snapshot_path(), detail));
+    }
+    if marks.is_none() {
+        let committed = log.read_committed().await.map_err(storage)?.map_or(0, |id| id.index);
+        crate::marks::write(&marks_path, crate::marks::Marks { committed }).map_err(storage)?;
+    }
+    Ok((log, machine))
+}
+
 /// How often a node that knows no leader looks again while a request waits.
 pub(crate) const LEADER_POLL: Duration = Duration::from_millis(20);
 
@@ -157,11 +237,8 @@ impl CpEngine {
         if !config.join && !members.contains_key(&config.node_id) {
             return Err(CpStartError::NotAMember { node_id: config.node_id, members: members.into_keys().collect() });
         }
-        let storage = |source| CpStartError::Storage { dir: config.dir.clone(), source };
-        std::fs::create_dir_all(&config.dir).map_err(storage)?;
-        let log = LogStore::open(&config.dir.join("raft.redb")).map_err(storage)?;
+        let (log, machine) = open_storage(&store, &config.dir).await?;
         let log_closed = futures_util::FutureExt::shared(futures_util::FutureExt::boxed(log.closed()));
-        let machine = StateMachine::open(store.clone(), &config.dir.join("snapshots")).map_err(storage)?;
         let raft_config = Config {
             cluster_name: "janus".to_owned(),
             heartbeat_interval: millis(config.heartbeat),

@@ -22,6 +22,7 @@
 mod engine;
 mod leader;
 mod log_store;
+mod marks;
 mod membership;
 mod network;
 mod state_machine;

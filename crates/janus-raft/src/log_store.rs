@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
@@ -79,6 +80,10 @@ enum Op {
 
 /// What the store's handles and the flusher share.
 struct Shared {
+    /// The database file (named in every storage error).
+    path: PathBuf,
+    /// The marks file the flusher raises (see `crate::marks`), if any.
+    marks: Option<PathBuf>,
     db: OpenLog,
     /// Appended entries that may not be on disk yet, by index.
     tail: Mutex<BTreeMap<u64, Entry>>,
@@ -113,14 +118,29 @@ impl LogStore {
     /// # Errors
     /// The file cannot be opened, is not a redb database, or the thread cannot start.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let db = Database::create(path).map_err(io_error)?;
-        let txn = db.begin_write().map_err(io_error)?;
-        txn.open_table(ENTRIES).map_err(io_error)?;
-        txn.open_table(META).map_err(io_error)?;
-        txn.commit().map_err(io_error)?;
+        Self::open_marked(path, None)
+    }
+
+    /// [`Self::open`], with the flusher raising the marks file `marks` (see
+    /// `crate::marks`) as the committed index becomes durable.
+    ///
+    /// # Errors
+    /// As [`Self::open`]; every error names the file.
+    pub(crate) fn open_marked(path: &Path, marks: Option<PathBuf>) -> io::Result<Self> {
+        let named = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", path.display()));
+        let db = Database::create(path).map_err(|e| named(&e))?;
+        let prepare = || -> io::Result<Option<u64>> {
+            let txn = db.begin_write().map_err(io_error)?;
+            txn.open_table(ENTRIES).map_err(io_error)?;
+            txn.open_table(META).map_err(io_error)?;
+            txn.commit().map_err(io_error)?;
+            last_index(&db)
+        };
+        let durable_last = prepare().map_err(|e| named(&e))?;
         let (closed, _) = tokio::sync::watch::channel(());
-        let durable_last = last_index(&db)?;
         let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            marks,
             db: OpenLog { db, closed },
             tail: Mutex::new(BTreeMap::new()),
             committed: Mutex::new(None),
@@ -162,10 +182,37 @@ fn last_index(db: &Database) -> io::Result<Option<u64>> {
     Ok(table.last().map_err(io_error)?.map(|(index, _)| index.value()))
 }
 
+/// How often, at most, the flusher raises the marks file.
+const MARKS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The committed index the marks file should be raised to, and when it last was.
+struct MarkState {
+    pending: Option<u64>,
+    written: Option<Instant>,
+}
+
+impl MarkState {
+    /// Writes the pending mark if it is time (or `now_or_never`).
+    fn raise(&mut self, shared: &Shared, force: bool) {
+        let (Some(path), Some(committed)) = (&shared.marks, self.pending) else { return };
+        if !force && self.written.is_some_and(|at| at.elapsed() < MARKS_INTERVAL) {
+            return;
+        }
+        match crate::marks::write(path, crate::marks::Marks { committed }) {
+            Ok(()) => {
+                self.pending = None;
+                self.written = Some(Instant::now());
+            }
+            Err(error) => tracing::warn!(%error, "cannot raise the Raft marks"),
+        }
+    }
+}
+
 /// The flusher: waits for work, takes everything queued (up to a limit),
 /// commits it in one transaction, then answers every waiter. `durable_last`
 /// is the last index on disk.
 fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: Option<u64>) {
+    let mut marks = MarkState { pending: None, written: None };
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_OPS_PER_COMMIT {
@@ -187,9 +234,13 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
                 _ => None,
             }
         };
-        let result = commit(&shared.db.db, &batch, committed);
+        let result = commit(&shared.db.db, &batch, committed)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", shared.path.display())));
         if result.is_ok() {
             durable_last = last_after;
+            if let Some(id) = committed {
+                marks.pending = Some(id.index);
+            }
         }
         let mut flushed = Vec::new();
         for op in batch {
@@ -208,20 +259,27 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
             }
         }
         // Durable now: drop them from the tail unless a newer entry took the index.
-        let mut tail = shared.tail.lock();
-        for id in flushed {
-            if tail.get(&id.index).is_some_and(|entry| entry.log_id == id) {
-                tail.remove(&id.index);
+        {
+            let mut tail = shared.tail.lock();
+            for id in flushed {
+                if tail.get(&id.index).is_some_and(|entry| entry.log_id == id) {
+                    tail.remove(&id.index);
+                }
             }
         }
+        marks.raise(shared, false);
     }
     // Every handle is gone: leave the latest committed hint behind, if its entry is durable.
     let committed = shared.committed.lock().take().filter(|id| durable_last.is_some_and(|last| id.index <= last));
-    if committed.is_some()
-        && let Err(error) = commit(&shared.db.db, &[], committed)
-    {
-        tracing::warn!(%error, "cannot record the committed log id at shutdown");
+    if let Some(id) = committed {
+        match commit(&shared.db.db, &[], committed) {
+            Ok(()) => marks.pending = Some(id.index),
+            Err(error) => {
+                tracing::warn!(%error, file = %shared.path.display(), "cannot record the committed log id at shutdown");
+            }
+        }
     }
+    marks.raise(shared, true);
 }
 
 fn commit(db: &Database, batch: &[Op], committed: Option<LogId>) -> io::Result<()> {

@@ -5,6 +5,11 @@
 //! latest snapshot, and openraft replays the committed log after it. A snapshot
 //! file is written to a temporary name, synced, renamed over the old one and
 //! the directory synced, so a crash leaves either the old or the new snapshot.
+//!
+//! A snapshot (on disk and as sent to a follower) is framed: the magic
+//! `JANUSSN1`, the XXH3-64 checksum of the payload (little endian), then the
+//! postcard-encoded payload. A snapshot whose frame or checksum does not
+//! match is refused with an error naming the file, never loaded.
 
 use std::io::{self, Cursor, Write as _};
 use std::path::{Path, PathBuf};
@@ -21,8 +26,44 @@ use crate::{RaftResponse, TypeConfig};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
+/// The first bytes of every snapshot.
+const MAGIC: &[u8; 8] = b"JANUSSN1";
+
 fn io_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::other(error.to_string())
+}
+
+/// Frames a snapshot payload with the magic and its checksum.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(payload.len() + 16);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// Checks a framed snapshot from `source` (a file, or the leader) and decodes it.
+fn unframe(bytes: &[u8], source: &str) -> io::Result<SnapshotFile> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, format!("{source}: {what}"));
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err(invalid("not a Janus snapshot (bad header)".to_owned()));
+    }
+    let (checksum, payload) = bytes[8..].split_at(8);
+    let mut expected = [0u8; 8];
+    expected.copy_from_slice(checksum);
+    let actual = xxhash_rust::xxh3::xxh3_64(payload);
+    if u64::from_le_bytes(expected) != actual {
+        return Err(invalid(format!(
+            "checksum mismatch (stored {:016x}, computed {actual:016x}): the snapshot is corrupted",
+            u64::from_le_bytes(expected)
+        )));
+    }
+    postcard::from_bytes(payload).map_err(|e| invalid(format!("cannot decode the snapshot: {e}")))
+}
+
+/// `error` with the path it happened on.
+pub(crate) fn named(path: &Path, error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 /// What a snapshot file holds.
@@ -46,9 +87,10 @@ impl StateMachine {
     /// there into `store`, if any.
     ///
     /// # Errors
-    /// The directory cannot be created or the snapshot cannot be read.
+    /// The directory cannot be created, or the snapshot cannot be read or
+    /// fails its checksum (the error names the file).
     pub fn open(store: Arc<RegistryStore>, dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| named(dir, &e))?;
         let mut machine = Self {
             store,
             dir: dir.to_owned(),
@@ -63,24 +105,40 @@ impl StateMachine {
         Ok(machine)
     }
 
+    /// Where the latest snapshot is kept.
+    #[must_use]
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+
+    /// The last log id the state machine has applied (or its snapshot covers).
+    #[must_use]
+    pub fn last_applied(&self) -> Option<LogIdOf<TypeConfig>> {
+        self.last_applied
+    }
+
     fn read_snapshot_file(&self) -> io::Result<Option<SnapshotFile>> {
-        match std::fs::read(self.dir.join(SNAPSHOT_FILE)) {
-            Ok(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(io_error),
+        let path = self.snapshot_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => unframe(&bytes, &path.display().to_string()).map(Some),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
+            Err(error) => Err(named(&path, &error)),
         }
     }
 
+    /// Writes `file` as the latest snapshot; returns the framed bytes.
     fn write_snapshot_file(&self, file: &SnapshotFile) -> io::Result<Vec<u8>> {
-        let bytes = postcard::to_stdvec(file).map_err(io_error)?;
+        let bytes = frame(&postcard::to_stdvec(file).map_err(io_error)?);
+        let path = self.snapshot_path();
         let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        {
+        let write = || -> io::Result<()> {
             let mut out = std::fs::File::create(&tmp)?;
             out.write_all(&bytes)?;
             out.sync_all()?;
-        }
-        std::fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| named(&path, &e))?;
         Ok(bytes)
     }
 
@@ -142,7 +200,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMetaOf<TypeConfig>,
         snapshot: Self::SnapshotData,
     ) -> io::Result<()> {
-        let file: SnapshotFile = postcard::from_bytes(snapshot.get_ref()).map_err(io_error)?;
+        let file = unframe(snapshot.get_ref(), "the snapshot sent by the leader")?;
         let file = SnapshotFile { meta: meta.clone(), state: file.state };
         self.write_snapshot_file(&file)?;
         self.store.write(|registry, _| registry.import_cp(file.state));
@@ -153,7 +211,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, Self::SnapshotData>>> {
         let Some(file) = self.read_snapshot_file()? else { return Ok(None) };
-        let bytes = postcard::to_stdvec(&file).map_err(io_error)?;
+        let bytes = frame(&postcard::to_stdvec(&file).map_err(io_error)?);
         Ok(Some(Self::snapshot_of(file.meta, bytes)))
     }
 }
