@@ -32,6 +32,28 @@ pub struct HealthCheckStatus {
     pub probe_failures: u64,
     /// Health flips reported.
     pub flips: u64,
+    /// Instances this node does not probe because the probe policy refuses
+    /// their address (they are shown unhealthy).
+    #[serde(default)]
+    pub refused: u64,
+    /// Some of those instances (at most 100), by service and address.
+    #[serde(default)]
+    pub refused_targets: Vec<RefusedProbe>,
+}
+
+/// An instance whose address the health checks' probe policy refuses.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RefusedProbe {
+    /// Its service (`namespace/group@@service`).
+    pub service: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// The address that would have been probed.
+    pub ip: std::net::IpAddr,
+    /// The port that would have been probed.
+    pub port: u16,
+    /// The rule that refused it, e.g. `deny-list network 169.254.0.0/16`.
+    pub rule: String,
 }
 
 /// The AP engine's view.

@@ -1,14 +1,19 @@
 //! [`HealthChecker`]: one task per node that keeps the list of persistent
 //! instances this node checks, probes each when it is due (at most
 //! `max_in_flight` at once), applies the consecutive-results rule, and sends
-//! the flips it found in batches.
+//! the flips it found in batches. An instance whose address the
+//! [`ProbePolicy`](crate::ProbePolicy) refuses is never probed: it is
+//! reported unhealthy at once and listed in [`HealthStats`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use janus_core::registry::{CheckTarget, HealthReport};
+use janus_core::status::RefusedProbe;
 use janus_core::{InstanceKey, RegistryStore, ServiceKey};
 use rand::Rng as _;
 use tokio::sync::{Semaphore, mpsc};
@@ -17,16 +22,22 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::policy::ProbeRule;
 use crate::streak::Streak;
-use crate::{HealthConfig, HealthSink, Responsibility};
+use crate::{HealthConfig, HealthSink, NetProber, Prober, Responsibility};
 
 type Key = (Arc<ServiceKey>, InstanceKey);
+
+/// Refused instances listed in [`HealthStats::refused_targets`], at most.
+pub const MAX_REFUSED_LISTED: usize = 100;
 
 struct Checked {
     target: CheckTarget,
     streak: Streak,
     /// Its entry in the due queue, while it waits for its next probe.
     scheduled: Option<(Instant, u64)>,
+    /// Why the probe policy refuses its address; it is then never probed.
+    refused: Option<ProbeRule>,
 }
 
 /// Instances by when their next probe is due (the number breaks ties).
@@ -60,14 +71,30 @@ impl DueQueue {
 /// Counters of one node's checker.
 #[derive(Debug, Default)]
 pub struct HealthStats {
-    /// Instances this node checks now.
+    /// Instances this node checks now (those refused by the probe policy
+    /// included).
     pub checked: AtomicU64,
     /// Probes run.
     pub probes: AtomicU64,
     /// Probes that failed.
     pub probe_failures: AtomicU64,
-    /// Health flips reported.
+    /// Health flips reported (those of refused instances included).
     pub flips: AtomicU64,
+    /// Instances checked here whose address the probe policy refuses now:
+    /// never probed, reported unhealthy.
+    pub refused: AtomicU64,
+    /// Up to [`MAX_REFUSED_LISTED`] of them, in service and instance order.
+    refused_targets: Mutex<Vec<RefusedProbe>>,
+}
+
+impl HealthStats {
+    /// Up to [`MAX_REFUSED_LISTED`] of the instances the probe policy refuses
+    /// now (all of them when [`refused`](Self::refused) is not larger), with
+    /// the address that is not probed and the rule refusing it.
+    #[must_use]
+    pub fn refused_targets(&self) -> Vec<RefusedProbe> {
+        self.refused_targets.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 /// Handle to a running checker.
@@ -79,7 +106,8 @@ pub struct HealthChecker {
 impl HealthChecker {
     /// Starts the checker over `store`; it checks the instances `responsible`
     /// gives this node and sends flips to `sink`, until `shutdown`. When the
-    /// config disables checks, the task returns at once.
+    /// config disables checks, the task returns at once. Probes are real
+    /// TCP connects and HTTP GETs ([`NetProber`]).
     pub fn spawn(
         store: Arc<RegistryStore>,
         responsible: Responsibility,
@@ -87,8 +115,22 @@ impl HealthChecker {
         config: HealthConfig,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
+        Self::spawn_with_prober(store, responsible, sink, config, Arc::new(NetProber), shutdown)
+    }
+
+    /// [`spawn`](Self::spawn) with the probes run by `prober`. It is only
+    /// handed addresses `config.probe_policy` allows.
+    pub fn spawn_with_prober(
+        store: Arc<RegistryStore>,
+        responsible: Responsibility,
+        sink: Arc<dyn HealthSink>,
+        config: HealthConfig,
+        prober: Arc<dyn Prober>,
+        shutdown: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
         let stats = Arc::new(HealthStats::default());
-        let task = tokio::spawn(run(store, responsible, sink, config, shutdown, stats.clone()));
+        let parts = Parts { store, responsible, sink, prober, stats: stats.clone() };
+        let task = tokio::spawn(run(parts, config, shutdown));
         (Self { stats }, task)
     }
 
@@ -105,14 +147,17 @@ fn jittered(interval: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(millis * 3 / 4..=millis * 5 / 4))
 }
 
-async fn run(
+/// What the checker task works with.
+struct Parts {
     store: Arc<RegistryStore>,
     responsible: Responsibility,
     sink: Arc<dyn HealthSink>,
-    config: HealthConfig,
-    shutdown: CancellationToken,
+    prober: Arc<dyn Prober>,
     stats: Arc<HealthStats>,
-) {
+}
+
+async fn run(parts: Parts, config: HealthConfig, shutdown: CancellationToken) {
+    let Parts { store, responsible, sink, prober, stats } = parts;
     if !config.enabled {
         return;
     }
@@ -130,15 +175,23 @@ async fn run(
         let wake = [next_due, flush_at].into_iter().flatten().min();
         tokio::select! {
             _ = rescan.tick() => {
-                refresh(&store, &responsible, &mut checked, &mut due, &config);
+                let refreshed = refresh(&store, &responsible, &mut checked, &mut due, &config);
                 stats.checked.store(checked.len() as u64, Ordering::Relaxed);
+                if refreshed.refused_changed {
+                    publish_refused(&checked, &stats);
+                }
+                if !refreshed.unhealthy.is_empty() {
+                    pending.extend(refreshed.unhealthy);
+                    flush_at.get_or_insert_with(|| Instant::now() + config.report_delay);
+                }
             }
             Some((key, ok)) = results.recv() => {
                 stats.probes.fetch_add(1, Ordering::Relaxed);
                 if !ok {
                     stats.probe_failures.fetch_add(1, Ordering::Relaxed);
                 }
-                if let Some(entry) = checked.get_mut(&key) {
+                // A probe started before its address was refused says nothing.
+                if let Some(entry) = checked.get_mut(&key).filter(|e| e.refused.is_none()) {
                     entry.scheduled = Some(due.schedule(key.clone(), Instant::now() + jittered(config.interval)));
                     if let Some(healthy) = entry.streak.observe(ok, entry.target.healthy, config.rise, config.fall) {
                         // Counted as done now; a failed write shows up at the next rescan.
@@ -166,12 +219,18 @@ async fn run(
         }
         while permits.available_permits() > 0 {
             let Some((slot, key)) = due.pop_due(now) else { break };
-            let Some(entry) = checked.get_mut(&key).filter(|e| e.scheduled == Some(slot)) else { continue };
+            // A refused instance is never scheduled; this is the last guard.
+            let Some(entry) = checked.get_mut(&key).filter(|e| e.scheduled == Some(slot) && e.refused.is_none()) else {
+                continue;
+            };
             let Ok(permit) = permits.clone().try_acquire_owned() else { break };
             entry.scheduled = None;
-            let (target, tx, timeout) = (entry.target.clone(), results_tx.clone(), config.timeout);
+            let addr = SocketAddr::new(entry.target.ip, entry.target.port);
+            let probe = prober.probe(&entry.target.check, addr, config.timeout);
+            let (tx, timeout) = (results_tx.clone(), config.timeout);
             tokio::spawn(async move {
-                let ok = crate::probe::probe(&target.check, target.ip, target.port, timeout).await;
+                // The prober is asked to keep to the timeout; this holds a prober that does not.
+                let ok = tokio::time::timeout(timeout, probe).await.unwrap_or(false);
                 drop(permit);
                 // The checker may have stopped; then nobody needs the result.
                 let _ = tx.send((key, ok)).await;
@@ -187,39 +246,111 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// What a [`refresh`] found.
+#[derive(Default)]
+struct Refreshed {
+    /// Verdicts for refused instances the registry shows healthy.
+    unhealthy: Vec<HealthReport>,
+    /// Whether the set of refused instances changed.
+    refused_changed: bool,
+}
+
 /// Reads the instances to check: adds new ones (first probe after a random
 /// part of the interval, so a restart does not probe everything at once),
 /// updates the others from the registry, drops those gone or no longer this
-/// node's.
+/// node's. Instances whose address the probe policy refuses are not
+/// scheduled, and those shown healthy are reported unhealthy.
 fn refresh(
     store: &RegistryStore,
     responsible: &Responsibility,
     checked: &mut HashMap<Key, Checked>,
     due: &mut DueQueue,
     config: &HealthConfig,
-) {
+) -> Refreshed {
     let targets = store.read(|registry| registry.check_targets(&**responsible));
     let mut seen: HashMap<Key, CheckTarget> = HashMap::with_capacity(targets.len());
     for target in targets {
         seen.insert((target.service.clone(), target.instance.clone()), target);
     }
+    let mut refreshed = Refreshed::default();
     // Entries dropped here leave stale queue slots, skipped when they come up.
-    checked.retain(|key, _| seen.contains_key(key));
+    checked.retain(|key, entry| {
+        let keep = seen.contains_key(key);
+        refreshed.refused_changed |= !keep && entry.refused.is_some();
+        keep
+    });
     let interval = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX).max(1);
     for (key, target) in seen {
-        match checked.get_mut(&key) {
-            Some(entry) => {
+        let refused = config.probe_policy.check(target.ip).err();
+        let mut schedule = false;
+        let entry = match checked.entry(key) {
+            Entry::Occupied(entry) => {
+                let entry = entry.into_mut();
                 if entry.target.check != target.check {
                     entry.streak = Streak::default();
                 }
                 entry.target = target;
+                entry
             }
-            None => {
-                let first = Duration::from_millis(rand::rng().random_range(0..interval));
-                debug!(service = %key.0, instance = %key.1, "checking a persistent instance");
-                let scheduled = Some(due.schedule(key.clone(), Instant::now() + first));
-                checked.insert(key, Checked { target, streak: Streak::default(), scheduled });
+            Entry::Vacant(slot) => {
+                debug!(service = %target.service, instance = %target.instance, "checking a persistent instance");
+                schedule = refused.is_none();
+                slot.insert(Checked { target, streak: Streak::default(), scheduled: None, refused: None })
             }
+        };
+        if entry.refused != refused {
+            refreshed.refused_changed = true;
+            entry.streak = Streak::default();
+            // A refused instance leaves the queue; an allowed one (again) joins it.
+            entry.scheduled = None;
+            schedule = refused.is_none();
+            if let Some(rule) = refused {
+                let address = SocketAddr::new(entry.target.ip, entry.target.port);
+                warn!(
+                    service = %entry.target.service,
+                    instance = %entry.target.instance,
+                    %address,
+                    %rule,
+                    "not health-checking a persistent instance: the probe policy refuses its address (health.probe_allow, health.probe_deny); it is shown unhealthy"
+                );
+            }
+            entry.refused = refused;
+        }
+        if entry.refused.is_some() && entry.target.healthy {
+            // Counted as done now; a failed write shows up at the next rescan.
+            entry.target.healthy = false;
+            refreshed.unhealthy.push(HealthReport {
+                service: (*entry.target.service).clone(),
+                instance: entry.target.instance.clone(),
+                healthy: false,
+            });
+        }
+        if schedule {
+            let first = Duration::from_millis(rand::rng().random_range(0..interval));
+            let key = (entry.target.service.clone(), entry.target.instance.clone());
+            entry.scheduled = Some(due.schedule(key, Instant::now() + first));
         }
     }
+    refreshed
+}
+
+/// Publishes the refused instances: their number, and the first
+/// [`MAX_REFUSED_LISTED`] in service and instance order.
+fn publish_refused(checked: &HashMap<Key, Checked>, stats: &HealthStats) {
+    let mut refused: Vec<(&Key, &Checked, ProbeRule)> =
+        checked.iter().filter_map(|(key, entry)| entry.refused.map(|rule| (key, entry, rule))).collect();
+    stats.refused.store(refused.len() as u64, Ordering::Relaxed);
+    refused.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    refused.truncate(MAX_REFUSED_LISTED);
+    let listed = refused
+        .into_iter()
+        .map(|(key, entry, rule)| RefusedProbe {
+            service: key.0.to_string(),
+            cluster: key.1.cluster.to_string(),
+            ip: entry.target.ip,
+            port: entry.target.port,
+            rule: rule.to_string(),
+        })
+        .collect();
+    *stats.refused_targets.lock().unwrap_or_else(PoisonError::into_inner) = listed;
 }

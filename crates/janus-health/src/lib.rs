@@ -11,14 +11,19 @@
 //!   instances are this node's (in a cluster, the AP engine's owner of the
 //!   instance's hash);
 //! - flips are batched into one write a short while apart, handed to a
-//!   [`HealthSink`] (the server writes them through Raft).
+//!   [`HealthSink`] (the server writes them through Raft);
+//! - only addresses the [`ProbePolicy`] allows are probed (by default all but
+//!   link-local and cloud metadata addresses); an instance at a refused
+//!   address is reported unhealthy at once and counted in [`HealthStats`].
 //!
 //! # Layout
 //! - [`HealthChecker`] (`checker`): the task that schedules probes and batches verdicts.
-//! - `probe`: the TCP and HTTP probes.
+//! - [`Prober`] (`probe`): the TCP and HTTP probes ([`NetProber`]).
+//! - [`ProbePolicy`] (`policy`): which addresses may be probed.
 //! - [`Streak`]: the consecutive-results rule, without I/O.
 
 mod checker;
+mod policy;
 mod probe;
 mod streak;
 
@@ -27,11 +32,13 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use janus_core::registry::HealthReport;
 
-pub use checker::{HealthChecker, HealthStats};
+pub use checker::{HealthChecker, HealthStats, MAX_REFUSED_LISTED};
+pub use policy::{DEFAULT_PROBE_ALLOW, DEFAULT_PROBE_DENY, PolicyList, ProbePolicy, ProbePolicyError, ProbeRule};
+pub use probe::{NetProber, Prober};
 pub use streak::Streak;
 
 /// Settings of the checker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthConfig {
     /// Whether this node checks anything.
     pub enabled: bool,
@@ -49,6 +56,9 @@ pub struct HealthConfig {
     pub report_delay: Duration,
     /// How often the list of instances to check is read again.
     pub rescan: Duration,
+    /// Which addresses may be probed; instances elsewhere are reported
+    /// unhealthy without a probe.
+    pub probe_policy: ProbePolicy,
 }
 
 impl Default for HealthConfig {
@@ -62,6 +72,7 @@ impl Default for HealthConfig {
             max_in_flight: 256,
             report_delay: Duration::from_millis(500),
             rescan: Duration::from_secs(2),
+            probe_policy: ProbePolicy::default(),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The checker against real sockets on loopback: a listening port stays
 //! healthy, a closed one turns unhealthy after three failed probes and back
 //! after three good ones, an HTTP check needs a 200, `none` is never probed,
-//! and instances another node is responsible for are left alone.
+//! and instances another node is responsible for are left alone. With a
+//! recording fake prober: addresses the probe policy refuses are never
+//! handed to the prober, and their instances turn unhealthy at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -16,7 +19,7 @@ use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
-use janus_health::{HealthChecker, HealthConfig, HealthSink};
+use janus_health::{HealthChecker, HealthConfig, HealthSink, ProbePolicy, Prober};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +41,11 @@ fn service(name: &str) -> ServiceKey {
 }
 
 fn register(store: &RegistryStore, svc: &str, cluster: &str, port: u16) -> InstanceKey {
-    let key = InstanceKey::new(ClusterName::new(cluster).unwrap(), "127.0.0.1".parse().unwrap(), port);
+    register_at(store, svc, cluster, "127.0.0.1".parse().unwrap(), port)
+}
+
+fn register_at(store: &RegistryStore, svc: &str, cluster: &str, ip: IpAddr, port: u16) -> InstanceKey {
+    let key = InstanceKey::new(ClusterName::new(cluster).unwrap(), ip, port);
     let mut spec = InstanceSpec::new(key.clone());
     spec.ephemeral = Some(false);
     store.write(|r, now| r.apply(Command::RegisterInstance { key: service(svc), spec }, now)).unwrap();
@@ -183,4 +190,107 @@ fn health_by_hand_is_refused_while_a_cluster_is_checked() {
     let command = Command::PatchInstance { key: service("tcp"), instance: instance.clone(), patch };
     store.write(|r, now| r.apply(command, now)).unwrap();
     assert!(!healthy(&store, "tcp", &instance));
+}
+
+/// Records every address it is handed; never connects, and every probe passes.
+#[derive(Default)]
+struct Recording(Mutex<Vec<SocketAddr>>);
+
+impl Recording {
+    fn seen(&self) -> Vec<SocketAddr> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Prober for Recording {
+    fn probe(&self, _check: &HealthCheck, addr: SocketAddr, _timeout: Duration) -> BoxFuture<'static, bool> {
+        self.0.lock().unwrap().push(addr);
+        Box::pin(async { true })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_addresses_are_never_probed_and_turn_unhealthy_at_once() {
+    let store = store();
+    let metadata = register_at(&store, "tcp", "DEFAULT", "169.254.169.254".parse().unwrap(), 80);
+    let mapped = register_at(&store, "tcp", "DEFAULT", "::ffff:169.254.169.254".parse().unwrap(), 80);
+    let outside = register_at(&store, "tcp", "DEFAULT", "10.0.0.1".parse().unwrap(), 8080);
+    let local = register(&store, "tcp", "DEFAULT", 8080);
+    for instance in [&metadata, &mapped, &outside, &local] {
+        assert!(healthy(&store, "tcp", instance), "registered healthy");
+    }
+
+    // Loopback only, and the default deny-list.
+    let policy = ProbePolicy::new(vec!["127.0.0.0/8".parse().unwrap()], ProbePolicy::default().deny().to_vec());
+    // Thousands of failures would be needed to flip anything by probing.
+    let config = HealthConfig { probe_policy: policy, fall: 10_000, ..fast() };
+    let prober = Arc::new(Recording::default());
+    let shutdown = CancellationToken::new();
+    let (checker, _task) = HealthChecker::spawn_with_prober(
+        store.clone(),
+        Arc::new(|_| true),
+        Arc::new(Apply(store.clone())),
+        config,
+        prober.clone(),
+        shutdown.clone(),
+    );
+    until("the refused instances turn unhealthy and the allowed one is probed a few times", || {
+        [&metadata, &mapped, &outside].iter().all(|instance| !healthy(&store, "tcp", instance))
+            && prober.seen().len() >= 3
+    })
+    .await;
+    // A few more rounds: nothing refused is ever probed or turns healthy.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let local_addr = SocketAddr::new(local.ip, local.port);
+    let seen = prober.seen();
+    assert!(seen.iter().all(|addr| *addr == local_addr), "only 127.0.0.1 is probed: {seen:?}");
+    for instance in [&metadata, &mapped, &outside] {
+        assert!(!healthy(&store, "tcp", instance), "{instance} stays unhealthy");
+    }
+    assert!(healthy(&store, "tcp", &local));
+
+    let stats = checker.stats();
+    assert_eq!(stats.checked.load(Ordering::Relaxed), 4);
+    assert_eq!(stats.refused.load(Ordering::Relaxed), 3);
+    let listed: Vec<(IpAddr, u16, String)> =
+        stats.refused_targets().into_iter().map(|r| (r.ip, r.port, r.rule)).collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let rule = |ip: IpAddr| listed.iter().find(|(at, _, _)| *at == ip).map(|(_, _, rule)| rule.clone()).unwrap();
+    assert_eq!(rule(metadata.ip), "deny-list network 169.254.0.0/16");
+    assert_eq!(rule(mapped.ip), "deny-list network 169.254.0.0/16", "matched as its IPv4 address");
+    assert_eq!(rule(outside.ip), "outside every allow-list network");
+    assert!(stats.refused_targets().iter().all(|r| r.service == service("tcp").to_string() && r.cluster == "DEFAULT"));
+    assert!(stats.flips.load(Ordering::Relaxed) >= 3, "a report each, without a streak of failures");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_policy_probes_private_addresses_but_not_the_metadata_service() {
+    let store = store();
+    let metadata = register_at(&store, "tcp", "DEFAULT", "169.254.169.254".parse().unwrap(), 80);
+    let link_local = register_at(&store, "tcp", "DEFAULT", "fe80::1".parse().unwrap(), 80);
+    let private = register_at(&store, "tcp", "DEFAULT", "10.0.0.1".parse().unwrap(), 8080);
+    let prober = Arc::new(Recording::default());
+    let shutdown = CancellationToken::new();
+    let (checker, _task) = HealthChecker::spawn_with_prober(
+        store.clone(),
+        Arc::new(|_| true),
+        Arc::new(Apply(store.clone())),
+        fast(),
+        prober.clone(),
+        shutdown.clone(),
+    );
+    let private_addr = SocketAddr::new(private.ip, private.port);
+    until("the private address is probed and the refused ones are unhealthy", || {
+        prober.seen().contains(&private_addr)
+            && !healthy(&store, "tcp", &metadata)
+            && !healthy(&store, "tcp", &link_local)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = prober.seen();
+    assert!(seen.iter().all(|addr| *addr == private_addr), "{seen:?}");
+    assert!(healthy(&store, "tcp", &private));
+    assert_eq!(checker.stats().refused.load(Ordering::Relaxed), 2);
+    shutdown.cancel();
 }

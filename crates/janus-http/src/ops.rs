@@ -128,7 +128,18 @@ fn cluster_metrics(text: &mut String, status: &ClusterStatus) {
             "health probes that failed",
             &[(none.clone(), health.probe_failures)],
         );
-        family("janus_health_flips", "counter", "health changes reported through Raft", &[(none, health.flips)]);
+        family(
+            "janus_health_flips",
+            "counter",
+            "health changes reported through Raft",
+            &[(none.clone(), health.flips)],
+        );
+        family(
+            "janus_health_refused",
+            "gauge",
+            "persistent instances not probed because the probe policy refuses their address",
+            &[(none, health.refused)],
+        );
     }
     if let Some(raft) = &status.raft {
         let none = String::new();

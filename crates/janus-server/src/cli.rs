@@ -326,9 +326,24 @@ fn render_status(status: &Value) -> String {
     if health.is_object() {
         let _ = writeln!(
             out,
-            "\nHealth checks: {} instances checked here, {} probes ({} failed), {} flips",
-            health["checked"], health["probes"], health["probe_failures"], health["flips"]
+            "\nHealth checks: {} instances checked here, {} probes ({} failed), {} flips, {} refused by the probe policy",
+            health["checked"],
+            health["probes"],
+            health["probe_failures"],
+            health["flips"],
+            health["refused"].as_u64().unwrap_or(0)
         );
+        for refused in health["refused_targets"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  not probed: {} {} {}:{} ({})",
+                text(&refused["service"]),
+                text(&refused["cluster"]),
+                text(&refused["ip"]),
+                refused["port"],
+                text(&refused["rule"])
+            );
+        }
     }
     out
 }
@@ -385,7 +400,10 @@ mod tests {
             ], "queues": [{"peer": 1, "queued": 12, "overflows": 0}], "counters": {"verify_failures": 3}},
             "raft": {"state": "leader", "term": 4, "leader": 2, "last_log_index": 10, "commit_index": 10, "applied_index": 10,
                      "voters": {"1": "a", "2": "b"}, "learners": {}, "lag": {"1": 7}},
-            "health": {"checked": 5, "probes": 40, "probe_failures": 3, "flips": 1}
+            "health": {"checked": 5, "probes": 40, "probe_failures": 3, "flips": 1, "refused": 1, "refused_targets": [
+                {"service": "pay/DEFAULT_GROUP@@db", "cluster": "DEFAULT", "ip": "169.254.169.254", "port": 80,
+                 "rule": "deny-list network 169.254.0.0/16"}
+            ]}
         });
         let text = render_status(&status);
         for wanted in [
@@ -397,6 +415,8 @@ mod tests {
             "term=4",
             "lag of 1: 7 entries",
             "5 instances checked",
+            "1 refused by the probe policy",
+            "not probed: pay/DEFAULT_GROUP@@db DEFAULT 169.254.169.254:80 (deny-list network 169.254.0.0/16)",
         ] {
             assert!(text.contains(wanted), "{wanted:?} missing from\n{text}");
         }
