@@ -31,7 +31,8 @@ use crate::{forward, load, probe, reaper, sync, verify};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApConfig {
     /// Shortest gap between two expiry sweeps; deadlines falling inside it are
-    /// handled together (and share one per-sweep deletion cap).
+    /// handled together. The deletion cap counts over a whole eviction
+    /// window, whatever this gap.
     pub sweep_min_gap: Duration,
 }
 

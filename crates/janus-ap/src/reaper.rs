@@ -1,9 +1,12 @@
 //! The lease reaper: one task per node that sleeps until the registry's next
 //! lease deadline (or until a write makes an earlier one), then lets the
-//! registry expire what is due. It never scans all instances.
+//! registry expire what is due. It never scans all instances. Every few
+//! seconds it also removes the implied services that have stayed empty for
+//! their grace period.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -19,6 +22,10 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut rng = StdRng::from_os_rng();
     let mut earliest_next_sweep = Instant::now();
     let mut preserving = false;
+    // Implied services left empty go after their grace period (see `janus_core::registry::lifecycle`).
+    let mut empty_services =
+        tokio::time::interval(Duration::from_millis(janus_core::registry::lifecycle::EMPTY_SERVICE_SWEEP_MS));
+    empty_services.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = shared.store.read(janus_core::Registry::next_deadline);
         shared.planned_wake.store(next.map_or(u64::MAX, |at| at.0), Ordering::Release);
@@ -31,6 +38,13 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         tokio::select! {
             () = sleep => {}
             () = shared.wake.notified() => continue,
+            _ = empty_services.tick() => {
+                let removed = shared.store.write(|registry, now| registry.sweep_empty_services(now));
+                if removed > 0 {
+                    info!(removed, "removed services left without instances for the grace period");
+                }
+                continue;
+            }
             () = shutdown.cancelled() => return,
         }
         let (report, dirty, now) = shared.store.write(|registry, now| {

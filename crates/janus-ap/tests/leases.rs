@@ -110,3 +110,69 @@ async fn self_preservation_keeps_silent_instances_through_the_engine() {
     assert_eq!(health(&store, 40), Some(false));
     shutdown.cancel();
 }
+
+/// Eureka's cap over a whole eviction window, through the reaper: 1,000
+/// instances registered one every 60 ms over the first minute, the even ports
+/// beating every 5 s and the odd ones silent, so 500 delete deadlines fall
+/// evenly over 30–90 s and the reaper sweeps as often as every 250 ms. No 60 s
+/// may see more than 150 (15 % of 1,000) deleted, and in the end every silent
+/// instance is.
+#[tokio::test(start_paused = true)]
+async fn spread_deadlines_through_the_reaper_never_beat_the_cap() {
+    // Preservation off (half the renewals are missing): the cap still holds.
+    let config = RegistryConfig {
+        preservation: PreservationConfig { enabled: false, ..PreservationConfig::default() },
+        ..RegistryConfig::default()
+    };
+    let store = Arc::new(RegistryStore::new(config, 1 << 16));
+    let shutdown = CancellationToken::new();
+    let (engine, _task) = ApEngine::spawn(store.clone(), ApConfig::default(), shutdown.clone());
+    // When each expiry happened: woken by the reaper's publish, the recorder
+    // runs before paused time moves on, so `now` is the sweep's time.
+    let expired = Arc::new(std::sync::Mutex::new(Vec::<(u64, u16)>::new()));
+    let recorder = {
+        let (store, expired) = (store.clone(), expired.clone());
+        let mut events = store.events();
+        tokio::spawn(async move {
+            loop {
+                let change = events.recv().await.expect("the recorder keeps up");
+                if change.kind == janus_core::ChangeKind::InstanceExpired {
+                    let port = change.instance.expect("an expiry names its instance").port;
+                    expired.lock().unwrap().push((store.now().0, port));
+                }
+            }
+        })
+    };
+    let mut registered = 0u16;
+    for t in (0..=600_000u64).step_by(20) {
+        let register = t % 60 == 0 && registered < 1_000;
+        let beat = t % 5_000 == 0;
+        if !register && !beat {
+            continue;
+        }
+        advance_to(&store, t).await;
+        if register {
+            registered += 1;
+            engine.register(&key(), InstanceSpec::new(inst(registered))).await.unwrap();
+        }
+        if beat {
+            for port in (2..=registered).step_by(2) {
+                engine.heartbeat(&key(), &inst(port)).await.unwrap();
+            }
+        }
+    }
+    recorder.abort();
+    let expired = expired.lock().unwrap().clone();
+    let mut most = 0;
+    for &(end, _) in &expired {
+        let in_window = expired.iter().filter(|(at, _)| *at + 60_000 > end && *at <= end).count();
+        assert!(in_window <= 150, "{in_window} deleted in the 60 s up to {end} ms");
+        most = most.max(in_window);
+    }
+    assert_eq!(most, 150, "the cap is reached, not just respected");
+    assert_eq!(expired.len(), 500);
+    assert!(expired.iter().all(|(_, port)| port % 2 == 1), "only silent instances are deleted");
+    assert!(expired.iter().any(|(at, _)| *at > 150_000), "it took several windows");
+    assert_eq!(store.read(|r| r.stats(store.now())).instances, 500);
+    shutdown.cancel();
+}

@@ -8,6 +8,16 @@
 //! Preservation engages when `renewals < threshold × expected` and `expected` is
 //! at least `min_expected_per_min` (so that one dead instance in a tiny
 //! deployment is still removed, as Nacos users expect).
+//!
+//! Short of that, deletions are capped (Eureka's eviction limit): within any
+//! `eviction_window_ms` (60 s, Eureka's eviction interval), at most
+//! `max_evict_fraction` of the leases are deleted, however often the registry
+//! sweeps. The window slides: every deletion counts until it is
+//! `eviction_window_ms` old. The cap does not depend on `enabled`, but the
+//! small-deployment rule applies to it too: while fewer than
+//! `min_expected_per_min` renewals are expected, expired leases are all deleted.
+
+use std::collections::VecDeque;
 
 use crate::time::Millis;
 
@@ -20,32 +30,56 @@ pub struct PreservationConfig {
     pub renewal_threshold: f64,
     /// Expected renewals per minute below which it never engages.
     pub min_expected_per_min: u64,
-    /// Fraction of leases that one sweep may delete (Eureka: 0.15).
+    /// Fraction of leases that may be deleted within one eviction window
+    /// (Eureka: 0.15). Not applied while fewer than `min_expected_per_min`
+    /// renewals are expected, like self-preservation itself.
     pub max_evict_fraction: f64,
+    /// Length of the eviction window, in milliseconds (Eureka's eviction
+    /// interval: 60 s). Every deletion counts against the cap until it is this
+    /// old. Zero turns the cap into a per-sweep one.
+    pub eviction_window_ms: u64,
 }
 
 impl Default for PreservationConfig {
     fn default() -> Self {
-        Self { enabled: true, renewal_threshold: 0.85, min_expected_per_min: 240, max_evict_fraction: 0.15 }
+        Self {
+            enabled: true,
+            renewal_threshold: 0.85,
+            min_expected_per_min: 240,
+            max_evict_fraction: 0.15,
+            eviction_window_ms: 60_000,
+        }
     }
 }
 
 const BUCKETS: usize = 60;
 
-/// Renewal accounting over a sliding minute.
+/// Renewal accounting over a sliding minute, and the deletions of the current
+/// eviction window.
 #[derive(Debug, Clone)]
 pub struct Preservation {
     config: PreservationConfig,
     expected_per_hour: u64,
     counts: [u64; BUCKETS],
     seconds: [u64; BUCKETS],
+    /// Deletions younger than the eviction window, oldest first: when, and how many.
+    evictions: VecDeque<(Millis, usize)>,
+    /// The sum of the counts in `evictions`.
+    window_total: usize,
 }
 
 impl Preservation {
     /// Empty accounting.
     #[must_use]
     pub fn new(config: PreservationConfig) -> Self {
-        Self { config, expected_per_hour: 0, counts: [0; BUCKETS], seconds: [u64::MAX; BUCKETS] }
+        Self {
+            config,
+            expected_per_hour: 0,
+            counts: [0; BUCKETS],
+            seconds: [u64::MAX; BUCKETS],
+            evictions: VecDeque::new(),
+            window_total: 0,
+        }
     }
 
     /// The settings.
@@ -125,12 +159,69 @@ impl Preservation {
         below
     }
 
-    /// How many of `leases` one sweep may delete: `leases - floor(leases × (1 - fraction))`, at least 1.
+    /// The cap for `leases` leases: `leases - floor(leases × (1 - fraction))`, at least 1.
     #[must_use]
     pub fn eviction_cap(&self, leases: usize) -> usize {
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let kept = (leases as f64 * (1.0 - self.config.max_evict_fraction)).floor() as usize;
         leases.saturating_sub(kept).max(1)
+    }
+
+    /// Whether the deletion cap applies: not in a small deployment, where
+    /// fewer than `min_expected_per_min` renewals are expected per minute
+    /// (the rule that keeps self-preservation off there). With
+    /// `min_expected_per_min = 0` it always applies.
+    #[must_use]
+    pub fn cap_applies(&self) -> bool {
+        self.expected_per_min() >= self.config.min_expected_per_min
+    }
+
+    /// How many expired leases may be deleted at `now`, with `leases` live
+    /// (counting the expired ones): [`Self::eviction_cap`] of the leases at the
+    /// start of the window (the live ones plus those the window deleted) less
+    /// the deletions the window holds; `usize::MAX` while the cap does not
+    /// apply. Self-preservation is the caller's to check first: while it is
+    /// engaged, nothing may be deleted.
+    pub fn eviction_allowance(&mut self, leases: usize, now: Millis) -> usize {
+        self.forget_old_evictions(now);
+        if !self.cap_applies() {
+            return usize::MAX;
+        }
+        let at_window_start = leases.saturating_add(self.window_total);
+        self.eviction_cap(at_window_start).saturating_sub(self.window_total)
+    }
+
+    /// `count` expired leases were deleted at `now`.
+    pub fn evicted(&mut self, count: usize, now: Millis) {
+        if count == 0 {
+            return;
+        }
+        self.forget_old_evictions(now);
+        match self.evictions.back_mut() {
+            Some((at, n)) if *at == now => *n += count,
+            _ => self.evictions.push_back((now, count)),
+        }
+        self.window_total += count;
+    }
+
+    /// Deletions counted in the eviction window that ends at `now`.
+    #[must_use]
+    pub fn evicted_in_window(&self, now: Millis) -> usize {
+        self.evictions.iter().filter(|(at, _)| self.in_window(*at, now)).map(|(_, n)| n).sum()
+    }
+
+    fn in_window(&self, at: Millis, now: Millis) -> bool {
+        at.plus(self.config.eviction_window_ms) > now
+    }
+
+    fn forget_old_evictions(&mut self, now: Millis) {
+        while let Some(&(at, n)) = self.evictions.front() {
+            if self.in_window(at, now) {
+                break;
+            }
+            self.evictions.pop_front();
+            self.window_total -= n;
+        }
     }
 }
 
@@ -190,5 +281,43 @@ mod tests {
         assert_eq!(p.eviction_cap(1), 1);
         assert_eq!(p.eviction_cap(20), 3);
         assert_eq!(p.eviction_cap(100), 15);
+    }
+
+    #[test]
+    fn the_cap_holds_for_a_whole_window_and_frees_as_deletions_age_out() {
+        let mut p = Preservation::new(cfg(0));
+        assert_eq!(p.eviction_allowance(1_000, Millis(0)), 150);
+        p.evicted(100, Millis(0));
+        // However often it is asked, the window has 50 left.
+        assert_eq!(p.eviction_allowance(900, Millis(250)), 50);
+        p.evicted(50, Millis(1_000));
+        assert_eq!(p.eviction_allowance(850, Millis(1_250)), 0);
+        assert_eq!(p.eviction_allowance(850, Millis(59_999)), 0);
+        assert_eq!(p.evicted_in_window(Millis(59_999)), 150);
+        // The first 100 leave the window at 60 s; the window started with 900.
+        assert_eq!(p.evicted_in_window(Millis(60_000)), 50);
+        assert_eq!(p.eviction_allowance(850, Millis(60_000)), 900 - 765 - 50);
+        assert_eq!(p.eviction_allowance(850, Millis(61_000)), 850 - 722);
+        assert_eq!(p.evicted_in_window(Millis(61_000)), 0);
+    }
+
+    #[test]
+    fn small_deployments_are_not_capped_unless_the_minimum_is_zero() {
+        let mut p = Preservation::new(cfg(240));
+        for _ in 0..19 {
+            p.lease_started(720, Millis(0));
+        }
+        assert!(!p.cap_applies());
+        assert_eq!(p.eviction_allowance(19, Millis(30_000)), usize::MAX);
+        p.lease_started(720, Millis(0));
+        assert!(p.cap_applies(), "20 instances beating every 5 s are 240 a minute");
+        assert_eq!(p.eviction_allowance(20, Millis(30_000)), 3);
+
+        let mut strict = Preservation::new(cfg(0));
+        strict.lease_started(720, Millis(0));
+        assert!(strict.cap_applies());
+        assert_eq!(strict.eviction_allowance(1, Millis(30_000)), 1, "at least one");
+        strict.evicted(1, Millis(30_000));
+        assert_eq!(strict.eviction_allowance(4, Millis(89_999)), 0);
     }
 }

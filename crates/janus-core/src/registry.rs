@@ -19,7 +19,7 @@ use crate::time::Millis;
 use crate::validate;
 
 /// Registry settings.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegistryConfig {
     /// Default lease timings.
     pub lease: LeaseDefaults,
@@ -28,9 +28,27 @@ pub struct RegistryConfig {
     /// Set in a cluster: ephemeral instances carry versions, local changes
     /// are queued for the AP engine to send, deletions leave tombstones.
     pub replication: Option<ReplicationConfig>,
+    /// How long an implied service (one that exists only because ephemeral
+    /// instances registered in it) stays after its last instance went; see
+    /// [`lifecycle`].
+    pub empty_service_grace_ms: u64,
 }
 
-/// How long a deletion held back (self-preservation or the per-sweep cap) waits
+/// Nacos's `nacos.naming.clean.empty-service.expired-time`.
+pub const DEFAULT_EMPTY_SERVICE_GRACE_MS: u64 = 60_000;
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            lease: LeaseDefaults::default(),
+            preservation: PreservationConfig::default(),
+            replication: None,
+            empty_service_grace_ms: DEFAULT_EMPTY_SERVICE_GRACE_MS,
+        }
+    }
+}
+
+/// How long a deletion held back (self-preservation or the eviction window's cap) waits
 /// before it is tried again.
 pub const DEFERRED_DELETE_RETRY_MS: u64 = 5_000;
 
@@ -57,8 +75,10 @@ struct InstanceSlot {
 struct ServiceEntry {
     key: Arc<ServiceKey>,
     settings: ServiceSettings,
-    /// Created or changed through the service API (a definition, replicated
-    /// by Raft), rather than implied by an ephemeral registration.
+    /// A definition on Raft: every service of a `cp` namespace, and the
+    /// services of `ap` namespaces created or changed through the service
+    /// API. Otherwise the service is implied by its ephemeral instances (see
+    /// [`lifecycle`]).
     defined: bool,
     revision: u64,
     instances: HashMap<InstanceKey, InstanceSlot>,
@@ -127,7 +147,7 @@ pub struct ExpiryReport {
     pub marked_unhealthy: usize,
     /// Instances deleted.
     pub deleted: usize,
-    /// Deletions held back by self-preservation or the per-sweep cap.
+    /// Deletions held back by self-preservation or the eviction window's cap.
     pub deferred: usize,
     /// Leases this node ran without owning the instance, handed back (the
     /// instance stays as a replica of its owner).
@@ -173,6 +193,9 @@ pub struct Registry {
     folded: HashMap<String, ServiceKey>,
     /// Versions, outgoing changes and tombstones, in a cluster.
     replication: Option<replica::Replication>,
+    /// Implied services that lost their last instance, with when a sweep
+    /// first saw them empty (see [`lifecycle`]).
+    emptied: HashMap<ServiceKey, Option<Millis>>,
 }
 
 fn folded_name(namespace: &str, group: &str, service: &str) -> String {
@@ -209,6 +232,7 @@ impl Registry {
             changes: Vec::new(),
             folded: HashMap::new(),
             replication: config.replication.map(replica::Replication::new),
+            emptied: HashMap::new(),
         }
     }
 
@@ -232,6 +256,21 @@ impl Registry {
     fn next_revision(&mut self) -> u64 {
         self.revision += 1;
         self.revision
+    }
+
+    /// Raises the node-wide revision to at least `floor`, so that revisions
+    /// handed out after a restart are above every revision handed out
+    /// before it (the server persists the floor; see `janus-server`'s
+    /// `revision_floor`). Revisions never go down.
+    pub fn raise_revision_floor(&mut self, floor: u64) {
+        self.revision = self.revision.max(floor);
+        // What exists already (the built-in `public`) reads at least the floor too.
+        for namespace in self.namespaces.values_mut() {
+            namespace.revision = namespace.revision.max(floor);
+        }
+        for service in self.services.values_mut() {
+            service.revision = service.revision.max(floor);
+        }
     }
 
     // === namespaces ===
@@ -295,21 +334,35 @@ impl Registry {
         self.namespace(id)
     }
 
-    /// Deletes an empty namespace; `public` cannot be deleted.
+    /// Deletes a namespace that holds no definitions: no defined service and
+    /// no persistent instance (only the replicated state decides, so every
+    /// node and every replay of the Raft log decides alike). Implied services
+    /// and their ephemeral instances go with it. `public` cannot be deleted.
+    /// [`Registry::check_command`] refuses, before proposing, a namespace
+    /// holding any service at all.
     ///
     /// # Errors
-    /// Not found, `public`, or still holding services.
+    /// Not found, `public`, or still holding definitions.
     pub fn delete_namespace(&mut self, id: &NamespaceId) -> Result<(), RegistryError> {
         if *id == NamespaceId::public() {
             return Err(RegistryError::Forbidden("namespace 'public' is built in and cannot be deleted".to_owned()));
         }
         let entry = self.namespaces.get(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
-        if !entry.services.is_empty() {
+        let keys: Vec<ServiceKey> = entry
+            .services
+            .iter()
+            .map(|(group, service)| ServiceKey::new(id.clone(), group.clone(), service.clone()))
+            .collect();
+        let defined = keys.iter().filter(|k| self.services.get(*k).is_some_and(|e| e.defined)).count();
+        if defined > 0 {
             return Err(RegistryError::NotEmpty {
                 what: "namespace".to_owned(),
                 name: id.to_string(),
-                detail: format!("it holds {} service(s); delete them first", entry.services.len()),
+                detail: format!("it holds {defined} service(s); delete them first"),
             });
+        }
+        for key in keys {
+            self.drop_service(&key);
         }
         self.namespaces.remove(id);
         let revision = self.next_revision();
@@ -410,35 +463,76 @@ impl Registry {
         self.folded
             .entry(folded_name(key.namespace.as_str(), key.group.as_str(), key.service.as_str()))
             .or_insert_with(|| key.clone());
+        let cp = ns.spec.mode == Mode::Cp;
         let shared = Arc::new(key.clone());
-        self.services.insert(key.clone(), ServiceEntry::new(shared.clone(), settings));
+        let mut entry = ServiceEntry::new(shared.clone(), settings);
+        // Every service of a cp namespace comes from the Raft log.
+        entry.defined = cp;
+        self.services.insert(key.clone(), entry);
         self.touch(&shared, None, ChangeKind::ServiceCreated);
         Ok(true)
     }
 
-    /// Creates a service explicitly.
+    /// Defines a service. An implied service of the same name (one that
+    /// exists here because ephemeral instances registered in it) becomes
+    /// defined with these settings; only an existing definition refuses, so
+    /// the outcome depends on the replicated state alone.
     ///
     /// # Errors
-    /// Namespace not found, or the service exists.
+    /// Namespace not found, or the service is defined already.
     pub fn create_service(
         &mut self,
         key: &ServiceKey,
         settings: ServiceSettings,
     ) -> Result<ServiceInfo, RegistryError> {
-        if self.services.contains_key(key) {
-            return Err(RegistryError::AlreadyExists { what: "service".to_owned(), name: key.to_string() });
-        }
-        self.ensure_service(key, settings)?;
+        self.mode_of(&key.namespace)?;
         if let Some(entry) = self.services.get_mut(key) {
+            if entry.defined {
+                return Err(RegistryError::AlreadyExists { what: "service".to_owned(), name: key.to_string() });
+            }
             entry.defined = true;
+            entry.settings = settings;
+            let shared = entry.key.clone();
+            self.forget_emptied(key);
+            self.touch(&shared, None, ChangeKind::ServiceUpdated);
+        } else {
+            self.ensure_service(key, settings)?;
+            if let Some(entry) = self.services.get_mut(key) {
+                entry.defined = true;
+            }
         }
         self.service(key)
     }
 
-    /// Changes a service's settings.
+    /// The entry a definition change applies to: the existing definition;
+    /// in an `ap` namespace, otherwise a new definition with the default
+    /// settings (over an implied service of that name, if this node has one).
+    /// A `cp` namespace has definitions only, so a missing one is not found.
+    fn definition_mut(&mut self, key: &ServiceKey) -> Result<&mut ServiceEntry, RegistryError> {
+        let mode = self.mode_of(&key.namespace)?;
+        let defined = self.services.get(key).is_some_and(|e| e.defined);
+        if !defined {
+            if mode == Mode::Cp {
+                return Err(Self::service_not_found(key));
+            }
+            self.ensure_service(key, ServiceSettings::default())?;
+            self.forget_emptied(key);
+        }
+        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        if !entry.defined {
+            entry.defined = true;
+            entry.settings = ServiceSettings::default();
+        }
+        Ok(entry)
+    }
+
+    /// Changes a service's settings. In an `ap` namespace a service without a
+    /// definition gets one (the default settings with the change), so the
+    /// outcome depends on the replicated state alone; [`Registry::check_command`]
+    /// refuses, before proposing, a service this node does not know at all.
     ///
     /// # Errors
-    /// Not found, or invalid settings.
+    /// Not found (in a `cp` namespace), or invalid settings.
     pub fn update_service(&mut self, key: &ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError> {
         if let Some(threshold) = patch.protect_threshold {
             validate::check_protect_threshold(threshold)?;
@@ -446,35 +540,48 @@ impl Registry {
         if let Some(metadata) = &patch.metadata {
             validate::check_metadata(metadata)?;
         }
-        self.mode_of(&key.namespace)?;
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        let entry = self.definition_mut(key)?;
         if let Some(threshold) = patch.protect_threshold {
             entry.settings.protect_threshold = threshold;
         }
         if let Some(metadata) = patch.metadata {
             entry.settings.metadata = metadata;
         }
-        entry.defined = true;
         let shared = entry.key.clone();
         self.touch(&shared, None, ChangeKind::ServiceUpdated);
         self.service(key)
     }
 
-    /// Deletes a service that holds no instances (as Nacos does).
+    /// Deletes a service's definition. Refused while persistent instances
+    /// remain (replicated state); ephemeral instances this node holds keep
+    /// the service as an implied one with the default settings (the
+    /// definition is gone and never comes back by itself), and a service
+    /// left without instances goes at once. Deleting a service that has no
+    /// definition here is not an error (the outcome may not depend on local
+    /// state): [`Registry::check_command`] refuses, before proposing, a
+    /// service this node does not know or that holds any instance.
     ///
     /// # Errors
-    /// Not found, or instances remain.
+    /// Namespace not found, or persistent instances remain.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), RegistryError> {
         self.mode_of(&key.namespace)?;
-        let entry = self.services.get(key).ok_or_else(|| Self::service_not_found(key))?;
-        if !entry.instances.is_empty() {
+        let Some(entry) = self.services.get_mut(key) else { return Ok(()) };
+        let persistent = entry.instances.values().filter(|slot| !slot.instance.ephemeral).count();
+        if persistent > 0 {
             return Err(RegistryError::NotEmpty {
                 what: "service".to_owned(),
                 name: key.to_string(),
-                detail: format!("it holds {} instance(s); deregister them first", entry.instances.len()),
+                detail: format!("it holds {persistent} instance(s); deregister them first"),
             });
         }
-        self.drop_service(key);
+        if entry.instances.is_empty() {
+            self.drop_service(key);
+        } else if entry.defined {
+            entry.defined = false;
+            entry.settings = ServiceSettings::default();
+            let shared = entry.key.clone();
+            self.touch(&shared, None, ChangeKind::ServiceUpdated);
+        }
         Ok(())
     }
 
@@ -545,15 +652,19 @@ impl Registry {
     }
 }
 
+mod check;
 pub mod cp;
 mod expiry;
 mod health;
 mod instances;
+pub mod lifecycle;
 mod replica;
 
 pub use health::{CheckTarget, HealthReport};
 
 pub use replica::{ApplyReport, DirtyKey, EphemeralView, supersedes};
+#[cfg(test)]
+mod determinism_tests;
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]

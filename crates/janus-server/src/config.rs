@@ -15,7 +15,7 @@ use janus_core::RegistryConfig;
 use janus_core::lease::LeaseDefaults;
 use janus_core::preservation::PreservationConfig;
 use janus_core::replica::ReplicationConfig;
-use janus_health::HealthConfig;
+use janus_health::{DEFAULT_PROBE_ALLOW, DEFAULT_PROBE_DENY, HealthConfig, PolicyList, ProbePolicy};
 use janus_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
@@ -173,6 +173,11 @@ pub struct HealthSection {
     pub max_in_flight: usize,
     /// Flips found within this window go out as one Raft write.
     pub report_delay_ms: u64,
+    /// Networks (CIDR, or single addresses) whose addresses may be probed.
+    pub probe_allow: Vec<String>,
+    /// Networks never probed, even if allowed; by default link-local and cloud
+    /// metadata addresses. An instance at a refused address is shown unhealthy.
+    pub probe_deny: Vec<String>,
 }
 
 impl Default for HealthSection {
@@ -186,6 +191,8 @@ impl Default for HealthSection {
             fall: h.fall,
             max_in_flight: h.max_in_flight,
             report_delay_ms: duration_ms(h.report_delay),
+            probe_allow: DEFAULT_PROBE_ALLOW.iter().map(|net| (*net).to_owned()).collect(),
+            probe_deny: DEFAULT_PROBE_DENY.iter().map(|net| (*net).to_owned()).collect(),
         }
     }
 }
@@ -321,6 +328,9 @@ pub struct LeaseSection {
     pub delete_after_ms: u64,
     /// Shortest gap between two expiry sweeps.
     pub sweep_min_gap_ms: u64,
+    /// How long a service that exists only through its ephemeral instances
+    /// stays after its last instance went.
+    pub empty_service_after_ms: u64,
 }
 
 impl Default for LeaseSection {
@@ -331,6 +341,7 @@ impl Default for LeaseSection {
             unhealthy_after_ms: lease.unhealthy_after_ms,
             delete_after_ms: lease.delete_after_ms,
             sweep_min_gap_ms: duration_ms(ApConfig::default().sweep_min_gap),
+            empty_service_after_ms: janus_core::registry::DEFAULT_EMPTY_SERVICE_GRACE_MS,
         }
     }
 }
@@ -345,8 +356,11 @@ pub struct PreservationSection {
     pub renewal_threshold: f64,
     /// Never engage while fewer renewals than this are expected per minute.
     pub min_expected_renewals_per_min: u64,
-    /// Fraction of leases one sweep may delete.
+    /// Fraction of leases that may be deleted within one eviction window (not
+    /// applied while fewer than `min_expected_renewals_per_min` are expected).
     pub max_evict_fraction: f64,
+    /// Length of the eviction window the cap counts deletions over, in milliseconds.
+    pub eviction_window_ms: u64,
 }
 
 impl Default for PreservationSection {
@@ -357,6 +371,7 @@ impl Default for PreservationSection {
             renewal_threshold: p.renewal_threshold,
             min_expected_renewals_per_min: p.min_expected_per_min,
             max_evict_fraction: p.max_evict_fraction,
+            eviction_window_ms: p.eviction_window_ms,
         }
     }
 }
@@ -414,6 +429,8 @@ impl ServerConfig {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("cluster.members")
+                .with_list_parse_key("health.probe_allow")
+                .with_list_parse_key("health.probe_deny")
                 .source(Some(env)),
         );
         for (key, value) in overrides {
@@ -446,6 +463,9 @@ impl ServerConfig {
         }
         if !(p.max_evict_fraction > 0.0 && p.max_evict_fraction <= 1.0) {
             return invalid("self_preservation.max_evict_fraction", "must be in (0, 1]");
+        }
+        if p.eviction_window_ms == 0 {
+            return invalid("self_preservation.eviction_window_ms", "must be positive");
         }
         let http = &self.http;
         if http.max_concurrent_requests == 0 || http.max_watchers == 0 || http.event_buffer == 0 {
@@ -498,6 +518,16 @@ impl ServerConfig {
         {
             return invalid("health", "interval_ms, timeout_ms, max_in_flight, rise and fall must be positive");
         }
+        if let Err(error) = ProbePolicy::parse(&health.probe_allow, &health.probe_deny) {
+            let key = match error.list {
+                PolicyList::Allow => "health.probe_allow",
+                PolicyList::Deny => "health.probe_deny",
+            };
+            return Err(ConfigError::Invalid {
+                key,
+                rule: format!("{:?} is not a network such as 10.0.0.0/8 or fd00::/8, nor an address", error.value),
+            });
+        }
         if hickory_name_ok(&self.dns.domain).is_err() {
             return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
         }
@@ -518,11 +548,13 @@ impl ServerConfig {
                 renewal_threshold: self.self_preservation.renewal_threshold,
                 min_expected_per_min: self.self_preservation.min_expected_renewals_per_min,
                 max_evict_fraction: self.self_preservation.max_evict_fraction,
+                eviction_window_ms: self.self_preservation.eviction_window_ms,
             },
             replication: self
                 .cluster
                 .is_clustered()
                 .then_some(ReplicationConfig { node: self.node.id, tombstone_ttl_ms: self.distro.tombstone_ttl_ms }),
+            empty_service_grace_ms: self.lease.empty_service_after_ms,
         }
     }
 
@@ -571,6 +603,10 @@ impl ServerConfig {
             fall: self.health.fall,
             max_in_flight: self.health.max_in_flight,
             report_delay: Duration::from_millis(self.health.report_delay_ms),
+            // `validate` refuses bad lists at load; a config built by hand with
+            // one probes nothing rather than more than it says.
+            probe_policy: ProbePolicy::parse(&self.health.probe_allow, &self.health.probe_deny)
+                .unwrap_or_else(|_| ProbePolicy::refuse_all()),
             ..HealthConfig::default()
         }
     }

@@ -8,6 +8,7 @@
 //! - [`node`]: [`Node`], the [`janus_core::RegistryService`] that routes each
 //!   write to the engine owning the namespace's mode.
 //! - [`members`]: the AP member list follows the Raft group's.
+//! - [`revision_floor`]: revisions never go back across restarts.
 //! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 //! - [`cli`]: the operator's subcommands of the `janus` binary.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod members;
 pub mod node;
+pub mod revision_floor;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ pub struct App {
 pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyhow::Result<App> {
     claim_data_dir(&config.node.data_dir, config.node.id)?;
     let store = Arc::new(RegistryStore::new(config.registry_config(), config.http.event_buffer));
+    // Before Raft replays anything: every revision from now on is above the last run's.
+    let reserved = revision_floor::restore(&config.node.data_dir, &store)?;
+    revision_floor::keep(&config.node.data_dir, store.clone(), reserved, shutdown.child_token());
     let peers = cluster_secret(config)?
         .map(|secret| Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)));
     let raft_transport: Arc<dyn janus_raft::PeerTransport> = match &peers {

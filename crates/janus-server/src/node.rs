@@ -101,8 +101,27 @@ impl Node {
         self.store.read(|r| r.mode_of(namespace))
     }
 
-    /// Writes through Raft; a write that cannot commit names the namespace and mode.
+    /// Checks `command` on this node's whole state before it is proposed
+    /// (see [`janus_core::Registry::check_command`]): a refused command never
+    /// enters the Raft log. A refusal may come from this node lagging the
+    /// leader (a service created through another node a moment ago), so
+    /// before answering it, catch up with the leader (a read fence) and check
+    /// again; without a quorum the local answer stands.
+    async fn check(&self, command: &Command) -> Result<(), RegistryError> {
+        match self.store.read(|r| r.check_command(command)) {
+            Err(RegistryError::Invalid { field, rule }) => Err(RegistryError::Invalid { field, rule }),
+            Err(refused) => match self.cp.linearize().await {
+                Ok(_) => self.store.read(|r| r.check_command(command)),
+                Err(_) => Err(refused),
+            },
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Writes through Raft once [`Self::check`] passes; a write that cannot
+    /// commit names the namespace and mode.
     async fn replicate(&self, about: CpHandle<'_>, command: Command) -> Result<CommandOutcome, RegistryError> {
+        self.check(&command).await?;
         match self.cp.write(command).await {
             Ok(outcome) => outcome,
             Err(error) => Err(RegistryError::Unavailable {
@@ -274,6 +293,8 @@ impl RegistryService for Node {
                 probes: read(&stats.probes),
                 probe_failures: read(&stats.probe_failures),
                 flips: read(&stats.flips),
+                refused: read(&stats.refused),
+                refused_targets: stats.refused_targets(),
             }
         });
         janus_core::status::ClusterStatus {

@@ -143,7 +143,11 @@ async fn unknown_service_lists_empty_and_unknown_namespace_is_404() {
     let app = TestApp::new().await;
     let reply = app.get("/v1/namespaces/public/services/nobody/instances").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!((reply.index(), reply.json()["instances"].as_array().unwrap().len()), (0, 0));
+    assert!(reply.json()["instances"].as_array().unwrap().is_empty());
+    // Never 0 (Consul's index rule): an unknown service reads as its namespace's revision.
+    let public = app.get("/v1/namespaces/public").await.json()["revision"].as_u64().unwrap();
+    assert!(reply.index() >= 1);
+    assert_eq!(reply.index(), public);
     let reply = app.get("/v1/namespaces/ghost/services/nobody/instances").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(reply.json()["message"].as_str().unwrap().contains("namespace 'ghost' does not exist"));
@@ -527,9 +531,9 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
     let created = app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let ledger = "/v1/namespaces/payments/services/ledger/instances";
-    let reply = app.post(ledger, json!({"ip": "10.9.0.1", "port": 7000, "metadata": {"role": "primary"}})).await;
+    let reply = app.post(ledger, json!({"ip": "127.0.9.1", "port": 7000, "metadata": {"role": "primary"}})).await;
     assert_eq!((reply.status, reply.json()["mode"].as_str()), (StatusCode::CREATED, Some("cp")), "{}", reply.text());
-    app.post(ledger, json!({"ip": "10.9.0.2", "port": 7000})).await;
+    app.post(ledger, json!({"ip": "127.0.9.2", "port": 7000})).await;
     let defined =
         app.post("/v1/namespaces/public/services", json!({"name": "catalog", "protect_threshold": 0.25})).await;
     assert_eq!(defined.status, StatusCode::CREATED);
@@ -540,9 +544,9 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
     let body = list.json();
     assert_eq!(body["instances"].as_array().unwrap().len(), 2);
     assert!(body["instances"].as_array().unwrap().iter().all(|i| i["ephemeral"] == false));
-    let beat = app.call(Method::PUT, &format!("{ledger}/10.9.0.1/7000/heartbeat"), None).await;
+    let beat = app.call(Method::PUT, &format!("{ledger}/127.0.9.1/7000/heartbeat"), None).await;
     assert_eq!(beat.status, StatusCode::CONFLICT, "cp instances are not kept alive by heartbeats");
-    let ephemeral = app.post(ledger, json!({"ip": "10.9.0.3", "port": 7000, "ephemeral": true})).await;
+    let ephemeral = app.post(ledger, json!({"ip": "127.0.9.3", "port": 7000, "ephemeral": true})).await;
     assert_eq!(ephemeral.status, StatusCode::CONFLICT);
     assert!(ephemeral.json()["message"].as_str().unwrap().contains("namespace 'payments' is cp"));
 
@@ -552,7 +556,7 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
     let list = app.get(ledger).await.json();
     let mut ips: Vec<&str> = list["instances"].as_array().unwrap().iter().map(|i| i["ip"].as_str().unwrap()).collect();
     ips.sort_unstable();
-    assert_eq!(ips, ["10.9.0.1", "10.9.0.2"], "acknowledged persistent instances survive a restart");
+    assert_eq!(ips, ["127.0.9.1", "127.0.9.2"], "acknowledged persistent instances survive a restart");
     assert_eq!(
         list["instances"][0]["metadata"]["role"].as_str().or(list["instances"][1]["metadata"]["role"].as_str()),
         Some("primary")
@@ -578,7 +582,7 @@ async fn cp_namespaces_hold_persistent_instances_across_a_restart() {
     assert!(format!("{refused:#}").contains("belongs to node 1"), "{refused:#}");
     let app = TestApp::on(data, janus_server::ServerConfig::default()).await;
 
-    let gone = app.call(Method::DELETE, &format!("{ledger}/10.9.0.2/7000"), None).await;
+    let gone = app.call(Method::DELETE, &format!("{ledger}/127.0.9.2/7000"), None).await;
     assert_eq!(gone.status, StatusCode::OK);
     let data = app.stop().await;
     let app = TestApp::on(data, janus_server::ServerConfig::default()).await;
@@ -594,7 +598,7 @@ async fn reads_say_their_consistency_and_linearizable_ones_need_cp() {
     let app = TestApp::new().await;
     app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
     let ledger = "/v1/namespaces/payments/services/ledger/instances";
-    app.post(ledger, json!({"ip": "10.9.0.1", "port": 7000})).await;
+    app.post(ledger, json!({"ip": "127.0.9.1", "port": 7000})).await;
 
     let local = app.get(ledger).await;
     assert_eq!(local.headers["x-janus-consistency"], "local");
@@ -602,14 +606,14 @@ async fn reads_say_their_consistency_and_linearizable_ones_need_cp() {
     assert!(applied >= 3, "bootstrap, namespace and instance entries are applied: {applied}");
 
     // A write acknowledged before a linearizable read is in it.
-    app.post(ledger, json!({"ip": "10.9.0.2", "port": 7000})).await;
+    app.post(ledger, json!({"ip": "127.0.9.2", "port": 7000})).await;
     let strong = app.get(&format!("{ledger}?consistency=linearizable")).await;
     assert_eq!(strong.status, StatusCode::OK, "{}", strong.text());
     assert_eq!(strong.headers["x-janus-consistency"], "linearizable");
     let read_index: u64 = strong.headers["x-janus-raft-index"].to_str().unwrap().parse().unwrap();
     assert!(read_index > applied);
     assert_eq!(strong.json()["instances"].as_array().unwrap().len(), 2);
-    let one = app.get(&format!("{ledger}/10.9.0.2/7000?consistency=linearizable")).await;
+    let one = app.get(&format!("{ledger}/127.0.9.2/7000?consistency=linearizable")).await;
     assert_eq!((one.status, one.headers["x-janus-consistency"].to_str().unwrap()), (StatusCode::OK, "linearizable"));
     let services = app.get("/v1/namespaces/payments/services?consistency=linearizable").await;
     assert_eq!(services.headers["x-janus-consistency"], "linearizable");
@@ -628,4 +632,32 @@ async fn reads_say_their_consistency_and_linearizable_ones_need_cp() {
     assert!(ap_local.headers.get("x-janus-raft-index").is_none(), "ap data is not on Raft");
     let bad = app.get(&format!("{ledger}?consistency=strongish")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn test_nodes_probe_loopback_only_and_refuse_any_other_address() {
+    let app = TestApp::new().await;
+    app.post("/v1/namespaces", json!({"id": "payments", "mode": "cp"})).await;
+    let ledger = "/v1/namespaces/payments/services/ledger/instances";
+    // 192.0.2.0/24 is for documentation (RFC 5737): a stray address, never probed here.
+    for ip in ["127.0.9.1", "192.0.2.1"] {
+        let reply = app.post(ledger, json!({"ip": ip, "port": 7000})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+    let started = std::time::Instant::now();
+    let health = loop {
+        let health = app.get("/v1/cluster").await.json()["health"].clone();
+        let stray = app.get(&format!("{ledger}/192.0.2.1/7000")).await.json();
+        if health["refused"] == 1 && stray["healthy"] == false {
+            break health;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not refused within 10 s: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let refused = &health["refused_targets"][0];
+    assert_eq!(
+        (refused["ip"].as_str(), refused["rule"].as_str()),
+        (Some("192.0.2.1"), Some("outside every allow-list network"))
+    );
+    assert_eq!(health["checked"], 2, "the loopback instance is checked: {health}");
 }

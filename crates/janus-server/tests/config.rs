@@ -120,3 +120,43 @@ fn a_bad_cluster_is_refused_with_the_setting_named() {
         assert!(error.contains(named), "{members} / {secret:?}: {error}");
     }
 }
+
+#[test]
+fn probe_lists_load_from_file_and_environment_and_a_bad_network_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.toml");
+    std::fs::write(&path, "[health]\nprobe_allow = [\"10.0.0.0/8\", \"192.0.2.7\"]\nprobe_deny = [\"10.9.0.0/16\"]\n")
+        .unwrap();
+    let config = ServerConfig::load(Some(&path), no_env(), &[]).unwrap();
+    let policy = config.health_config().probe_policy;
+    assert_eq!(policy.check("10.1.2.3".parse().unwrap()), Ok(()));
+    assert!(policy.check("10.9.0.1".parse().unwrap()).is_err(), "deny wins");
+    assert!(policy.check("127.0.0.1".parse().unwrap()).is_err(), "not in the allow-list");
+    assert_eq!(policy.check("192.0.2.7".parse().unwrap()), Ok(()));
+
+    let env = vec![("JANUS_HEALTH__PROBE_DENY".to_owned(), "10.0.0.0/8,169.254.0.0/16".to_owned())];
+    let config = ServerConfig::load(None, env, &[]).unwrap();
+    assert_eq!(config.health.probe_deny, ["10.0.0.0/8", "169.254.0.0/16"]);
+    assert!(config.health_config().probe_policy.check("10.0.0.1".parse().unwrap()).is_err());
+
+    let defaults = ServerConfig::default().health_config().probe_policy;
+    assert!(defaults.check("169.254.169.254".parse().unwrap()).is_err());
+    assert_eq!(defaults.check("10.0.0.1".parse().unwrap()), Ok(()));
+
+    for (key, value) in [("PROBE_ALLOW", "10.0.0.0/33"), ("PROBE_DENY", "metadata.internal")] {
+        let env = vec![(format!("JANUS_HEALTH__{key}"), value.to_owned())];
+        let error = ServerConfig::load(None, env, &[]).unwrap_err().to_string();
+        let named = format!("health.{}", key.to_lowercase());
+        assert!(error.contains(&named) && error.contains(value), "{error}");
+    }
+}
+
+#[test]
+fn the_eviction_window_must_be_positive_and_reaches_the_registry() {
+    let overrides = [("self_preservation.eviction_window_ms", "0".to_owned())];
+    let err = ServerConfig::load(None, no_env(), &overrides).unwrap_err().to_string();
+    assert!(err.contains("self_preservation.eviction_window_ms"), "{err}");
+    let overrides = [("self_preservation.eviction_window_ms", "120000".to_owned())];
+    let config = ServerConfig::load(None, no_env(), &overrides).unwrap();
+    assert_eq!(config.registry_config().preservation.eviction_window_ms, 120_000);
+}

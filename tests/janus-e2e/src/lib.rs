@@ -14,6 +14,10 @@ use hyper_util::rt::TokioExecutor;
 use janus_server::{RunningServer, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
+/// The probe allow-list of every test node: loopback only, so an address
+/// outside this machine is refused, never probed.
+pub const LOOPBACK_ONLY: &str = "127.0.0.0/8";
+
 /// A running node and the token that stops it.
 pub struct Node {
     /// The server.
@@ -32,11 +36,20 @@ impl Node {
     /// # Panics
     /// If the node cannot start (a test failure).
     pub async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_in(tempfile::tempdir().expect("a temporary directory"), tweak).await
+    }
+
+    /// Starts a node over an existing data directory (a restart). Health
+    /// checks may probe loopback addresses only, unless `tweak` says otherwise.
+    ///
+    /// # Panics
+    /// If the node cannot start (a test failure).
+    pub async fn start_in(data: tempfile::TempDir, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let mut config = ServerConfig::default();
         config.http.addr = ([127, 0, 0, 1], 0).into();
         config.dns.addr = ([127, 0, 0, 1], 0).into();
-        let data = tempfile::tempdir().expect("a temporary directory");
         config.node.data_dir = data.path().to_owned();
+        config.health.probe_allow = vec![LOOPBACK_ONLY.to_owned()];
         tweak(&mut config);
         let shutdown = CancellationToken::new();
         let server = match janus_server::start(config, shutdown.clone()).await {
@@ -52,12 +65,22 @@ impl Node {
     /// # Panics
     /// If shutdown is slow or fails.
     pub async fn stop_within(self, limit: Duration) {
+        drop(self.stop_keeping_data(limit).await);
+    }
+
+    /// Shuts down like [`Self::stop_within`] and hands back the data
+    /// directory, for [`Self::start_in`].
+    ///
+    /// # Panics
+    /// If shutdown is slow or fails.
+    pub async fn stop_keeping_data(self, limit: Duration) -> tempfile::TempDir {
         self.shutdown.cancel();
         match tokio::time::timeout(limit, self.server.wait()).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => panic!("shutdown failed: {err:#}"),
             Err(_) => panic!("shutdown took longer than {limit:?}"),
         }
+        self.data
     }
 }
 

@@ -38,22 +38,30 @@ async fn start_cluster_with(tweak: impl Fn(&mut janus_server::ServerConfig) + Cl
     let secret = secret();
     let mut nodes = Vec::new();
     for (id, port) in (1..).zip(&ports) {
-        let (members, secret, tweak) = (members.clone(), secret.clone(), tweak.clone());
-        nodes.push(
-            Node::start(move |config| {
-                config.node.id = id;
-                config.cluster.members = members;
-                config.cluster.addr = ([127, 0, 0, 1], *port).into();
-                config.cluster.secret = secret;
-                config.raft.heartbeat_ms = 50;
-                config.raft.election_timeout_min_ms = 300;
-                config.raft.election_timeout_max_ms = 600;
-                tweak(config);
-            })
-            .await,
-        );
+        nodes.push(Node::start(member_config(id, *port, &members, &secret, tweak.clone())).await);
     }
     nodes
+}
+
+/// The configuration of cluster member `id` (the same again for a restart).
+fn member_config(
+    id: u64,
+    port: u16,
+    members: &[String],
+    secret: &str,
+    tweak: impl Fn(&mut janus_server::ServerConfig) + Clone + Send + 'static,
+) -> impl FnOnce(&mut janus_server::ServerConfig) {
+    let (members, secret) = (members.to_vec(), secret.to_owned());
+    move |config| {
+        config.node.id = id;
+        config.cluster.members = members;
+        config.cluster.addr = ([127, 0, 0, 1], port).into();
+        config.cluster.secret = secret;
+        config.raft.heartbeat_ms = 50;
+        config.raft.election_timeout_min_ms = 300;
+        config.raft.election_timeout_max_ms = 600;
+        tweak(config);
+    }
 }
 
 /// Sends until the answer has `status` (a cluster needs a moment to elect).
@@ -95,7 +103,7 @@ async fn a_three_node_cluster_replicates_cp_writes_and_survives_its_leader_stopp
     // Every node takes writes: followers forward them to the leader.
     for (port, node) in (7000..).zip(&nodes) {
         let url = format!("{}/v1/namespaces/payments/services/ledger/instances", node.base);
-        let reply = http.send_json(Method::POST, &url, Some(json!({"ip": "10.9.0.1", "port": port}))).await.unwrap();
+        let reply = http.send_json(Method::POST, &url, Some(json!({"ip": "127.0.9.1", "port": port}))).await.unwrap();
         assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
     }
     // A linearizable read on any node, followers included, has every acknowledged write: no waiting.
@@ -111,7 +119,7 @@ async fn a_three_node_cluster_replicates_cp_writes_and_survives_its_leader_stopp
     let position = nodes.iter().position(|node| node.server.node.cp().node_id() == leader).unwrap();
     nodes.remove(position).stop_within(Duration::from_secs(5)).await;
     let url = format!("{}/v1/namespaces/payments/services/ledger/instances", nodes[0].base);
-    until_status(&http, Method::POST, &url, json!({"ip": "10.9.0.2", "port": 7000}), StatusCode::CREATED).await;
+    until_status(&http, Method::POST, &url, json!({"ip": "127.0.9.2", "port": 7000}), StatusCode::CREATED).await;
     let start = Instant::now();
     while instance_count(&http, &nodes[1]).await != 4 {
         assert!(start.elapsed() < Duration::from_secs(10), "the write after the stop did not replicate");
@@ -138,7 +146,7 @@ async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
     // the namespace and the lost quorum; scheduling slack on top.
     let cp_url = format!("{}/v1/namespaces/payments/services/ledger/instances", survivor.base);
     let started = Instant::now();
-    let refused = http.send_json(Method::POST, &cp_url, Some(json!({"ip": "10.9.0.1", "port": 1}))).await.unwrap();
+    let refused = http.send_json(Method::POST, &cp_url, Some(json!({"ip": "127.0.9.1", "port": 1}))).await.unwrap();
     let took = started.elapsed();
     let message = String::from_utf8_lossy(&refused.body).into_owned();
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
@@ -152,7 +160,7 @@ async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
         .map(|port| {
             let (http, url) = (http.clone(), cp_url.clone());
             tokio::spawn(async move {
-                http.send_json(Method::POST, &url, Some(json!({"ip": "10.9.0.1", "port": port}))).await
+                http.send_json(Method::POST, &url, Some(json!({"ip": "127.0.9.1", "port": port}))).await
             })
         })
         .collect();
@@ -452,5 +460,76 @@ async fn persistent_instances_are_health_checked_by_exactly_one_node() {
     drop(listening);
     for node in nodes {
         node.stop_within(Duration::from_secs(5)).await;
+    }
+}
+
+/// The transcript on a cluster: a delete of a namespace holding
+/// ephemeral instances is refused, is never proposed to Raft, and after each
+/// node restarts in turn the namespace is still there on every node, with no
+/// revision lower than before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_namespace_delete_stays_refused_on_every_node_through_restarts() {
+    let ports = free_ports(3);
+    let members: Vec<String> = (1..).zip(&ports).map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let secret = secret();
+    let mut nodes = Vec::new();
+    for (id, port) in (1..).zip(&ports) {
+        nodes.push(Node::start(member_config(id, *port, &members, &secret, |_| {})).await);
+    }
+    let http = Http::default();
+    let namespaces = format!("{}/v1/namespaces", nodes[0].base);
+    until_status(&http, Method::POST, &namespaces, json!({"id": "team-x", "mode": "ap"}), StatusCode::CREATED).await;
+    let web = format!("{}/v1/namespaces/team-x/services/web/instances", nodes[0].base);
+    all_ready(&http, &nodes).await;
+    until_status(&http, Method::POST, &web, json!({"ip": "10.0.0.1", "port": 80}), StatusCode::CREATED).await;
+    until_listed_in(&http, &nodes, "team-x", "web", 1).await;
+    let applied: Vec<u64> = nodes.iter().map(|n| n.server.node.cp().applied_index()).collect();
+    for node in &nodes {
+        let refused = http.send(Method::DELETE, &format!("{}/v1/namespaces/team-x", node.base), None).await.unwrap();
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&refused.body));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after: Vec<u64> = nodes.iter().map(|n| n.server.node.cp().applied_index()).collect();
+    assert_eq!(applied, after, "refused deletes never enter the Raft log");
+
+    let revision = |answer: &janus_e2e::Answer| answer.json()["revision"].as_u64().unwrap();
+    for restarted in 0..nodes.len() {
+        let seen = revision(
+            &http.send(Method::GET, &format!("{}/v1/namespaces/team-x", nodes[restarted].base), None).await.unwrap(),
+        );
+        let node = nodes.remove(restarted);
+        let data = node.stop_keeping_data(Duration::from_secs(5)).await;
+        let id = u64::try_from(restarted + 1).unwrap();
+        nodes.insert(
+            restarted,
+            Node::start_in(data, member_config(id, ports[restarted], &members, &secret, |_| {})).await,
+        );
+        all_ready(&http, &nodes).await;
+        for node in &nodes {
+            let answer = http.send(Method::GET, &format!("{}/v1/namespaces/team-x", node.base), None).await.unwrap();
+            assert_eq!(answer.status, StatusCode::OK, "node {} after restarting node {}", node.base, restarted + 1);
+        }
+        let now = revision(
+            &http.send(Method::GET, &format!("{}/v1/namespaces/team-x", nodes[restarted].base), None).await.unwrap(),
+        );
+        assert!(now >= seen, "node {}: the namespace's revision went back from {seen} to {now}", restarted + 1);
+    }
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
+    }
+}
+
+async fn until_listed_in(http: &Http, nodes: &[Node], namespace: &str, service: &str, count: usize) {
+    let start = Instant::now();
+    for node in nodes {
+        let url = format!("{}/v1/namespaces/{namespace}/services/{service}/instances", node.base);
+        loop {
+            let answer = http.send(Method::GET, &url, None).await.unwrap();
+            if answer.status == StatusCode::OK && answer.json()["instances"].as_array().map(Vec::len) == Some(count) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{url}: not {count} instances after 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

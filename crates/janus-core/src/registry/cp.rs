@@ -6,6 +6,14 @@
 //! `ap` namespaces), and persistent instances. Services that only exist
 //! because an ephemeral instance registered stay local to the AP engine, so
 //! losing Raft quorum never blocks an AP registration.
+//!
+//! **Applying a command depends only on the log.** [`Registry::apply`] reads
+//! and refuses on the replicated state alone (namespaces, definitions,
+//! persistent instances), never on ephemeral instances or implied services,
+//! which differ from node to node and are not replayed: so a restart, a
+//! follower that has not seen an AP write yet, and a node installing a
+//! snapshot all decide exactly as the first apply did. Refusals that depend
+//! on local state are made before proposing ([`Registry::check_command`]).
 
 use std::collections::HashSet;
 
@@ -130,7 +138,8 @@ pub struct CpState {
 impl Registry {
     /// Applies a replicated command. `at` is the time stamped in the log entry,
     /// so that every node applies it alike. A refusal (say, a name taken) is a
-    /// deterministic outcome too: every node refuses it the same way.
+    /// deterministic outcome too: every node refuses it the same way, since it
+    /// is decided on the replicated state only (see the module docs).
     ///
     /// # Errors
     /// Whatever the corresponding direct call refuses.
@@ -151,13 +160,19 @@ impl Registry {
                 CommandOutcome::Done
             }
             Command::RegisterInstance { key, spec } => {
+                self.require_cp(&key.namespace)?;
                 CommandOutcome::Revision(self.register_instance(&key, spec, at)?)
             }
-            Command::UpdateInstance { key, spec } => CommandOutcome::Revision(self.update_instance(&key, spec, at)?),
+            Command::UpdateInstance { key, spec } => {
+                self.require_cp(&key.namespace)?;
+                CommandOutcome::Revision(self.update_instance(&key, spec, at)?)
+            }
             Command::PatchInstance { key, instance, patch } => {
+                self.require_cp(&key.namespace)?;
                 CommandOutcome::Revision(self.patch_instance(&key, &instance, patch, at)?)
             }
             Command::DeregisterInstance { key, instance } => {
+                self.require_cp(&key.namespace)?;
                 CommandOutcome::Revision(self.deregister_instance(&key, &instance, at)?)
             }
             Command::SetCluster { key, cluster, settings } => {
@@ -219,6 +234,18 @@ impl Registry {
                     // The mode never changes; name and description may.
                     entry.spec.name = spec.name;
                     entry.spec.description = spec.description;
+                    let id = entry.spec.id.clone();
+                    let revision = self.next_revision();
+                    if let Some(entry) = self.namespaces.get_mut(&id) {
+                        entry.revision = revision;
+                    }
+                    self.changes.push(crate::change::Change {
+                        revision,
+                        namespace: id,
+                        service: None,
+                        instance: None,
+                        kind: ChangeKind::NamespaceUpdated,
+                    });
                 }
                 Some(_) => {}
                 None => {
@@ -236,16 +263,30 @@ impl Registry {
             if empty {
                 self.drop_service(&key);
             } else if let Some(entry) = self.services.get_mut(&key) {
+                // Its ephemeral instances keep it, as an implied service.
                 entry.defined = false;
                 entry.settings = ServiceSettings::default();
+                let shared = entry.key.clone();
+                self.touch(&shared, None, ChangeKind::ServiceUpdated);
             }
         }
         for (key, settings) in state.services {
-            if self.ensure_service(&key, settings.clone()).is_ok()
-                && let Some(entry) = self.services.get_mut(&key)
-            {
-                entry.defined = true;
-                entry.settings = settings;
+            match self.services.get_mut(&key) {
+                Some(entry) if entry.defined && entry.settings == settings => {}
+                Some(entry) => {
+                    entry.defined = true;
+                    entry.settings = settings;
+                    let shared = entry.key.clone();
+                    self.forget_emptied(&key);
+                    self.touch(&shared, None, ChangeKind::ServiceUpdated);
+                }
+                None => {
+                    if self.ensure_service(&key, settings).is_ok()
+                        && let Some(entry) = self.services.get_mut(&key)
+                    {
+                        entry.defined = true;
+                    }
+                }
             }
         }
         // Persistent instances: exactly the snapshot's.
@@ -288,6 +329,7 @@ impl Registry {
             self.touch(&shared, None, ChangeKind::ServiceDeleted);
         }
         self.services.remove(key);
+        self.emptied.remove(key);
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
             ns.services.remove(&(key.group.clone(), key.service.clone()));
         }

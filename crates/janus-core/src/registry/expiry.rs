@@ -1,5 +1,6 @@
 //! Lease expiry: turning silent instances unhealthy and deleting expired
-//! ones, with self-preservation and the per-sweep deletion cap.
+//! ones, with self-preservation and the deletion cap of the eviction window
+//! (see [`crate::preservation`]).
 
 use std::sync::Arc;
 
@@ -14,7 +15,10 @@ use crate::time::Millis;
 impl Registry {
     /// Processes every lease due at `now`: marks silent instances unhealthy and
     /// deletes those past their delete timeout, unless self-preservation holds
-    /// deletions back. One pass deletes at most the per-sweep cap, chosen at random.
+    /// deletions back. Deletions stay within the cap of the eviction window
+    /// (whatever the number of passes in it), chosen at random among the due
+    /// ones; those it refuses stay, unhealthy, and are tried again
+    /// [`DEFERRED_DELETE_RETRY_MS`] later.
     pub fn expire<R: Rng>(&mut self, now: Millis, rng: &mut R) -> ExpiryReport {
         self.expire_owned(now, rng, &|_| true)
     }
@@ -68,7 +72,12 @@ impl Registry {
         if doomed.is_empty() {
             return report;
         }
-        let cap = if report.preservation_active { 0 } else { self.preservation.eviction_cap(self.leases.len()) };
+        let cap = if report.preservation_active {
+            0
+        } else {
+            // `leases` still counts the doomed: they are live until deleted below.
+            self.preservation.eviction_allowance(self.leases.len(), now)
+        };
         doomed.shuffle(rng);
         let deferred = doomed.split_off(cap.min(doomed.len()));
         for owner in doomed {
@@ -76,6 +85,7 @@ impl Registry {
                 report.deleted += 1;
             }
         }
+        self.preservation.evicted(report.deleted, now);
         for owner in deferred {
             report.deferred += 1;
             self.defer_deletion(&owner, now);

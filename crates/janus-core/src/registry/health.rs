@@ -45,10 +45,12 @@ pub struct CheckTarget {
 }
 
 impl Registry {
-    /// Sets how a cluster of a service is checked (and its metadata).
+    /// Sets how a cluster of a service is checked (and its metadata). Like
+    /// [`Registry::update_service`], this defines a service of an `ap`
+    /// namespace that had no definition.
     ///
     /// # Errors
-    /// Namespace or service not found, or invalid settings.
+    /// Namespace not found, service not found in a `cp` namespace, or invalid settings.
     pub fn set_cluster(
         &mut self,
         key: &ServiceKey,
@@ -57,10 +59,9 @@ impl Registry {
     ) -> Result<ServiceInfo, RegistryError> {
         settings.health_check.validate()?;
         crate::validate::check_metadata(&settings.metadata)?;
-        self.mode_of(&key.namespace)?;
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        // Like a service update: a definition, created in an `ap` namespace if missing.
+        let entry = self.definition_mut(key)?;
         entry.settings.clusters.insert(cluster.clone(), settings);
-        entry.defined = true;
         let shared = entry.key.clone();
         self.touch(&shared, None, ChangeKind::ServiceUpdated);
         self.service(key)

@@ -231,7 +231,11 @@ impl Registry {
             self.leases.stop(&lease);
             self.preservation.lease_ended(lease.timing.renewals_per_hour());
         }
+        let implied_and_empty = !entry.defined && entry.instances.is_empty();
         self.instance_count -= 1;
+        if implied_and_empty {
+            self.emptied.insert(key.clone(), None);
+        }
         Some(self.touch(&shared, Some(instance.clone()), kind))
     }
 
@@ -311,7 +315,8 @@ impl Registry {
     }
 
     /// Copies a service for a list. An unknown service in a known namespace
-    /// reads as empty with revision 0, so a watch can wait for it to appear.
+    /// reads as empty with the namespace's revision (see
+    /// [`Registry::service_revision`]), so a watch can wait for it to appear.
     ///
     /// # Errors
     /// Namespace not found.
@@ -330,7 +335,7 @@ impl Registry {
                 key: key.clone(),
                 mode,
                 exists: false,
-                revision: 0,
+                revision: self.absent_service_revision(&key.namespace),
                 protect_threshold: 0.0,
                 instances: Vec::new(),
             },
@@ -354,15 +359,24 @@ impl Registry {
         self.folded.get(&folded_name(namespace, group, service)).cloned()
     }
 
-    /// Revision of a service (0 if absent), for blocking queries.
+    /// Revision of a service, for blocking queries. Revisions never go back
+    /// and are never 0 (Consul's index rules): an absent service reads as its
+    /// namespace's revision, which is at least that of the service's deletion
+    /// (a deletion stamps the namespace too).
     #[must_use]
     pub fn service_revision(&self, key: &ServiceKey) -> u64 {
-        self.services.get(key).map_or(0, |e| e.revision)
+        self.services.get(key).map_or_else(|| self.absent_service_revision(&key.namespace), |e| e.revision)
     }
 
-    /// Revision of a namespace (0 if absent), for blocking queries.
+    /// What an absent service of `namespace` reads as (see [`Self::service_revision`]).
+    fn absent_service_revision(&self, namespace: &NamespaceId) -> u64 {
+        self.namespace_revision(namespace)
+    }
+
+    /// Revision of a namespace, for blocking queries; never 0. An absent
+    /// namespace reads as the node-wide revision (at least that of its deletion).
     #[must_use]
     pub fn namespace_revision(&self, id: &NamespaceId) -> u64 {
-        self.namespaces.get(id).map_or(0, |e| e.revision)
+        self.namespaces.get(id).map_or(self.revision, |e| e.revision).max(1)
     }
 }

@@ -1,6 +1,7 @@
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::cp::Command;
 use super::*;
 use crate::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Metadata};
 use crate::model::{InstancePatch, InstanceSpec};
@@ -112,12 +113,23 @@ fn namespaces_and_services_refuse_deletion_while_not_empty() {
     ));
     let key = ServiceKey::new(id.clone(), GroupName::default_group(), ServiceName::new("web").unwrap());
     reg.register_instance(&key, InstanceSpec::new(inst(1)), Millis(0)).unwrap();
-    assert!(matches!(reg.delete_namespace(&id), Err(RegistryError::NotEmpty { .. })));
-    assert!(matches!(reg.delete_service(&key), Err(RegistryError::NotEmpty { .. })));
+    // Ephemeral data refuses before proposing; apply itself looks at definitions only.
+    let delete_namespace = Command::DeleteNamespace { id: id.clone() };
+    let delete_service = Command::DeleteService { key: key.clone() };
+    assert!(matches!(reg.check_command(&delete_namespace), Err(RegistryError::NotEmpty { .. })));
+    assert!(matches!(reg.check_command(&delete_service), Err(RegistryError::NotEmpty { .. })));
     reg.deregister_instance(&key, &inst(1), Millis(0)).unwrap();
+    reg.check_command(&delete_service).unwrap();
     reg.delete_service(&key).unwrap();
+    reg.check_command(&delete_namespace).unwrap();
     reg.delete_namespace(&id).unwrap();
     assert!(reg.namespace(&id).is_err());
+    // A definition refuses in apply too: that is replicated state.
+    let cp = NamespaceId::new("team-b").unwrap();
+    reg.create_namespace(NamespaceSpec::new(cp.clone(), None, None, Mode::Ap).unwrap()).unwrap();
+    let defined = ServiceKey::new(cp.clone(), GroupName::default_group(), ServiceName::new("api").unwrap());
+    reg.create_service(&defined, ServiceSettings::default()).unwrap();
+    assert!(matches!(reg.delete_namespace(&cp), Err(RegistryError::NotEmpty { .. })));
 }
 
 #[test]
@@ -261,20 +273,30 @@ fn self_preservation_stops_deletion_when_renewals_drop() {
 }
 
 #[test]
-fn one_sweep_deletes_at_most_fifteen_percent() {
-    let mut reg = Registry::new(no_preservation());
+fn one_window_deletes_at_most_fifteen_percent() {
+    // A strict cap (no small-deployment exemption), preservation off.
+    let mut reg = Registry::new(RegistryConfig {
+        preservation: PreservationConfig { enabled: false, min_expected_per_min: 0, ..PreservationConfig::default() },
+        ..RegistryConfig::default()
+    });
     register_many(&mut reg, 20);
     let mut rng = rng();
     let report = reg.expire(Millis(30_000), &mut rng);
     assert_eq!(report.deleted, 3, "20 - floor(20 * 0.85)");
     assert_eq!(report.deferred, 17);
     assert_eq!(reg.stats(Millis(30_000)).instances, 17);
-    // The rest go in later sweeps, 15 % of what is left each time.
-    let report = reg.expire(Millis(35_000), &mut rng);
+    // The retries of the same window delete nothing more.
+    let mut t = 35_000;
+    while t < 90_000 {
+        let report = reg.expire(Millis(t), &mut rng);
+        assert_eq!((report.deleted, report.deferred), (0, 17), "at {t}");
+        t += 5_000;
+    }
+    // The next window: 15 % of the 17 left.
+    let report = reg.expire(Millis(90_000), &mut rng);
     assert_eq!(report.deleted, 3);
-    let mut left = reg.stats(Millis(35_000)).instances;
-    let mut t = 40_000;
-    while left > 0 && t < 400_000 {
+    let mut left = reg.stats(Millis(90_000)).instances;
+    while left > 0 && t < 1_000_000 {
         reg.expire(Millis(t), &mut rng);
         left = reg.stats(Millis(t)).instances;
         t += 5_000;
@@ -493,4 +515,108 @@ mod replicated {
         assert_eq!(healthy(&follower, "web", 1), Some(true), "local ephemeral instances stay");
         assert!(follower.next_deadline().is_some(), "and keep their lease");
     }
+}
+
+/// One expiry sweep of [`spread_deaths`]: when, what it did, and the leases left after it.
+struct Sweep {
+    at: u64,
+    report: ExpiryReport,
+    leases_after: usize,
+}
+
+/// 1,000 instances registered one every 60 ms over the first minute; the even
+/// ports beat every 5 s, the odd ones never renew, so 500 delete deadlines fall
+/// evenly over 30–90 s. Expiry sweeps every 250 ms (the reaper's shortest gap)
+/// for ten minutes.
+fn spread_deaths(preservation: PreservationConfig) -> (Registry, Vec<Sweep>) {
+    let mut reg = Registry::new(RegistryConfig { preservation, ..RegistryConfig::default() });
+    let mut rng = rng();
+    let mut sweeps = Vec::new();
+    let mut registered = 0u16;
+    for t in (0..=600_000u64).step_by(10) {
+        if t % 60 == 0 && registered < 1_000 {
+            registered += 1;
+            reg.register_instance(&key("orders"), InstanceSpec::new(inst(registered)), Millis(t)).unwrap();
+        }
+        if t % 5_000 == 0 {
+            for port in (2..=registered).step_by(2) {
+                reg.heartbeat(&key("orders"), &inst(port), Millis(t)).unwrap();
+            }
+        }
+        if t % 250 == 0 {
+            let report = reg.expire(Millis(t), &mut rng);
+            sweeps.push(Sweep { at: t, report, leases_after: reg.stats(Millis(t)).leases as usize });
+        }
+    }
+    (reg, sweeps)
+}
+
+/// Checks every 60 s window `(t - 60 s, t]` ending at a sweep: at most 150
+/// deletions (15 % of 1,000), and at most the cap of the leases held when the
+/// window started plus those registered during it. Returns the most any
+/// window deleted.
+fn assert_windows_capped(sweeps: &[Sweep]) -> usize {
+    let cap = |n: usize| Preservation::new(PreservationConfig::default()).eviction_cap(n);
+    // Registrations up to and including `t`: one every 60 ms from 0, 1,000 in all.
+    let registered = |t: u64| ((t / 60 + 1) as usize).min(1_000);
+    let mut most = 0;
+    for (end, sweep) in sweeps.iter().enumerate() {
+        let start = sweep.at.checked_sub(60_000);
+        let first = sweeps.partition_point(|s| start.is_some_and(|a| s.at <= a));
+        let deleted: usize = sweeps[first..=end].iter().map(|s| s.report.deleted).sum();
+        let (held, joined) = match start {
+            Some(a) => (sweeps[first - 1].leases_after, registered(sweep.at) - registered(a)),
+            None => (0, registered(sweep.at)),
+        };
+        assert!(deleted <= 150, "{deleted} deleted in the 60 s up to {} ms", sweep.at);
+        assert!(
+            deleted <= cap(held + joined),
+            "{deleted} deleted in the 60 s up to {} ms: {held} leases at its start, {joined} registered since",
+            sweep.at
+        );
+        most = most.max(deleted);
+    }
+    most
+}
+
+fn assert_only_the_silent_are_gone(reg: &Registry, sweeps: &[Sweep]) {
+    let stats = reg.stats(Millis(600_000));
+    assert_eq!((stats.instances, stats.leases), (500, 500), "every silent instance deleted in the end");
+    for port in 1..=1_000u16 {
+        assert_eq!(healthy(reg, "orders", port), (port % 2 == 0).then_some(true), "port {port}");
+    }
+    assert!(sweeps.iter().map(|s| s.report.deferred).sum::<usize>() > 0, "the cap deferred deletions");
+    let last = sweeps.iter().rev().find(|s| s.report.deleted > 0).map_or(0, |s| s.at);
+    assert!(last > 150_000, "the deletions took several windows (last at {last} ms)");
+}
+
+#[test]
+fn spread_deadlines_cannot_outrun_the_cap_with_preservation_disabled() {
+    // Preservation off does not lift the cap (nor does it in Eureka).
+    let (reg, sweeps) = spread_deaths(PreservationConfig { enabled: false, ..PreservationConfig::default() });
+    assert_eq!(assert_windows_capped(&sweeps), 150, "the cap is reached, not just respected");
+    assert_only_the_silent_are_gone(&reg, &sweeps);
+}
+
+#[test]
+fn spread_deadlines_cannot_outrun_the_cap_with_preservation_enabled_but_not_engaged() {
+    // Half the renewals still arrive: above a 0.4 threshold, preservation stays off.
+    let (reg, sweeps) = spread_deaths(PreservationConfig { renewal_threshold: 0.4, ..PreservationConfig::default() });
+    assert!(sweeps.iter().all(|s| !s.report.preservation_active));
+    assert_eq!(assert_windows_capped(&sweeps), 150);
+    assert_only_the_silent_are_gone(&reg, &sweeps);
+}
+
+#[test]
+fn a_small_deployment_loses_all_its_dead_at_30s() {
+    // 19 instances expect 228 renewals a minute, below the 240 minimum: no cap.
+    let mut reg = Registry::new(RegistryConfig::default());
+    register_many(&mut reg, 19);
+    let report = beat_range(&mut reg, 1..=15, 0, 25_000);
+    assert_eq!(report.deleted, 0);
+    // Ports 16 to 19 fell silent at 0 s: all four go at 30 s, though 15 % of 19 is 3.
+    let report = run_until(&mut reg, Millis(30_000), Millis(30_000));
+    assert_eq!((report.deleted, report.deferred), (4, 0));
+    assert!(!report.preservation_active);
+    assert_eq!(reg.stats(Millis(30_000)).instances, 15);
 }
