@@ -30,7 +30,9 @@ PY="$VENV/bin/python"
 WORK=$(mktemp -d)
 LOG="$WORK/janus.log"
 CHILDREN=()
-"$JANUS" --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --data-dir "$WORK/data" --log info >"$LOG" 2>&1 &
+# Health checks may probe loopback only: a stray address is refused, not probed.
+JANUS_HEALTH__PROBE_ALLOW=127.0.0.0/8 \
+  "$JANUS" --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --data-dir "$WORK/data" --log info >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID "${CHILDREN[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do grep -q "dns serving" "$LOG" && grep -q "janus serving" "$LOG" && break; sleep 0.1; done

@@ -52,7 +52,9 @@ cargo build --release --locked -p janus-fault
 
 mkdir -p target
 REPORT=target/fault-report.md
-ARGS=(--project janus-fault --compose-file docker-compose.yml --compose-command "$COMPOSE" --report "$REPORT")
+# docker-compose.yml, plus what only the suite sets (health checks probe loopback only).
+ARGS=(--project janus-fault --compose-file docker-compose.yml --compose-file tests/janus-fault/compose.fault.yml
+  --compose-command "$COMPOSE" --report "$REPORT")
 if [ -n "$SCENARIOS" ]; then ARGS+=(--scenarios "$SCENARIOS"); fi
 status=0
 "${CARGO_TARGET_DIR:-target}/release/janus-fault" "${ARGS[@]}" || status=$?

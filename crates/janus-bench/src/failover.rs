@@ -30,7 +30,7 @@ pub(crate) struct FailoverArgs {
 }
 
 async fn register(port: u16, instance_port: u16) -> bool {
-    let body = serde_json::json!({"ip": "10.77.0.1", "port": instance_port}).to_string();
+    let body = serde_json::json!({"ip": "127.0.77.1", "port": instance_port}).to_string();
     let path = "/v1/namespaces/failover/services/ledger/instances";
     matches!(call(port, Method::POST, path, Some(body)).await, Ok((StatusCode::CREATED, _)))
 }

@@ -64,6 +64,7 @@ impl Cluster {
             .env("JANUS_CLUSTER__MEMBERS", members.join(","))
             .env("JANUS_CLUSTER__ADDR", format!("127.0.0.1:{}", self.cluster[index]))
             .env("JANUS_CLUSTER__SECRET", SECRET)
+            .env("JANUS_HEALTH__PROBE_ALLOW", "127.0.0.0/8")
             .env("JANUS_LOG__FILTER", "warn")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -124,7 +125,7 @@ fn kill_9_of_every_node_under_load_loses_no_acknowledged_cp_write() {
                 while !stop.load(Ordering::Acquire) {
                     n += 1;
                     let instance = 1000 * u16::try_from(w + 1).unwrap() + n;
-                    let body = format!(r#"{{"ip":"10.8.0.1","port":{instance}}}"#);
+                    let body = format!(r#"{{"ip":"127.0.8.1","port":{instance}}}"#);
                     if let Some((201, _)) =
                         http(port, "POST", "/v1/namespaces/ledger/services/accounts/instances", Some(&body))
                     {

@@ -29,6 +29,7 @@ fn sigterm_shuts_down_cleanly() {
         .args(["--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--log", "info"])
         .arg("--data-dir")
         .arg(data.path())
+        .env("JANUS_HEALTH__PROBE_ALLOW", "127.0.0.0/8")
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

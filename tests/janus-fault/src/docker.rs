@@ -34,7 +34,8 @@ pub(crate) struct Compose {
     /// The compose program and its leading arguments (`["docker", "compose"]`).
     command: Vec<String>,
     pub(crate) project: String,
-    pub(crate) file: String,
+    /// The compose files, each passed with `-f` in this order.
+    pub(crate) files: Vec<String>,
     pub(crate) nodes: Vec<Node>,
 }
 
@@ -54,7 +55,7 @@ async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 impl Compose {
     /// `command` is the compose command line, split at whitespace
     /// (`docker-compose` or `docker compose`).
-    pub(crate) fn new(command: &str, project: &str, file: &str) -> Self {
+    pub(crate) fn new(command: &str, project: &str, files: &[String]) -> Self {
         let nodes = (1..=3)
             .map(|id| Node {
                 id,
@@ -67,12 +68,15 @@ impl Compose {
         if command.is_empty() {
             command.push("docker-compose".to_owned());
         }
-        Self { command, project: project.to_owned(), file: file.to_owned(), nodes }
+        Self { command, project: project.to_owned(), files: files.to_vec(), nodes }
     }
 
     async fn compose(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut all: Vec<&str> = self.command[1..].iter().map(String::as_str).collect();
-        all.extend_from_slice(&["-p", self.project.as_str(), "-f", self.file.as_str()]);
+        all.extend_from_slice(&["-p", self.project.as_str()]);
+        for file in &self.files {
+            all.extend_from_slice(&["-f", file.as_str()]);
+        }
         all.extend_from_slice(args);
         run(&self.command[0], &all).await
     }

@@ -156,7 +156,7 @@ async fn cp_writer(
         let node = pick(&nodes, &avoid, turn);
         turn += 1;
         stats.cp_writes.fetch_add(1, Ordering::Relaxed);
-        let body = json!({"ip": "10.91.0.1", "port": port});
+        let body = json!({"ip": "127.0.91.1", "port": port});
         match http(&node.http(), Method::POST, &path, Some(body), TIMEOUT).await {
             Ok(a) if a.status == StatusCode::CREATED => {
                 if let Ok(mut acked) = acked.lock() {

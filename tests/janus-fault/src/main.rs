@@ -24,9 +24,10 @@ struct Args {
     /// Compose project name (prefix of the networks).
     #[arg(long, default_value = "janus-fault")]
     project: String,
-    /// The compose file.
+    /// The compose file; repeat the flag for files that override it, in order
+    /// (as compose's own `-f`).
     #[arg(long, default_value = "docker-compose.yml")]
-    compose_file: String,
+    compose_file: Vec<String>,
     /// The compose command line: `docker-compose` (Compose v1) or `docker compose` (v2).
     #[arg(long, default_value = "docker-compose")]
     compose_command: String,

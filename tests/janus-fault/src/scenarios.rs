@@ -61,12 +61,12 @@ const ALL: [&str; 5] = ["partition", "leader-kill", "pause", "rolling-restart", 
 /// Runs the chosen scenarios (all when `chosen` is empty); true if every check passed.
 pub(crate) async fn run_all(
     project: &str,
-    file: &str,
+    files: &[String],
     compose_command: &str,
     chosen: &[String],
     report: Option<&Path>,
 ) -> anyhow::Result<bool> {
-    let compose = Compose::new(compose_command, project, file);
+    let compose = Compose::new(compose_command, project, files);
     let mut outcomes = Vec::new();
     for name in ALL {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
@@ -195,7 +195,7 @@ async fn lost_writes(compose: &Compose, acked: &BTreeSet<u16>) -> anyhow::Result
 /// A persistent registration through `node`: its status and how long it took.
 async fn cp_write(node: &Node, port: u16) -> (Option<StatusCode>, Duration) {
     let started = Instant::now();
-    let body = json!({"ip": "10.92.0.1", "port": port});
+    let body = json!({"ip": "127.0.92.1", "port": port});
     let path = format!("/v1/namespaces/{CP_NS}/services/ledger/instances");
     let answer = http(&node.http(), Method::POST, &path, Some(body), Duration::from_secs(10)).await;
     (answer.ok().map(|a| a.status), started.elapsed())

@@ -10,6 +10,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// The probe allow-list of every test node: loopback only.
+pub const LOOPBACK_ONLY: &str = "127.0.0.0/8";
+
 pub struct TestApp {
     pub app: App,
     pub shutdown: CancellationToken,
@@ -46,9 +49,14 @@ impl TestApp {
         Self::on(tempfile::tempdir().unwrap(), config).await
     }
 
-    /// A node over an existing data directory (a restart).
+    /// A node over an existing data directory (a restart). Unless the test
+    /// chose its own, the probe allow-list is loopback only: health checks
+    /// never connect to an address outside this machine.
     pub async fn on(data: tempfile::TempDir, mut config: ServerConfig) -> Self {
         config.node.data_dir = data.path().to_owned();
+        if config.health.probe_allow == janus_server::config::HealthSection::default().probe_allow {
+            config.health.probe_allow = vec![LOOPBACK_ONLY.to_owned()];
+        }
         let shutdown = CancellationToken::new();
         let app = janus_server::build(&config, &shutdown).await.unwrap();
         Self { app, shutdown, data: Some(data) }
