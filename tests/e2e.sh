@@ -73,6 +73,13 @@ check "TCP answers the same" "10.0.0.9" "$("${DIG[@]}" +tcp +short payments.svc.
 for i in $(seq 1 40); do post /v1/namespaces/public/services/big/instances "{\"ip\":\"10.7.0.$i\",\"port\":80}"; done
 check "a large answer is truncated over UDP" "1" "$("${DIG[@]}" +ignore +noedns _big._tcp.janus. SRV | grep -c 'flags: qr aa tc')"
 check "and complete over TCP" "40" "$("${DIG[@]}" +tcp +short _big._tcp.janus. SRV | wc -l)"
+for i in $(seq 41 200); do post /v1/namespaces/public/services/big/instances "{\"ip\":\"10.7.0.$i\",\"port\":80}"; done
+for t in TXT SRV; do # EDNS 65535 asked, dns.max_udp_payload (1232) answered: TC, no records
+  answer=$("${DIG[@]}" +bufsize=65535 +ignore big.svc.janus. $t)
+  size=$(sed -n 's/.*MSG SIZE  rcvd: \([0-9]*\).*/\1/p' <<<"$answer")
+  check "200 $t records over UDP: TC, no records, $size <= 1232 bytes" "yes 1" \
+    "$([ "${size:-65536}" -le 1232 ] && echo yes || echo no) $(grep -c 'flags: qr aa tc.* ANSWER: 0,' <<<"$answer")"
+done
 
 # --- real client libraries ---------------------------------------------------
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -29,9 +29,9 @@ pub(crate) enum Outcome {
     Records { answers: Vec<Record>, additionals: Vec<Record> },
     /// The name exists but has no records of the asked type.
     NoData,
-    /// The records do not fit the UDP payload: answer with TC and no records,
-    /// so the client asks again over TCP (RFC 2181 §9 tells it to ignore a
-    /// truncated answer anyway).
+    /// The records do not fit the UDP payload: answer with TC and no records
+    /// at all, so the client asks again over TCP (RFC 2181 §9 tells it to
+    /// ignore a truncated answer anyway).
     Truncated,
     /// The name does not exist.
     NxDomain,
@@ -50,23 +50,56 @@ struct Candidate {
     txt: RData,
 }
 
-/// Fixed part of a record: a compressed owner name (2) and type, class, TTL
-/// and length (10).
-const RECORD_HEAD_BYTES: usize = 12;
+/// Type, class, TTL and data length of a record (its owner name aside).
+const RECORD_HEAD_BYTES: usize = 10;
 
-/// The fewest bytes one A, AAAA or TXT answer record takes on the wire.
-fn min_record_bytes(qtype: RecordType) -> usize {
-    match qtype {
-        RecordType::AAAA => RECORD_HEAD_BYTES + 16,
-        RecordType::TXT => RECORD_HEAD_BYTES + 1,
-        _ => RECORD_HEAD_BYTES + 4,
-    }
+/// Wire size of a compressed name: a pointer.
+const POINTER_BYTES: usize = 2;
+
+/// Most names hickory compresses in one message (Unbound's limit, from the fix
+/// of CVE-2024-8508); later names are written in full.
+const COMPRESSED_NAMES: usize = 120;
+
+/// Wire size of `name`: a length byte per label, the labels, the root label.
+fn wire_len(name: &Name) -> usize {
+    name.len() + 1
+}
+
+/// Bytes the owner names of `n` answer records take when each is the
+/// question's name (`name_bytes` long on the wire), as hickory's encoder
+/// writes them: the first in full (hickory does not point into the question),
+/// the next ones as pointers to it, and every name after the
+/// [`COMPRESSED_NAMES`]th of the message in full again.
+fn owner_bytes(n: usize, name_bytes: usize) -> usize {
+    let pointers = n.saturating_sub(1).min(COMPRESSED_NAMES - 1);
+    (n - pointers) * name_bytes + pointers * POINTER_BYTES
 }
 
 /// Room for records in a UDP answer of `max_payload` bytes, after the header
-/// (12), the question (name + 4) and an OPT record (11).
+/// (12), the question (its name and 4) and an OPT record (11, counted also
+/// when the answer has none).
 fn room(max_payload: u16, qname: &Name) -> usize {
-    usize::from(max_payload).saturating_sub(12 + qname.len() + 2 + 4 + 11)
+    usize::from(max_payload).saturating_sub(12 + wire_len(qname) + 4 + 11)
+}
+
+/// How many answer records of one type a service has, and their wire size
+/// without owner names.
+#[derive(Debug, Clone, Copy, Default)]
+struct Section {
+    records: usize,
+    bytes: usize,
+}
+
+impl Section {
+    fn add(&mut self, bytes: usize) {
+        self.records += 1;
+        self.bytes += RECORD_HEAD_BYTES + bytes;
+    }
+
+    /// Wire size of the records asked as `qname`.
+    fn wire_bytes(self, qname: &Name) -> usize {
+        self.bytes + owner_bytes(self.records, wire_len(qname))
+    }
 }
 
 /// The cached answer material of one (service, cluster filter).
@@ -75,11 +108,33 @@ struct Candidates {
     revision: u64,
     ttl: u32,
     items: Vec<Candidate>,
-    /// Wire size of all SRV records: exact, since SRV targets are written
-    /// uncompressed (RFC 2782) and owner names point to the question.
-    srv_bytes: usize,
+    /// The A records.
+    a: Section,
+    /// The AAAA records.
+    aaaa: Section,
+    /// The TXT records: each string is a length byte and its bytes.
+    txt: Section,
+    /// The SRV records: their targets are written uncompressed (RFC 2782).
+    srv: Section,
     /// Wire size of all glue records, at most (owner names uncompressed).
     glue_bytes: usize,
+}
+
+impl Candidates {
+    /// Wire size of the whole answer section to a `qtype` query asked as `qname`.
+    fn answer_bytes(&self, qtype: RecordType, qname: &Name) -> usize {
+        match qtype {
+            RecordType::A => self.a.wire_bytes(qname),
+            RecordType::AAAA => self.aaaa.wire_bytes(qname),
+            RecordType::ANY => {
+                Section { records: self.a.records + self.aaaa.records, bytes: self.a.bytes + self.aaaa.bytes }
+                    .wire_bytes(qname)
+            }
+            RecordType::TXT => self.txt.wire_bytes(qname),
+            RecordType::SRV => self.srv.wire_bytes(qname),
+            _ => 0,
+        }
+    }
 }
 
 type CacheKey = (ServiceKey, Option<ClusterName>);
@@ -105,8 +160,9 @@ impl Answerer {
     }
 
     /// Answers a service query of type `qtype` asked as `qname`. `max_payload`
-    /// is the UDP size limit (`None` over TCP): records beyond what can fit are
-    /// not built, but always one more than fits, so the encoder sets TC.
+    /// is the UDP size limit (`None` over TCP): when the answer records do not
+    /// all fit, none is built and the answer is [`Outcome::Truncated`]; when
+    /// only the SRV glue does not fit, the glue is left out.
     pub(crate) fn service(
         &self,
         query: &ServiceQuery<'_>,
@@ -128,7 +184,6 @@ impl Answerer {
         };
         let Some(candidates) = self.candidates(key, cluster, revision) else { return Outcome::NxDomain };
         let ttl = candidates.ttl;
-        // Filter by type before deciding what fits, so that a cut answer always says so.
         let eligible = |c: &Candidate| match qtype {
             RecordType::A => c.ip.is_ipv4(),
             RecordType::AAAA => c.ip.is_ipv6(),
@@ -137,16 +192,15 @@ impl Answerer {
         };
         let mut with_glue = qtype == RecordType::SRV;
         if let Some(max) = max_payload {
+            // The size is exact, so the encoder does not have to cut records
+            // (were it to, the UDP reply sends TC and no records instead).
             let room = room(max, qname);
-            if qtype == RecordType::SRV {
-                if candidates.srv_bytes > room {
-                    return Outcome::Truncated;
-                }
-                // Glue is optional: leave it out rather than cut the answer.
-                with_glue = candidates.srv_bytes + candidates.glue_bytes <= room;
-            } else if candidates.items.iter().filter(|c| eligible(c)).count() > room / min_record_bytes(qtype) {
+            let answer_bytes = candidates.answer_bytes(qtype, qname);
+            if answer_bytes > room {
                 return Outcome::Truncated;
             }
+            // Glue is optional: leave it out rather than cut the answer.
+            with_glue = with_glue && answer_bytes + candidates.glue_bytes <= room;
         }
         let order = weighted_order(&candidates.items, eligible, usize::MAX, &mut rand::rng());
         let mut answers = Vec::with_capacity(order.len());
@@ -220,18 +274,29 @@ impl Answerer {
                 })
             })
             .collect();
-        // SRV: head, priority, weight and port (6), then the target (its text
-        // length plus the first length byte and the root label). Glue: the
-        // target as owner, head, and the address.
-        let (mut srv_bytes, mut glue_bytes) = (0, 0);
+        // Record data: A 4, AAAA 16; SRV priority, weight and port (6), then
+        // the target; TXT each character-string as a length byte and its bytes.
+        // Glue: the target as owner, head, and the address.
+        let (mut a, mut aaaa, mut txt, mut srv) =
+            (Section::default(), Section::default(), Section::default(), Section::default());
+        let mut glue_bytes = 0;
         for c in &items {
-            if let RData::SRV(srv) = &c.srv {
-                let target = srv.target.len() + 1;
-                srv_bytes += RECORD_HEAD_BYTES + 6 + target;
-                glue_bytes += target + 10 + if c.ip.is_ipv4() { 4 } else { 16 };
+            let address = if c.ip.is_ipv4() { 4 } else { 16 };
+            if c.ip.is_ipv4() {
+                a.add(address)
+            } else {
+                aaaa.add(address)
+            }
+            if let RData::SRV(data) = &c.srv {
+                let target = wire_len(&data.target);
+                srv.add(6 + target);
+                glue_bytes += target + RECORD_HEAD_BYTES + address;
+            }
+            if let RData::TXT(data) = &c.txt {
+                txt.add(data.txt_data.iter().map(|s| 1 + s.len()).sum());
             }
         }
-        let built = Arc::new(Candidates { revision: snapshot.revision, ttl, items, srv_bytes, glue_bytes });
+        let built = Arc::new(Candidates { revision: snapshot.revision, ttl, items, a, aaaa, txt, srv, glue_bytes });
         self.cache.insert(key, built.clone());
         Some(built)
     }
@@ -324,10 +389,80 @@ fn weighted_order<R: Rng>(
 
 #[cfg(test)]
 mod tests {
+    use hickory_server::net::xfer::Protocol;
+    use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query};
+    use hickory_server::proto::serialize::binary::BinEncoder;
+    use hickory_server::server::Request;
+    use hickory_server::zone_handler::MessageResponseBuilder;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     use super::*;
+    use crate::tests::{Registry, v4, v6};
+
+    /// Wire sizes of the answer and additional sections as the server encodes
+    /// them in answer to `qname`/`qtype` (asked with EDNS).
+    fn encoded(qname: &Name, qtype: RecordType, answers: &[Record], additionals: &[Record]) -> (usize, usize) {
+        let mut ask = Message::new(7, MessageType::Query, OpCode::Query);
+        ask.add_query(Query::query(qname.clone(), qtype));
+        ask.set_edns(Edns::new());
+        let request = Request::from_bytes(ask.to_vec().unwrap(), ([127, 0, 0, 1], 5300).into(), Protocol::Udp).unwrap();
+        let edns = Edns::new();
+        let emit = |additionals: &[Record]| {
+            let metadata = Metadata::response_from_request(&request.metadata);
+            let response = MessageResponseBuilder::new(&request.queries, Some(&edns)).build(
+                metadata,
+                answers.iter(),
+                [].iter(),
+                [].iter(),
+                additionals.iter(),
+            );
+            let mut bytes = Vec::new();
+            response.destructive_emit(&mut BinEncoder::new(&mut bytes)).unwrap();
+            bytes.len()
+        };
+        let without = emit(&[]);
+        (without - (12 + wire_len(qname) + 4 + 11), emit(additionals) - without)
+    }
+
+    #[test]
+    fn answer_sizes_are_those_the_encoder_writes() {
+        let registry = Registry::new();
+        let answerer = Answerer::new(registry.clone(), Name::from_ascii("janus.").unwrap(), 0, HashMap::new(), 100);
+        let long = "y".repeat(300);
+        let mut registered = 0;
+        for n in [1, 2, 3, 60, 119, 120, 121, 122, 200, 260] {
+            for i in registered..n {
+                let note = &long[..usize::try_from(i * 7 % 300).unwrap()];
+                let ip = if i % 3 == 0 { v6(i) } else { v4(i) };
+                registry.register("sized", ip, &[("note", note)]);
+            }
+            registered = n;
+            let key = registry.store().read(|r| r.resolve_service("public", "DEFAULT_GROUP", "sized")).unwrap();
+            let revision = registry.store().read(|r| r.service_revision(&key));
+            let candidates = answerer.candidates(key, None, revision).unwrap();
+            for (name, qtype) in [
+                ("sized.svc.janus.", RecordType::A),
+                ("sized.svc.janus.", RecordType::AAAA),
+                ("sized.svc.janus.", RecordType::ANY),
+                ("sized.svc.janus.", RecordType::TXT),
+                ("_sized._tcp.janus.", RecordType::SRV),
+                ("sized.svc.DEFAULT_GROUP.group.public.ns.janus.", RecordType::SRV),
+            ] {
+                let qname = Name::from_ascii(name).unwrap();
+                let labels: Vec<&[u8]> = qname.iter().take(usize::from(qname.num_labels()) - 1).collect();
+                let crate::name::ParsedName::Service(query) = crate::name::parse(&labels) else { panic!("{name}") };
+                let (answers, additionals) = match answerer.service(&query, qtype, &qname, None) {
+                    Outcome::Records { answers, additionals } => (answers, additionals),
+                    Outcome::NoData => (Vec::new(), Vec::new()),
+                    other => panic!("{name} {qtype}: {other:?}"),
+                };
+                let (answer_bytes, glue_bytes) = encoded(&qname, qtype, &answers, &additionals);
+                assert_eq!(answer_bytes, candidates.answer_bytes(qtype, &qname), "{n} {qtype} for {name}");
+                assert!(glue_bytes <= candidates.glue_bytes, "{n} {qtype}: {glue_bytes} bytes of glue");
+            }
+        }
+    }
 
     fn candidate(weight: f64) -> Candidate {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();

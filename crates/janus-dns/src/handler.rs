@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hickory_server::net::NetError;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
@@ -17,12 +18,21 @@ use tracing::debug;
 use crate::answer::{Answerer, Outcome};
 use crate::name::{self, ParsedName};
 
+/// The default cap on UDP answers, in bytes: the DNS Flag Day 2020 value,
+/// which fits the 1280-byte minimum IPv6 MTU without fragmentation.
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// The UDP payload every DNS client accepts (RFC 1035), and the floor of
+/// [`RegistryHandler::with_max_udp_payload`].
+pub const MIN_UDP_PAYLOAD: u16 = 512;
+
 /// Answers queries under one domain from a registry.
 pub struct RegistryHandler {
     domain: LowerName,
     domain_labels: usize,
     soa: Record,
     answerer: Answerer,
+    max_udp_payload: u16,
 }
 
 impl RegistryHandler {
@@ -54,7 +64,56 @@ impl RegistryHandler {
         );
         let domain_labels = usize::from(domain.num_labels());
         let answerer = Answerer::new(registry, domain.clone(), default_ttl, namespace_ttl, cache_entries);
-        Ok(Self { domain: LowerName::from(domain), domain_labels, soa, answerer })
+        Ok(Self {
+            domain: LowerName::from(domain),
+            domain_labels,
+            soa,
+            answerer,
+            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
+        })
+    }
+
+    /// Caps UDP answers at `bytes` (raised to [`MIN_UDP_PAYLOAD`] if below),
+    /// whatever EDNS payload size a client offers; the default is
+    /// [`DEFAULT_MAX_UDP_PAYLOAD`].
+    #[must_use]
+    pub fn with_max_udp_payload(mut self, bytes: u16) -> Self {
+        self.max_udp_payload = bytes.max(MIN_UDP_PAYLOAD);
+        self
+    }
+
+    /// The cap on UDP answers, in bytes.
+    #[must_use]
+    pub fn max_udp_payload(&self) -> u16 {
+        self.max_udp_payload
+    }
+
+    /// The OPT record of the answer to `request`, if it has EDNS: the payload
+    /// size used (and advertised) is the client's, capped at our maximum, and
+    /// at least 512 bytes.
+    fn response_edns(&self, request: &Request) -> Option<Edns> {
+        request.edns.as_ref().map(|req| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req.max_payload().min(self.max_udp_payload).max(MIN_UDP_PAYLOAD));
+            edns.set_version(0);
+            edns
+        })
+    }
+
+    /// Answers `request` with TC set and no records: the slip of response
+    /// rate limiting, which sends a client that is really there to TCP.
+    pub(crate) async fn send_truncated<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> Result<ResponseInfo, NetError> {
+        let response_edns = self.response_edns(request);
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = true;
+        metadata.truncation = true;
+        let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
+        let response = builder.build(metadata, [].iter(), [].iter(), [].iter(), [].iter());
+        response_handle.send_response(response).await
     }
 
     /// Resolves one question (`qname` as sent, `lower` its lowercase form);
@@ -104,13 +163,8 @@ impl RequestHandler for RegistryHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        // Copy the client's EDNS (as hickory's Catalog does), or every UDP answer is cut at 512 bytes.
-        let response_edns = request.edns.as_ref().map(|req| {
-            let mut edns = Edns::new();
-            edns.set_max_payload(req.max_payload().max(512));
-            edns.set_version(0);
-            edns
-        });
+        // Answer EDNS with EDNS (as hickory's Catalog does), or every UDP answer is cut at 512 bytes.
+        let response_edns = self.response_edns(request);
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let code = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
@@ -122,7 +176,7 @@ impl RequestHandler for RegistryHandler {
                 Ok(info) => {
                     let query = info.query.original();
                     let max_payload = match request.protocol() {
-                        Protocol::Udp => Some(response_edns.as_ref().map_or(512, Edns::max_payload)),
+                        Protocol::Udp => Some(response_edns.as_ref().map_or(MIN_UDP_PAYLOAD, Edns::max_payload)),
                         _ => None,
                     };
                     self.resolve(query.name(), info.query.name(), query.query_class(), query.query_type(), max_payload)

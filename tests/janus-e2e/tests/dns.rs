@@ -22,8 +22,13 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut janus_server::ServerConfig)) -> Self {
         let node = Node::start(|c| {
             c.dns.namespace_ttl_secs.insert("cached".to_owned(), 30);
+            tweak(c);
         })
         .await;
         Self { node, http: Http::default() }
@@ -170,7 +175,8 @@ async fn protect_threshold_applies_as_on_http() {
 
 #[tokio::test]
 async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
-    let f = Fixture::start().await;
+    // A UDP cap above the default, so that 4096-byte answers are possible.
+    let f = Fixture::start_with(|c| c.dns.max_udp_payload = 4096).await;
     for i in 0..100 {
         f.register("public", "big", serde_json::json!({"ip": format!("10.1.0.{i}"), "port": 80})).await;
     }
@@ -179,8 +185,9 @@ async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
         assert!(udp.metadata.truncation, "100 SRV records do not fit in {edns:?}");
         assert!(udp.answers.is_empty(), "a truncated answer carries no records; the client asks over TCP");
     }
-    // 4096 bytes hold the 100 SRV records but not their glue: the glue is left
-    // out (it is optional) and the answer is complete, without TC.
+    // 4096 bytes (asked for, and allowed by dns.max_udp_payload) hold the 100
+    // SRV records but not their glue: the glue is left out (it is optional)
+    // and the answer is complete, without TC.
     let big = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(4096) }).await;
     assert!(!big.metadata.truncation);
     assert_eq!((big.answers.len(), big.additionals.len()), (100, 0));
@@ -197,6 +204,73 @@ async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
     let edns = f.ask_with("wide.svc.janus.", RecordType::A, Ask { tcp: false, edns: Some(1232) }).await;
     assert!(!edns.metadata.truncation);
     assert_eq!(edns.answers.len(), 30);
+}
+
+#[tokio::test]
+async fn udp_answers_are_capped_whatever_edns_asks_and_truncate_without_records() {
+    let f = Fixture::start().await;
+    for i in 0..200 {
+        let body = serde_json::json!({"ip": format!("10.4.0.{i}"), "port": 80, "metadata": {"zone": "eu-west-1a"}});
+        f.register("public", "huge", body).await;
+    }
+    let addr = f.node.server.dns_addr.unwrap();
+    for (name, rtype) in [("huge.svc.janus.", RecordType::TXT), ("_huge._tcp.janus.", RecordType::SRV)] {
+        let ask = dns::query(name, rtype, Some(65_535));
+        let raw = dns::exchange_udp(addr, &ask.to_vec().unwrap()).await.unwrap();
+        assert!(raw.len() <= 1232, "{rtype} over UDP with EDNS 65535: {} bytes", raw.len());
+        let udp = Message::from_vec(&raw).unwrap();
+        assert!(udp.metadata.truncation, "{rtype}: TC");
+        assert!(
+            udp.answers.is_empty() && udp.authorities.is_empty() && udp.additionals.is_empty(),
+            "{rtype}: a truncated answer carries no records"
+        );
+        assert_eq!(
+            udp.edns.as_ref().map(hickory_proto::op::Edns::max_payload),
+            Some(1232),
+            "{rtype}: the cap is advertised"
+        );
+        let tcp = f.ask_with(name, rtype, Ask { tcp: true, edns: Some(65_535) }).await;
+        assert!(!tcp.metadata.truncation);
+        assert_eq!(tcp.answers.len(), 200, "{rtype} over TCP");
+    }
+}
+
+#[tokio::test]
+async fn rate_limiting_limits_udp_per_source_and_never_tcp() {
+    let f = Fixture::start_with(|c| {
+        c.dns.rrl_responses_per_second = 5;
+        c.dns.rrl_slip = 2;
+    })
+    .await;
+    f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 80})).await;
+    let addr = f.node.server.dns_addr.unwrap();
+    // 20 queries at once, well within a second: 5 answered, then every 2nd
+    // limited one truncated and empty, the others dropped.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..20 {
+        let ask = dns::query("orders.svc.janus.", RecordType::A, None);
+        socket.send_to(&ask.to_vec().unwrap(), addr).await.unwrap();
+    }
+    let (mut answered, mut slipped, mut other) = (0, 0, 0);
+    let mut buffer = vec![0; 65_535];
+    while let Ok(received) = tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buffer)).await {
+        let answer = Message::from_vec(&buffer[..received.unwrap().0]).unwrap();
+        match (answer.metadata.truncation, answer.answers.len()) {
+            (false, 1) => answered += 1,
+            (true, 0) => slipped += 1,
+            _ => other += 1,
+        }
+    }
+    assert!((5..=6).contains(&answered), "{answered} answered");
+    assert!((6..=8).contains(&slipped), "{slipped} slipped");
+    assert_eq!(other, 0);
+    // TCP is never limited.
+    for _ in 0..10 {
+        assert_eq!(
+            f.ask_with("orders.svc.janus.", RecordType::A, Ask { tcp: true, edns: None }).await.answers.len(),
+            1
+        );
+    }
 }
 
 #[tokio::test]
