@@ -40,6 +40,10 @@ pub struct UpdateNamespace {
     /// New description.
     #[serde(default)]
     pub description: Option<String>,
+    /// Accepted only when it is the namespace's mode already (a client sending
+    /// the whole namespace back); any other mode is refused with 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
 }
 
 /// A namespace as the API shows it.

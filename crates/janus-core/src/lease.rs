@@ -69,6 +69,9 @@ pub struct LeaseId(u64);
 pub struct Lease {
     /// Its id in the queue.
     pub id: LeaseId,
+    /// When this node started the lease: the registration, or the moment this
+    /// node took over the lease of a replica.
+    pub started: Millis,
     /// Last heartbeat or registration.
     pub last_renew: Millis,
     /// When its one live queue entry fires.
@@ -88,6 +91,22 @@ impl Lease {
     #[must_use]
     pub fn delete_at(&self) -> Millis {
         self.last_renew.plus(self.timing.delete_after_ms)
+    }
+}
+
+/// When a lease started and was last renewed, on the registry's clock, as a
+/// read shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimes {
+    /// [`Lease::started`].
+    pub started: Millis,
+    /// [`Lease::last_renew`].
+    pub last_renew: Millis,
+}
+
+impl From<&Lease> for LeaseTimes {
+    fn from(lease: &Lease) -> Self {
+        Self { started: lease.started, last_renew: lease.last_renew }
     }
 }
 
@@ -113,7 +132,7 @@ impl LeaseQueue {
     pub fn start(&mut self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
         let id = LeaseId(self.next_id);
         self.next_id += 1;
-        let mut lease = Lease { id, last_renew: now, scheduled: now, timing };
+        let mut lease = Lease { id, started: now, last_renew: now, scheduled: now, timing };
         lease.scheduled = lease.unhealthy_at();
         self.queue.insert((lease.scheduled, id));
         self.owners.insert(id, owner);

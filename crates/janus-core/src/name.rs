@@ -14,7 +14,10 @@ macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $field:literal, $rule:expr) => {
         $(#[$doc])*
         ///
-        /// Serialized as a plain string; deserializing validates it again.
+        /// Serialized as a plain string. Deserializing (the Raft log, snapshots,
+        /// peers) checks the length and characters again but not the reserved
+        /// names `.` and `..`, so data stored before they were reserved still
+        /// loads; every name a client sends goes through [`Self::new`].
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(Arc<str>);
@@ -23,7 +26,8 @@ macro_rules! name_type {
             type Error = RegistryError;
 
             fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::new(&value)
+                validate::check_name($field, &value, &$rule)?;
+                Ok(Self(Arc::from(value)))
             }
         }
 
@@ -34,11 +38,12 @@ macro_rules! name_type {
         }
 
         impl $name {
-            /// Validates `value` against this name's rule.
+            /// Validates `value` against this name's rule; `.` and `..` are reserved.
             ///
             /// # Errors
             /// [`RegistryError::Invalid`] naming the field and the rule.
             pub fn new(value: &str) -> Result<Self, RegistryError> {
+                validate::check_not_reserved($field, value)?;
                 validate::check_name($field, value, &$rule)?;
                 Ok(Self(Arc::from(value)))
             }
@@ -207,5 +212,22 @@ mod tests {
         assert!(GroupName::new("").is_err());
         assert!(ClusterName::new("has space").is_err());
         assert!(NamespaceId::new(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn dot_names_are_reserved_for_clients_but_load_from_storage() {
+        for name in [".", ".."] {
+            assert_eq!(NamespaceId::new(name).unwrap_err().to_string(), "invalid namespace: '.' and '..' are reserved");
+            assert_eq!(GroupName::new(name).unwrap_err().to_string(), "invalid group: '.' and '..' are reserved");
+            assert_eq!(ServiceName::new(name).unwrap_err().to_string(), "invalid service: '.' and '..' are reserved");
+            assert_eq!(ClusterName::new(name).unwrap_err().to_string(), "invalid cluster: '.' and '..' are reserved");
+            // Stored before the rule: still decodes.
+            let stored: ServiceName = serde_json::from_str(&format!("{name:?}")).unwrap();
+            assert_eq!(stored.as_str(), name);
+        }
+        assert!(ServiceName::new("a.b").is_ok());
+        assert!(ServiceName::new("...").is_ok());
+        let too_long: Result<ServiceName, _> = serde_json::from_str(&format!("{:?}", "x".repeat(256)));
+        assert!(too_long.is_err(), "deserializing still checks the character and length rules");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::change::{Change, ChangeKind};
 use crate::error::RegistryError;
-use crate::lease::{Lease, LeaseDefaults, LeaseQueue, LeaseTiming};
+use crate::lease::{Lease, LeaseDefaults, LeaseQueue, LeaseTimes, LeaseTiming};
 use crate::model::{Instance, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings};
 use crate::name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 use crate::preservation::{Preservation, PreservationConfig};
@@ -121,6 +121,10 @@ pub struct SnapshotInstance {
     pub instance: Arc<Instance>,
     /// Its lease timings (defaults for persistent instances).
     pub timing: LeaseTiming,
+    /// When its lease started and was last renewed, where this node runs the
+    /// lease; `None` for persistent instances and for replicas whose lease
+    /// another node runs.
+    pub lease: Option<LeaseTimes>,
 }
 
 /// A consistent copy of one service, taken under the lock and read outside it.

@@ -86,6 +86,7 @@ mod tests {
                     custom_id: None,
                 }),
                 timing,
+                lease: None,
             })
             .collect();
         ServiceSnapshot {

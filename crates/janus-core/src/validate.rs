@@ -70,6 +70,51 @@ pub fn check_name(field: &'static str, value: &str, rule: &NameRule) -> Result<(
     Ok(())
 }
 
+/// Names no namespace, group, service or cluster may take: they read as
+/// "this" and "the parent" in paths, DNS names and file names.
+pub const RESERVED_NAMES: [&str; 2] = [".", ".."];
+
+/// Refuses the reserved names `.` and `..`.
+///
+/// # Errors
+/// [`RegistryError::Invalid`] naming `field` and the rule.
+pub fn check_not_reserved(field: &'static str, value: &str) -> Result<(), RegistryError> {
+    if RESERVED_NAMES.contains(&value) {
+        return Err(RegistryError::invalid(field, "'.' and '..' are reserved"));
+    }
+    Ok(())
+}
+
+/// Checks the address an instance registers at: a unicast address clients can
+/// connect to. Unspecified (`0.0.0.0`, `::`), broadcast (`255.255.255.255`)
+/// and multicast (`224.0.0.0/4`, `ff00::/8`) addresses are refused, also in
+/// their IPv4-mapped IPv6 form (`::ffff:0.0.0.0`).
+///
+/// Only registrations and full updates are checked: looking up, changing or
+/// deleting an instance stored before the rule took effect still works.
+///
+/// # Errors
+/// [`RegistryError::Invalid`] naming `field` and the rule.
+pub fn check_instance_ip(field: &'static str, ip: IpAddr) -> Result<(), RegistryError> {
+    let ip = ip.to_canonical();
+    let kind = if ip.is_unspecified() {
+        "unspecified"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        "broadcast"
+    } else {
+        return Ok(());
+    };
+    Err(RegistryError::invalid(
+        field,
+        format!(
+            "must be a unicast address clients can connect to; unspecified (0.0.0.0, ::), broadcast \
+             (255.255.255.255) and multicast addresses are refused, got {kind} address {ip}"
+        ),
+    ))
+}
+
 /// Checks free text (display names, descriptions, custom ids): bounded, no control characters.
 ///
 /// # Errors
@@ -198,6 +243,38 @@ mod tests {
         assert!(parse_ip("[::1]").unwrap().is_ipv6());
         assert!(parse_ip("example.com").is_err());
         assert!(parse_ip("10.0.0.256").is_err());
+    }
+
+    #[test]
+    fn instance_addresses_must_be_unicast() {
+        for ok in ["10.0.0.1", "127.0.0.1", "::1", "2001:db8::7", "192.168.1.255"] {
+            assert!(check_instance_ip("ip", ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for (bad, kind) in [
+            ("0.0.0.0", "unspecified"),
+            ("::", "unspecified"),
+            ("::ffff:0.0.0.0", "unspecified"),
+            ("255.255.255.255", "broadcast"),
+            ("::ffff:255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("239.255.255.250", "multicast"),
+            ("ff02::1", "multicast"),
+        ] {
+            let err = check_instance_ip("ip", bad.parse().unwrap()).unwrap_err().to_string();
+            assert!(err.starts_with("invalid ip: must be a unicast address"), "{bad}: {err}");
+            assert!(err.contains(kind), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn dot_names_are_reserved() {
+        assert_eq!(
+            check_not_reserved("service", ".").unwrap_err().to_string(),
+            "invalid service: '.' and '..' are reserved"
+        );
+        assert!(check_not_reserved("group", "..").is_err());
+        assert!(check_not_reserved("group", "...").is_ok());
+        assert!(check_not_reserved("group", ".hidden").is_ok());
     }
 
     #[test]

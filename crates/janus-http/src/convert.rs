@@ -5,6 +5,7 @@ use janus_api::native;
 use janus_core::model::{Mode, NamespaceInfo, ServiceInfo};
 use janus_core::name::{ClusterName, GroupName, NamespaceId, ServiceKey, ServiceName};
 use janus_core::select::Selected;
+use janus_core::{RegistryError, RegistryService};
 
 use crate::error::ApiError;
 
@@ -89,6 +90,29 @@ pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instanc
         ephemeral: inst.ephemeral,
         metadata: inst.metadata.clone(),
     }
+}
+
+/// Refuses a request to give namespace `id` the mode `asked` unless it has it
+/// already: the mode is fixed at creation.
+///
+/// # Errors
+/// 404 for an unknown namespace; 409 (`mode_mismatch`) naming the namespace,
+/// its mode and the one asked for.
+pub(crate) fn check_mode_unchanged(
+    registry: &dyn RegistryService,
+    id: &NamespaceId,
+    asked: Mode,
+) -> Result<(), ApiError> {
+    let mode = registry.namespace(id)?.spec.mode;
+    if asked == mode {
+        return Ok(());
+    }
+    Err(RegistryError::ModeMismatch {
+        namespace: id.to_string(),
+        mode,
+        detail: format!("the mode cannot change (asked for {asked}); create another namespace instead"),
+    }
+    .into())
 }
 
 /// A service key from a namespace, an optional group (default `DEFAULT_GROUP`) and a name.

@@ -3,11 +3,12 @@
 //! Native routes answer `{code, message}` JSON ([`ApiError`]); Nacos routes
 //! answer plain text as Nacos does ([`NacosError`]). Both share the status map.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use janus_api::ErrorBody;
 use janus_core::RegistryError;
+
+use crate::extract::json_response;
 
 /// A native API error: status, stable code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +54,8 @@ impl From<RegistryError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
-        let mut response =
-            (self.status, Json(ErrorBody { code: self.code.to_owned(), message: self.message })).into_response();
+        // Two strings always encode, so this never takes json_response's 500 path.
+        let mut response = json_response(self.status, &ErrorBody { code: self.code.to_owned(), message: self.message });
         if retry {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -93,7 +94,8 @@ impl ApiError {
             "not_found" if message.starts_with("namespace") => 22001,
             "not_found" if message.starts_with("instance") => 21003,
             "not_found" if message.starts_with("service") => 21008,
-            "not_found" => 20004,
+            // Nacos v2 has no code of its own for a method a route does not take.
+            "not_found" | "method_not_allowed" => 20004,
             "already_exists" if message.starts_with("service") => 21007,
             "already_exists" => 10000,
             "not_empty" if message.starts_with("service") => 21009,

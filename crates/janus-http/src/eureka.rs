@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Path, Query};
+use crate::extract::{Path, Query, json_response};
 
 /// The answer format a client asked for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,10 +41,7 @@ fn format(headers: &HeaderMap) -> Format {
 
 fn respond(format: Format, root: &str, value: Value) -> Response {
     match format {
-        Format::Json => {
-            let body = serde_json::to_vec(&json!({ root: value })).unwrap_or_default();
-            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
-        }
+        Format::Json => json_response(StatusCode::OK, &json!({ root: value })),
         Format::Xml => {
             let body = xml::render(root, &value);
             ([(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"))], body).into_response()
@@ -202,7 +199,8 @@ fn application(state: &AppState, key: &ServiceKey) -> Result<Option<(String, Vec
         return Ok(None);
     }
     let app = key.service.as_str().to_ascii_uppercase();
-    let instances = snapshot.instances.iter().map(|i| model::render(&i.instance, i.timing, key, &app, None)).collect();
+    let clock = model::WallClock::read(state.registry.store());
+    let instances = snapshot.instances.iter().map(|i| model::render(i, clock, key, &app, None)).collect();
     Ok(Some((app, instances)))
 }
 
@@ -260,7 +258,8 @@ pub(crate) async fn instance(
 ) -> Result<Response, ApiError> {
     let (key, found) = find_instance(&state, &app, &id)?;
     let name = key.service.as_str().to_ascii_uppercase();
-    Ok(respond(format(&headers), "instance", model::render(&found.instance, found.timing, &key, &name, None)))
+    let clock = model::WallClock::read(state.registry.store());
+    Ok(respond(format(&headers), "instance", model::render(&found, clock, &key, &name, None)))
 }
 
 /// `GET /eureka/instances/{id}`: searched across every application.

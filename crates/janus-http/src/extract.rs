@@ -1,15 +1,55 @@
-//! Extractors whose rejections are our JSON errors instead of axum's text.
+//! Extractors whose rejections are our JSON errors instead of axum's text,
+//! and the one place JSON answers are rendered ([`json_body`], used by
+//! [`Json`] as a response and by every handler that builds its body itself).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body; malformed, oversized or mistyped bodies become 4xx JSON errors.
+/// Renders a JSON answer: the encoding, then a newline, as every JSON body
+/// of this front end ends.
+///
+/// # Errors
+/// Only from a failing `Serialize` impl (a map with non-string keys); our
+/// wire types have none.
+pub(crate) fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut body = Vec::with_capacity(256);
+    serde_json::to_writer(&mut body, value)?;
+    body.push(b'\n');
+    Ok(body)
+}
+
+/// A JSON answer with `status`, rendered by [`json_body`]; a value that
+/// fails to encode becomes a 500.
+pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    match json_body(value) {
+        Ok(body) => {
+            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+        }
+        Err(err) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: format!("the answer failed to encode: {err}"),
+        }
+        .into_response(),
+    }
+}
+
+/// A JSON request body (malformed, oversized or mistyped bodies become 4xx
+/// JSON errors), and a JSON answer (200, rendered by [`json_body`]).
 pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::OK, &self.0)
+    }
+}
 
 impl<S, T> FromRequest<S> for Json<T>
 where

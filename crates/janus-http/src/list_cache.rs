@@ -61,18 +61,22 @@ pub(crate) struct CachedList {
     pub(crate) body: CachedBody,
 }
 
-/// Encodes a wire value as JSON. Our wire types have string keys and derived
-/// serializers only, so encoding cannot fail.
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+/// Encodes a wire value as a whole JSON answer, ending in a newline
+/// ([`crate::extract::json_body`]). Our wire types have string keys and
+/// derived serializers only, so encoding cannot fail.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     #[allow(clippy::expect_used)]
-    serde_json::to_string(value).expect("wire types always encode")
+    crate::extract::json_body(value).expect("wire types always encode")
 }
 
-/// [`to_json`] as a raw JSON fragment.
+/// Encodes a wire value as a raw JSON fragment, to embed in an answer.
 pub(crate) fn to_raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
-    // `to_json` produced valid JSON, so wrapping it cannot fail.
+    // Wire types always encode (see `to_json`), and serde_json's output is
+    // valid JSON, so neither step can fail.
     #[allow(clippy::expect_used)]
-    RawValue::from_string(to_json(value)).expect("serde_json output is valid JSON")
+    let json = serde_json::to_string(value).expect("wire types always encode");
+    #[allow(clippy::expect_used)]
+    RawValue::from_string(json).expect("serde_json output is valid JSON")
 }
 
 /// The cache.

@@ -29,6 +29,7 @@ use crate::AppState;
 use crate::consistency;
 use crate::convert;
 use crate::error::{ApiError, NacosError};
+use crate::extract::Json;
 use crate::list_cache::{CachedBody, ListKey, ListShape, to_json, to_raw};
 use crate::watch;
 
@@ -159,7 +160,10 @@ impl Params {
             .map(Some)
     }
 
+    /// What a registration or full update asks for; the address must be one
+    /// clients can connect to ([`validate::check_instance_ip`]).
     fn spec(&self, instance: InstanceKey) -> Result<InstanceSpec, ApiError> {
+        validate::check_instance_ip("ip", instance.ip)?;
         let ephemeral = self.get("ephemeral").map(|_| self.flag(&["ephemeral"], true)).transpose()?;
         Ok(InstanceSpec {
             key: instance,
@@ -226,11 +230,11 @@ pub(crate) async fn patch(State(state): State<AppState>, params: Params) -> Resu
 pub(crate) async fn get_instance(
     State(state): State<AppState>,
     params: Params,
-) -> Result<axum::Json<InstanceDetail>, NacosError> {
+) -> Result<Json<InstanceDetail>, NacosError> {
     let key = params.service_key()?;
     let found = state.registry.instance(&key, &params.instance_key(None)?)?;
     let inst = &found.instance;
-    Ok(axum::Json(InstanceDetail {
+    Ok(Json(InstanceDetail {
         service: key.grouped_name(),
         ip: inst.key.ip.to_string(),
         port: inst.key.port,
@@ -303,10 +307,7 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
 
 /// `PUT /nacos/v1/ns/instance/beat`: renews, or re-registers from the `beat`
 /// body, or answers 20404 so the client registers again.
-pub(crate) async fn beat(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<axum::Json<BeatResponse>, NacosError> {
+pub(crate) async fn beat(State(state): State<AppState>, params: Params) -> Result<Json<BeatResponse>, NacosError> {
     let key = params.service_key()?;
     let beat = params
         .get("beat")
@@ -317,7 +318,7 @@ pub(crate) async fn beat(
         .transpose()?;
     let instance = params.instance_key(beat.as_ref())?;
     let answer = |interval: u64, code: i32| {
-        axum::Json(BeatResponse { client_beat_interval: interval, code, light_beat_enabled: true })
+        Json(BeatResponse { client_beat_interval: interval, code, light_beat_enabled: true })
     };
     match state.registry.heartbeat(key.clone(), instance.clone()).await {
         Ok(timing) => Ok(answer(timing.interval_ms, CODE_OK)),
@@ -326,6 +327,7 @@ pub(crate) async fn beat(
             let Some(beat) = beat else {
                 return Ok(answer(default_interval, CODE_RESOURCE_NOT_FOUND));
             };
+            validate::check_instance_ip("ip", instance.ip)?;
             let mut spec = InstanceSpec::new(instance.clone());
             spec.weight = beat.weight.unwrap_or(1.0);
             spec.metadata = beat.metadata;

@@ -1,16 +1,17 @@
-//! `/health`, `/ready`, `/metrics` and the JSON 404 for unknown routes.
+//! `/health`, `/ready`, `/metrics`, and the 404/405 (501 for the Nacos config
+//! center) for unknown routes and methods, in each API's error shape.
 
 use std::fmt::Write as _;
 
-use axum::Json;
+use crate::extract::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use janus_api::native::Health;
 use janus_core::status::ClusterStatus;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, NacosError};
 
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let health = state.registry.health();
@@ -62,6 +63,29 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     for (name, help, value) in gauges {
         // Writing to a String cannot fail.
         let _ = write!(text, "# HELP {name} {help}.\n# TYPE {name} gauge\n{name} {value}\n");
+    }
+    let serve = &state.metrics.serve;
+    let read = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    let connections: [(&str, &str, &str, u64); 4] = [
+        ("janus_http_connections", "gauge", "HTTP connections open", read(&serve.open)),
+        ("janus_http_connections_accepted", "counter", "HTTP connections accepted", read(&serve.accepted)),
+        (
+            "janus_http_connections_evicted",
+            "counter",
+            "idle HTTP connections closed to make room under the connection cap",
+            read(&serve.evicted),
+        ),
+        (
+            "janus_http_connections_refused",
+            "counter",
+            "new HTTP connections closed at once: the cap was reached and every connection was busy",
+            read(&serve.refused),
+        ),
+    ];
+    for (name, kind, help, value) in connections {
+        let sample = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+        // Writing to a String cannot fail.
+        let _ = write!(text, "# HELP {name} {help}.\n# TYPE {name} {kind}\n{sample} {value}\n");
     }
     cluster_metrics(&mut text, &state.registry.cluster_status());
     text.push_str("# EOF\n");
@@ -174,14 +198,48 @@ fn cluster_metrics(text: &mut String, status: &ClusterStatus) {
     }
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: "no such route".to_owned() }
+/// The router's fallback for unknown routes: 404, or 501 under the Nacos
+/// config center, in the error shape of the API the path belongs to.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    let error = if is_nacos_config_center(path) {
+        ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "not_implemented",
+            message: "not supported: Janus is a naming registry; the Nacos config center is not implemented".to_owned(),
+        }
+    } else {
+        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: "no such route".to_owned() }
+    };
+    error_for_path(path, error)
 }
 
-pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError {
+/// The router's fallback for a known route called with another method: 405,
+/// in the error shape of the API the path belongs to. The body is not read.
+pub(crate) async fn method_not_allowed(uri: Uri) -> Response {
+    let error = ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         code: "method_not_allowed",
         message: "this route does not take that method".to_owned(),
+    };
+    error_for_path(uri.path(), error)
+}
+
+/// `/nacos/v1/cs/…` and `/nacos/v2/cs/…`: the Nacos configuration center.
+fn is_nacos_config_center(path: &str) -> bool {
+    ["/nacos/v1/cs", "/nacos/v2/cs"]
+        .iter()
+        .any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// An error as the API under `path` answers errors: the Nacos v2 envelope
+/// under `/nacos/v2/`, Nacos v1's text under `/nacos/v1/`, JSON elsewhere.
+fn error_for_path(path: &str, error: ApiError) -> Response {
+    if path == "/nacos/v2" || path.starts_with("/nacos/v2/") {
+        crate::nacos::v2::failure(&error)
+    } else if path == "/nacos/v1" || path.starts_with("/nacos/v1/") {
+        NacosError(error).into_response()
+    } else {
+        error.into_response()
     }
 }

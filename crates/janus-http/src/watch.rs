@@ -27,7 +27,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, ApiError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let bad = || ApiError::invalid(format!("wait must look like 250ms, 30s, 5m or 1h, got {text:?}"));
+    let bad = || {
+        ApiError::invalid(format!(
+            "invalid wait: must look like 250ms, 30s, 5m or 1h, or be a bare number of seconds such as 30, got {text:?}"
+        ))
+    };
     let value: u64 = digits.parse().map_err(|_| bad())?;
     let millis = match unit {
         "ms" => value,

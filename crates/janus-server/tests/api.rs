@@ -34,7 +34,7 @@ async fn namespace_lifecycle() {
     assert_eq!(reply.json()["description"], "renamed");
     assert_eq!(reply.json()["mode"], "ap");
     let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"mode": "cp"}))).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "the mode is fixed at creation");
+    assert_eq!(reply.status, StatusCode::CONFLICT, "the mode is fixed at creation");
 
     let dup = app.post("/v1/namespaces", json!({"id": "team-a", "mode": "ap"})).await;
     assert_eq!((dup.status, dup.json()["code"].as_str()), (StatusCode::CONFLICT, Some("already_exists")));
@@ -660,4 +660,200 @@ async fn test_nodes_probe_loopback_only_and_refuse_any_other_address() {
         (Some("192.0.2.1"), Some("outside every allow-list network"))
     );
     assert_eq!(health["checked"], 2, "the loopback instance is checked: {health}");
+}
+
+#[tokio::test]
+async fn dot_names_are_reserved_with_the_rule_named() {
+    let app = TestApp::new().await;
+    let reserved = |field: &str| format!("invalid {field}: '.' and '..' are reserved");
+    for id in [".", ".."] {
+        let reply = app.post("/v1/namespaces", json!({"id": id, "mode": "ap"})).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+        assert_eq!(reply.json()["message"], reserved("namespace"));
+    }
+    let reply = app.post("/v1/namespaces/public/services", json!({"name": ".."})).await;
+    assert_eq!(
+        (reply.status, reply.json()["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some(&*reserved("service")))
+    );
+    let reply = app.post("/v1/namespaces/public/services", json!({"name": "web", "group": "."})).await;
+    assert_eq!((reply.status, reply.json()["message"].as_str()), (StatusCode::BAD_REQUEST, Some(&*reserved("group"))));
+    // Percent-encoded in the path, the name is decoded before it is checked.
+    let reply =
+        app.post("/v1/namespaces/public/services/%2E%2E/instances", json!({"ip": "10.0.0.1", "port": 80})).await;
+    assert_eq!(
+        (reply.status, reply.json()["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some(&*reserved("service")))
+    );
+    let reply = app.post(ORDERS, json!({"ip": "10.0.0.1", "port": 80, "cluster": "."})).await;
+    assert_eq!(
+        (reply.status, reply.json()["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some(&*reserved("cluster")))
+    );
+    let reply = app.get("/v1/namespaces/public/services/orders/instances?group=..").await;
+    assert_eq!((reply.status, reply.json()["message"].as_str()), (StatusCode::BAD_REQUEST, Some(&*reserved("group"))));
+    // Names that merely contain dots are fine.
+    let reply = app.post("/v1/namespaces/public/services", json!({"name": "...", "group": "a.b"})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn instances_must_register_at_a_unicast_address() {
+    let app = TestApp::new().await;
+    for ip in ["0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1", "::ffff:0.0.0.0"] {
+        let reply = app.post(ORDERS, json!({"ip": ip, "port": 80})).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{ip}: {}", reply.text());
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("invalid ip: must be a unicast address"), "{ip}: {message}");
+    }
+    let reply = app.post(ORDERS, json!({"ip": "0.0.0.0", "port": 80})).await;
+    assert!(reply.json()["message"].as_str().unwrap().contains("got unspecified address 0.0.0.0"));
+    // A full update is a registration too; lookups of such an address are plain 404s.
+    register(&app, "10.0.0.1", 80).await;
+    let update = app.call(Method::PUT, &format!("{ORDERS}/255.255.255.255/80"), Some(json!({"weight": 2}))).await;
+    assert_eq!(update.status, StatusCode::BAD_REQUEST, "{}", update.text());
+    assert!(update.json()["message"].as_str().unwrap().contains("broadcast"));
+    assert_eq!(app.get(&format!("{ORDERS}/0.0.0.0/80")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call(Method::DELETE, &format!("{ORDERS}/0.0.0.0/80"), None).await.status, StatusCode::NOT_FOUND);
+    let list = app.get(ORDERS).await.json();
+    assert_eq!(list["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn percent_encoded_query_keys_are_decoded() {
+    let mut config = janus_server::ServerConfig::default();
+    config.http.request_timeout_ms = 300;
+    let app = TestApp::with(config).await;
+    let revision = register(&app, "10.0.0.1", 1).await;
+    // `%69ndex` is `index`, `%77ait` is `wait`: a blocking query, admitted as one,
+    // so its wait may outlast the request timeout of ordinary requests.
+    let started = std::time::Instant::now();
+    let reply = app.get(&format!("{ORDERS}?%69ndex={revision}&%77ait=600ms")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.index(), revision);
+    assert!(started.elapsed() >= Duration::from_millis(600), "it blocked: {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let nacos =
+        app.get(&format!("/nacos/v1/ns/instance/list?serviceNam%65=orders&%69ndex={revision}&wait=400ms")).await;
+    assert_eq!(nacos.status, StatusCode::OK, "{}", nacos.text());
+    assert!(started.elapsed() >= Duration::from_millis(400), "it blocked: {:?}", started.elapsed());
+    // Values are decoded too.
+    let reply = app.get("/v1/namespaces/public/services?%67roup=DEFAULT%5FGROUP").await.json();
+    assert_eq!(reply["services"][0]["group"], "DEFAULT_GROUP");
+}
+
+#[tokio::test]
+async fn page_and_page_size_out_of_range_are_both_refused() {
+    let app = TestApp::new().await;
+    app.post("/v1/namespaces/public/services", json!({"name": "a"})).await;
+    let cases = [
+        ("page=0", "invalid page: must be 1 or more, got 0"),
+        ("page_size=0", "invalid page_size: must be between 1 and 1000, got 0"),
+        ("page_size=1001", "invalid page_size: must be between 1 and 1000, got 1001"),
+    ];
+    for (query, message) in cases {
+        let reply = app.get(&format!("/v1/namespaces/public/services?{query}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(reply.json()["message"], message, "{query}");
+    }
+    let reply = app.get("/v1/namespaces/public/services?page=1&page_size=1000").await;
+    assert_eq!(reply.status, StatusCode::OK, "the bounds themselves are allowed");
+}
+
+#[tokio::test]
+async fn a_wait_without_a_unit_is_seconds() {
+    let app = TestApp::new().await;
+    let revision = register(&app, "10.0.0.1", 1).await;
+    let started = std::time::Instant::now();
+    let reply = app.get(&format!("{ORDERS}?index={revision}&wait=1")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert!(started.elapsed() >= Duration::from_secs(1), "wait=1 is one second: {:?}", started.elapsed());
+    let bad = app.get(&format!("{ORDERS}?index={revision}&wait=1d")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()["message"].as_str().unwrap().contains("wait"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn a_namespace_mode_change_is_refused_naming_the_namespace_and_its_mode() {
+    let app = TestApp::new().await;
+    app.post("/v1/namespaces", json!({"id": "team-a", "mode": "ap"})).await;
+    let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"mode": "cp", "name": "A"}))).await;
+    assert_eq!((reply.status, reply.json()["code"].as_str()), (StatusCode::CONFLICT, Some("mode_mismatch")));
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("namespace 'team-a' is ap: the mode cannot change (asked for cp)"), "{message}");
+    assert_eq!(app.get("/v1/namespaces/team-a").await.json()["name"], "team-a", "nothing changed");
+    // Sending the mode it has (the whole namespace back) is fine.
+    let reply = app.call(Method::PATCH, "/v1/namespaces/team-a", Some(json!({"mode": "ap", "name": "A"}))).await;
+    assert_eq!((reply.status, reply.json()["name"].as_str()), (StatusCode::OK, Some("A")), "{}", reply.text());
+    let ghost = app.call(Method::PATCH, "/v1/namespaces/ghost", Some(json!({"mode": "cp"}))).await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_each_apis_error_shape() {
+    let app = TestApp::new().await;
+    let native = app.call(Method::DELETE, "/v1/cluster", None).await;
+    assert_eq!(
+        (native.status, native.json()["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let v1 = app.get("/nacos/v1/ns/nothing").await;
+    assert_eq!((v1.status, v1.text()), (StatusCode::NOT_FOUND, "caused: no such route;".to_owned()));
+    let v1 = app.call(Method::DELETE, "/nacos/v1/ns/instance/list", None).await;
+    assert_eq!(
+        (v1.status, v1.text()),
+        (StatusCode::METHOD_NOT_ALLOWED, "caused: this route does not take that method;".to_owned())
+    );
+    let config = app.get("/nacos/v1/cs/configs?dataId=app.yaml&group=DEFAULT_GROUP").await;
+    assert_eq!(config.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        config.text(),
+        "caused: not supported: Janus is a naming registry; the Nacos config center is not implemented;"
+    );
+    // Only the config center's own paths.
+    assert_eq!(app.get("/nacos/v1/csx").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_json_answer_ends_with_a_newline() {
+    let app = TestApp::new().await;
+    register(&app, "10.0.0.1", 1).await;
+    app.nacos(Method::POST, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", "10.0.0.2"), ("port", "2")])
+        .await;
+    let eureka_json = {
+        let request = axum::http::Request::builder()
+            .uri("/eureka/apps")
+            .header("accept", "application/json")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.send(request).await
+    };
+    let mut replies = vec![
+        ("eureka", eureka_json),
+        ("created", app.post("/v1/namespaces", json!({"id": "team-a", "mode": "ap"})).await),
+        ("error", app.post(ORDERS, json!({"port": 1})).await),
+        ("unknown route", app.get("/v2/nothing").await),
+    ];
+    for uri in [
+        "/v1/namespaces/public",
+        "/v1/namespaces",
+        "/v1/namespaces/public/services",
+        ORDERS,
+        ORDERS,
+        "/v1/namespaces/public/services/orders/instances/10.0.0.1/1",
+        "/nacos/v1/ns/instance/list?serviceName=orders",
+        "/nacos/v1/ns/instance/list?serviceName=orders",
+        "/nacos/v1/ns/service/list",
+        "/nacos/v2/ns/instance/list?serviceName=orders",
+        "/nacos/v2/ns/nothing",
+        "/health",
+        "/v1/cluster",
+    ] {
+        replies.push((uri, app.get(uri).await));
+    }
+    for (what, reply) in replies {
+        assert!(reply.headers["content-type"].to_str().unwrap().starts_with("application/json"), "{what}");
+        assert!(reply.body.ends_with(b"}\n"), "{what}: {:?}", reply.text());
+        assert!(!reply.body[..reply.body.len() - 1].contains(&b'\n'), "{what}: one line");
+    }
 }

@@ -202,3 +202,54 @@ async fn gzip_when_asked_and_bad_registrations_refused() {
     let bad_ip = app.post("/eureka/apps/WEB", registration("WEB", "w4", "not-an-ip", 80)).await;
     assert_eq!(bad_ip.status, StatusCode::BAD_REQUEST);
 }
+
+fn epoch_ms() -> u64 {
+    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+#[tokio::test]
+async fn lease_timestamps_come_from_the_lease() {
+    let app = TestApp::new().await;
+    let before = epoch_ms();
+    register(&app, "WEB", "web-1", "127.0.0.1", 8080).await;
+    let after = epoch_ms();
+    let (_, read) = get_json(&app, "/eureka/apps/WEB/web-1").await;
+    let lease = read["instance"]["leaseInfo"].clone();
+    let registered = lease["registrationTimestamp"].as_u64().unwrap();
+    // The registry's clock and the wall clock are read a moment apart: allow a little slack.
+    assert!(registered + 50 >= before && registered <= after + 50, "{before} ≤ {registered} ≤ {after}");
+    assert_eq!(lease["lastRenewalTimestamp"], lease["registrationTimestamp"], "not renewed yet: {lease}");
+    assert_eq!(lease["serviceUpTimestamp"], lease["registrationTimestamp"], "registered UP: {lease}");
+    assert_eq!(lease["evictionTimestamp"], 0);
+    assert_eq!(read["instance"]["lastUpdatedTimestamp"], registered.to_string());
+
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let renew = app.call(Method::PUT, "/eureka/apps/WEB/web-1", None).await;
+    assert_eq!(renew.status, StatusCode::OK);
+    let (_, read) = get_json(&app, "/eureka/apps").await;
+    let lease = &read["applications"]["application"][0]["instance"][0]["leaseInfo"];
+    assert!(lease["registrationTimestamp"].as_u64().unwrap().abs_diff(registered) <= 50, "{lease}");
+    assert!(lease["lastRenewalTimestamp"].as_u64().unwrap() >= registered + 60, "renewed: {lease}");
+
+    // An instance that registered STARTING has not been up yet.
+    let mut starting = registration("JOB", "job-1", "127.0.0.1", 9000);
+    starting["instance"]["status"] = json!("STARTING");
+    let reply = app.post("/eureka/apps/JOB", starting).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let (_, read) = get_json(&app, "/eureka/apps/JOB/job-1").await;
+    assert_eq!(read["instance"]["leaseInfo"]["serviceUpTimestamp"], 0);
+    assert!(read["instance"]["leaseInfo"]["registrationTimestamp"].as_u64().unwrap() >= registered);
+}
+
+#[tokio::test]
+async fn registration_needs_a_unicast_ip_addr() {
+    let app = TestApp::new().await;
+    for ip in ["0.0.0.0", "255.255.255.255", "224.0.0.251", "::"] {
+        let reply = app.post("/eureka/apps/WEB", registration("WEB", "web-1", ip, 8080)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{ip}");
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("invalid ipAddr: must be a unicast address"), "{ip}: {message}");
+    }
+    let reply = app.post("/eureka/apps/WEB", registration("WEB", "web-1", "web.example", 8080)).await;
+    assert!(reply.json()["message"].as_str().unwrap().starts_with("invalid ipAddr: must be an IPv4 or IPv6 address"));
+}

@@ -64,8 +64,9 @@ async fn service_crud_and_list() {
     }
     let page = app.get("/nacos/v1/ns/service/list?pageNo=2&pageSize=3").await.json();
     assert_eq!(page, json!({"count": 4, "doms": ["orders"]}));
-    let bad = app.get("/nacos/v1/ns/service/list?pageNo=0").await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // As Nacos: a page below 1 is the first page.
+    let first = app.get("/nacos/v1/ns/service/list?pageNo=0&pageSize=3").await;
+    assert_eq!((first.status, first.json()["doms"].as_array().unwrap().len()), (StatusCode::OK, 3));
 
     let busy = app.nacos(Method::DELETE, "/nacos/v1/ns/service", &[("serviceName", "orders")]).await;
     assert_eq!(busy.status, StatusCode::CONFLICT, "a service with instances is not deleted");
@@ -188,12 +189,12 @@ async fn console_namespaces() {
             &[("customNamespaceId", "dev"), ("namespaceName", "Development"), ("namespaceDesc", "dev services")],
         )
         .await;
-    assert_eq!(created.text(), "true");
+    assert_eq!(created.text(), "true\n");
     assert_eq!(app.get("/v1/namespaces/dev").await.json()["mode"], "ap", "console namespaces are ap by default");
     let exists = app.get("/nacos/v1/console/namespaces?checkNamespaceIdExist=true&customNamespaceId=dev").await;
-    assert_eq!(exists.text(), "true");
+    assert_eq!(exists.text(), "true\n");
     let absent = app.get("/nacos/v1/console/namespaces?checkNamespaceIdExist=true&customNamespaceId=nope").await;
-    assert_eq!(absent.text(), "false");
+    assert_eq!(absent.text(), "false\n");
     let one = app.get("/nacos/v1/console/namespaces?show=all&namespaceId=dev").await.json();
     assert_eq!(one["namespaceShowName"], "Development");
     assert_eq!(one["type"], 2);
@@ -204,7 +205,7 @@ async fn console_namespaces() {
             &[("namespace", "dev"), ("namespaceShowName", "Dev"), ("namespaceDesc", "renamed")],
         )
         .await;
-    assert_eq!(renamed.text(), "true");
+    assert_eq!(renamed.text(), "true\n");
     assert_eq!(
         app.get("/nacos/v1/console/namespaces?show=all&namespaceId=dev").await.json()["namespaceDesc"],
         "renamed"
@@ -228,7 +229,7 @@ async fn console_namespaces() {
     .await;
     app.nacos(Method::DELETE, "/nacos/v1/ns/service", &[("namespaceId", "dev"), ("serviceName", "s")]).await;
     let deleted = app.nacos(Method::DELETE, "/nacos/v1/console/namespaces", &[("namespaceId", "dev")]).await;
-    assert_eq!(deleted.text(), "true");
+    assert_eq!(deleted.text(), "true\n");
     let cp = app
         .nacos(
             Method::POST,
@@ -236,7 +237,7 @@ async fn console_namespaces() {
             &[("customNamespaceId", "ledger"), ("namespaceMode", "cp")],
         )
         .await;
-    assert_eq!(cp.text(), "true");
+    assert_eq!(cp.text(), "true\n");
     assert_eq!(app.get("/v1/namespaces/ledger").await.json()["mode"], "cp");
 }
 
@@ -262,4 +263,104 @@ async fn full_update_replaces_an_existing_instance() {
         .nacos(Method::PUT, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", "10.0.0.9"), ("port", "80")])
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn page_no_and_page_size_are_clamped_alike_as_nacos_does() {
+    let app = TestApp::new().await;
+    for name in ["a", "b", "c"] {
+        app.nacos(Method::POST, "/nacos/v1/ns/service", &[("serviceName", name)]).await;
+    }
+    let doms = |reply: &support::Reply| reply.json()["doms"].clone();
+    let cases = [
+        ("pageNo=0&pageSize=2", json!(["a", "b"])),
+        ("pageNo=-3&pageSize=2", json!(["a", "b"])),
+        ("pageNo=2&pageSize=0", json!(["b"])),
+        ("pageNo=1&pageSize=-1", json!(["a"])),
+        ("pageNo=1&pageSize=100000", json!(["a", "b", "c"])),
+    ];
+    for (query, expected) in cases {
+        let reply = app.get(&format!("/nacos/v1/ns/service/list?{query}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text());
+        assert_eq!((doms(&reply), reply.json()["count"].as_u64()), (expected, Some(3)), "{query}");
+    }
+    for query in ["pageNo=x", "pageSize=1.5"] {
+        let reply = app.get(&format!("/nacos/v1/ns/service/list?{query}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(reply.text().contains("must be a whole number"), "{query}: {}", reply.text());
+    }
+}
+
+#[tokio::test]
+async fn dot_names_and_non_unicast_addresses_are_refused() {
+    let app = TestApp::new().await;
+    let base = [("serviceName", "orders"), ("ip", "10.0.0.1"), ("port", "80")];
+    let cases = [
+        (("serviceName", "."), "caused: invalid service: '.' and '..' are reserved;"),
+        (("groupName", ".."), "caused: invalid group: '.' and '..' are reserved;"),
+        (("namespaceId", "."), "caused: invalid namespace: '.' and '..' are reserved;"),
+        (("clusterName", ".."), "caused: invalid cluster: '.' and '..' are reserved;"),
+    ];
+    for ((name, value), expected) in cases {
+        let mut params: Vec<(&str, &str)> = base.iter().copied().filter(|(k, _)| *k != name).collect();
+        params.push((name, value));
+        let reply = app.nacos(Method::POST, "/nacos/v1/ns/instance", &params).await;
+        assert_eq!((reply.status, reply.text()), (StatusCode::BAD_REQUEST, expected.to_owned()), "{name}={value}");
+    }
+    for ip in ["0.0.0.0", "::", "255.255.255.255", "239.1.1.1"] {
+        let reply = app
+            .nacos(Method::POST, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", ip), ("port", "80")])
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{ip}");
+        assert!(reply.text().starts_with("caused: invalid ip: must be a unicast address"), "{ip}: {}", reply.text());
+    }
+    register(&app, "orders", "10.0.0.1", "80").await;
+    let update = app
+        .nacos(Method::PUT, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", "0.0.0.0"), ("port", "80")])
+        .await;
+    assert_eq!(update.status, StatusCode::BAD_REQUEST, "{}", update.text());
+    // A beat that would register the instance again is a registration.
+    let beat = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v1/ns/instance/beat",
+            &[("serviceName", "orders"), ("beat", r#"{"ip":"0.0.0.0","port":80,"cluster":"DEFAULT"}"#)],
+        )
+        .await;
+    assert_eq!(beat.status, StatusCode::BAD_REQUEST, "{}", beat.text());
+    assert!(beat.text().contains("unspecified"), "{}", beat.text());
+    // Deregistering such an address is not a registration: Nacos's "ok".
+    let gone = app
+        .nacos(Method::DELETE, "/nacos/v1/ns/instance", &[("serviceName", "orders"), ("ip", "0.0.0.0"), ("port", "80")])
+        .await;
+    assert_eq!(gone.text(), "ok");
+}
+
+#[tokio::test]
+async fn the_console_refuses_a_namespace_mode_change() {
+    let app = TestApp::new().await;
+    app.nacos(Method::POST, "/nacos/v1/console/namespaces", &[("customNamespaceId", "dev")]).await;
+    let update = |mode: &'static str| {
+        let app = &app;
+        async move {
+            app.nacos(
+                Method::PUT,
+                "/nacos/v1/console/namespaces",
+                &[("namespace", "dev"), ("namespaceShowName", "Dev"), ("namespaceMode", mode)],
+            )
+            .await
+        }
+    };
+    let changed = update("cp").await;
+    assert_eq!(changed.status, StatusCode::CONFLICT);
+    assert!(
+        changed.text().starts_with("caused: namespace 'dev' is ap: the mode cannot change (asked for cp)"),
+        "{}",
+        changed.text()
+    );
+    assert_eq!(app.get("/v1/namespaces/dev").await.json()["name"], "dev", "nothing changed");
+    let same = update("ap").await;
+    assert_eq!((same.status, same.text()), (StatusCode::OK, "true\n".to_owned()));
+    assert_eq!(app.get("/v1/namespaces/dev").await.json()["name"], "Dev");
+    assert_eq!(update("xx").await.status, StatusCode::BAD_REQUEST);
 }

@@ -201,3 +201,75 @@ async fn update_metadata_removal_and_health_in_v2() {
         "ap health follows heartbeats"
     );
 }
+
+#[tokio::test]
+async fn unknown_v2_routes_methods_and_the_config_center_answer_in_the_envelope() {
+    let app = TestApp::new().await;
+    let wrong_method = app.call(Method::DELETE, "/nacos/v2/ns/instance/list", None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.json(),
+        json!({"code": 20004, "message": "this route does not take that method", "data": null})
+    );
+    let unknown = app.get("/nacos/v2/ns/nothing").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json(), json!({"code": 20004, "message": "no such route", "data": null}));
+    let config = app.nacos(Method::POST, "/nacos/v2/cs/config", &[("dataId", "app.yaml"), ("content", "x")]).await;
+    assert_eq!(config.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        config.json(),
+        json!({"code": 30000, "data": null,
+               "message": "not supported: Janus is a naming registry; the Nacos config center is not implemented"})
+    );
+}
+
+#[tokio::test]
+async fn v2_refuses_dot_names_non_unicast_addresses_and_mode_changes() {
+    let app = TestApp::new().await;
+    let reply = app
+        .nacos(Method::POST, "/nacos/v2/ns/instance", &[("serviceName", ".."), ("ip", "10.0.0.1"), ("port", "80")])
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.json(),
+        json!({"code": 21000, "message": "invalid service: '.' and '..' are reserved", "data": null})
+    );
+    let reply = app
+        .nacos(
+            Method::POST,
+            "/nacos/v2/ns/instance",
+            &[("serviceName", "orders"), ("ip", "255.255.255.255"), ("port", "80")],
+        )
+        .await;
+    assert_eq!((reply.status, reply.json()["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(10000)));
+    assert!(reply.json()["message"].as_str().unwrap().contains("broadcast"), "{}", reply.text());
+
+    app.nacos(Method::POST, "/nacos/v2/console/namespace", &[("namespaceId", "dev"), ("namespaceMode", "cp")]).await;
+    let reply = app
+        .nacos(
+            Method::PUT,
+            "/nacos/v2/console/namespace",
+            &[("namespaceId", "dev"), ("namespaceName", "Dev"), ("namespaceMode", "ap")],
+        )
+        .await;
+    assert_eq!((reply.status, reply.json()["code"].as_i64()), (StatusCode::CONFLICT, Some(10000)));
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("namespace 'dev' is cp: the mode cannot change (asked for ap)"),
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test]
+async fn v2_service_list_clamps_the_page_as_v1() {
+    let app = TestApp::new().await;
+    for name in ["a", "b"] {
+        app.nacos(Method::POST, "/nacos/v2/ns/service", &[("serviceName", name)]).await;
+    }
+    let list = app.get("/nacos/v2/ns/service/list?pageNo=0&pageSize=0").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    assert_eq!(list.json()["data"], json!({"count": 2, "services": ["a"]}));
+}

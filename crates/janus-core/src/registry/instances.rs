@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{InstanceSlot, Registry, ServiceSnapshot, SnapshotInstance, folded_name};
 use crate::change::ChangeKind;
 use crate::error::RegistryError;
-use crate::lease::{LeaseOwner, LeaseTiming};
+use crate::lease::{LeaseOwner, LeaseTimes, LeaseTiming};
 use crate::model::{InstancePatch, InstanceSpec, LeaseOverrides, Mode, ServiceSettings};
 use crate::name::{GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 use crate::replica::Version;
@@ -311,7 +311,8 @@ impl Registry {
         let timing = slot
             .lease
             .map_or_else(|| LeaseTiming::resolve(self.config.lease, LeaseOverrides::default()), |lease| lease.timing);
-        SnapshotInstance { instance: slot.instance.clone(), timing }
+        let lease = slot.lease.as_ref().map(LeaseTimes::from);
+        SnapshotInstance { instance: slot.instance.clone(), timing, lease }
     }
 
     /// Copies a service for a list. An unknown service in a known namespace

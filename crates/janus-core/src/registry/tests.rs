@@ -620,3 +620,14 @@ fn a_small_deployment_loses_all_its_dead_at_30s() {
     assert!(!report.preservation_active);
     assert_eq!(reg.stats(Millis(30_000)).instances, 15);
 }
+
+#[test]
+fn reads_show_when_the_lease_started_and_was_last_renewed() {
+    let mut reg = Registry::new(no_preservation());
+    reg.register_instance(&key("orders"), InstanceSpec::new(inst(1)), Millis(1_000)).unwrap();
+    reg.heartbeat(&key("orders"), &inst(1), Millis(4_000)).unwrap();
+    let read = reg.instance(&key("orders"), &inst(1)).unwrap();
+    assert_eq!(read.lease, Some(LeaseTimes { started: Millis(1_000), last_renew: Millis(4_000) }));
+    let snapshot = reg.snapshot(&key("orders")).unwrap();
+    assert_eq!(snapshot.instances[0].lease, read.lease);
+}

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use janus_core::lease::LeaseTiming;
 use janus_core::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Instance, InstanceSpec, Metadata};
 use janus_core::name::{ClusterName, InstanceKey, ServiceKey};
-use janus_core::validate;
+use janus_core::registry::SnapshotInstance;
+use janus_core::{Millis, RegistryStore, validate};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -79,7 +80,9 @@ pub(crate) fn registration(body: &Value) -> Result<Registration, ApiError> {
     field("hostName").ok_or_else(|| ApiError::invalid("invalid hostName: required"))?;
     let data_center =
         instance.get("dataCenterInfo").ok_or_else(|| ApiError::invalid("invalid dataCenterInfo: required"))?;
-    let ip = validate::parse_ip(&ip_text)?;
+    let ip = validate::parse_ip(&ip_text)
+        .map_err(|_| ApiError::invalid(format!("invalid ipAddr: must be an IPv4 or IPv6 address, got {ip_text:?}")))?;
+    validate::check_instance_ip("ipAddr", ip)?;
     let (port_number, _) = match port(instance.get("port")) {
         Some((p, true)) => (p, true),
         _ => port(instance.get("securePort")).ok_or_else(|| ApiError::invalid("invalid port: required"))?,
@@ -151,15 +154,52 @@ pub(crate) fn instance_id(instance: &Instance, key: &ServiceKey) -> String {
     instance.instance_id(key)
 }
 
+/// Turns registry times (a monotonic clock) into the epoch milliseconds
+/// Eureka shows, as of one read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WallClock {
+    /// The registry's clock at the read.
+    now: Millis,
+    /// Epoch milliseconds at the read.
+    epoch_ms: u64,
+}
+
+impl WallClock {
+    /// The clocks now.
+    pub(crate) fn read(store: &RegistryStore) -> Self {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self { now: store.now(), epoch_ms }
+    }
+
+    /// Epoch milliseconds of a registry time; `None` (no lease here) is the read itself.
+    fn epoch_of(self, at: Option<Millis>) -> u64 {
+        at.map_or(self.epoch_ms, |at| self.epoch_ms.saturating_sub(self.now.since(at)))
+    }
+}
+
 /// Renders an instance the way Eureka's JSON codec does; XML output flips `overriddenStatus`.
+///
+/// Lease timestamps come from the lease where this node runs it:
+/// `registrationTimestamp` when it started, `lastRenewalTimestamp` its last
+/// renewal, `serviceUpTimestamp` the registration if the instance registered
+/// `UP` (0 otherwise), `lastUpdatedTimestamp` the registration. Without a
+/// lease here (a replica of another node's instance) they are the time of
+/// the read. `evictionTimestamp` is 0: a listed instance was not evicted.
 pub(crate) fn render(
-    instance: &Instance,
-    timing: LeaseTiming,
+    found: &SnapshotInstance,
+    clock: WallClock,
     key: &ServiceKey,
     app: &str,
     action: Option<&str>,
 ) -> Value {
+    let instance = &*found.instance;
+    let timing = found.timing;
+    let registered = clock.epoch_of(found.lease.map(|l| l.started));
+    let renewed = clock.epoch_of(found.lease.map(|l| l.last_renew));
     let meta = &instance.metadata;
+    let service_up = if meta.get(STATUS).is_none_or(|s| s == "UP") { registered } else { 0 };
     let get = |name: &str| meta.get(&format!("{PREFIX}{name}")).cloned();
     let ip = match instance.key.ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -205,10 +245,10 @@ pub(crate) fn render(
         "leaseInfo": {
             "renewalIntervalInSecs": timing.interval_ms / 1000,
             "durationInSecs": timing.unhealthy_after_ms / 1000,
-            "registrationTimestamp": 0,
-            "lastRenewalTimestamp": 0,
+            "registrationTimestamp": registered,
+            "lastRenewalTimestamp": renewed,
             "evictionTimestamp": 0,
-            "serviceUpTimestamp": 0,
+            "serviceUpTimestamp": service_up,
         },
         "metadata": Value::Object(metadata),
         "homePageUrl": get("homePageUrl").unwrap_or_default(),
@@ -217,7 +257,7 @@ pub(crate) fn render(
         "vipAddress": get("vipAddress").unwrap_or_else(|| key.service.to_string()),
         "secureVipAddress": get("secureVipAddress").unwrap_or_else(|| key.service.to_string()),
         "isCoordinatingDiscoveryServer": "false",
-        "lastUpdatedTimestamp": dirty.clone(),
+        "lastUpdatedTimestamp": registered.to_string(),
         "lastDirtyTimestamp": dirty,
     });
     if let (Some(action), Value::Object(map)) = (action, &mut value) {

@@ -13,6 +13,7 @@ use janus_core::name::{NamespaceId, PUBLIC_NAMESPACE};
 use super::Params;
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
+use crate::extract::Json;
 
 pub(crate) fn console(info: NamespaceInfo) -> ConsoleNamespace {
     let public = info.spec.id.as_str() == PUBLIC_NAMESPACE;
@@ -37,43 +38,53 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> Result
     if params.flag(&["checkNamespaceIdExist"], false)? {
         let id = params.required("customNamespaceId")?;
         let exists = NamespaceId::new(id).is_ok_and(|id| state.registry.namespace(&id).is_ok());
-        return Ok(axum::Json(exists).into_response());
+        return Ok(Json(exists).into_response());
     }
     if params.get("show") == Some("all") {
         let info = state.registry.namespace(&namespace_id(params.get("namespaceId"))?)?;
-        return Ok(axum::Json(console(info)).into_response());
+        return Ok(Json(console(info)).into_response());
     }
     let data = state.registry.namespaces().into_iter().map(console).collect::<Vec<_>>();
-    Ok(axum::Json(ConsoleResult { code: 200, message: None, data }).into_response())
+    Ok(Json(ConsoleResult { code: 200, message: None, data }).into_response())
 }
 
 /// `POST customNamespaceId, namespaceName, namespaceDesc[, namespaceMode]`.
-pub(crate) async fn create(State(state): State<AppState>, params: Params) -> Result<axum::Json<bool>, NacosError> {
+pub(crate) async fn create(State(state): State<AppState>, params: Params) -> Result<Json<bool>, NacosError> {
     let id = NamespaceId::new(params.required("customNamespaceId")?).map_err(ApiError::from)?;
-    let mode = match params.get("namespaceMode") {
-        None | Some("ap") => Mode::Ap,
-        Some("cp") => Mode::Cp,
-        Some(other) => return Err(ApiError::invalid(format!("invalid namespaceMode: ap or cp, got {other:?}")).into()),
-    };
+    let mode = namespace_mode(&params)?.unwrap_or(Mode::Ap);
     let name = params.get("namespaceName").map(str::to_owned);
     let description = params.get("namespaceDesc").map(str::to_owned);
     let spec = NamespaceSpec::new(id, name, description, mode)?;
     state.registry.create_namespace(spec).await?;
-    Ok(axum::Json(true))
+    Ok(Json(true))
 }
 
-/// `PUT namespace, namespaceShowName, namespaceDesc`.
-pub(crate) async fn update(State(state): State<AppState>, params: Params) -> Result<axum::Json<bool>, NacosError> {
+/// The `namespaceMode` extension: `ap` or `cp`.
+fn namespace_mode(params: &Params) -> Result<Option<Mode>, ApiError> {
+    match params.get("namespaceMode") {
+        None => Ok(None),
+        Some("ap") => Ok(Some(Mode::Ap)),
+        Some("cp") => Ok(Some(Mode::Cp)),
+        Some(other) => Err(ApiError::invalid(format!("invalid namespaceMode: ap or cp, got {other:?}"))),
+    }
+}
+
+/// `PUT namespace, namespaceShowName, namespaceDesc`; a `namespaceMode` other
+/// than the namespace's own is refused (409): the mode never changes.
+pub(crate) async fn update(State(state): State<AppState>, params: Params) -> Result<Json<bool>, NacosError> {
     let id = namespace_id(Some(params.required("namespace")?))?;
+    if let Some(mode) = namespace_mode(&params)? {
+        crate::convert::check_mode_unchanged(&*state.registry, &id, mode)?;
+    }
     let name = params.get("namespaceShowName").map(str::to_owned);
     let description = params.get("namespaceDesc").map(str::to_owned);
     state.registry.update_namespace(id, name, description).await?;
-    Ok(axum::Json(true))
+    Ok(Json(true))
 }
 
 /// `DELETE namespaceId`.
-pub(crate) async fn delete(State(state): State<AppState>, params: Params) -> Result<axum::Json<bool>, NacosError> {
+pub(crate) async fn delete(State(state): State<AppState>, params: Params) -> Result<Json<bool>, NacosError> {
     let id = namespace_id(Some(params.required("namespaceId")?))?;
     state.registry.delete_namespace(id).await?;
-    Ok(axum::Json(true))
+    Ok(Json(true))
 }

@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
+use crate::extract::Json;
 
 /// `GET /nacos/v1/ns/operator/switches`.
-pub(crate) async fn switches(State(state): State<AppState>) -> axum::Json<Value> {
+pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
     let config = state.registry.store().read(|r| *r.config());
     let preservation = config.preservation;
-    axum::Json(json!({
+    Json(json!({
         "name": "00-00---000-NACOS_SWITCH_DOMAIN-000---00-00",
         "masters": null,
         "adWeightMap": {},
@@ -65,11 +66,11 @@ pub(crate) async fn update_switches() -> NacosError {
 }
 
 /// `GET /nacos/v1/ns/operator/metrics`.
-pub(crate) async fn metrics(State(state): State<AppState>) -> axum::Json<OperatorMetrics> {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Json<OperatorMetrics> {
     let health = state.registry.health();
     let stats = health.stats;
     let (load, cores, mem) = machine_load();
-    axum::Json(OperatorMetrics {
+    Json(OperatorMetrics {
         status: if health.ready { "UP" } else { "STARTING" }.to_owned(),
         service_count: stats.services,
         instance_count: stats.instances,

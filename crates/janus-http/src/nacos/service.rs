@@ -15,6 +15,7 @@ use janus_core::{ClusterName, validate};
 use super::{Params, ok};
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
+use crate::extract::Json;
 
 fn threshold(params: &Params) -> Result<Option<f64>, ApiError> {
     params.number("protectThreshold")
@@ -44,10 +45,7 @@ pub(crate) async fn delete(State(state): State<AppState>, params: Params) -> Res
 }
 
 /// `GET /nacos/v1/ns/service`.
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<axum::Json<ServiceDetail>, NacosError> {
+pub(crate) async fn get(State(state): State<AppState>, params: Params) -> Result<Json<ServiceDetail>, NacosError> {
     let key = params.service_key()?;
     let info = state.registry.service(&key)?;
     let snapshot = state.registry.snapshot(&key)?;
@@ -68,7 +66,7 @@ pub(crate) async fn get(
             metadata: configured.metadata,
         }
     };
-    Ok(axum::Json(ServiceDetail {
+    Ok(Json(ServiceDetail {
         namespace_id: key.namespace.to_string(),
         group_name: key.group.to_string(),
         name: key.service.to_string(),
@@ -111,25 +109,26 @@ pub(crate) async fn update_cluster(State(state): State<AppState>, params: Params
 }
 
 /// `GET /nacos/v1/ns/service/list?pageNo=1&pageSize=10`.
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<axum::Json<ServiceNames>, NacosError> {
+pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Result<Json<ServiceNames>, NacosError> {
     let namespace = NamespaceId::new(params.get("namespaceId").unwrap_or(PUBLIC_NAMESPACE)).map_err(ApiError::from)?;
     let group = params.get("groupName").map(GroupName::new).transpose().map_err(ApiError::from)?;
-    let page = page_param(&params, "pageNo", 1)?;
-    let size = page_param(&params, "pageSize", 10)?.min(state.config.max_page_size);
+    let page = page_param(&params, "pageNo", 1, u64::MAX)?;
+    let size = page_param(&params, "pageSize", 10, state.config.max_page_size)?;
     let (count, services) = state.registry.services(&namespace, group.as_ref(), page, size)?;
-    Ok(axum::Json(ServiceNames { count, doms: services.into_iter().map(|s| s.key.service.to_string()).collect() }))
+    Ok(Json(ServiceNames { count, doms: services.into_iter().map(|s| s.key.service.to_string()).collect() }))
 }
 
-fn page_param(params: &Params, name: &str, default: u64) -> Result<u64, ApiError> {
+/// `pageNo` or `pageSize`: a whole number, clamped into `1..=max` as Nacos
+/// clamps the page (a page below 1 is the first); anything else is a 400.
+fn page_param(params: &Params, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
     match params.get(name) {
         None => Ok(default),
         Some(text) => {
-            text.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ApiError::invalid(format!("invalid {name}: must be a positive whole number, got {text:?}"))
-            })
+            let n = text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("invalid {name}: must be a whole number, got {text:?}")))?;
+            Ok(u64::try_from(n).unwrap_or(0).clamp(1, max.max(1)))
         }
     }
 }

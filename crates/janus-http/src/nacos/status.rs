@@ -12,12 +12,10 @@ use super::Params;
 use crate::AppState;
 use crate::convert;
 use crate::error::{ApiError, NacosError};
+use crate::extract::Json;
 
 /// `GET /nacos/v1/ns/instance/statuses?key=[namespace##]group@@service`.
-pub(crate) async fn statuses(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<axum::Json<Statuses>, NacosError> {
+pub(crate) async fn statuses(State(state): State<AppState>, params: Params) -> Result<Json<Statuses>, NacosError> {
     let key = params.required("key")?;
     let (namespace, service) = key.split_once("##").unwrap_or((janus_core::name::PUBLIC_NAMESPACE, key));
     let (group, service) = service.split_once("@@").map_or((None, service), |(g, s)| (Some(g), s));
@@ -30,7 +28,7 @@ pub(crate) async fn statuses(
             format!("{}_{}", std::net::SocketAddr::new(i.instance.key.ip, i.instance.key.port), i.instance.healthy)
         })
         .collect();
-    Ok(axum::Json(Statuses { ips }))
+    Ok(Json(Statuses { ips }))
 }
 
 /// One entry of the `instances` parameter of a batch update.
@@ -61,7 +59,7 @@ fn batch_targets(params: &Params, key: &ServiceKey, state: &AppState) -> Result<
     }
 }
 
-async fn batch(state: &AppState, params: &Params, remove: bool) -> Result<axum::Json<BatchUpdated>, NacosError> {
+async fn batch(state: &AppState, params: &Params, remove: bool) -> Result<Json<BatchUpdated>, NacosError> {
     let key = params.service_key()?;
     let metadata = params.metadata()?.ok_or_else(|| ApiError::invalid("Param 'metadata' is required."))?;
     let mut updated = Vec::new();
@@ -77,14 +75,14 @@ async fn batch(state: &AppState, params: &Params, remove: bool) -> Result<axum::
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(axum::Json(BatchUpdated { updated }))
+    Ok(Json(BatchUpdated { updated }))
 }
 
 /// `PUT /nacos/v1/ns/instance/metadata/batch`: merges `metadata` into each instance.
 pub(crate) async fn put_metadata(
     State(state): State<AppState>,
     params: Params,
-) -> Result<axum::Json<BatchUpdated>, NacosError> {
+) -> Result<Json<BatchUpdated>, NacosError> {
     batch(&state, &params, false).await
 }
 
@@ -92,7 +90,7 @@ pub(crate) async fn put_metadata(
 pub(crate) async fn delete_metadata(
     State(state): State<AppState>,
     params: Params,
-) -> Result<axum::Json<BatchUpdated>, NacosError> {
+) -> Result<Json<BatchUpdated>, NacosError> {
     batch(&state, &params, true).await
 }
 

@@ -6,7 +6,7 @@
 
 use axum::body::to_bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::{Params, console, service, status};
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
-use crate::extract::Path;
+use crate::extract::{Json, Path, json_response};
 
 /// Largest v1 answer re-wrapped (instance lists of big services fit easily).
 const MAX_WRAPPED_BYTES: usize = 64 * 1024 * 1024;
@@ -27,8 +27,7 @@ struct Envelope<'a> {
 }
 
 fn reply(status: StatusCode, code: u32, message: &str, data: Option<&RawValue>) -> Response {
-    let body = serde_json::to_vec(&Envelope { code, message, data }).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    json_response(status, &Envelope { code, message, data })
 }
 
 /// Wraps a v1 answer: JSON bodies become `data` as they are, text (`ok`) a JSON string.
@@ -56,7 +55,8 @@ async fn envelope(answer: Result<Response, NacosError>) -> Response {
     }
 }
 
-fn failure(error: &ApiError) -> Response {
+/// An error in the v2 envelope, with v2's code for it.
+pub(crate) fn failure(error: &ApiError) -> Response {
     reply(error.status, error.nacos_v2_code(), &error.message, None)
 }
 
@@ -144,14 +144,14 @@ pub(crate) async fn list_services(state: State<AppState>, params: Params) -> Res
     }
     let answer = service::list(state, params)
         .await
-        .map(|names| axum::Json(Services { count: names.0.count, services: names.0.doms }).into_response());
+        .map(|names| Json(Services { count: names.0.count, services: names.0.doms }).into_response());
     envelope(answer).await
 }
 
 /// `GET /nacos/v2/console/namespace/list`: the array itself as `data`.
 pub(crate) async fn namespace_list(State(state): State<AppState>) -> Response {
     let data: Vec<_> = state.registry.namespaces().into_iter().map(console::console).collect();
-    envelope(Ok(axum::Json(data).into_response())).await
+    envelope(Ok(Json(data).into_response())).await
 }
 
 /// `GET /nacos/v2/console/namespace?namespaceId=…`.

@@ -37,16 +37,19 @@ pub(crate) struct ListQuery {
     consistency: Option<String>,
 }
 
-fn ack(key: &ServiceKey, outcome: WriteOutcome) -> axum::Json<WriteAck> {
-    axum::Json(WriteAck {
+fn ack(key: &ServiceKey, outcome: WriteOutcome) -> Json<WriteAck> {
+    Json(WriteAck {
         namespace: key.namespace.to_string(),
         mode: convert::mode(outcome.mode),
         revision: outcome.revision,
     })
 }
 
-fn spec(instance: InstanceKey, body: RegisterInstance) -> InstanceSpec {
-    InstanceSpec {
+/// What a registration or full update asks for; the address must be one
+/// clients can connect to ([`validate::check_instance_ip`]).
+fn spec(instance: InstanceKey, body: RegisterInstance) -> Result<InstanceSpec, ApiError> {
+    validate::check_instance_ip("ip", instance.ip)?;
+    Ok(InstanceSpec {
         key: instance,
         weight: body.weight.unwrap_or(1.0),
         healthy: body.healthy.unwrap_or(true),
@@ -54,7 +57,7 @@ fn spec(instance: InstanceKey, body: RegisterInstance) -> InstanceSpec {
         ephemeral: body.ephemeral,
         metadata: body.metadata,
         custom_id: body.instance_id,
-    }
+    })
 }
 
 /// The instance named by the path and the `cluster` query parameter.
@@ -76,7 +79,7 @@ pub(crate) async fn register(
     let port = body.port.ok_or_else(|| ApiError::invalid("invalid port: required"))?;
     let cluster = convert::cluster(body.cluster.as_deref().or(query.cluster.as_deref()))?;
     let instance = InstanceKey::new(cluster, validate::parse_ip(ip)?, validate::check_port(port)?);
-    let outcome = state.registry.register_instance(key.clone(), spec(instance, body)).await?;
+    let outcome = state.registry.register_instance(key.clone(), spec(instance, body)?).await?;
     Ok((StatusCode::CREATED, ack(&key, outcome)).into_response())
 }
 
@@ -105,7 +108,7 @@ pub(crate) async fn list(
     })?;
     let body = match &entry.body {
         CachedBody::Whole(bytes) => bytes.clone(),
-        CachedBody::Fragment(raw) => Bytes::from(raw.get().to_owned()),
+        CachedBody::Fragment(raw) => Bytes::from(to_json(raw)),
     };
     let mut headers = read_headers(entry.revision, entry.mode);
     consistency::headers(&mut headers, &fence);
@@ -131,7 +134,7 @@ pub(crate) async fn get(
     };
     let mut headers = read_headers(revision, mode);
     consistency::headers(&mut headers, &fence);
-    Ok((headers, axum::Json(convert::instance(&selected, &key))).into_response())
+    Ok((headers, Json(convert::instance(&selected, &key))).into_response())
 }
 
 pub(crate) async fn update(
@@ -139,10 +142,10 @@ pub(crate) async fn update(
     Path((ns, service, ip, port)): Path<(String, String, String, String)>,
     Query(query): Query<InstanceQuery>,
     Json(body): Json<RegisterInstance>,
-) -> Result<axum::Json<WriteAck>, ApiError> {
+) -> Result<Json<WriteAck>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let instance = addressed(&ip, &port, query.cluster.as_deref().or(body.cluster.as_deref()))?;
-    let outcome = state.registry.update_instance(key.clone(), spec(instance, body)).await?;
+    let outcome = state.registry.update_instance(key.clone(), spec(instance, body)?).await?;
     Ok(ack(&key, outcome))
 }
 
@@ -151,7 +154,7 @@ pub(crate) async fn patch(
     Path((ns, service, ip, port)): Path<(String, String, String, String)>,
     Query(query): Query<InstanceQuery>,
     Json(body): Json<PatchInstance>,
-) -> Result<axum::Json<WriteAck>, ApiError> {
+) -> Result<Json<WriteAck>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let instance = addressed(&ip, &port, query.cluster.as_deref())?;
     if let Some(weight) = body.weight {
@@ -172,7 +175,7 @@ pub(crate) async fn deregister(
     State(state): State<AppState>,
     Path((ns, service, ip, port)): Path<(String, String, String, String)>,
     Query(query): Query<InstanceQuery>,
-) -> Result<axum::Json<WriteAck>, ApiError> {
+) -> Result<Json<WriteAck>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let instance = addressed(&ip, &port, query.cluster.as_deref())?;
     let outcome = state.registry.deregister_instance(key.clone(), instance).await?;
@@ -183,10 +186,10 @@ pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     Path((ns, service, ip, port)): Path<(String, String, String, String)>,
     Query(query): Query<InstanceQuery>,
-) -> Result<axum::Json<HeartbeatAck>, ApiError> {
+) -> Result<Json<HeartbeatAck>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let instance = addressed(&ip, &port, query.cluster.as_deref())?;
     let timing = state.registry.heartbeat(key.clone(), instance).await?;
     let mode = state.registry.namespace(&key.namespace)?.spec.mode;
-    Ok(axum::Json(HeartbeatAck { mode: convert::mode(mode), beat_interval_ms: timing.interval_ms }))
+    Ok(Json(HeartbeatAck { mode: convert::mode(mode), beat_interval_ms: timing.interval_ms }))
 }

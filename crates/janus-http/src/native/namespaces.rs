@@ -22,7 +22,7 @@ pub(crate) async fn create(
     let spec =
         NamespaceSpec::new(NamespaceId::new(&body.id)?, body.name, body.description, convert::core_mode(body.mode))?;
     let info = state.registry.create_namespace(spec).await?;
-    Ok((StatusCode::CREATED, axum::Json(convert::namespace(info))).into_response())
+    Ok((StatusCode::CREATED, Json(convert::namespace(info))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,24 +45,25 @@ pub(crate) async fn list(State(state): State<AppState>, Query(query): Query<List
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static("x-janus-index"), HeaderValue::from(revision));
     let body = NamespaceList { namespaces: namespaces.into_iter().map(convert::namespace).collect() };
-    Ok((headers, axum::Json(body)).into_response())
+    Ok((headers, Json(body)).into_response())
 }
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    Path(ns): Path<String>,
-) -> Result<axum::Json<Namespace>, ApiError> {
+pub(crate) async fn get(State(state): State<AppState>, Path(ns): Path<String>) -> Result<Json<Namespace>, ApiError> {
     let info = state.registry.namespace(&NamespaceId::new(&ns)?)?;
-    Ok(axum::Json(convert::namespace(info)))
+    Ok(Json(convert::namespace(info)))
 }
 
 pub(crate) async fn update(
     State(state): State<AppState>,
     Path(ns): Path<String>,
     Json(body): Json<UpdateNamespace>,
-) -> Result<axum::Json<Namespace>, ApiError> {
-    let info = state.registry.update_namespace(NamespaceId::new(&ns)?, body.name, body.description).await?;
-    Ok(axum::Json(convert::namespace(info)))
+) -> Result<Json<Namespace>, ApiError> {
+    let id = NamespaceId::new(&ns)?;
+    if let Some(mode) = body.mode {
+        convert::check_mode_unchanged(&*state.registry, &id, convert::core_mode(mode))?;
+    }
+    let info = state.registry.update_namespace(id, body.name, body.description).await?;
+    Ok(Json(convert::namespace(info)))
 }
 
 pub(crate) async fn delete(State(state): State<AppState>, Path(ns): Path<String>) -> Result<StatusCode, ApiError> {

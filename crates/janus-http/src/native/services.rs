@@ -40,7 +40,7 @@ pub(crate) async fn create(
     let key = convert::service_key(&ns, body.group.as_deref(), &body.name)?;
     let settings = ServiceSettings::new(body.protect_threshold, body.metadata)?;
     let info = state.registry.create_service(key, settings).await?;
-    Ok((StatusCode::CREATED, axum::Json(convert::service(info))).into_response())
+    Ok((StatusCode::CREATED, Json(convert::service(info))).into_response())
 }
 
 pub(crate) async fn list(
@@ -50,10 +50,15 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let namespace = NamespaceId::new(&ns)?;
     let group = query.group.as_deref().map(GroupName::new).transpose()?;
-    let page = query.page.unwrap_or(1).max(1);
+    // Out of range is refused, for both alike (the Nacos routes clamp instead, as Nacos does).
+    let page = query.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::invalid("invalid page: must be 1 or more, got 0"));
+    }
     let page_size = query.page_size.unwrap_or(100);
-    if page_size == 0 || page_size > state.config.max_page_size {
-        return Err(ApiError::invalid(format!("page_size must be between 1 and {}", state.config.max_page_size)));
+    let max = state.config.max_page_size;
+    if page_size == 0 || page_size > max {
+        return Err(ApiError::invalid(format!("invalid page_size: must be between 1 and {max}, got {page_size}")));
     }
     if let Some(index) = query.index {
         let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
@@ -77,7 +82,7 @@ pub(crate) async fn list(
     };
     let mut headers = read_headers(info.revision, info.spec.mode);
     consistency::headers(&mut headers, &fence);
-    Ok((headers, axum::Json(body)).into_response())
+    Ok((headers, Json(body)).into_response())
 }
 
 pub(crate) async fn get(
@@ -90,7 +95,7 @@ pub(crate) async fn get(
     let info = state.registry.service(&key)?;
     let mut headers = read_headers(info.revision, info.mode);
     consistency::headers(&mut headers, &fence);
-    Ok((headers, axum::Json(convert::service(info))).into_response())
+    Ok((headers, Json(convert::service(info))).into_response())
 }
 
 pub(crate) async fn update(
@@ -98,10 +103,10 @@ pub(crate) async fn update(
     Path((ns, service)): Path<(String, String)>,
     Query(query): Query<GroupQuery>,
     Json(body): Json<UpdateService>,
-) -> Result<axum::Json<Service>, ApiError> {
+) -> Result<Json<Service>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let patch = ServicePatch { protect_threshold: body.protect_threshold, metadata: body.metadata };
-    Ok(axum::Json(convert::service(state.registry.update_service(key, patch).await?)))
+    Ok(Json(convert::service(state.registry.update_service(key, patch).await?)))
 }
 
 /// `PUT /v1/namespaces/{ns}/services/{service}/clusters/{cluster}`.
@@ -110,14 +115,14 @@ pub(crate) async fn put_cluster(
     Path((ns, service, cluster)): Path<(String, String, String)>,
     Query(query): Query<GroupQuery>,
     Json(body): Json<janus_api::native::PutCluster>,
-) -> Result<axum::Json<Service>, ApiError> {
+) -> Result<Json<Service>, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let cluster = janus_core::ClusterName::new(&cluster)?;
     let settings = janus_core::model::ClusterSettings {
         health_check: body.health_check.map(convert::health_check_in).unwrap_or_default(),
         metadata: body.metadata,
     };
-    Ok(axum::Json(convert::service(state.registry.set_cluster(key, cluster, settings).await?)))
+    Ok(Json(convert::service(state.registry.set_cluster(key, cluster, settings).await?)))
 }
 
 pub(crate) async fn delete(
