@@ -62,14 +62,18 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             cluster.queue(&dirty, now);
         }
         earliest_next_sweep = Instant::now() + shared.config.sweep_min_gap;
-        if report.marked_unhealthy + report.deleted + report.deferred + report.released > 0 {
-            debug!(
+        // Expiries at info, one line per sweep; deletions only held back or
+        // leases handed back (both retried or routine) at debug.
+        if report.marked_unhealthy + report.deleted > 0 {
+            info!(
                 unhealthy = report.marked_unhealthy,
                 deleted = report.deleted,
                 deferred = report.deferred,
                 released = report.released,
-                "lease sweep"
+                "leases expired (no heartbeat): instances marked unhealthy or deleted"
             );
+        } else if report.deferred + report.released > 0 {
+            debug!(deferred = report.deferred, released = report.released, "lease sweep");
         }
         if report.preservation_active != preserving {
             preserving = report.preservation_active;

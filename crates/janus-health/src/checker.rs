@@ -209,7 +209,7 @@ async fn run(parts: Parts, config: HealthConfig, shutdown: CancellationToken) {
             flush_at = None;
             let batch = std::mem::take(&mut pending);
             stats.flips.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            info!(flips = batch.len(), "health checks changed instances' health");
+            info!(flips = batch.len(), changed = %describe_flips(&batch), "health checks changed instances' health");
             let sink = sink.clone();
             tokio::spawn(async move {
                 if let Err(error) = sink.report(batch).await {
@@ -353,4 +353,18 @@ fn publish_refused(checked: &HashMap<Key, Checked>, stats: &HealthStats) {
         })
         .collect();
     *stats.refused_targets.lock().unwrap_or_else(PoisonError::into_inner) = listed;
+}
+
+/// The first flips of a batch, for the log: `ns/group@@svc DEFAULT/10.0.0.1:80 unhealthy, …`.
+fn describe_flips(batch: &[HealthReport]) -> String {
+    const SHOWN: usize = 10;
+    let mut text: Vec<String> = batch
+        .iter()
+        .take(SHOWN)
+        .map(|r| format!("{} {} {}", r.service, r.instance, if r.healthy { "healthy" } else { "unhealthy" }))
+        .collect();
+    if batch.len() > SHOWN {
+        text.push(format!("and {} more", batch.len() - SHOWN));
+    }
+    text.join(", ")
 }

@@ -8,8 +8,17 @@
 //! - `janus namespaces list|create`;
 //! - `janus instances list|register|deregister`;
 //! - `janus members list|add|promote|remove` (the Raft admin API).
+//!
+//! The node's addresses and the secret are read as the server reads them:
+//! `--addr` or `JANUS_HTTP__ADDR` (`http.addr`), `--cluster-addr` or
+//! `JANUS_CLUSTER__ADDR` (`cluster.addr`), `--secret` or
+//! `JANUS_CLUSTER__SECRET` (`cluster.secret`); an unspecified listen address
+//! such as `0.0.0.0` stands for this host. The old `JANUS_ADDR` and
+//! `JANUS_CLUSTER_ADDR` still work, with a warning. Every error is a
+//! sentence: a refusal shows the `message` of the node's `{code, message}`.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -39,12 +48,28 @@ pub enum Command {
     Members(MemberCommand),
 }
 
+/// The node's HTTP address when none is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8848";
+/// The node's cluster address when none is given.
+pub const DEFAULT_CLUSTER_ADDR: &str = "127.0.0.1:7848";
+
 /// Which node to ask.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
-    /// The node's HTTP address.
-    #[arg(long, env = "JANUS_ADDR", default_value = "127.0.0.1:8848")]
-    pub addr: String,
+    /// The node's HTTP address, as in its `http.addr` (0.0.0.0 means this
+    /// host) [default: 127.0.0.1:8848]
+    #[arg(long, env = "JANUS_HTTP__ADDR")]
+    pub addr: Option<String>,
+}
+
+impl Target {
+    /// The address to connect to: `--addr`, else `JANUS_HTTP__ADDR` (the
+    /// server's variable for `http.addr`), else the deprecated `JANUS_ADDR`
+    /// (with a warning on stderr), else [`DEFAULT_ADDR`].
+    #[must_use]
+    pub fn resolve(&self) -> String {
+        resolve(self.addr.as_deref(), "JANUS_ADDR", "JANUS_HTTP__ADDR", DEFAULT_ADDR)
+    }
 }
 
 /// `janus namespaces …`.
@@ -59,7 +84,7 @@ pub enum NamespaceCommand {
         /// Namespace id.
         id: String,
         /// `ap` or `cp`, fixed for ever.
-        #[arg(long)]
+        #[arg(long, value_parser = ["ap", "cp"])]
         mode: String,
         /// Free text.
         #[arg(long)]
@@ -78,6 +103,9 @@ pub enum InstanceCommand {
         namespace: String,
         /// Service name.
         service: String,
+        /// The service's group [default: DEFAULT_GROUP]
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Register an instance (ephemeral in `ap` namespaces, persistent in `cp` ones).
     Register {
@@ -91,6 +119,9 @@ pub enum InstanceCommand {
         ip: String,
         /// Port.
         port: u16,
+        /// The service's group [default: DEFAULT_GROUP]
+        #[arg(long)]
+        group: Option<String>,
         /// Cluster.
         #[arg(long)]
         cluster: Option<String>,
@@ -107,18 +138,35 @@ pub enum InstanceCommand {
         ip: String,
         /// Port.
         port: u16,
+        /// The service's group [default: DEFAULT_GROUP]
+        #[arg(long)]
+        group: Option<String>,
     },
 }
 
 /// Where the Raft admin API is, and the secret it needs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Admin {
-    /// The node's cluster address.
-    #[arg(long, env = "JANUS_CLUSTER_ADDR", default_value = "127.0.0.1:7848")]
-    pub cluster_addr: String,
-    /// The cluster secret.
+    /// The node's HTTP address (asked whether the node is clustered at all).
+    #[command(flatten)]
+    pub target: Target,
+    /// The node's cluster address, as in its `cluster.addr` (0.0.0.0 means
+    /// this host) [default: 127.0.0.1:7848]
+    #[arg(long, env = "JANUS_CLUSTER__ADDR")]
+    pub cluster_addr: Option<String>,
+    /// The cluster secret, as in the node's `cluster.secret`.
     #[arg(long, env = "JANUS_CLUSTER__SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Option<String>,
+}
+
+impl Admin {
+    /// The cluster address to connect to: `--cluster-addr`, else
+    /// `JANUS_CLUSTER__ADDR`, else the deprecated `JANUS_CLUSTER_ADDR` (with
+    /// a warning), else [`DEFAULT_CLUSTER_ADDR`].
+    #[must_use]
+    pub fn resolve_cluster_addr(&self) -> String {
+        resolve(self.cluster_addr.as_deref(), "JANUS_CLUSTER_ADDR", "JANUS_CLUSTER__ADDR", DEFAULT_CLUSTER_ADDR)
+    }
 }
 
 /// `janus members …`.
@@ -132,8 +180,9 @@ pub enum MemberCommand {
         admin: Admin,
         /// The new node's id (never used before).
         id: u64,
-        /// Its cluster address.
-        addr: String,
+        /// Its cluster address (its `cluster.addr` as the members reach it).
+        #[arg(value_name = "CLUSTER_ADDR")]
+        member_addr: String,
     },
     /// Make a learner a voter.
     Promote {
@@ -151,9 +200,46 @@ pub enum MemberCommand {
     },
 }
 
+/// An address given on the command line or by the server's variable, else
+/// by the CLI's old variable (warning that it is deprecated), else the
+/// default; an unspecified IP (a listen address such as `0.0.0.0:8848`)
+/// becomes loopback.
+fn resolve(given: Option<&str>, old: &str, new: &str, default: &str) -> String {
+    let chosen = match given {
+        Some(addr) => addr.to_owned(),
+        None => match std::env::var(old) {
+            Ok(addr) if !addr.is_empty() => {
+                eprintln!("janus: {old} is deprecated and will go away; set {new} instead (the server's name for it)");
+                addr
+            }
+            _ => default.to_owned(),
+        },
+    };
+    dialable(&chosen)
+}
+
+/// `0.0.0.0:p` and `[::]:p` as the loopback address of their family.
+fn dialable(addr: &str) -> String {
+    match addr.parse::<SocketAddr>() {
+        Ok(mut parsed) if parsed.ip().is_unspecified() => {
+            parsed.set_ip(match parsed.ip() {
+                IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+            parsed.to_string()
+        }
+        _ => addr.to_owned(),
+    }
+}
+
 /// Runs a subcommand to completion.
 #[must_use]
 pub fn run(command: Command) -> ExitCode {
+    // The CLI reads only its addresses and the secret, but a `JANUS_`
+    // variable that matches no setting is most likely a typo of one of them.
+    for problem in crate::config::environment_problems(std::env::vars()) {
+        eprintln!("janus: warning: {problem}");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -170,20 +256,25 @@ pub fn run(command: Command) -> ExitCode {
     }
 }
 
+/// The query string selecting a group, if one was given.
+fn group_query(group: Option<&str>) -> String {
+    group.map_or_else(String::new, |g| format!("?group={}", encode(g)))
+}
+
 async fn execute(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Health(target) => {
-            let (status, body) = call(&target.addr, Method::GET, "/ready", None, None).await?;
+            let (status, body) = node_call(&target, Method::GET, "/ready", None).await?;
             print!("{body}");
             Ok(if status == StatusCode::OK { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Status(target) => {
-            let status = expect_json(call(&target.addr, Method::GET, "/v1/cluster", None, None).await?)?;
+            let status = expect_json(node_call(&target, Method::GET, "/v1/cluster", None).await?)?;
             print!("{}", render_status(&status));
             Ok(ExitCode::SUCCESS)
         }
         Command::Namespaces(NamespaceCommand::List(target)) => {
-            let list = expect_json(call(&target.addr, Method::GET, "/v1/namespaces", None, None).await?)?;
+            let list = expect_json(node_call(&target, Method::GET, "/v1/namespaces", None).await?)?;
             for ns in list["namespaces"].as_array().into_iter().flatten() {
                 println!(
                     "{:<24} {:<3} {:>5} services  {}",
@@ -197,14 +288,19 @@ async fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Namespaces(NamespaceCommand::Create { target, id, mode, description }) => {
             let body = json!({"id": id, "mode": mode, "description": description});
-            let created = expect_json(call(&target.addr, Method::POST, "/v1/namespaces", Some(body), None).await?)?;
+            let created = expect_json(node_call(&target, Method::POST, "/v1/namespaces", Some(body)).await?)?;
             println!("created namespace {} ({})", text(&created["id"]), text(&created["mode"]));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances(InstanceCommand::List { target, namespace, service }) => {
-            let path = format!("/v1/namespaces/{namespace}/services/{service}/instances");
-            let list = expect_json(call(&target.addr, Method::GET, &path, None, None).await?)?;
-            println!("{} ({}), revision {}", service, text(&list["mode"]), list["revision"]);
+        Command::Instances(InstanceCommand::List { target, namespace, service, group }) => {
+            let path = format!(
+                "/v1/namespaces/{}/services/{}/instances{}",
+                encode(&namespace),
+                encode(&service),
+                group_query(group.as_deref())
+            );
+            let list = expect_json(node_call(&target, Method::GET, &path, None).await?)?;
+            println!("{}@@{} ({}), revision {}", text(&list["group"]), service, text(&list["mode"]), list["revision"]);
             for i in list["instances"].as_array().into_iter().flatten() {
                 let health = if i["healthy"] == true { "healthy" } else { "unhealthy" };
                 println!(
@@ -215,12 +311,20 @@ async fn execute(command: Command) -> Result<ExitCode, String> {
                     i["weight"]
                 );
             }
+            if list["reach_protection_threshold"] == true {
+                println!("  (protect threshold reached: unhealthy instances are listed as healthy)");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances(InstanceCommand::Register { target, namespace, service, ip, port, cluster }) => {
-            let path = format!("/v1/namespaces/{namespace}/services/{service}/instances");
+        Command::Instances(InstanceCommand::Register { target, namespace, service, ip, port, group, cluster }) => {
+            let path = format!(
+                "/v1/namespaces/{}/services/{}/instances{}",
+                encode(&namespace),
+                encode(&service),
+                group_query(group.as_deref())
+            );
             let body = json!({"ip": ip, "port": port, "cluster": cluster});
-            let done = expect_json(call(&target.addr, Method::POST, &path, Some(body), None).await?)?;
+            let done = expect_json(node_call(&target, Method::POST, &path, Some(body)).await?)?;
             println!(
                 "registered {ip}:{port} in {namespace}/{service} ({}), revision {}",
                 text(&done["mode"]),
@@ -228,9 +332,15 @@ async fn execute(command: Command) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances(InstanceCommand::Deregister { target, namespace, service, ip, port }) => {
-            let path = format!("/v1/namespaces/{namespace}/services/{service}/instances/{ip}/{port}");
-            expect_json(call(&target.addr, Method::DELETE, &path, None, None).await?)?;
+        Command::Instances(InstanceCommand::Deregister { target, namespace, service, ip, port, group }) => {
+            let path = format!(
+                "/v1/namespaces/{}/services/{}/instances/{}/{port}{}",
+                encode(&namespace),
+                encode(&service),
+                encode(&ip),
+                group_query(group.as_deref())
+            );
+            expect_json(node_call(&target, Method::DELETE, &path, None).await?)?;
             println!("deregistered {ip}:{port} from {namespace}/{service}");
             Ok(ExitCode::SUCCESS)
         }
@@ -238,18 +348,58 @@ async fn execute(command: Command) -> Result<ExitCode, String> {
     }
 }
 
+/// A call to the node's HTTP address; an unreachable node is explained.
+async fn node_call(
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(StatusCode, String), String> {
+    let addr = target.resolve();
+    call(&addr, method, path, body, None).await.map_err(|error| match error {
+        CallError::Unreachable { .. } => format!(
+            "{error}: is janus running there? Give its HTTP address with --addr or JANUS_HTTP__ADDR \
+             (default {DEFAULT_ADDR})"
+        ),
+        CallError::Failed(_) => error.to_string(),
+    })
+}
+
 async fn members(command: MemberCommand) -> Result<ExitCode, String> {
     let (admin, method, path, body) = match command {
         MemberCommand::List(admin) => (admin, Method::GET, "/internal/admin/members".to_owned(), None),
-        MemberCommand::Add { admin, id, addr } => {
-            (admin, Method::POST, "/internal/admin/members".to_owned(), Some(json!({"id": id, "addr": addr})))
+        MemberCommand::Add { admin, id, member_addr } => {
+            (admin, Method::POST, "/internal/admin/members".to_owned(), Some(json!({"id": id, "addr": member_addr})))
         }
         MemberCommand::Promote { admin, id } => {
             (admin, Method::POST, format!("/internal/admin/members/{id}/promote"), None)
         }
         MemberCommand::Remove { admin, id } => (admin, Method::DELETE, format!("/internal/admin/members/{id}"), None),
     };
-    let members = expect_json(call(&admin.cluster_addr, method, &path, body, Some(&admin.secret)).await?)?;
+    let Some(secret) = admin.secret.as_deref().filter(|s| !s.is_empty()) else {
+        require_cluster(&admin.target).await?;
+        return Err("the members admin API needs the cluster secret: pass the node's cluster.secret with --secret \
+                    or JANUS_CLUSTER__SECRET"
+            .to_owned());
+    };
+    let cluster_addr = admin.resolve_cluster_addr();
+    let answer = match call(&cluster_addr, method, &path, body, Some(secret)).await {
+        Ok(answer) => answer,
+        Err(error @ CallError::Unreachable { .. }) => {
+            require_cluster(&admin.target).await?;
+            return Err(format!(
+                "{error}, the node's cluster address: give it (the node's cluster.addr) with --cluster-addr or \
+                 JANUS_CLUSTER__ADDR (default {DEFAULT_CLUSTER_ADDR})"
+            ));
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    if answer.0 == StatusCode::UNAUTHORIZED {
+        return Err("the node refused the cluster secret (HTTP 401): pass its cluster.secret with --secret or \
+                    JANUS_CLUSTER__SECRET"
+            .to_owned());
+    }
+    let members = expect_json(answer)?;
     println!("leader: {}", members["leader"]);
     for (kind, key) in [("voter", "voters"), ("learner", "learners")] {
         for (id, addr) in members[key].as_object().into_iter().flatten() {
@@ -259,6 +409,39 @@ async fn members(command: MemberCommand) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a node that is not clustered has to say to a members command.
+pub const NOT_CLUSTERED: &str = "is not clustered, so it has no cluster address and no Raft members to list or \
+                                 change. A node forms or joins a cluster with cluster.members (or cluster.join), \
+                                 cluster.addr and cluster.secret in its configuration (JANUS_CLUSTER__MEMBERS, \
+                                 JANUS_CLUSTER__ADDR, JANUS_CLUSTER__SECRET); see docs/consistency.md";
+
+/// Asks the node's HTTP address whether it is clustered: an error saying
+/// so when it is not. A node that cannot be asked passes (the caller's own
+/// error says what went wrong).
+async fn require_cluster(target: &Target) -> Result<(), String> {
+    let addr = target.resolve();
+    match call(&addr, Method::GET, "/v1/cluster", None, None).await {
+        Ok((status, body)) if status.is_success() => {
+            let cluster: Value = serde_json::from_str(&body).unwrap_or_default();
+            if cluster.get("ap").is_some_and(Value::is_null) {
+                return Err(format!("the node at {addr} {NOT_CLUSTERED}"));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A JSON string without quotes, anything else as JSON.
 fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
@@ -266,9 +449,24 @@ fn text(value: &Value) -> String {
 
 fn expect_json((status, body): (StatusCode, String)) -> Result<Value, String> {
     if !status.is_success() {
-        return Err(format!("{status}: {}", body.trim()));
+        return Err(refusal(status, &body));
     }
     serde_json::from_str(&body).map_err(|e| format!("the node answered something that is not JSON: {e}"))
+}
+
+/// A refused request as a sentence: the `message` of the server's
+/// `{code, message}` body, else its text, with the HTTP status.
+fn refusal(status: StatusCode, body: &str) -> String {
+    let code = status.as_u16();
+    if let Some(message) =
+        serde_json::from_str::<Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_owned))
+    {
+        return format!("{message} (HTTP {code})");
+    }
+    match body.trim() {
+        "" => format!("the node answered {status} and no reason"),
+        text => format!("{text} (HTTP {code})"),
+    }
 }
 
 /// The `/v1/cluster` answer as a few tables.
@@ -303,7 +501,8 @@ fn render_status(status: &Value) -> String {
             let _ = writeln!(out, "  {name}: {value}");
         }
     } else {
-        let _ = writeln!(out, "\nAP: a lone node (no replication)");
+        let _ =
+            writeln!(out, "\nNot clustered: a single node (no cluster.members), no replication, no cluster address");
     }
     let raft = &status["raft"];
     if raft.is_object() {
@@ -348,6 +547,29 @@ fn render_status(status: &Value) -> String {
     out
 }
 
+/// Why a call failed.
+#[derive(Debug)]
+enum CallError {
+    /// No connection: nothing listens there, or the address is wrong.
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why, e.g. `connection refused`.
+        reason: String,
+    },
+    /// The connection broke or timed out.
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable { addr, reason } => write!(f, "cannot reach {addr} ({reason})"),
+            Self::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection, with a 10 s deadline.
 async fn call(
     addr: &str,
@@ -355,11 +577,17 @@ async fn call(
     path: &str,
     body: Option<Value>,
     secret: Option<&str>,
-) -> Result<(StatusCode, String), String> {
+) -> Result<(StatusCode, String), CallError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| CallError::Failed(format!("{what} {addr} failed: {e}"));
     let exchange = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot reach {addr}: {e}"))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| CallError::Unreachable {
+            addr: addr.to_owned(),
+            // "connection refused" rather than "Connection refused (os error 111)".
+            reason: if e.raw_os_error().is_some() { e.kind().to_string() } else { e.to_string() },
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed("the connection to", &e))?;
         tokio::spawn(async move {
             // Ends with the request; an error shows up on the send.
             let _ = connection.await;
@@ -375,20 +603,61 @@ async fn call(
             }
             None => Full::new(Bytes::new()),
         };
-        let request = request.body(payload).map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| format!("{addr}: {e}"))?;
+        let request = request.body(payload).map_err(|e| failed("a request to", &e))?;
+        let response = sender.send_request(request).await.map_err(|e| failed("the request to", &e))?;
         let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let bytes = response.into_body().collect().await.map_err(|e| failed("reading the answer of", &e))?.to_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     };
     tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .map_err(|_| format!("{addr} did not answer in 10 s"))?
+        .map_err(|_| CallError::Failed(format!("{addr} did not answer within 10 s")))?
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "janus")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[test]
+    fn every_command_is_well_formed() {
+        Cli::command().debug_assert();
+        let parsed = Cli::try_parse_from(["janus", "members", "add", "4", "10.0.0.4:7848", "--secret", "s"]);
+        assert!(
+            matches!(parsed, Ok(Cli { command: Command::Members(MemberCommand::Add { id: 4, .. }) })),
+            "{parsed:?}"
+        );
+        let parsed = Cli::try_parse_from(["janus", "instances", "list", "public", "web", "--group", "g1"]);
+        assert!(
+            matches!(&parsed, Ok(Cli { command: Command::Instances(InstanceCommand::List { group: Some(g), .. }) }) if g == "g1"),
+            "{parsed:?}"
+        );
+        assert!(Cli::try_parse_from(["janus", "namespaces", "create", "x", "--mode", "xx"]).is_err());
+    }
+
+    #[test]
+    fn a_listen_address_is_dialled_on_loopback() {
+        assert_eq!(dialable("0.0.0.0:8848"), "127.0.0.1:8848");
+        assert_eq!(dialable("[::]:8848"), "[::1]:8848");
+        assert_eq!(dialable("10.0.0.1:8848"), "10.0.0.1:8848");
+        assert_eq!(dialable("janus-1:8848"), "janus-1:8848");
+    }
+
+    #[test]
+    fn a_refusal_is_its_message() {
+        let body = r#"{"code":"conflict","message":"namespace 'team' already exists"}"#;
+        assert_eq!(refusal(StatusCode::CONFLICT, body), "namespace 'team' already exists (HTTP 409)");
+        assert_eq!(refusal(StatusCode::UNAUTHORIZED, "needs the secret\n"), "needs the secret (HTTP 401)");
+        assert_eq!(refusal(StatusCode::BAD_GATEWAY, ""), "the node answered 502 Bad Gateway and no reason");
+    }
 
     #[test]
     fn status_renders_every_part() {

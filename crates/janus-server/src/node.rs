@@ -17,6 +17,7 @@ use janus_core::service::{Consistency, NodeHealth, ReadFence, WriteOutcome};
 use janus_core::{ClusterName, InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_core::{Command, CommandOutcome};
 use janus_raft::CpEngine;
+use tracing::info;
 
 /// A node: its store and engines.
 #[derive(Debug)]
@@ -176,7 +177,10 @@ impl RegistryService for Node {
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
         let (id, mode) = (spec.id.clone(), spec.mode);
         match self.replicate_namespace(&id, mode, Command::CreateNamespace(spec)).await? {
-            CommandOutcome::Namespace(info) => Ok(info),
+            CommandOutcome::Namespace(info) => {
+                info!(namespace = %id, %mode, "namespace created");
+                Ok(info)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -190,28 +194,41 @@ impl RegistryService for Node {
         let mode = self.mode(&id).await?;
         let command = Command::UpdateNamespace { id: id.clone(), name, description };
         match self.replicate_namespace(&id, mode, command).await? {
-            CommandOutcome::Namespace(info) => Ok(info),
+            CommandOutcome::Namespace(info) => {
+                info!(namespace = %id, "namespace updated");
+                Ok(info)
+            }
             other => Err(unexpected(&other)),
         }
     }
 
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
         let mode = self.mode(&id).await?;
-        self.replicate_namespace(&id, mode, Command::DeleteNamespace { id: id.clone() }).await.map(|_| ())
+        self.replicate_namespace(&id, mode, Command::DeleteNamespace { id: id.clone() }).await.map(|_| ())?;
+        info!(namespace = %id, "namespace deleted");
+        Ok(())
     }
 
     async fn create_service(&self, key: ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError> {
-        self.replicate_service(&key.clone(), Command::CreateService { key, settings }).await
+        let service = key.clone();
+        self.replicate_service(&service, Command::CreateService { key, settings })
+            .await
+            .inspect(|_| info!(%service, "service defined"))
     }
 
     async fn update_service(&self, key: ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError> {
-        self.replicate_service(&key.clone(), Command::UpdateService { key, patch }).await
+        let service = key.clone();
+        self.replicate_service(&service, Command::UpdateService { key, patch })
+            .await
+            .inspect(|_| info!(%service, "service updated"))
     }
 
     async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError> {
         let mode = self.mode(&key.namespace).await?;
         let command = Command::DeleteService { key: key.clone() };
-        self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await.map(|_| ())
+        self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await.map(|_| ())?;
+        info!(service = %key, "service deleted");
+        Ok(())
     }
 
     async fn set_cluster(
@@ -220,7 +237,10 @@ impl RegistryService for Node {
         cluster: ClusterName,
         settings: ClusterSettings,
     ) -> Result<ServiceInfo, RegistryError> {
-        self.replicate_service(&key.clone(), Command::SetCluster { key, cluster, settings }).await
+        let (service, name) = (key.clone(), cluster.clone());
+        self.replicate_service(&service, Command::SetCluster { key, cluster, settings })
+            .await
+            .inspect(|_| info!(%service, cluster = %name, "cluster settings set"))
     }
 
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// Janus, a service registry with per-namespace AP or CP consistency.
 /// Without a subcommand it runs a node.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "janus", version)]
 struct Args {
     /// Talk to a running node instead of running one.
     #[command(subcommand)]
@@ -28,7 +28,8 @@ struct Args {
     /// Data directory (overrides `node.data_dir`).
     #[arg(long)]
     data_dir: Option<String>,
-    /// Log filter (overrides `log.filter`).
+    /// Log filter, e.g. `debug` (overrides `log.filter`; openraft and
+    /// hickory_server stay at `warn` unless the filter names them).
     #[arg(long)]
     log: Option<String>,
 }
@@ -47,26 +48,30 @@ fn main() -> ExitCode {
     if let Some(command) = args.command.take() {
         return janus_server::cli::run(command);
     }
-    let overrides: Vec<(&str, String)> = [
-        ("http.addr", args.http_addr),
-        ("dns.addr", args.dns_addr),
-        ("node.data_dir", args.data_dir),
-        ("log.filter", args.log),
+    let flags: Vec<(&str, &str, String)> = [
+        ("--http-addr", "http.addr", args.http_addr),
+        ("--dns-addr", "dns.addr", args.dns_addr),
+        ("--data-dir", "node.data_dir", args.data_dir),
+        ("--log", "log.filter", args.log),
     ]
     .into_iter()
-    .filter_map(|(key, value)| value.map(|v| (key, v)))
+    .filter_map(|(flag, key, value)| value.map(|v| (flag, key, v)))
     .collect();
-    let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
-        Ok(config) => config,
+    let (config, sources) = match ServerConfig::load_with_flags(args.config.as_deref(), std::env::vars(), &flags) {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("janus: bad configuration: {err}");
             return ExitCode::from(EX_USAGE);
         }
     };
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|filter| !filter.is_empty());
     if let Err(err) = janus_server::telemetry::init(&config.log.filter) {
-        eprintln!("janus: bad log filter: {err}");
+        // log.filter was checked with the configuration: RUST_LOG is at fault.
+        eprintln!("janus: bad log filter in RUST_LOG: {err}");
         return ExitCode::from(EX_USAGE);
     }
+    let filter = rust_log.clone().unwrap_or_else(|| janus_server::telemetry::with_quiet_crates(&config.log.filter));
+    janus_server::startup::log_sources(&sources, &filter, rust_log.is_some());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

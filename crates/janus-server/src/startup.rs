@@ -1,0 +1,183 @@
+//! The start-up summary a node logs at `info`, so the first lines of its log
+//! say what is running: the version and where the configuration came from
+//! ([`log_sources`], called by the binary once logging is set up), then the
+//! data directory, every listener and what was recovered from disk
+//! ([`log_summary`], called by [`crate::start`]).
+//!
+//! Sources are named, never their values: an environment variable may hold
+//! the cluster secret.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use janus_core::RegistryService as _;
+use tracing::{info, warn};
+
+use crate::config::ConfigSources;
+use crate::{Node, ServerConfig};
+
+/// The version the binary was built as.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The line naming the version and the configuration's sources, and the
+/// effective log filter (`from_rust_log` when `RUST_LOG` replaced it).
+#[must_use]
+pub fn sources_line(sources: &ConfigSources, log_filter: &str, from_rust_log: bool) -> String {
+    let mut used = vec!["the defaults".to_owned()];
+    if let Some(file) = &sources.file {
+        used.push(format!("the file {}", file.display()));
+    }
+    if !sources.env.is_empty() {
+        used.push(format!("the environment ({})", sources.env.join(", ")));
+    }
+    if !sources.flags.is_empty() {
+        used.push(format!("the flags {}", sources.flags.join(", ")));
+    }
+    let filter = if from_rust_log { "RUST_LOG" } else { "log filter" };
+    format!("janus {VERSION} starting; configuration from {}; {filter} {log_filter:?}", used.join(", "))
+}
+
+/// Logs [`sources_line`], and a warning for each `JANUS_` variable that was
+/// ignored (an old name, or another program's).
+pub fn log_sources(sources: &ConfigSources, log_filter: &str, from_rust_log: bool) {
+    info!("{}", sources_line(sources, log_filter, from_rust_log));
+    for warning in &sources.warnings {
+        warn!("{warning}");
+    }
+}
+
+/// What a node found on disk when it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Namespaces (the default `public` included).
+    pub namespaces: usize,
+    /// Service definitions (every service of a `cp` namespace, and defined ones of `ap` namespaces).
+    pub services: usize,
+    /// Persistent instances.
+    pub persistent_instances: usize,
+    /// The Raft log index applied to the registry.
+    pub raft_applied_index: u64,
+}
+
+impl Recovered {
+    /// The replicated state of `node` now.
+    #[must_use]
+    pub fn of(node: &Node) -> Self {
+        let state = node.store().read(janus_core::Registry::export_cp);
+        Self {
+            namespaces: state.namespaces.len(),
+            services: state.services.len(),
+            persistent_instances: state.instances.len(),
+            raft_applied_index: node.cp().applied_index(),
+        }
+    }
+}
+
+/// Where a node listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listeners {
+    /// The HTTP API.
+    pub http: SocketAddr,
+    /// DNS (UDP and TCP), unless `dns.enabled` is false.
+    pub dns: Option<SocketAddr>,
+    /// The cluster address, in a cluster.
+    pub cluster: Option<SocketAddr>,
+}
+
+/// The summary's lines: data directory, listeners, what was recovered.
+#[must_use]
+pub fn summary(config: &ServerConfig, data_dir: &Path, listeners: &Listeners, recovered: &Recovered) -> Vec<String> {
+    let dns = listeners.dns.map_or_else(|| "off (dns.enabled = false)".to_owned(), |a| format!("{a} (UDP and TCP)"));
+    let cluster = listeners.cluster.map_or_else(
+        || "none, this node is not clustered (cluster.members is empty)".to_owned(),
+        |a| format!("{a} (Raft, Distro and the members admin API)"),
+    );
+    vec![
+        format!("node {}, data directory {}", config.node.id, data_dir.display()),
+        format!("listening: HTTP {}, DNS {dns}, cluster address {cluster}", listeners.http),
+        format!(
+            "recovered from disk: {}, {}, {}, Raft applied index {}",
+            count(recovered.namespaces, "namespace"),
+            count(recovered.services, "service definition"),
+            count(recovered.persistent_instances, "persistent instance"),
+            recovered.raft_applied_index
+        ),
+    ]
+}
+
+/// `1 namespace`, `2 namespaces`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
+/// Logs [`summary`] for a node that has bound its listeners.
+pub fn log_summary(
+    config: &ServerConfig,
+    node: &Node,
+    http: SocketAddr,
+    dns: Option<SocketAddr>,
+    cluster: Option<SocketAddr>,
+) {
+    let data_dir = std::fs::canonicalize(&config.node.data_dir).unwrap_or_else(|_| config.node.data_dir.clone());
+    let listeners = Listeners { http, dns, cluster };
+    for line in summary(config, &data_dir, &listeners, &Recovered::of(node)) {
+        info!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn the_sources_line_names_every_source_but_no_value() {
+        let sources = ConfigSources {
+            file: Some(PathBuf::from("/etc/janus.toml")),
+            env: vec!["JANUS_CLUSTER__SECRET".to_owned(), "JANUS_HTTP__ADDR".to_owned()],
+            flags: vec!["--data-dir".to_owned()],
+            warnings: Vec::new(),
+        };
+        let line = sources_line(&sources, "info,openraft=warn", false);
+        for wanted in [
+            &format!("janus {VERSION} starting"),
+            "the defaults",
+            "the file /etc/janus.toml",
+            "the environment (JANUS_CLUSTER__SECRET, JANUS_HTTP__ADDR)",
+            "the flags --data-dir",
+            "log filter \"info,openraft=warn\"",
+        ] {
+            assert!(line.contains(wanted), "{wanted:?} missing from {line}");
+        }
+        let line = sources_line(&ConfigSources::default(), "debug", true);
+        assert!(line.contains("configuration from the defaults; RUST_LOG \"debug\""), "{line}");
+    }
+
+    #[test]
+    fn the_summary_names_directory_listeners_and_recovered_state() {
+        let config = ServerConfig::default();
+        let listeners = Listeners {
+            http: "127.0.0.1:8848".parse().unwrap(),
+            dns: Some("127.0.0.1:8600".parse().unwrap()),
+            cluster: None,
+        };
+        let recovered = Recovered { namespaces: 2, services: 1, persistent_instances: 4, raft_applied_index: 17 };
+        let text = summary(&config, Path::new("/var/lib/janus"), &listeners, &recovered).join("\n");
+        for wanted in [
+            "node 1, data directory /var/lib/janus",
+            "HTTP 127.0.0.1:8848",
+            "DNS 127.0.0.1:8600 (UDP and TCP)",
+            "not clustered (cluster.members is empty)",
+            "2 namespaces, 1 service definition, 4 persistent instances, Raft applied index 17",
+        ] {
+            assert!(text.contains(wanted), "{wanted:?} missing from\n{text}");
+        }
+        let listeners = Listeners { dns: None, cluster: Some("10.0.0.1:7848".parse().unwrap()), ..listeners };
+        let text = summary(&config, Path::new("d"), &listeners, &recovered).join("\n");
+        assert!(
+            text.contains("DNS off (dns.enabled = false)") && text.contains("cluster address 10.0.0.1:7848"),
+            "{text}"
+        );
+    }
+}
