@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, ap, cp, watch, blackhole, capacity, join, dns, failover);
+#   --only:  run some sections (single, ap, cp, watch, blackhole, capacity, join, dns, failover, watchers);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,blackhole,capacity,join,dns,failover]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -399,6 +399,26 @@ FAILOVER=$("$BENCH" failover --janus "$JANUS" --work "$WORK/failover" --trials 1
   echo "persistent instances through a surviving node until one is acknowledged; the killed node then restarts and rejoins."
   echo
   echo "$FAILOVER"
+} >>"$DNS_MD"
+fi
+
+if want watchers; then
+echo "== watchers: what 16,384 held blocking queries cost"
+ulimit -n 20000 2>/dev/null || true
+start_janus
+WATCHERS=$("${BENCH_CPU[@]}" "$BENCH" watchers --addr "127.0.0.1:$JANUS_PORT" --pid "$SERVER_PID" --count 16384 --settle 5s | tail -n 1)
+stop_server
+{
+  echo
+  echo "## Held blocking queries (Janus only)"
+  echo
+  echo "\`janus-bench watchers --count 16384 --settle 5s\`: one \`janus\` (default settings, pinned to CPU 0); 16,384"
+  echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; one write releases them"
+  echo "all, they are closed, and after 5 s of light load (20 requests/s) the RSS is read again."
+  echo
+  echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
+  echo "|---|---|---|---|---|"
+  echo "$WATCHERS"
 } >>"$DNS_MD"
 fi
 

@@ -6,6 +6,7 @@
 //! janus-bench report --out docs/benchmarks.md bench/results/*.json
 //! janus-bench failover --janus target/release/janus --trials 5
 //! janus-bench join --janus target/release/janus --instances 1000000
+//! janus-bench watchers --addr 127.0.0.1:8848 --pid $(pgrep -x janus) --count 16384
 //! ```
 //!
 //! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
@@ -25,6 +26,7 @@ mod local_cluster;
 mod report;
 mod scenario;
 mod stats;
+mod watchers;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +48,8 @@ enum Command {
     Failover(failover::FailoverArgs),
     /// Restart a node of a local 3-node cluster holding many instances and time until it is ready.
     Join(join::JoinArgs),
+    /// Hold many blocking queries and report what they cost the server in RSS.
+    Watchers(watchers::WatchersArgs),
     /// Turn result files into the markdown tables of docs/benchmarks.md.
     Report {
         /// Markdown file to write.
@@ -162,7 +166,7 @@ impl RunArgs {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let value: u64 = digits.parse().map_err(|_| format!("bad duration {text:?}"))?;
     match unit {
@@ -195,6 +199,12 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let joined = runtime.block_on(join::run(&args))?;
             println!("{}", join::summary(&joined));
+            Ok(())
+        }
+        Command::Watchers(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let result = runtime.block_on(watchers::run(&args))?;
+            println!("{}", result.summary());
             Ok(())
         }
         Command::Report { out, preamble, appendix, results } => {

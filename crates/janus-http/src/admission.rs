@@ -1,45 +1,120 @@
-//! Admission: every request takes a permit or is shed with 503, so load never
-//! queues without bound; ordinary requests get a deadline, body read included.
+//! Admission: every request is classified, bounded and given a permit, or
+//! refused at once; nothing queues without bound.
 //!
-//! Blocking queries (`?index=`) take a permit from the separate watcher pool and
-//! run until their own wait (capped) ends; event streams take their watcher
-//! permit in the handler, because it must live as long as the stream.
+//! - A declared body larger than `max_body_bytes` is refused with 413 before
+//!   a byte of it is read (bodies without a declared length are cut at the
+//!   same limit while they are read).
+//! - **Watches** are recognised by route *and* method: `GET` of an event
+//!   stream (`/v1/namespaces/{ns}/events`, `.../services/{service}/events`)
+//!   or a `GET` carrying `index` (a blocking query; keys are percent-decoded).
+//!   They take no request body (400 if one is declared), take a permit from
+//!   the watcher pool, and run until their own wait ends (a blocking query
+//!   gets its capped wait plus the request timeout; an event stream takes its
+//!   permit in the handler, for as long as the stream lives).
+//! - **Reads** (`GET`, `HEAD`) and **writes** (every other method) have a pool
+//!   each, so a write flood never sheds reads, and a watch flood neither.
+//!   Both get the request deadline, body read included: 408 when it passes.
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Whether a query string asks for a blocking query.
+/// What kind of request this is, for admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// A Server-Sent Events stream.
+    EventStream,
+    /// A blocking query.
+    BlockingQuery,
+    /// Any other `GET` or `HEAD`.
+    Read,
+    /// Everything else.
+    Write,
+}
+
+/// Whether a query string asks for a blocking query (an `index` key, also
+/// percent-encoded).
 pub(crate) fn is_blocking_query(query: &str) -> bool {
-    query.split('&').any(|pair| pair == "index" || pair.starts_with("index="))
+    form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == "index")
+}
+
+/// Whether `path` is one of the event-stream routes.
+fn is_event_stream_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["v1", "namespaces", ns, "events"] | ["v1", "namespaces", ns, "services", _, "events"] if !ns.is_empty()
+    )
+}
+
+/// Classifies a request by its method, route and query.
+pub(crate) fn classify(method: &Method, path: &str, query: Option<&str>) -> Class {
+    let read = method == Method::GET || method == Method::HEAD;
+    if method == Method::GET && is_event_stream_path(path) {
+        Class::EventStream
+    } else if method == Method::GET && query.is_some_and(is_blocking_query) {
+        Class::BlockingQuery
+    } else if read {
+        Class::Read
+    } else {
+        Class::Write
+    }
+}
+
+/// The body length a request declares: its `Content-Length`, or `None`
+/// (then `Some(u64::MAX)` for a chunked body, which has no declared end).
+fn declared_body(request: &Request) -> Option<u64> {
+    let headers = request.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Some(u64::MAX);
+    }
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
+    ApiError { status, code, message }.into_response()
 }
 
 pub(crate) async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.uri().path().ends_with("/events") {
-        return next.run(request).await;
+    let class = classify(request.method(), request.uri().path(), request.uri().query());
+    let declared = declared_body(&request);
+    let limit = state.config.max_body_bytes as u64;
+    if let Some(length) = declared.filter(|length| *length > limit && *length != u64::MAX) {
+        state.metrics.record(StatusCode::PAYLOAD_TOO_LARGE);
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body declares {length} bytes; the limit is {limit} bytes"),
+        );
     }
-    let blocking = request.uri().query().is_some_and(is_blocking_query);
-    let (pool, limit, what) = if blocking {
-        (&state.watchers, state.config.max_wait + state.config.request_timeout, "blocking queries")
-    } else {
-        (&state.requests, state.config.request_timeout, "requests")
+    if matches!(class, Class::EventStream | Class::BlockingQuery) && declared.is_some_and(|length| length > 0) {
+        state.metrics.record(StatusCode::BAD_REQUEST);
+        return refuse(StatusCode::BAD_REQUEST, "invalid_argument", "a watch takes no request body".to_owned());
+    }
+    let (pool, deadline, what) = match class {
+        // Its permit is taken in the handler and lives as long as the stream.
+        Class::EventStream => return next.run(request).await,
+        Class::BlockingQuery => {
+            (&state.watchers, state.config.max_wait + state.config.request_timeout, "blocking queries")
+        }
+        Class::Read => (&state.reads, state.config.request_timeout, "reads"),
+        Class::Write => (&state.writes, state.config.request_timeout, "writes"),
     };
     let Ok(_permit) = pool.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
         return ApiError::overloaded(format!("too many concurrent {what}; retry shortly")).into_response();
     };
-    let response = match tokio::time::timeout(limit, next.run(request)).await {
+    let response = match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError {
-            status: StatusCode::REQUEST_TIMEOUT,
-            code: "timeout",
-            message: format!("request took longer than {} ms", limit.as_millis()),
-        }
-        .into_response(),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("request took longer than {} ms", deadline.as_millis()),
+        ),
     };
     state.metrics.record(response.status());
     response
@@ -47,13 +122,35 @@ pub(crate) async fn admit(State(state): State<AppState>, request: Request, next:
 
 #[cfg(test)]
 mod tests {
-    use super::is_blocking_query;
+    use super::*;
 
     #[test]
-    fn recognises_index_parameter() {
+    fn recognises_index_parameter_also_percent_encoded() {
         assert!(is_blocking_query("index=5&wait=1s"));
         assert!(is_blocking_query("group=a&index=0"));
+        assert!(is_blocking_query("%69ndex=5"));
         assert!(!is_blocking_query("indexer=1"));
         assert!(!is_blocking_query("group=index"));
+    }
+
+    #[test]
+    fn watches_are_recognised_by_route_and_method() {
+        let get = Method::GET;
+        assert_eq!(classify(&get, "/v1/namespaces/public/events", None), Class::EventStream);
+        assert_eq!(classify(&get, "/v1/namespaces/public/services/web/events", None), Class::EventStream);
+        assert_eq!(
+            classify(&get, "/v1/namespaces/public/services/web/instances", Some("index=3")),
+            Class::BlockingQuery
+        );
+        // Paths that merely end in /events, or other methods, are ordinary requests.
+        assert_eq!(classify(&Method::POST, "/eureka/apps/events", None), Class::Write);
+        assert_eq!(classify(&Method::PUT, "/v1/namespaces/public/services/events", None), Class::Write);
+        assert_eq!(classify(&get, "/v1/namespaces/public/services/events", None), Class::Read);
+        assert_eq!(classify(&Method::POST, "/v1/namespaces/public/events", None), Class::Write);
+        assert_eq!(
+            classify(&Method::POST, "/v1/namespaces/public/services/web/instances", Some("index=3")),
+            Class::Write
+        );
+        assert_eq!(classify(&Method::HEAD, "/health", None), Class::Read);
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! # Layout
 //! - [`HttpConfig`], [`router`], [`serve`]: the public surface.
-//! - `admission`: load shedding and request timeouts (watches exempt from the latter).
+//! - `serve`: the server loop: connection cap, header timeout, bounded buffers.
+//! - `admission`: body limits, load shedding in separate pools for reads,
+//!   writes and watches, and request deadlines (watches have their own).
 //! - `native/`: `/v1/` handlers per resource; `nacos`: the Nacos v1 handlers.
 //! - `watch`: blocking-query parameters and the event stream.
 //! - `ops`: health, readiness and metrics.
@@ -24,21 +26,21 @@ mod metrics;
 mod nacos;
 mod native;
 mod ops;
+mod serve;
 mod watch;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, put};
 use janus_core::RegistryService;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use axum::Router;
 pub use metrics::HttpMetrics;
+pub use serve::{ServeLimits, ServeStats, serve, serve_with};
 
 /// HTTP front-end settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +49,17 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Longest a non-watch request may take, body read included.
     pub request_timeout: Duration,
-    /// Requests served at once; beyond it new ones are shed with 503.
-    pub max_concurrent_requests: usize,
+    /// Reads (GET, HEAD) served at once; beyond it new ones are shed with 503.
+    pub max_concurrent_reads: usize,
+    /// Writes (every other method) served at once; beyond it new ones are
+    /// shed with 503. Apart from reads, so a write flood never sheds reads.
+    pub max_concurrent_writes: usize,
     /// Blocking queries and event streams open at once; beyond it, 503.
     pub max_watchers: usize,
+    /// Connections held at once (see [`ServeLimits`]).
+    pub max_connections: usize,
+    /// Time a connection has to deliver a request header (see [`ServeLimits`]).
+    pub header_timeout: Duration,
     /// Wait of a blocking query that names none.
     pub default_wait: Duration,
     /// Longest wait a blocking query may ask for.
@@ -70,8 +79,11 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
-            max_concurrent_requests: 4096,
+            max_concurrent_reads: 4096,
+            max_concurrent_writes: 4096,
             max_watchers: 16_384,
+            max_connections: 20_000,
+            header_timeout: Duration::from_secs(10),
             default_wait: Duration::from_secs(300),
             max_wait: Duration::from_secs(600),
             max_page_size: 1000,
@@ -82,6 +94,14 @@ impl Default for HttpConfig {
     }
 }
 
+impl HttpConfig {
+    /// The limits of the listener serving this front end.
+    #[must_use]
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits { max_connections: self.max_connections, header_timeout: self.header_timeout }
+    }
+}
+
 /// What every handler gets.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -89,7 +109,8 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     pub(crate) config: Arc<HttpConfig>,
     pub(crate) metrics: Arc<HttpMetrics>,
-    pub(crate) requests: Arc<Semaphore>,
+    pub(crate) reads: Arc<Semaphore>,
+    pub(crate) writes: Arc<Semaphore>,
     pub(crate) watchers: Arc<Semaphore>,
     pub(crate) lists: Arc<list_cache::ListCache>,
 }
@@ -108,7 +129,8 @@ pub fn router(
     let state = AppState {
         registry,
         shutdown,
-        requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
+        writes: Arc::new(Semaphore::new(config.max_concurrent_writes)),
         watchers: Arc::new(Semaphore::new(config.max_watchers)),
         lists: Arc::new(list_cache::ListCache::new(config.list_cache_bytes)),
         config: Arc::new(config.clone()),
@@ -221,17 +243,4 @@ pub fn router(
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then drains
-/// in-flight requests.
-///
-/// # Errors
-/// An I/O error from the listener.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -19,6 +19,8 @@ pub struct HttpMetrics {
     requests: Family<StatusLabel, Counter>,
     pub(crate) shed: Counter,
     registry: Registry,
+    /// The listener's connection counters (handed to [`crate::serve_with`]).
+    pub serve: std::sync::Arc<crate::ServeStats>,
 }
 
 impl Default for HttpMetrics {
@@ -32,7 +34,7 @@ impl Default for HttpMetrics {
             "HTTP requests refused with 503 because of the concurrency limit",
             shed.clone(),
         );
-        Self { requests, shed, registry }
+        Self { requests, shed, registry, serve: std::sync::Arc::default() }
     }
 }
 

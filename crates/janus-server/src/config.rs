@@ -3,7 +3,10 @@
 //! Sources, later ones winning: the built-in defaults, a TOML file
 //! (`--config`), environment variables `JANUS_<SECTION>__<KEY>` (for example
 //! `JANUS_HTTP__ADDR=0.0.0.0:8848`), then command-line flags. Unknown keys are
-//! errors, so a typo never silently falls back to a default.
+//! errors, so a typo never silently falls back to a default: a `JANUS_`
+//! variable that matches no setting is refused too, naming the closest
+//! setting, and every refused value names the file, variable or flag it
+//! came from (see `sources`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,6 +22,11 @@ use janus_health::{DEFAULT_PROBE_ALLOW, DEFAULT_PROBE_DENY, HealthConfig, Policy
 use janus_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
+mod sources;
+
+use sources::Set;
+pub use sources::{ConfigSources, Origin, environment_problems};
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,6 +40,18 @@ pub enum ConfigError {
         key: &'static str,
         /// What is allowed.
         rule: String,
+    },
+    /// A `JANUS_` environment variable or a key of the file that matches no
+    /// setting, or a file that cannot be read (the sentence names which).
+    #[error("{0}")]
+    Unknown(String),
+    /// `error`, with the sources of the setting it is about.
+    #[error("{error} (from {})", sources::describe(.origins))]
+    Sourced {
+        /// The file, variables or flags that set the setting (the defaults if none did).
+        origins: Vec<Origin>,
+        /// The error.
+        error: Box<ConfigError>,
     },
 }
 
@@ -109,6 +129,10 @@ pub struct ClusterSection {
     /// Start empty and wait to be added to a running group through its admin
     /// API (Raft then ignores `members`; the node is not ready until added).
     pub join: bool,
+    /// Threads of the runtime cluster traffic runs on (Raft, Distro and the
+    /// cluster address), apart from the threads serving clients, so a flood
+    /// on the public ports cannot delay heartbeats.
+    pub runtime_threads: usize,
 }
 
 impl Default for ClusterSection {
@@ -119,6 +143,7 @@ impl Default for ClusterSection {
             secret: String::new(),
             max_message_bytes: 256 << 20,
             join: false,
+            runtime_threads: 2,
         }
     }
 }
@@ -240,10 +265,17 @@ pub struct HttpSection {
     pub max_body_bytes: usize,
     /// Deadline of an ordinary request.
     pub request_timeout_ms: u64,
-    /// Requests in flight before new ones are shed with 503.
-    pub max_concurrent_requests: usize,
+    /// Reads (GET, HEAD) in flight before new ones are shed with 503.
+    pub max_concurrent_reads: usize,
+    /// Writes (other methods) in flight before new ones are shed with 503.
+    pub max_concurrent_writes: usize,
     /// Blocking queries and event streams open at once.
     pub max_watchers: usize,
+    /// Connections held at once; beyond it the oldest idle one is closed.
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request header, from when it
+    /// opens and from the end of its previous response.
+    pub header_timeout_ms: u64,
     /// Wait of a blocking query that names none.
     pub default_wait_ms: u64,
     /// Longest wait a blocking query may ask for.
@@ -263,8 +295,11 @@ impl Default for HttpSection {
             addr: SocketAddr::from(([127, 0, 0, 1], janus_api_port())),
             max_body_bytes: http.max_body_bytes,
             request_timeout_ms: duration_ms(http.request_timeout),
-            max_concurrent_requests: http.max_concurrent_requests,
+            max_concurrent_reads: http.max_concurrent_reads,
+            max_concurrent_writes: http.max_concurrent_writes,
             max_watchers: http.max_watchers,
+            max_connections: http.max_connections,
+            header_timeout_ms: duration_ms(http.header_timeout),
             default_wait_ms: duration_ms(http.default_wait),
             max_wait_ms: duration_ms(http.max_wait),
             event_buffer: janus_core::store::DEFAULT_EVENT_BUFFER,
@@ -300,6 +335,15 @@ pub struct DnsSection {
     pub tcp_timeout_ms: u64,
     /// (Service, cluster) answer sets kept for reuse; always checked against the service revision.
     pub cache_entries: u64,
+    /// Largest UDP answer in bytes, whatever EDNS payload size a client offers
+    /// (512..=65535; default 1232, the DNS Flag Day 2020 value).
+    pub max_udp_payload: u32,
+    /// UDP answers per second to one source prefix (/24 IPv4, /56 IPv6); 0
+    /// (the default) turns response rate limiting off.
+    pub rrl_responses_per_second: u32,
+    /// Every `rrl_slip`-th rate-limited answer is sent truncated and empty
+    /// (TC=1), the others dropped; 0 drops all (0..=100, default 2).
+    pub rrl_slip: u32,
 }
 
 impl Default for DnsSection {
@@ -312,6 +356,28 @@ impl Default for DnsSection {
             namespace_ttl_secs: BTreeMap::new(),
             tcp_timeout_ms: 5000,
             cache_entries: 100_000,
+            max_udp_payload: u32::from(janus_dns::DEFAULT_MAX_UDP_PAYLOAD),
+            rrl_responses_per_second: 0,
+            rrl_slip: 2,
+        }
+    }
+}
+
+impl DnsSection {
+    /// `max_udp_payload` as the DNS front end takes it (`validate` keeps it
+    /// within 512..=65535).
+    #[must_use]
+    pub fn max_udp_payload_bytes(&self) -> u16 {
+        u16::try_from(self.max_udp_payload).unwrap_or(u16::MAX)
+    }
+
+    /// Response rate limiting of UDP answers, as the DNS front end takes it.
+    #[must_use]
+    pub fn rrl(&self) -> janus_dns::RrlConfig {
+        janus_dns::RrlConfig {
+            responses_per_second: self.rrl_responses_per_second,
+            slip: self.rrl_slip,
+            ..janus_dns::RrlConfig::default()
         }
     }
 }
@@ -399,29 +465,58 @@ fn hickory_name_ok(domain: &str) -> Result<(), ()> {
     if valid { Ok(()) } else { Err(()) }
 }
 
-/// Environment variables that name the config file rather than a setting.
-const NOT_SETTINGS: &[&str] = &["JANUS_CONFIG"];
-
 impl ServerConfig {
     /// Loads from an optional TOML file, the given environment (pass
     /// `std::env::vars()` in a binary, a map in tests) and `key = value`
     /// overrides (dotted keys, e.g. `http.addr`), then validates.
     ///
     /// # Errors
-    /// Unreadable file, unknown key, wrong type, or a value out of range.
+    /// Unreadable file, unknown key or `JANUS_` variable, wrong type, or a
+    /// value out of range; each names where the setting came from.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &[(&str, String)],
     ) -> Result<Self, ConfigError> {
+        let set: Vec<Set<'_>> =
+            overrides.iter().map(|(key, value)| Set { flag: None, key, value: value.as_str() }).collect();
+        Self::load_from(file, env, &set).map(|(config, _)| config)
+    }
+
+    /// [`Self::load`] with the command line's settings as `(flag, dotted key,
+    /// value)`, e.g. `("--http-addr", "http.addr", "0.0.0.0:8848")`, so errors
+    /// name the flag; also says which sources were used (for the start-up log).
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(&str, &str, String)],
+    ) -> Result<(Self, ConfigSources), ConfigError> {
+        let set: Vec<Set<'_>> =
+            flags.iter().map(|(flag, key, value)| Set { flag: Some(flag), key, value: value.as_str() }).collect();
+        Self::load_from(file, env, &set)
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        set: &[Set<'_>],
+    ) -> Result<(Self, ConfigSources), ConfigError> {
+        let settings = sources::Settings::of_server();
+        let env = sources::check_env(env, &settings)?;
+        let mut origins = sources::Origins::default();
         let mut builder = config::Config::builder();
         if let Some(file) = file {
+            for key in sources::check_file(file, &settings)? {
+                origins.set(&key, Origin::File(file.to_owned()));
+            }
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
         }
-        let env: HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("JANUS_") && k.contains("__") && !NOT_SETTINGS.contains(&k.as_str()))
-            .collect();
+        for (name, key) in &env.keys {
+            origins.set(key, Origin::Env(name.clone()));
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("JANUS")
                 .prefix_separator("_")
@@ -431,14 +526,27 @@ impl ServerConfig {
                 .with_list_parse_key("cluster.members")
                 .with_list_parse_key("health.probe_allow")
                 .with_list_parse_key("health.probe_deny")
-                .source(Some(env)),
+                .source(Some(env.settings.into_iter().collect::<HashMap<_, _>>())),
         );
-        for (key, value) in overrides {
-            builder = builder.set_override(*key, value.clone())?;
+        for one in set {
+            let origin = one.flag.map_or_else(|| Origin::Override(one.key.to_owned()), |f| Origin::Flag(f.to_owned()));
+            origins.set(one.key, origin.clone());
+            builder = builder
+                .set_override(one.key, one.value.to_owned())
+                .map_err(|error| ConfigError::Sourced { origins: vec![origin], error: Box::new(error.into()) })?;
         }
-        let config: Self = builder.build()?.try_deserialize()?;
-        config.validate()?;
-        Ok(config)
+        let config: Self = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|error| origins.name_source(error.into()))?;
+        config.validate().map_err(|error| origins.name_source(error))?;
+        let used = ConfigSources {
+            file: file.map(Path::to_owned),
+            env: env.read,
+            flags: set.iter().filter_map(|one| one.flag.map(str::to_owned)).collect(),
+            warnings: env.warnings,
+        };
+        Ok((config, used))
     }
 
     /// Checks ranges the types cannot express.
@@ -467,9 +575,22 @@ impl ServerConfig {
         if p.eviction_window_ms == 0 {
             return invalid("self_preservation.eviction_window_ms", "must be positive");
         }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Invalid { key: "log.filter", rule: format!("is not a tracing filter: {error}") });
+        }
         let http = &self.http;
-        if http.max_concurrent_requests == 0 || http.max_watchers == 0 || http.event_buffer == 0 {
-            return invalid("http", "max_concurrent_requests, max_watchers and event_buffer must be positive");
+        if http.max_concurrent_reads == 0
+            || http.max_concurrent_writes == 0
+            || http.max_watchers == 0
+            || http.max_connections == 0
+            || http.header_timeout_ms == 0
+            || http.event_buffer == 0
+        {
+            return invalid(
+                "http",
+                "max_concurrent_reads, max_concurrent_writes, max_watchers, max_connections, header_timeout_ms and \
+                 event_buffer must be positive",
+            );
         }
         if http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes", "must be at least 1024");
@@ -503,6 +624,9 @@ impl ServerConfig {
                 "is required with cluster.members or cluster.join: at least 16 visible ASCII characters",
             );
         }
+        if self.cluster.runtime_threads == 0 || self.cluster.runtime_threads > 64 {
+            return invalid("cluster.runtime_threads", "must be between 1 and 64");
+        }
         if self.cluster.max_message_bytes < 1 << 20 {
             return invalid("cluster.max_message_bytes", "must be at least 1 MiB");
         }
@@ -530,6 +654,12 @@ impl ServerConfig {
         }
         if hickory_name_ok(&self.dns.domain).is_err() {
             return invalid("dns.domain", "must be a DNS name such as janus. or registry.example.");
+        }
+        if !(512..=65_535).contains(&self.dns.max_udp_payload) {
+            return invalid("dns.max_udp_payload", "must be between 512 and 65535 bytes");
+        }
+        if self.dns.rrl_slip > 100 {
+            return invalid("dns.rrl_slip", "must be between 0 and 100");
         }
         Ok(())
     }
@@ -623,8 +753,11 @@ impl ServerConfig {
         HttpConfig {
             max_body_bytes: self.http.max_body_bytes,
             request_timeout: Duration::from_millis(self.http.request_timeout_ms),
-            max_concurrent_requests: self.http.max_concurrent_requests,
+            max_concurrent_reads: self.http.max_concurrent_reads,
+            max_concurrent_writes: self.http.max_concurrent_writes,
             max_watchers: self.http.max_watchers,
+            max_connections: self.http.max_connections,
+            header_timeout: Duration::from_millis(self.http.header_timeout_ms),
             default_wait: Duration::from_millis(self.http.default_wait_ms),
             max_wait: Duration::from_millis(self.http.max_wait_ms),
             max_page_size: self.http.max_page_size,

@@ -10,6 +10,7 @@
 //! - [`members`]: the AP member list follows the Raft group's.
 //! - [`revision_floor`]: revisions never go back across restarts.
 //! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
+//! - [`startup`]: the start-up summary logged at `info`.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 //! - [`cli`]: the operator's subcommands of the `janus` binary.
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod members;
 pub mod node;
 pub mod revision_floor;
+pub mod startup;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -50,6 +52,59 @@ pub struct App {
     pub health: JoinHandle<()>,
     /// The CP engine (to shut down after the front ends).
     pub cp: janus_raft::CpEngine,
+    /// The HTTP front end's metrics (the listener counts its connections into them).
+    pub metrics: Arc<HttpMetrics>,
+    /// In a cluster, the runtime Raft, Distro and the cluster address run on.
+    pub cluster_runtime: Option<Arc<ClusterRuntime>>,
+}
+
+/// The runtime cluster traffic runs on, in a cluster: Raft (its core and
+/// replication), the Distro tasks, the lease reaper and the cluster address.
+/// Its threads are apart from the ones serving clients, so a flood of client
+/// connections cannot delay a heartbeat (the operating system shares the
+/// cores between both). Shut down in the background when dropped.
+pub struct ClusterRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClusterRuntime {
+    /// A runtime of `threads` worker threads named `janus-cluster`.
+    ///
+    /// # Errors
+    /// The threads cannot be started.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("janus-cluster")
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    /// Its handle.
+    #[must_use]
+    pub fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+impl Drop for ClusterRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            // Dropping a runtime may not block inside another one.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `future` on the cluster runtime, if there is one, else here.
+async fn on_cluster<F>(runtime: Option<&ClusterRuntime>, future: F) -> anyhow::Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime.and_then(ClusterRuntime::handle) {
+        Some(handle) => handle.spawn(future).await.context("the cluster runtime stopped"),
+        None => Ok(future.await),
+    }
 }
 
 /// Builds a node and its router: opens the Raft data in `node.data_dir`
@@ -71,9 +126,19 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
         Some(peers) => peers.clone(),
         None => Arc::new(janus_raft::NoPeers),
     };
-    let cp = janus_raft::CpEngine::start(store.clone(), config.cp_config()?, raft_transport)
-        .await
+    let cluster_runtime = match config.cluster.is_clustered() {
+        true => Some(Arc::new(
+            ClusterRuntime::new(config.cluster.runtime_threads).context("cannot start the cluster runtime")?,
+        )),
+        false => None,
+    };
+    let runtime = cluster_runtime.as_deref();
+    // Raft spawns its tasks where it starts: on the cluster runtime.
+    let cp = on_cluster(runtime, janus_raft::CpEngine::start(store.clone(), config.cp_config()?, raft_transport))
+        .await?
         .context("cannot start the CP engine")?;
+    // The AP engine's tasks (Distro, reaper) and the member follower too.
+    let entered = runtime.and_then(ClusterRuntime::handle).map(tokio::runtime::Handle::enter);
     let (ap, reaper) = match (config.ap_cluster()?, peers) {
         (Some(mut cluster), Some(peers)) => {
             // Raft has its state by now: on a restart the group, not the
@@ -91,6 +156,7 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
         }
         _ => ApEngine::spawn(store.clone(), config.ap_config(), shutdown.child_token()),
     };
+    drop(entered);
     // Each persistent instance is checked by the node owning its hash in the AP ring.
     let owner = ap.clone();
     let responsible: janus_health::Responsibility = Arc::new(move |hash| owner.owns(hash));
@@ -103,9 +169,9 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     );
     let node = Arc::new(Node::new(store, ap.clone(), cp.clone()).with_health(health));
     let registry: Arc<dyn RegistryService> = node.clone();
-    let router =
-        janus_http::router(registry, config.http_config(), Arc::new(HttpMetrics::default()), shutdown.child_token());
-    Ok(App { node, ap, router, reaper, health: health_task, cp })
+    let metrics = Arc::new(HttpMetrics::default());
+    let router = janus_http::router(registry, config.http_config(), metrics.clone(), shutdown.child_token());
+    Ok(App { node, ap, router, reaper, health: health_task, cp, metrics, cluster_runtime })
 }
 
 /// The cluster secret, when this node is one of several.
@@ -147,6 +213,10 @@ pub fn claim_data_dir(dir: &std::path::Path, id: u64) -> anyhow::Result<()> {
     }
 }
 
+/// Connections the cluster address holds at once: peers keep a few pooled
+/// connections each, so this only bounds a misbehaving or hostile caller.
+const CLUSTER_MAX_CONNECTIONS: usize = 1024;
+
 /// A server that is listening.
 pub struct RunningServer {
     /// Where HTTP is served (the bound address, also when the port was 0).
@@ -163,6 +233,8 @@ pub struct RunningServer {
     reaper: JoinHandle<()>,
     health: JoinHandle<()>,
     cp: janus_raft::CpEngine,
+    /// Dropped (shut down) last, once everything on it has stopped.
+    cluster_runtime: Option<Arc<ClusterRuntime>>,
 }
 
 /// Binds the HTTP listener and starts serving; everything stops when `shutdown` is cancelled.
@@ -185,16 +257,28 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         )),
         None => None,
     };
-    let App { node, ap, router, reaper, health, cp } = build(&config, &shutdown).instrument(span.clone()).await?;
+    let App { node, ap, router, reaper, health, cp, metrics, cluster_runtime } =
+        build(&config, &shutdown).instrument(span.clone()).await?;
     let (cluster_addr, cluster) = match cluster_listener {
         Some((cluster_listener, secret)) => {
             let addr = cluster_listener.local_addr()?;
             let peers = janus_peer::router(cp.clone(), ap, secret, config.cluster.max_message_bytes);
             let stop = shutdown.clone();
-            let served = tokio::spawn(
-                async move { janus_http::serve(cluster_listener, peers, async move { stop.cancelled().await }).await }
-                    .instrument(span.clone()),
-            );
+            // Served on the cluster runtime: its listener is registered there.
+            let listener = cluster_listener.into_std()?;
+            let serving = async move {
+                let listener = TcpListener::from_std(listener)?;
+                let limits = janus_http::ServeLimits {
+                    max_connections: CLUSTER_MAX_CONNECTIONS,
+                    ..janus_http::ServeLimits::default()
+                };
+                janus_http::serve_with(listener, peers, limits, Arc::default(), stop.cancelled_owned()).await
+            }
+            .instrument(span.clone());
+            let served = match cluster_runtime.as_deref().and_then(ClusterRuntime::handle) {
+                Some(handle) => handle.spawn(serving),
+                None => tokio::spawn(serving),
+            };
             span.in_scope(|| info!(cluster_addr = %addr, "serving cluster traffic"));
             (Some(addr), Some(served))
         }
@@ -209,9 +293,10 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             config.dns.namespace_ttl_secs.clone().into_iter().collect(),
             config.dns.cache_entries,
         )
-        .context("bad DNS domain")?;
+        .context("bad DNS domain")?
+        .with_max_udp_payload(config.dns.max_udp_payload_bytes());
         let timeout = Duration::from_millis(config.dns.tcp_timeout_ms);
-        let dns = janus_dns::start(handler, config.dns.addr, timeout, shutdown.child_token())
+        let dns = janus_dns::start(handler, config.dns.addr, timeout, config.dns.rrl(), shutdown.child_token())
             .instrument(span.clone())
             .await
             .with_context(|| format!("cannot bind DNS address {}", config.dns.addr))?;
@@ -221,12 +306,26 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     };
     let dns_addr = dns.as_ref().map(|d| d.addr);
     let stop = shutdown.clone();
+    let (limits, serve_stats) = (config.http_config().serve_limits(), metrics.serve.clone());
     let http = tokio::spawn(
-        async move { janus_http::serve(listener, router, async move { stop.cancelled().await }).await }
+        async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),
     );
+    span.in_scope(|| startup::log_summary(&config, &node, http_addr, dns_addr, cluster_addr));
     span.in_scope(|| info!(%http_addr, "janus serving"));
-    Ok(RunningServer { http_addr, dns_addr, cluster_addr, cluster, dns, node, http, reaper, health, cp })
+    Ok(RunningServer {
+        http_addr,
+        dns_addr,
+        cluster_addr,
+        cluster,
+        dns,
+        node,
+        http,
+        reaper,
+        health,
+        cp,
+        cluster_runtime,
+    })
 }
 
 impl RunningServer {
@@ -245,6 +344,7 @@ impl RunningServer {
             cluster.await.context("cluster task panicked")?.context("cluster server failed")?;
         }
         self.cp.shutdown().await;
+        drop(self.cluster_runtime);
         served.context("HTTP server failed")
     }
 }

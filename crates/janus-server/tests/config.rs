@@ -160,3 +160,22 @@ fn the_eviction_window_must_be_positive_and_reaches_the_registry() {
     let config = ServerConfig::load(None, no_env(), &overrides).unwrap();
     assert_eq!(config.registry_config().preservation.eviction_window_ms, 120_000);
 }
+
+#[test]
+fn dns_payload_cap_and_rate_limit_settings_are_checked() {
+    for (key, value) in [("dns.max_udp_payload", "511"), ("dns.max_udp_payload", "65536"), ("dns.rrl_slip", "101")] {
+        let overrides = [(key, value.to_owned())];
+        let err = ServerConfig::load(None, no_env(), &overrides).unwrap_err().to_string();
+        assert!(err.contains(key), "{key} = {value}: {err}");
+    }
+    let overrides = [
+        ("dns.max_udp_payload", "4096".to_owned()),
+        ("dns.rrl_responses_per_second", "50".to_owned()),
+        ("dns.rrl_slip", "0".to_owned()),
+    ];
+    let config = ServerConfig::load(None, no_env(), &overrides).unwrap();
+    assert_eq!(config.dns.max_udp_payload_bytes(), 4096);
+    assert_eq!((config.dns.rrl().responses_per_second, config.dns.rrl().slip), (50, 0));
+    let defaults = ServerConfig::default();
+    assert_eq!((defaults.dns.max_udp_payload_bytes(), defaults.dns.rrl().responses_per_second), (1232, 0));
+}

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use janus_e2e::{Answer, Http, Node};
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 /// A secret of its own for every cluster a test starts: the tests of this
 /// file run at once, and a port one cluster planned and released can end up
@@ -531,5 +533,75 @@ async fn until_listed_in(http: &Http, nodes: &[Node], namespace: &str, service: 
             assert!(start.elapsed() < Duration::from_secs(10), "{url}: not {count} instances after 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Client load on the public port must not disturb cluster traffic: 20,000
+/// connections opened, used once and closed on the leader's HTTP port over
+/// 30 s, with the default Raft timings, and no node sees a leader change or
+/// marks a Distro peer down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churning_connections_on_the_leaders_public_port_disturb_neither_raft_nor_distro() {
+    use janus_core::RegistryService as _;
+    let defaults = janus_server::ServerConfig::default().raft;
+    let nodes = start_cluster_with(move |config| config.raft = defaults.clone()).await;
+    let http = Http::default();
+    all_ready(&http, &nodes).await;
+    let namespaces = format!("{}/v1/namespaces", nodes[0].base);
+    until_status(&http, Method::POST, &namespaces, json!({"id": "churn", "mode": "cp"}), StatusCode::CREATED).await;
+    let status = |node: &Node| node.server.node.cluster_status();
+    let raft = status(&nodes[0]).raft.expect("raft status");
+    let (leader, term) = (raft.leader.expect("a leader after a write"), raft.term);
+    let target = nodes.iter().find(|n| n.server.node.cp().node_id() == leader).expect("the leader is a node");
+    let addr = target.server.http_addr;
+
+    const CONNECTIONS: usize = 20_000;
+    const CHURNERS: usize = 16;
+    let spread = Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    let churners: Vec<_> = (0..CHURNERS)
+        .map(|n| {
+            tokio::spawn(async move {
+                let per = CONNECTIONS / CHURNERS;
+                let mut answered = 0usize;
+                for i in 0..per {
+                    // Evenly paced over the whole spread.
+                    let slot = spread.mul_f64((i * CHURNERS + n) as f64 / CONNECTIONS as f64);
+                    tokio::time::sleep_until(started + slot).await;
+                    let Ok(mut stream) = TcpStream::connect(addr).await else { continue };
+                    if stream.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.is_err()
+                    {
+                        continue;
+                    }
+                    let mut sink = Vec::new();
+                    if stream.read_to_end(&mut sink).await.is_ok() && sink.starts_with(b"HTTP/1.1 200") {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    while churners.iter().any(|c| !c.is_finished()) {
+        for node in &nodes {
+            let now = status(node);
+            let raft = now.raft.expect("raft status");
+            assert_eq!((raft.leader, raft.term), (Some(leader), term), "node {} saw a leader change", now.node);
+            let ap = now.ap.expect("ap status");
+            let down: Vec<_> = ap.members.iter().filter(|m| m.state == "down").map(|m| m.id).collect();
+            assert!(down.is_empty(), "node {} marked peers {down:?} down", now.node);
+        }
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut answered = 0;
+    for churner in churners {
+        answered += churner.await.unwrap();
+    }
+    assert!(checks > 100, "the cluster was checked throughout ({checks} checks)");
+    assert!(answered > CONNECTIONS * 9 / 10, "only {answered} of {CONNECTIONS} churned connections were answered");
+    for node in nodes {
+        node.stop_within(Duration::from_secs(5)).await;
     }
 }

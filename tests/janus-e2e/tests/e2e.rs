@@ -30,12 +30,12 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
 #[tokio::test]
 async fn overload_is_shed_with_503_and_slow_requests_get_408() {
     let node = Node::start(|c| {
-        c.http.max_concurrent_requests = 1;
+        c.http.max_concurrent_writes = 1;
         c.http.request_timeout_ms = 300;
     })
     .await;
     let http = Http::default();
-    // A client that announces a body and never sends it holds the only permit.
+    // A client that announces a body and never sends it holds the only write permit.
     let mut slow = TcpStream::connect(node.server.http_addr).await.unwrap();
     slow.write_all(
         b"POST /nacos/v1/ns/instance HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\n",
@@ -43,17 +43,21 @@ async fn overload_is_shed_with_503_and_slow_requests_get_408() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let shed = http.send(Method::GET, &format!("{}/health", node.base), None).await.unwrap();
+    let register = format!("{}/nacos/v1/ns/instance", node.base);
+    let shed = http.send(Method::POST, &register, Some("serviceName=s&ip=10.0.0.1&port=1")).await.unwrap();
     assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(shed.json()["code"], "overloaded");
     assert_eq!(shed.retry_after.as_deref(), Some("1"));
+    // Reads have a pool of their own.
+    let read = http.send(Method::GET, &format!("{}/health", node.base), None).await.unwrap();
+    assert_eq!(read.status, StatusCode::OK);
     // The slow request runs into its deadline instead of holding the permit for ever.
     let mut answer = vec![0; 512];
     let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer)).await.unwrap().unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    let healthy = http.send(Method::GET, &format!("{}/health", node.base), None).await.unwrap();
-    assert_eq!(healthy.status, StatusCode::OK);
+    let written = http.send(Method::POST, &register, Some("serviceName=s&ip=10.0.0.1&port=1")).await.unwrap();
+    assert_eq!(written.status, StatusCode::OK);
     node.stop_within(Duration::from_secs(5)).await;
 }
 

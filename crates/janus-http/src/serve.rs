@@ -1,0 +1,302 @@
+//! [`serve`]: the HTTP/1.1 server loop, bounded on every path.
+//!
+//! - **Connections are capped** (`max_connections`). When the cap is reached,
+//!   a new connection evicts the oldest connection that has no request in
+//!   flight (idle keep-alive, or one that never completed a request header);
+//!   if every connection is busy, the new one is closed at once. So a flood
+//!   of idle or slow connections cannot lock out `/health` or real clients.
+//! - **Headers must arrive in time** (`header_timeout`): from the moment a
+//!   connection opens, and again from the end of each response, the client has
+//!   that long to deliver a complete request header, or the connection is
+//!   closed (a slowloris defence that also bounds idle keep-alive; hyper's
+//!   header read timer covers both).
+//! - **Bounded buffers**: at most 64 KiB of request head is buffered.
+//! - **Accept errors** (out of file descriptors) are logged once a second and
+//!   the loop backs off briefly instead of spinning.
+//!
+//! A connection counts as busy from the moment a request is handed to the
+//! router until its response body has been sent or dropped; streaming
+//! responses (Server-Sent Events) therefore keep their connection busy.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+use tracing::{debug, warn};
+
+/// Limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections held at once, at most.
+    pub max_connections: usize,
+    /// A connection must deliver a complete request header within this time
+    /// of opening, and of the end of its previous response.
+    pub header_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self { max_connections: 10_000, header_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// How long an evicted connection may take to flush what it has sent.
+const EVICTION_GRACE: Duration = Duration::from_millis(100);
+
+/// Largest request head buffered (hyper's minimum buffer is 8 KiB).
+const MAX_HEAD_BUFFER: usize = 64 * 1024;
+
+/// Counters of a listener, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ServeStats {
+    /// Connections held now (evicted ones no longer count while they close).
+    pub open: AtomicU64,
+    /// Connections accepted since start.
+    pub accepted: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: AtomicU64,
+    /// New connections closed at once because every held one was busy.
+    pub refused: AtomicU64,
+}
+
+/// One connection as the accept loop sees it.
+struct Connection {
+    /// Requests handed to the router whose response body is not done yet.
+    busy: AtomicU32,
+    /// Cancelled to close the connection (gracefully: after a response in flight).
+    close: CancellationToken,
+}
+
+/// The connections of one listener, oldest first.
+#[derive(Default)]
+struct Connections {
+    by_age: Mutex<BTreeMap<u64, Arc<Connection>>>,
+    next_id: AtomicU64,
+}
+
+impl Connections {
+    /// Registers a new connection, evicting the oldest idle one if `max` are
+    /// held; `None` if every held connection is busy.
+    fn admit(&self, max: usize, stats: &ServeStats) -> Option<(u64, Arc<Connection>)> {
+        let mut by_age = self.by_age.lock();
+        if by_age.len() >= max.max(1) {
+            let idle = by_age.iter().find(|(_, c)| c.busy.load(Ordering::Acquire) == 0).map(|(id, _)| *id);
+            match idle.and_then(|id| by_age.remove(&id)) {
+                Some(evicted) => {
+                    evicted.close.cancel();
+                    stats.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection { busy: AtomicU32::new(0), close: CancellationToken::new() });
+        by_age.insert(id, connection.clone());
+        stats.open.store(by_age.len() as u64, Ordering::Relaxed);
+        Some((id, connection))
+    }
+
+    fn forget(&self, id: u64, stats: &ServeStats) {
+        let mut by_age = self.by_age.lock();
+        by_age.remove(&id);
+        stats.open.store(by_age.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` on `listener` with the default [`ServeLimits`] until
+/// `shutdown` completes, then drains in-flight requests.
+///
+/// # Errors
+/// Never in practice: accept errors are logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, router, ServeLimits::default(), Arc::default(), shutdown).await
+}
+
+/// [`serve`] with explicit limits, counting into `stats`.
+///
+/// # Errors
+/// Never in practice: accept errors are logged and retried.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    stats: Arc<ServeStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Connections::default());
+    let tasks = TaskTracker::new();
+    let stop = CancellationToken::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEAD_BUFFER);
+    let builder = Arc::new(builder);
+    let mut last_accept_warning: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, mostly: say so once a second and back off.
+                if last_accept_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    warn!(%error, "cannot accept HTTP connections");
+                    last_accept_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let Some((id, connection)) = connections.admit(limits.max_connections, &stats) else {
+            debug!("connection cap reached with every connection busy; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let serving = serve_connection(stream, router.clone(), builder.clone(), connection, stop.clone());
+        let (connections, stats) = (connections.clone(), stats.clone());
+        tasks.spawn(async move {
+            serving.await;
+            connections.forget(id, &stats);
+        });
+    }
+    // Stop accepting; let every connection finish the response it is on.
+    drop(listener);
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    builder: Arc<hyper::server::conn::http1::Builder>,
+    connection: Arc<Connection>,
+    stop: CancellationToken,
+) {
+    // Small answers should leave at once; errors only mean the peer is gone.
+    let _ = stream.set_nodelay(true);
+    let tracked = connection.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let guard = BusyGuard::new(tracked.clone());
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
+        }
+    });
+    let serving = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(serving);
+    let result = tokio::select! {
+        result = serving.as_mut() => result,
+        () = connection.close.cancelled() => {
+            // Evicted with no request in flight: let a response still being
+            // flushed leave, and close whatever else (a half-sent header) at once.
+            serving.as_mut().graceful_shutdown();
+            match tokio::time::timeout(EVICTION_GRACE, serving).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
+        () = stop.cancelled() => {
+            // Shutting down: finish the response in flight, if any (requests
+            // have deadlines and watches end with the shutdown); a connection
+            // with none, a half-sent header included, closes at once.
+            serving.as_mut().graceful_shutdown();
+            loop {
+                match tokio::time::timeout(EVICTION_GRACE, serving.as_mut()).await {
+                    Ok(result) => break result,
+                    Err(_) if connection.busy.load(Ordering::Acquire) == 0 => break Ok(()),
+                    Err(_) => {}
+                }
+            }
+        }
+    };
+    if let Err(error) = result {
+        // Header timeouts, resets, malformed requests: the client's doing.
+        debug!(%error, "HTTP connection ended with an error");
+    }
+}
+
+/// Marks a connection busy from a request's arrival until its response body
+/// is done (sent, or dropped with the connection).
+struct BusyGuard(Arc<Connection>);
+
+impl BusyGuard {
+    fn new(connection: Arc<Connection>) -> Self {
+        connection.busy.fetch_add(1, Ordering::AcqRel);
+        Self(connection)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its connection marked busy while it lives.
+struct Guarded {
+    body: Body,
+    _guard: BusyGuard,
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_idle_connection_or_refuses() {
+        let (connections, stats) = (Connections::default(), ServeStats::default());
+        let (_, first) = connections.admit(2, &stats).expect("room");
+        let (_, second) = connections.admit(2, &stats).expect("room");
+        first.busy.store(1, Ordering::Release);
+        let (_, third) = connections.admit(2, &stats).expect("the idle second one makes room");
+        assert!(second.close.is_cancelled() && !first.close.is_cancelled());
+        third.busy.store(1, Ordering::Release);
+        assert!(connections.admit(2, &stats).is_none(), "every connection busy: the new one is refused");
+        assert_eq!((stats.evicted.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (1, 1));
+    }
+}
