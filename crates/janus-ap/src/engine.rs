@@ -256,7 +256,7 @@ impl ApEngine {
     fn revision(outcome: ForwardOutcome) -> Result<u64, RegistryError> {
         match outcome {
             ForwardOutcome::Revision(revision) => Ok(revision),
-            ForwardOutcome::Lease(_) => Err(mismatched_reply()),
+            outcome @ ForwardOutcome::Lease(_) => Err(mismatched_reply("a revision", outcome)),
         }
     }
 
@@ -307,7 +307,7 @@ impl ApEngine {
         let op = ForwardOp::Heartbeat { service: key.clone(), instance: instance.clone() };
         match self.route(op).await? {
             ForwardOutcome::Lease(timing) => Ok(timing),
-            ForwardOutcome::Revision(_) => Err(mismatched_reply()),
+            outcome @ ForwardOutcome::Revision(_) => Err(mismatched_reply("a lease", outcome)),
         }
     }
 }
@@ -322,7 +322,10 @@ pub(crate) fn op_key(op: &ForwardOp) -> (&ServiceKey, &InstanceKey) {
     }
 }
 
-/// A peer answered a write with the wrong kind of outcome: a bug, reported as such.
-fn mismatched_reply() -> RegistryError {
-    RegistryError::Forbidden("internal error: a forwarded write got the wrong kind of reply".to_owned())
+/// A peer answered a write with the wrong kind of outcome (`expected` names
+/// the right kind): a bug, logged and reported as an internal error.
+fn mismatched_reply(expected: &str, outcome: ForwardOutcome) -> RegistryError {
+    let context = format!("a forwarded write got the wrong kind of reply: expected {expected}, got {outcome:?}");
+    tracing::error!(%context, "AP write failed on an internal fault");
+    RegistryError::Internal(context)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use janus_core::registry::DirtyKey;
 use janus_core::{InstanceKey, NodeId, Registry, ServiceKey, ServiceRecords};
-use janus_distro::message::{Sync, encode};
+use janus_distro::message::{Malformed, Sync, encode};
 use janus_distro::{MessageKind, PeerState};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use tracing::debug;
 
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
+use crate::transport::CallError;
 
 pub(crate) async fn run(engine: ApEngine, peer: NodeId, wake: Arc<Notify>, shutdown: CancellationToken) {
     let Some(cluster) = engine.cluster().cloned() else { return };
@@ -75,12 +76,27 @@ pub(crate) fn records(registry: &Registry, keys: &[DirtyKey]) -> Vec<ServiceReco
         .collect()
 }
 
-async fn send(cluster: &Cluster, peer: NodeId, batches: Vec<ServiceRecords>) -> Result<(), String> {
+/// Why a sync batch was not delivered (it is queued again).
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// The peer left the member list.
+    #[error("unknown peer")]
+    UnknownPeer,
+    /// The batch did not encode.
+    #[error("{0}")]
+    Encode(#[from] Malformed),
+    /// The call failed.
+    #[error("{0}")]
+    Call(#[from] CallError),
+}
+
+async fn send(cluster: &Cluster, peer: NodeId, batches: Vec<ServiceRecords>) -> Result<(), SendError> {
     if batches.is_empty() {
         return Ok(());
     }
-    let addr = cluster.membership.lock().addr(peer).map(str::to_owned).ok_or("unknown peer")?;
-    let body = encode(&Sync { from: cluster.me, batches }).map_err(|e| e.to_string())?;
+    let addr = cluster.membership.lock().addr(peer).map(str::to_owned).ok_or(SendError::UnknownPeer)?;
+    let body = encode(&Sync { from: cluster.me, batches })?;
     let timeout = Duration::from_millis(cluster.config.sync_timeout_ms);
-    cluster.transport.call(peer, addr, MessageKind::Sync, body, timeout).await.map(|_| ()).map_err(|e| e.to_string())
+    cluster.transport.call(peer, addr, MessageKind::Sync, body, timeout).await?;
+    Ok(())
 }

@@ -1,12 +1,14 @@
 //! Wire types of the Janus HTTP API.
 //!
 //! This crate owns the JSON shapes that cross the network and nothing else: no
-//! behaviour, no I/O, no dependency on the server. The server maps its domain
-//! types onto these, and clients (the SDK, `janus-bench`) parse them.
+//! behaviour, no I/O, no dependency on the server. The HTTP front end
+//! (`janus-http`) maps the registry's types onto these; anything that
+//! talks to a node can parse them with serde. There is no client SDK.
 //!
 //! # Layout
-//! - [`native`]: the native API under `/v1/`.
-//! - [`nacos`]: the subset of the Nacos v1 naming API the server speaks.
+//! - [`native`]: request and response bodies of the native API under `/v1/`.
+//! - [`nacos`]: response shapes of the Nacos v1 naming, console and operator
+//!   APIs (the Nacos v2 routes wrap the same data in v2's envelope).
 //! - [`ErrorBody`]: the `{code, message}` body of every native error.
 #![warn(missing_docs)]
 

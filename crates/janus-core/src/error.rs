@@ -79,6 +79,11 @@ pub enum RegistryError {
     /// A built-in object that cannot be changed or removed.
     #[error("{0}")]
     Forbidden(String),
+    /// A fault inside the server (a bug or a broken invariant), not the
+    /// client's doing: the string says what went wrong and where. The code
+    /// that creates one logs it at error level.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RegistryError {

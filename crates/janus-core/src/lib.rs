@@ -21,8 +21,10 @@
 //! - [`service`]: [`RegistryService`], the trait every front end talks to.
 //! - [`status`]: [`status::ClusterStatus`], what a node knows of its cluster.
 //!
-//! Engines (the single-node AP engine today, Distro and Raft later) are the only
-//! writers; front ends read and write through [`RegistryService`].
+//! Engines are the only writers: the AP engine (`janus-ap`, replicating
+//! ephemeral instances by the Distro protocol of `janus-distro`) and the CP
+//! engine (`janus-raft`, applying Raft-committed [`Command`]s). Front ends read
+//! and write through [`RegistryService`].
 
 pub mod change;
 pub mod error;
@@ -48,5 +50,5 @@ pub use registry::cp::{Command, CommandOutcome, CpState};
 pub use registry::{Registry, RegistryConfig};
 pub use replica::{NodeId, Record, RecordBody, ServiceRecords, Version};
 pub use service::RegistryService;
-pub use store::RegistryStore;
+pub use store::{RegistryStore, StoreView};
 pub use time::{Clock, Millis};

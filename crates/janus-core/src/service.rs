@@ -2,8 +2,9 @@
 //!
 //! A node implements it by routing each write to the engine that owns the
 //! namespace's mode (the AP engine for `ap`, Raft for `cp` and for definitions)
-//! and by serving reads from its local [`RegistryStore`]. Front ends never see
-//! the engines, so new engines plug in without touching them.
+//! and by serving reads from its local store, which front ends see only as
+//! a read-only [`StoreView`]. Front ends never see the engines, so new
+//! engines plug in without touching them.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::model::{
 };
 use crate::name::{GroupName, InstanceKey, NamespaceId, ServiceKey};
 use crate::registry::{RegistryStats, ServiceSnapshot, SnapshotInstance};
-use crate::store::RegistryStore;
+use crate::store::StoreView;
 
 /// What a successful instance write returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +72,9 @@ pub struct NodeHealth {
 /// Everything a front end may ask of a node.
 #[async_trait]
 pub trait RegistryService: Send + Sync + 'static {
-    /// The node's local registry, for reads.
-    fn store(&self) -> &RegistryStore;
+    /// The node's local registry, read-only: reads, watches and the clock.
+    /// Writes go through the methods below, never to the store directly.
+    fn view(&self) -> StoreView<'_>;
 
     /// Creates a namespace.
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError>;
@@ -127,7 +129,7 @@ pub trait RegistryService: Send + Sync + 'static {
     /// Prepares a read of `namespace` with the asked consistency. Linearizable
     /// reads exist for `cp` namespaces only.
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {
-        let mode = self.store().read(|r| r.mode_of(namespace))?;
+        let mode = self.view().read(|r| r.mode_of(namespace))?;
         match consistency {
             Consistency::Local => Ok(ReadFence { consistency, raft_index: None }),
             Consistency::Linearizable => Err(RegistryError::ModeMismatch {
@@ -140,17 +142,17 @@ pub trait RegistryService: Send + Sync + 'static {
 
     /// Reads a namespace.
     fn namespace(&self, id: &NamespaceId) -> Result<NamespaceInfo, RegistryError> {
-        self.store().read(|r| r.namespace(id))
+        self.view().read(|r| r.namespace(id))
     }
 
     /// All namespaces.
     fn namespaces(&self) -> Vec<NamespaceInfo> {
-        self.store().read(crate::registry::Registry::namespaces)
+        self.view().read(crate::registry::Registry::namespaces)
     }
 
     /// Reads a service.
     fn service(&self, key: &ServiceKey) -> Result<ServiceInfo, RegistryError> {
-        self.store().read(|r| r.service(key))
+        self.view().read(|r| r.service(key))
     }
 
     /// One page of a namespace's services and the total.
@@ -161,31 +163,31 @@ pub trait RegistryService: Send + Sync + 'static {
         page: u64,
         page_size: u64,
     ) -> Result<(u64, Vec<ServiceInfo>), RegistryError> {
-        self.store().read(|r| r.services(namespace, group, page, page_size))
+        self.view().read(|r| r.services(namespace, group, page, page_size))
     }
 
     /// Reads an instance.
     fn instance(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<SnapshotInstance, RegistryError> {
-        self.store().read(|r| r.instance(key, instance))
+        self.view().read(|r| r.instance(key, instance))
     }
 
     /// Copies a service's instances for a list.
     fn snapshot(&self, key: &ServiceKey) -> Result<ServiceSnapshot, RegistryError> {
-        self.store().read(|r| r.snapshot(key))
+        self.view().read(|r| r.snapshot(key))
     }
 
     /// Blocks until the service's revision differs from `after` or `timeout` passes.
     async fn wait_service(&self, key: &ServiceKey, after: u64, timeout: Duration) -> u64 {
-        self.store().wait_service(key, after, timeout).await
+        self.view().wait_service(key, after, timeout).await
     }
 
     /// Blocks until the namespace's revision differs from `after` or `timeout` passes.
     async fn wait_namespace(&self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
-        self.store().wait_namespace(id, after, timeout).await
+        self.view().wait_namespace(id, after, timeout).await
     }
 
     /// Every change from now on (bounded; a slow subscriber is told it lagged).
     fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.store().events()
+        self.view().events()
     }
 }

@@ -122,3 +122,57 @@ impl RegistryStore {
         &self.hub
     }
 }
+
+/// What front ends may do with a node's store: read snapshots under the
+/// shared lock, wait on watches, subscribe to changes and read the clock.
+/// There is no `write`: front ends change the registry only through
+/// [`crate::RegistryService`], which routes every write to the engine that
+/// owns it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreView<'a>(&'a RegistryStore);
+
+impl<'a> StoreView<'a> {
+    /// A read-only view of `store`.
+    #[must_use]
+    pub fn new(store: &'a RegistryStore) -> Self {
+        Self(store)
+    }
+
+    /// Reads under the shared lock (see [`RegistryStore::read`]).
+    pub fn read<R>(self, f: impl FnOnce(&Registry) -> R) -> R {
+        self.0.read(f)
+    }
+
+    /// Current time on the store's clock.
+    #[must_use]
+    pub fn now(self) -> Millis {
+        self.0.now()
+    }
+
+    /// See [`RegistryStore::wait_service`].
+    pub async fn wait_service(self, key: &ServiceKey, after: u64, timeout: Duration) -> u64 {
+        self.0.wait_service(key, after, timeout).await
+    }
+
+    /// See [`RegistryStore::wait_namespace`].
+    pub async fn wait_namespace(self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
+        self.0.wait_namespace(id, after, timeout).await
+    }
+
+    /// See [`RegistryStore::wait_any`].
+    pub async fn wait_any(self, after: u64, timeout: Duration) -> u64 {
+        self.0.wait_any(after, timeout).await
+    }
+
+    /// Every change from now on.
+    #[must_use]
+    pub fn events(self) -> broadcast::Receiver<Change> {
+        self.0.events()
+    }
+
+    /// Services and namespaces with blocked watchers (for metrics).
+    #[must_use]
+    pub fn waited_keys(self) -> (usize, usize) {
+        self.0.hub().waited_keys()
+    }
+}

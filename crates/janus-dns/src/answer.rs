@@ -172,7 +172,7 @@ impl Answerer {
     ) -> Outcome {
         let namespace = query.namespace.unwrap_or(PUBLIC_NAMESPACE);
         let group = query.group.unwrap_or(DEFAULT_GROUP);
-        let found = self.registry.store().read(|r| {
+        let found = self.registry.view().read(|r| {
             r.resolve_service(namespace, group, query.service).map(|key| {
                 let revision = r.service_revision(&key);
                 (key, revision)
@@ -438,8 +438,8 @@ mod tests {
                 registry.register("sized", ip, &[("note", note)]);
             }
             registered = n;
-            let key = registry.store().read(|r| r.resolve_service("public", "DEFAULT_GROUP", "sized")).unwrap();
-            let revision = registry.store().read(|r| r.service_revision(&key));
+            let key = registry.view().read(|r| r.resolve_service("public", "DEFAULT_GROUP", "sized")).unwrap();
+            let revision = registry.view().read(|r| r.service_revision(&key));
             let candidates = answerer.candidates(key, None, revision).unwrap();
             for (name, qtype) in [
                 ("sized.svc.janus.", RecordType::A),

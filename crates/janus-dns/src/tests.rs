@@ -33,8 +33,8 @@ fn not_here<T>() -> Result<T, RegistryError> {
 
 #[async_trait::async_trait]
 impl RegistryService for Registry {
-    fn store(&self) -> &RegistryStore {
-        &self.store
+    fn view(&self) -> janus_core::StoreView<'_> {
+        janus_core::StoreView::new(&self.store)
     }
     async fn create_namespace(&self, _: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
         not_here()

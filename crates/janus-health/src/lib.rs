@@ -80,7 +80,23 @@ impl Default for HealthConfig {
 /// Where verdicts go (the server writes them through Raft as one command).
 pub trait HealthSink: Send + Sync + 'static {
     /// Records a batch of verdicts.
-    fn report(&self, reports: Vec<HealthReport>) -> BoxFuture<'static, Result<(), String>>;
+    ///
+    /// # Errors
+    /// The batch was not recorded; the checker logs it and finds the
+    /// verdicts again at the next probes.
+    fn report(&self, reports: Vec<HealthReport>) -> BoxFuture<'static, Result<(), SinkError>>;
+}
+
+/// Why a [`HealthSink`] did not record a batch of verdicts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SinkError {
+    /// The registry refused the batch (the command's own outcome).
+    #[error(transparent)]
+    Refused(#[from] janus_core::RegistryError),
+    /// The batch was not written at all, e.g. the Raft write found no
+    /// quorum; the string says why.
+    #[error("{0}")]
+    NotWritten(String),
 }
 
 /// Which instances this node checks, by their stable hash.

@@ -19,7 +19,7 @@ use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
-use janus_health::{HealthChecker, HealthConfig, HealthSink, ProbePolicy, Prober};
+use janus_health::{HealthChecker, HealthConfig, HealthSink, ProbePolicy, Prober, SinkError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 struct Apply(Arc<RegistryStore>);
 
 impl HealthSink for Apply {
-    fn report(&self, reports: Vec<HealthReport>) -> BoxFuture<'static, Result<(), String>> {
+    fn report(&self, reports: Vec<HealthReport>) -> BoxFuture<'static, Result<(), SinkError>> {
         let store = self.0.clone();
         Box::pin(async move {
-            store.write(|r, now| r.apply(Command::ReportHealth(reports), now)).map(|_| ()).map_err(|e| e.to_string())
+            store.write(|r, now| r.apply(Command::ReportHealth(reports), now)).map(|_| ()).map_err(SinkError::from)
         })
     }
 }

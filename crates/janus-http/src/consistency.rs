@@ -5,14 +5,14 @@ use janus_core::name::NamespaceId;
 use janus_core::service::{Consistency, ReadFence};
 
 use crate::AppState;
-use crate::error::ApiError;
+use janus_core::RegistryError;
 
 /// Parses `consistency`: `local` (default) or `linearizable`.
-fn parse(requested: Option<&str>) -> Result<Consistency, ApiError> {
+fn parse(requested: Option<&str>) -> Result<Consistency, RegistryError> {
     match requested {
         None | Some("" | "local" | "default" | "stale") => Ok(Consistency::Local),
         Some("linearizable" | "consistent") => Ok(Consistency::Linearizable),
-        Some(other) => Err(ApiError::invalid(format!("invalid consistency: local or linearizable, got {other:?}"))),
+        Some(other) => Err(RegistryError::invalid("consistency", format!("local or linearizable, got {other:?}"))),
     }
 }
 
@@ -21,8 +21,8 @@ pub(crate) async fn fence(
     state: &AppState,
     namespace: &NamespaceId,
     requested: Option<&str>,
-) -> Result<ReadFence, ApiError> {
-    Ok(state.registry.read_fence(namespace, parse(requested)?).await?)
+) -> Result<ReadFence, RegistryError> {
+    state.registry.read_fence(namespace, parse(requested)?).await
 }
 
 /// `X-Janus-Consistency`, and `X-Janus-Raft-Index` for `cp` namespaces.

@@ -7,8 +7,6 @@ use janus_core::name::{ClusterName, GroupName, NamespaceId, ServiceKey, ServiceN
 use janus_core::select::Selected;
 use janus_core::{RegistryError, RegistryService};
 
-use crate::error::ApiError;
-
 pub(crate) fn mode(mode: Mode) -> native::Mode {
     match mode {
         Mode::Ap => native::Mode::Ap,
@@ -102,7 +100,7 @@ pub(crate) fn check_mode_unchanged(
     registry: &dyn RegistryService,
     id: &NamespaceId,
     asked: Mode,
-) -> Result<(), ApiError> {
+) -> Result<(), RegistryError> {
     let mode = registry.namespace(id)?.spec.mode;
     if asked == mode {
         return Ok(());
@@ -111,12 +109,11 @@ pub(crate) fn check_mode_unchanged(
         namespace: id.to_string(),
         mode,
         detail: format!("the mode cannot change (asked for {asked}); create another namespace instead"),
-    }
-    .into())
+    })
 }
 
 /// A service key from a namespace, an optional group (default `DEFAULT_GROUP`) and a name.
-pub(crate) fn service_key(namespace: &str, group: Option<&str>, service: &str) -> Result<ServiceKey, ApiError> {
+pub(crate) fn service_key(namespace: &str, group: Option<&str>, service: &str) -> Result<ServiceKey, RegistryError> {
     let group = match group {
         Some(group) => GroupName::new(group)?,
         None => GroupName::default_group(),
@@ -125,7 +122,7 @@ pub(crate) fn service_key(namespace: &str, group: Option<&str>, service: &str) -
 }
 
 /// A cluster name, default `DEFAULT`.
-pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, ApiError> {
+pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, RegistryError> {
     match name {
         Some(name) if !name.is_empty() => Ok(ClusterName::new(name)?),
         _ => Ok(ClusterName::default_cluster()),
@@ -133,9 +130,9 @@ pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, ApiError> {
 }
 
 /// A comma-separated cluster filter; empty means every cluster.
-pub(crate) fn cluster_filter(list: Option<&str>) -> Result<Vec<ClusterName>, ApiError> {
+pub(crate) fn cluster_filter(list: Option<&str>) -> Result<Vec<ClusterName>, RegistryError> {
     let Some(list) = list else {
         return Ok(Vec::new());
     };
-    list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| Ok(ClusterName::new(c)?)).collect()
+    list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(ClusterName::new).collect()
 }

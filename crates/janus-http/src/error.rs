@@ -45,6 +45,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::ModeMismatch { .. } => (StatusCode::CONFLICT, "mode_mismatch"),
             RegistryError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             RegistryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            RegistryError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self { status, code, message: err.to_string() }
@@ -63,13 +64,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A Nacos route error: the same status, the message as plain text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NacosError(pub ApiError);
+/// A Nacos route error: the same status, the message as plain text. The
+/// second field keeps the registry error it came from, if any, so Nacos v2
+/// can pick its finer code from the variant ([`ApiError::nacos_v2_code`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NacosError(pub ApiError, pub Option<Box<RegistryError>>);
 
-impl<E: Into<ApiError>> From<E> for NacosError {
-    fn from(err: E) -> Self {
-        Self(err.into())
+impl From<ApiError> for NacosError {
+    fn from(err: ApiError) -> Self {
+        Self(err, None)
+    }
+}
+
+impl From<RegistryError> for NacosError {
+    fn from(err: RegistryError) -> Self {
+        Self(ApiError::from(err.clone()), Some(Box::new(err)))
     }
 }
 
@@ -78,29 +87,187 @@ impl IntoResponse for NacosError {
         let mut response = (self.0.status, format!("caused: {};", self.0.message)).into_response();
         // Kept for wrappers that answer in another shape (the Nacos v2 envelope).
         response.extensions_mut().insert(self.0);
+        if let Some(cause) = self.1 {
+            response.extensions_mut().insert(*cause);
+        }
         response
     }
 }
 
 impl ApiError {
-    /// The Nacos v2 error code for this error (open-api §0.2).
+    /// The Nacos v2 error code for this error (open-api §0.2): from the
+    /// registry error's variant when it came from one (`cause`), else from
+    /// the native code of an error a route built itself.
     #[must_use]
-    pub fn nacos_v2_code(&self) -> u32 {
-        let message = self.message.as_str();
-        match self.code {
-            "invalid_argument" if message.starts_with("invalid weight") => 21001,
-            "invalid_argument" if message.starts_with("invalid service") => 21000,
-            "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large" => 10000,
-            "not_found" if message.starts_with("namespace") => 22001,
-            "not_found" if message.starts_with("instance") => 21003,
-            "not_found" if message.starts_with("service") => 21008,
-            // Nacos v2 has no code of its own for a method a route does not take.
-            "not_found" | "method_not_allowed" => 20004,
-            "already_exists" if message.starts_with("service") => 21007,
-            "already_exists" => 10000,
-            "not_empty" if message.starts_with("service") => 21009,
-            "not_empty" | "forbidden" => 10000,
-            _ => 30000,
+    pub fn nacos_v2_code(&self, cause: Option<&RegistryError>) -> u32 {
+        match cause {
+            Some(cause) => nacos_v2_registry_code(cause),
+            None => match self.code {
+                "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large" => 10000,
+                "already_exists" | "not_empty" | "forbidden" => 10000,
+                // Nacos v2 has no code of its own for a method a route does not take.
+                "not_found" | "method_not_allowed" => 20004,
+                _ => 30000,
+            },
         }
+    }
+}
+
+/// The Nacos v2 code of a registry error, by variant (open-api §0.2).
+fn nacos_v2_registry_code(error: &RegistryError) -> u32 {
+    match error {
+        RegistryError::Invalid { field, .. } if field == "weight" => 21001,
+        RegistryError::Invalid { field, .. } if field == "service" => 21000,
+        RegistryError::NamespaceNotFound(_) => 22001,
+        RegistryError::InstanceNotFound { .. } => 21003,
+        RegistryError::ServiceNotFound { .. } => 21008,
+        RegistryError::AlreadyExists { what, .. } if what == "service" => 21007,
+        RegistryError::NotEmpty { what, .. } if what == "service" => 21009,
+        RegistryError::Invalid { .. }
+        | RegistryError::ModeMismatch { .. }
+        | RegistryError::AlreadyExists { .. }
+        | RegistryError::NotEmpty { .. }
+        | RegistryError::Forbidden(_) => 10000,
+        RegistryError::Unavailable { .. } | RegistryError::Internal(_) => 30000,
+        _ => 30000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use janus_core::{Mode, RegistryError};
+
+    use super::{ApiError, NacosError};
+
+    fn exists(what: &str) -> RegistryError {
+        RegistryError::AlreadyExists { what: what.to_owned(), name: "x".to_owned() }
+    }
+
+    fn not_empty(what: &str) -> RegistryError {
+        RegistryError::NotEmpty { what: what.to_owned(), name: "x".to_owned(), detail: "holds y".to_owned() }
+    }
+
+    /// Every variant: (error, native status, native code, Nacos v2 code).
+    fn cases() -> Vec<(RegistryError, StatusCode, &'static str, u32)> {
+        let service_missing = RegistryError::ServiceNotFound {
+            namespace: "pay".to_owned(),
+            group: "G".to_owned(),
+            service: "s".to_owned(),
+        };
+        let instance_missing = RegistryError::InstanceNotFound {
+            namespace: "pay".to_owned(),
+            service: "G@@s".to_owned(),
+            instance: "DEFAULT/10.0.0.1:80".to_owned(),
+        };
+        vec![
+            (
+                RegistryError::invalid("weight", "must be between 0 and 10000"),
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                21001,
+            ),
+            (
+                RegistryError::invalid("service", "must not be empty"),
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                21000,
+            ),
+            (
+                RegistryError::invalid("port", "must be between 1 and 65535"),
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                10000,
+            ),
+            (RegistryError::NamespaceNotFound("pay".to_owned()), StatusCode::NOT_FOUND, "not_found", 22001),
+            (service_missing, StatusCode::NOT_FOUND, "not_found", 21008),
+            (instance_missing, StatusCode::NOT_FOUND, "not_found", 21003),
+            (exists("service"), StatusCode::CONFLICT, "already_exists", 21007),
+            (exists("namespace"), StatusCode::CONFLICT, "already_exists", 10000),
+            (not_empty("service"), StatusCode::CONFLICT, "not_empty", 21009),
+            (not_empty("namespace"), StatusCode::CONFLICT, "not_empty", 10000),
+            (
+                RegistryError::ModeMismatch { namespace: "pay".to_owned(), mode: Mode::Ap, detail: "d".to_owned() },
+                StatusCode::CONFLICT,
+                "mode_mismatch",
+                10000,
+            ),
+            (
+                RegistryError::Unavailable {
+                    namespace: "pay".to_owned(),
+                    mode: Mode::Cp,
+                    reason: "no quorum".to_owned(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                30000,
+            ),
+            (RegistryError::Forbidden("built in".to_owned()), StatusCode::FORBIDDEN, "forbidden", 10000),
+            (RegistryError::Internal("a bug".to_owned()), StatusCode::INTERNAL_SERVER_ERROR, "internal", 30000),
+        ]
+    }
+
+    #[test]
+    fn each_variant_maps_to_its_native_status_and_code() {
+        for (error, status, code, _) in cases() {
+            let api = ApiError::from(error.clone());
+            assert_eq!((api.status, api.code), (status, code), "{error:?}");
+            assert_eq!(api.message, error.to_string());
+            assert_eq!(api.clone().into_response().status(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn each_variant_answers_nacos_v1_with_the_same_status_and_keeps_its_cause() {
+        for (error, status, _, _) in cases() {
+            let response = NacosError::from(error.clone()).into_response();
+            assert_eq!(response.status(), status, "{error:?}");
+            assert_eq!(response.extensions().get::<RegistryError>(), Some(&error));
+            assert_eq!(response.extensions().get::<ApiError>().map(|e| e.status), Some(status));
+        }
+    }
+
+    #[test]
+    fn each_variant_has_its_nacos_v2_code() {
+        for (error, _, _, v2) in cases() {
+            let nacos = NacosError::from(error.clone());
+            assert_eq!(nacos.0.nacos_v2_code(nacos.1.as_deref()), v2, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn the_nacos_v2_code_follows_the_variant_not_the_text() {
+        // A message that reads like another variant's does not change the code.
+        let error = RegistryError::Internal("service 'x' does not exist".to_owned());
+        assert_eq!(ApiError::from(error.clone()).nacos_v2_code(Some(&error)), 30000);
+        let error = RegistryError::invalid("group", "invalid weight-like text");
+        assert_eq!(ApiError::from(error.clone()).nacos_v2_code(Some(&error)), 10000);
+    }
+
+    #[test]
+    fn route_built_errors_get_their_nacos_v2_code_from_their_native_code() {
+        let built = |status, code: &'static str| ApiError { status, code, message: "service x".to_owned() };
+        assert_eq!(ApiError::invalid("invalid weight: x").nacos_v2_code(None), 10000);
+        assert_eq!(built(StatusCode::NOT_FOUND, "not_found").nacos_v2_code(None), 20004);
+        assert_eq!(built(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").nacos_v2_code(None), 20004);
+        assert_eq!(built(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").nacos_v2_code(None), 10000);
+        assert_eq!(built(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").nacos_v2_code(None), 10000);
+        assert_eq!(ApiError::overloaded("busy").nacos_v2_code(None), 30000);
+        assert_eq!(built(StatusCode::INTERNAL_SERVER_ERROR, "internal").nacos_v2_code(None), 30000);
+    }
+
+    #[test]
+    fn an_internal_fault_answers_500_on_every_protocol() {
+        let error = RegistryError::Internal("unexpected Raft outcome Done".to_owned());
+        let native = ApiError::from(error.clone()).into_response();
+        assert_eq!(native.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let nacos = NacosError::from(error.clone());
+        assert_eq!(nacos.0.nacos_v2_code(nacos.1.as_deref()), 30000);
+        assert_eq!(nacos.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let v2 = crate::nacos::v2::failure(&ApiError::from(error.clone()), Some(&error));
+        assert_eq!(v2.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

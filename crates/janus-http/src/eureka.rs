@@ -56,7 +56,7 @@ fn eureka_scope(state: &AppState) -> Result<(NamespaceId, GroupName), ApiError> 
 /// The service of an app (matched without regard to case), if it exists.
 fn existing_app(state: &AppState, app: &str) -> Result<Option<ServiceKey>, ApiError> {
     let (namespace, group) = eureka_scope(state)?;
-    Ok(state.registry.store().read(|r| r.resolve_service(namespace.as_str(), group.as_str(), app)))
+    Ok(state.registry.view().read(|r| r.resolve_service(namespace.as_str(), group.as_str(), app)))
 }
 
 fn app_not_found(app: &str) -> ApiError {
@@ -199,7 +199,7 @@ fn application(state: &AppState, key: &ServiceKey) -> Result<Option<(String, Vec
         return Ok(None);
     }
     let app = key.service.as_str().to_ascii_uppercase();
-    let clock = model::WallClock::read(state.registry.store());
+    let clock = model::WallClock::read(state.registry.view());
     let instances = snapshot.instances.iter().map(|i| model::render(i, clock, key, &app, None)).collect();
     Ok(Some((app, instances)))
 }
@@ -223,7 +223,7 @@ fn applications(state: &AppState, keep: impl Fn(&Value) -> bool) -> Result<Value
         apps.push(json!({"name": name, "instance": instances}));
     }
     let hashcode: String = statuses.iter().map(|(status, count)| format!("{status}_{count}_")).collect();
-    let revision = state.registry.store().read(janus_core::Registry::revision);
+    let revision = state.registry.view().read(janus_core::Registry::revision);
     Ok(json!({"versions__delta": revision.to_string(), "apps__hashcode": hashcode, "application": apps}))
 }
 
@@ -258,7 +258,7 @@ pub(crate) async fn instance(
 ) -> Result<Response, ApiError> {
     let (key, found) = find_instance(&state, &app, &id)?;
     let name = key.service.as_str().to_ascii_uppercase();
-    let clock = model::WallClock::read(state.registry.store());
+    let clock = model::WallClock::read(state.registry.view());
     Ok(respond(format(&headers), "instance", model::render(&found, clock, &key, &name, None)))
 }
 

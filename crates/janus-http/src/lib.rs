@@ -1,19 +1,29 @@
 //! The Janus HTTP front end.
 //!
-//! One axum router serves the native JSON API under `/v1/`, the core of the
-//! Nacos v1 naming API under `/nacos/v1/ns/`, watches (blocking queries and
-//! Server-Sent Events), and `/health`, `/ready`, `/metrics`. Handlers see only a
-//! [`RegistryService`]; every [`janus_core::RegistryError`] becomes a response in
-//! one place ([`error`]).
+//! One axum router serves the native JSON API under `/v1/` (with
+//! `GET /v1/cluster`), the Nacos v1 API (`/nacos/v1/ns/`, the console's
+//! namespaces), the Nacos v2 API (`/nacos/v2/`), Eureka REST under `/eureka/`
+//! (XML or JSON), watches (blocking queries and Server-Sent Events), and
+//! `/health`, `/ready`, `/metrics`. Handlers see only a [`RegistryService`];
+//! every [`janus_core::RegistryError`] becomes a response in one place
+//! ([`error`]).
 //!
 //! # Layout
-//! - [`HttpConfig`], [`router`], [`serve`]: the public surface.
-//! - `serve`: the server loop: connection cap, header timeout, bounded buffers.
+//! - [`HttpConfig`], [`router`], [`serve`] / [`serve_with`], [`HttpMetrics`]:
+//!   the public surface.
+//! - `serve`: the bounded server loop: connection cap (evicting idle
+//!   connections first), header deadline, bounded buffers.
 //! - `admission`: body limits, load shedding in separate pools for reads,
 //!   writes and watches, and request deadlines (watches have their own).
-//! - `native/`: `/v1/` handlers per resource; `nacos`: the Nacos v1 handlers.
+//! - `native/`: `/v1/` handlers per resource; `nacos/`: the Nacos v1 handlers
+//!   and (`nacos/v2`) the v2 API; `eureka/`: Eureka REST and its XML codec.
+//! - `consistency`: the `consistency` parameter of reads (`local` or
+//!   `linearizable`) and the headers saying what a read had.
+//! - `list_cache`: serialized list answers, checked against the service's
+//!   revision.
 //! - `watch`: blocking-query parameters and the event stream.
-//! - `ops`: health, readiness and metrics.
+//! - `ops`: health, readiness, metrics, the cluster view, and the answers to
+//!   unknown routes.
 
 mod admission;
 mod consistency;

@@ -104,7 +104,7 @@ impl ListCache {
         key: ListKey,
         encode: impl FnOnce(&ServiceSnapshot, &Selection) -> CachedBody,
     ) -> Result<Arc<CachedList>, RegistryError> {
-        let current = registry.store().read(|r| r.service_revision(&key.service));
+        let current = registry.view().read(|r| r.service_revision(&key.service));
         if current != 0
             && let Some(hit) = self.entries.get(&key)
             && hit.revision == current

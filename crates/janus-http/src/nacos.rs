@@ -53,7 +53,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
         if form {
             let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-                NacosError(ApiError {
+                NacosError::from(ApiError {
                     status: rejection.status(),
                     code: "invalid_body",
                     message: rejection.body_text(),
@@ -93,23 +93,21 @@ impl Params {
         }
     }
 
-    fn number(&self, name: &str) -> Result<Option<f64>, ApiError> {
+    fn number(&self, name: &str) -> Result<Option<f64>, RegistryError> {
         self.get(name)
-            .map(|v| {
-                v.trim().parse::<f64>().map_err(|_| ApiError::invalid(format!("invalid {name}: not a number: {v:?}")))
-            })
+            .map(|v| v.trim().parse::<f64>().map_err(|_| RegistryError::invalid(name, format!("not a number: {v:?}"))))
             .transpose()
     }
 
     /// `namespaceId` (default `public`) and `serviceName` (`group@@name`, or with `groupName`).
-    fn service_key(&self) -> Result<ServiceKey, ApiError> {
+    fn service_key(&self) -> Result<ServiceKey, NacosError> {
         let namespace = self.get("namespaceId").unwrap_or(janus_core::name::PUBLIC_NAMESPACE);
         let name = self.required("serviceName")?;
         let (group, service) = match name.split_once("@@") {
             Some((group, service)) => (Some(group), service),
             None => (self.get("groupName"), name),
         };
-        convert::service_key(namespace, group, service)
+        Ok(convert::service_key(namespace, group, service)?)
     }
 
     /// `ip`, `port` and `clusterName` (or `cluster`), optionally taken from a beat body first.
@@ -162,7 +160,7 @@ impl Params {
 
     /// What a registration or full update asks for; the address must be one
     /// clients can connect to ([`validate::check_instance_ip`]).
-    fn spec(&self, instance: InstanceKey) -> Result<InstanceSpec, ApiError> {
+    fn spec(&self, instance: InstanceKey) -> Result<InstanceSpec, NacosError> {
         validate::check_instance_ip("ip", instance.ip)?;
         let ephemeral = self.get("ephemeral").map(|_| self.flag(&["ephemeral"], true)).transpose()?;
         Ok(InstanceSpec {
@@ -256,7 +254,7 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
         .get("index")
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid(format!("invalid index: {v:?}"))))
         .transpose()?;
-    watch::block_on_service(&*state.registry, &key, index, params.get("wait"), &state).await?;
+    watch::block_on_service::<NacosError>(&*state.registry, &key, index, params.get("wait"), &state).await?;
     let fence = consistency::fence(&state, &key.namespace, params.get("consistency")).await?;
     let grouped = key.grouped_name();
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::NacosHosts };
@@ -285,7 +283,12 @@ pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Resul
     })?;
     let hosts = match &entry.body {
         CachedBody::Fragment(raw) => raw.as_ref(),
-        CachedBody::Whole(_) => return Err(ApiError::invalid("list cache holds another shape for this key").into()),
+        CachedBody::Whole(_) => {
+            // The key names the Nacos shape, so this is a bug: an internal fault, not the client's.
+            let context = format!("the list cache holds another shape for the Nacos list of {key}");
+            tracing::error!(%context, "Nacos list failed on an internal fault");
+            return Err(RegistryError::Internal(context).into());
+        }
     };
     let body = ServiceInfo {
         name: grouped,
@@ -323,7 +326,7 @@ pub(crate) async fn beat(State(state): State<AppState>, params: Params) -> Resul
     match state.registry.heartbeat(key.clone(), instance.clone()).await {
         Ok(timing) => Ok(answer(timing.interval_ms, CODE_OK)),
         Err(RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. }) => {
-            let default_interval = state.registry.store().read(|r| r.config().lease.interval_ms);
+            let default_interval = state.registry.view().read(|r| r.config().lease.interval_ms);
             let Some(beat) = beat else {
                 return Ok(answer(default_interval, CODE_RESOURCE_NOT_FOUND));
             };

@@ -39,7 +39,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     }
     let health = state.registry.health();
     let stats = health.stats;
-    let (watched_services, watched_namespaces) = state.registry.store().hub().waited_keys();
+    let (watched_services, watched_namespaces) = state.registry.view().waited_keys();
     let gauges: [(&str, &str, u64); 10] = [
         ("janus_ready", "1 when the node serves", u64::from(health.ready)),
         ("janus_namespaces", "namespaces held", stats.namespaces),
@@ -236,9 +236,9 @@ fn is_nacos_config_center(path: &str) -> bool {
 /// under `/nacos/v2/`, Nacos v1's text under `/nacos/v1/`, JSON elsewhere.
 fn error_for_path(path: &str, error: ApiError) -> Response {
     if path == "/nacos/v2" || path.starts_with("/nacos/v2/") {
-        crate::nacos::v2::failure(&error)
+        crate::nacos::v2::failure(&error, None)
     } else if path == "/nacos/v1" || path.starts_with("/nacos/v1/") {
-        NacosError(error).into_response()
+        NacosError::from(error).into_response()
     } else {
         error.into_response()
     }

@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use janus_api::native::ChangeEvent;
 use janus_core::name::{GroupName, NamespaceId, ServiceKey, ServiceName};
-use janus_core::{Change, RegistryService};
+use janus_core::{Change, RegistryError, RegistryService};
 use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -57,13 +57,16 @@ pub(crate) fn wait_for(requested: Option<&str>, default: Duration, max: Duration
 }
 
 /// Blocks on a service if the query asked for it.
-pub(crate) async fn block_on_service(
+pub(crate) async fn block_on_service<E>(
     registry: &dyn RegistryService,
     key: &ServiceKey,
     index: Option<u64>,
     wait: Option<&str>,
     state: &AppState,
-) -> Result<(), ApiError> {
+) -> Result<(), E>
+where
+    E: From<ApiError> + From<RegistryError>,
+{
     if let Some(index) = index {
         let wait = wait_for(wait, state.config.default_wait, state.config.max_wait)?;
         registry.namespace(&key.namespace)?;

@@ -21,7 +21,7 @@ use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy}
 use tracing::info;
 
 use crate::leader::{Redirect, Served};
-use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, decode, encode};
+use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, TransportError, decode, encode};
 use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
@@ -90,10 +90,58 @@ pub enum CpStartError {
     },
 }
 
-/// Why a write did not commit.
+/// Why a write, read fence or membership change did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CpWriteError(pub String);
+pub enum CpWriteError {
+    /// The deadline passed before a quorum committed (or confirmed) it.
+    #[error("{}", during.no_quorum(*waited_ms))]
+    NoQuorum {
+        /// What was waiting.
+        during: CpOperation,
+        /// How long it waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// Raft refused it: no forward was possible, the engine is stopping, the
+    /// leader refused it, or this node did not catch up with the leader.
+    #[error("{0}")]
+    Refused(String),
+    /// The leader could not be reached with the forwarded message.
+    #[error("cannot reach the Raft leader (a {kind} message): {error}")]
+    Unreachable {
+        /// The message forwarded.
+        kind: RpcKind,
+        /// What the transport said.
+        error: TransportError,
+    },
+    /// A message to or from the leader did not encode or decode: a bug or
+    /// mismatched versions, not a lack of quorum.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// What a [`CpWriteError::NoQuorum`] was waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpOperation {
+    /// A write (a Raft command).
+    Write,
+    /// A linearizable read (a read fence).
+    Read,
+    /// A membership change.
+    MembershipChange,
+}
+
+impl CpOperation {
+    /// The message of a [`CpWriteError::NoQuorum`] that waited `waited_ms`.
+    fn no_quorum(self, waited_ms: u64) -> String {
+        match self {
+            Self::Write => format!("the write was not committed within {waited_ms} ms: no Raft quorum"),
+            Self::Read => format!("no Raft quorum confirmed the read within {waited_ms} ms"),
+            Self::MembershipChange => {
+                format!("the membership change did not complete within {} s", waited_ms / 1000)
+            }
+        }
+    }
+}
 
 /// Why an incoming peer message got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,7 +262,8 @@ async fn open_storage(store: &Arc<RegistryStore>, dir: &Path) -> Result<(LogStor
 /// How often a node that knows no leader looks again while a request waits.
 pub(crate) const LEADER_POLL: Duration = Duration::from_millis(20);
 
-fn millis(duration: Duration) -> u64 {
+/// Milliseconds of `duration`, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -302,15 +351,12 @@ impl CpEngine {
                 Served::Here(outcome) => Ok(outcome),
                 Served::AtLeader(reply) => decode::<RaftResponse>(&reply)
                     .map(|response| response.0)
-                    .map_err(|e| CpWriteError(format!("the Raft leader sent a malformed reply: {e}"))),
+                    .map_err(|e| CpWriteError::Malformed(format!("the Raft leader sent a malformed reply: {e}"))),
             }
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(CpWriteError(format!(
-                "the write was not committed within {} ms: no Raft quorum",
-                self.write_timeout.as_millis()
-            ))),
+            Err(_) => Err(CpWriteError::NoQuorum { during: CpOperation::Write, waited_ms: millis(self.write_timeout) }),
         }
     }
 
@@ -405,23 +451,21 @@ impl CpEngine {
                 .await?;
             let index = match served {
                 Served::Here(index) => index,
-                Served::AtLeader(reply) => decode::<u64>(&reply)
-                    .map_err(|e| CpWriteError(format!("the Raft leader sent a malformed read index: {e}")))?,
+                Served::AtLeader(reply) => decode::<u64>(&reply).map_err(|e| {
+                    CpWriteError::Malformed(format!("the Raft leader sent a malformed read index: {e}"))
+                })?,
             };
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             self.raft
                 .wait(Some(remaining))
                 .applied_index_at_least(Some(index), "caught up with the leader's read index")
                 .await
-                .map_err(|e| CpWriteError(format!("this node did not catch up with the leader: {e}")))?;
+                .map_err(|e| CpWriteError::Refused(format!("this node did not catch up with the leader: {e}")))?;
             Ok(index)
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(CpWriteError(format!(
-                "no Raft quorum confirmed the read within {} ms",
-                self.write_timeout.as_millis()
-            ))),
+            Err(_) => Err(CpWriteError::NoQuorum { during: CpOperation::Read, waited_ms: millis(self.write_timeout) }),
         }
     }
 
@@ -461,5 +505,31 @@ impl CpEngine {
         if tokio::time::timeout(Duration::from_secs(5), self.log_closed.clone()).await.is_err() {
             tracing::warn!(node_id = self.node_id, "the Raft log is still open 5 s after shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CpOperation, CpWriteError};
+    use crate::network::{RpcKind, TransportError};
+
+    #[test]
+    fn a_no_quorum_error_names_what_waited_and_how_long() {
+        let no_quorum = |during, waited_ms| CpWriteError::NoQuorum { during, waited_ms }.to_string();
+        assert_eq!(no_quorum(CpOperation::Write, 1600), "the write was not committed within 1600 ms: no Raft quorum");
+        assert_eq!(no_quorum(CpOperation::Read, 1600), "no Raft quorum confirmed the read within 1600 ms");
+        assert_eq!(
+            no_quorum(CpOperation::MembershipChange, 60_000),
+            "the membership change did not complete within 60 s"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_leader_is_named_with_the_message_kind() {
+        let error =
+            TransportError::Unreachable { target: 2, addr: "10.0.0.2:7848".to_owned(), reason: "reset".to_owned() };
+        let text = CpWriteError::Unreachable { kind: RpcKind::ForwardWrite, error: error.clone() }.to_string();
+        assert!(text.starts_with("cannot reach the Raft leader (a "), "{text}");
+        assert!(text.ends_with(&error.to_string()), "{text}");
     }
 }

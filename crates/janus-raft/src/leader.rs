@@ -68,8 +68,8 @@ impl CpEngine {
             match here().await {
                 Ok(result) => return Ok(Served::Here(result)),
                 Err(Redirect::To { leader, addr }) => {
-                    let body =
-                        encode(message).map_err(|e| CpWriteError(format!("cannot encode a {kind} message: {e}")))?;
+                    let body = encode(message)
+                        .map_err(|e| CpWriteError::Malformed(format!("cannot encode a {kind} message: {e}")))?;
                     let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
                     match self.transport().call(leader, addr, kind, body, timeout).await {
                         Ok(reply) => return Ok(Served::AtLeader(reply)),
@@ -77,15 +77,18 @@ impl CpEngine {
                         Err(TransportError::NotSent { .. } | TransportError::NotLeader { .. }) => {
                             tokio::time::sleep(LEADER_POLL).await;
                         }
-                        Err(error) => {
-                            return Err(CpWriteError(format!(
-                                "cannot reach the Raft leader (a {kind} message): {error}"
+                        Err(error @ TransportError::Refused { .. }) => {
+                            return Err(CpWriteError::Refused(format!(
+                                "the Raft leader did not take a {kind} message: {error}"
                             )));
+                        }
+                        Err(error @ TransportError::Unreachable { .. }) => {
+                            return Err(CpWriteError::Unreachable { kind, error });
                         }
                     }
                 }
                 Err(Redirect::NoLeader) => tokio::time::sleep(LEADER_POLL).await,
-                Err(Redirect::Refused(reason)) => return Err(CpWriteError(reason)),
+                Err(Redirect::Refused(reason)) => return Err(CpWriteError::Refused(reason)),
             }
         }
     }

@@ -8,9 +8,11 @@
 //!   (entries readable from memory); one flusher thread commits everything
 //!   queued in one transaction (one fsync) and then reports it durable, so
 //!   concurrent client writes share fsyncs and replication never waits on
-//!   the local disk.
+//!   the local disk. A marks file beside the log (`raft.marks`) records how
+//!   far it had come, so a lost or cut-short log is refused at start.
 //! - [`StateMachine`]: applies commands to the node's [`janus_core::RegistryStore`];
-//!   snapshots are the registry's [`janus_core::CpState`], written atomically.
+//!   snapshots are the registry's [`janus_core::CpState`], written atomically
+//!   and checksummed (a corrupted one is refused, never loaded).
 //! - [`CpEngine`]: start (bootstrap the configured group, or this node alone,
 //!   on first start), write with a deadline (forwarded to the leader from a
 //!   follower), linearizable read fences, shut down.
@@ -28,7 +30,7 @@ mod network;
 mod state_machine;
 mod types;
 
-pub use engine::{CpConfig, CpEngine, CpStartError, CpWriteError, PeerRpcError};
+pub use engine::{CpConfig, CpEngine, CpOperation, CpStartError, CpWriteError, PeerRpcError};
 pub use log_store::LogStore;
 pub use membership::{GroupNodes, Members, MembershipChange};
 pub use network::{NoPeers, PeerTransport, RpcKind, TransportError};

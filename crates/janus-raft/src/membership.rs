@@ -9,7 +9,7 @@ use openraft::async_runtime::WatchReceiver as _;
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CpEngine, CpWriteError, PeerRpcError};
+use crate::engine::{CpEngine, CpOperation, CpWriteError, PeerRpcError, millis};
 use crate::leader::Redirect;
 use crate::network::{RpcKind, decode};
 
@@ -150,10 +150,10 @@ impl CpEngine {
         };
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(result) => result.map(|()| self.members()),
-            Err(_) => Err(CpWriteError(format!(
-                "the membership change did not complete within {} s",
-                MEMBERSHIP_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(CpWriteError::NoQuorum {
+                during: CpOperation::MembershipChange,
+                waited_ms: millis(MEMBERSHIP_TIMEOUT),
+            }),
         }
     }
 

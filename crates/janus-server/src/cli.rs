@@ -261,7 +261,56 @@ fn group_query(group: Option<&str>) -> String {
     group.map_or_else(String::new, |g| format!("?group={}", encode(g)))
 }
 
-async fn execute(command: Command) -> Result<ExitCode, String> {
+/// Why a command failed: each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// The node's HTTP address did not answer.
+    #[error(
+        "{error}: is janus running there? Give its HTTP address with --addr or JANUS_HTTP__ADDR (default {DEFAULT_ADDR})"
+    )]
+    NodeUnreachable {
+        /// The failed call.
+        error: CallError,
+    },
+    /// The node's cluster address did not answer.
+    #[error(
+        "{error}, the node's cluster address: give it (the node's cluster.addr) with --cluster-addr or \
+         JANUS_CLUSTER__ADDR (default {DEFAULT_CLUSTER_ADDR})"
+    )]
+    ClusterUnreachable {
+        /// The failed call.
+        error: CallError,
+    },
+    /// A call broke off or timed out.
+    #[error("{0}")]
+    Call(CallError),
+    /// A members command without the cluster secret.
+    #[error(
+        "the members admin API needs the cluster secret: pass the node's cluster.secret with --secret or \
+         JANUS_CLUSTER__SECRET"
+    )]
+    NoSecret,
+    /// The node refused the cluster secret.
+    #[error(
+        "the node refused the cluster secret (HTTP 401): pass its cluster.secret with --secret or \
+         JANUS_CLUSTER__SECRET"
+    )]
+    SecretRefused,
+    /// A members command to a node that is not clustered.
+    #[error("the node at {addr} {NOT_CLUSTERED}")]
+    NotClustered {
+        /// The node's HTTP address.
+        addr: String,
+    },
+    /// The node refused the request; the sentence is [`refusal`]'s.
+    #[error("{0}")]
+    Refused(String),
+    /// The node answered something that is not JSON.
+    #[error("the node answered something that is not JSON: {0}")]
+    NotJson(serde_json::Error),
+}
+
+async fn execute(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Health(target) => {
             let (status, body) = node_call(&target, Method::GET, "/ready", None).await?;
@@ -354,18 +403,15 @@ async fn node_call(
     method: Method,
     path: &str,
     body: Option<Value>,
-) -> Result<(StatusCode, String), String> {
+) -> Result<(StatusCode, String), CliError> {
     let addr = target.resolve();
     call(&addr, method, path, body, None).await.map_err(|error| match error {
-        CallError::Unreachable { .. } => format!(
-            "{error}: is janus running there? Give its HTTP address with --addr or JANUS_HTTP__ADDR \
-             (default {DEFAULT_ADDR})"
-        ),
-        CallError::Failed(_) => error.to_string(),
+        CallError::Unreachable { .. } => CliError::NodeUnreachable { error },
+        CallError::Failed(_) => CliError::Call(error),
     })
 }
 
-async fn members(command: MemberCommand) -> Result<ExitCode, String> {
+async fn members(command: MemberCommand) -> Result<ExitCode, CliError> {
     let (admin, method, path, body) = match command {
         MemberCommand::List(admin) => (admin, Method::GET, "/internal/admin/members".to_owned(), None),
         MemberCommand::Add { admin, id, member_addr } => {
@@ -378,26 +424,19 @@ async fn members(command: MemberCommand) -> Result<ExitCode, String> {
     };
     let Some(secret) = admin.secret.as_deref().filter(|s| !s.is_empty()) else {
         require_cluster(&admin.target).await?;
-        return Err("the members admin API needs the cluster secret: pass the node's cluster.secret with --secret \
-                    or JANUS_CLUSTER__SECRET"
-            .to_owned());
+        return Err(CliError::NoSecret);
     };
     let cluster_addr = admin.resolve_cluster_addr();
     let answer = match call(&cluster_addr, method, &path, body, Some(secret)).await {
         Ok(answer) => answer,
         Err(error @ CallError::Unreachable { .. }) => {
             require_cluster(&admin.target).await?;
-            return Err(format!(
-                "{error}, the node's cluster address: give it (the node's cluster.addr) with --cluster-addr or \
-                 JANUS_CLUSTER__ADDR (default {DEFAULT_CLUSTER_ADDR})"
-            ));
+            return Err(CliError::ClusterUnreachable { error });
         }
-        Err(error) => return Err(error.to_string()),
+        Err(error) => return Err(CliError::Call(error)),
     };
     if answer.0 == StatusCode::UNAUTHORIZED {
-        return Err("the node refused the cluster secret (HTTP 401): pass its cluster.secret with --secret or \
-                    JANUS_CLUSTER__SECRET"
-            .to_owned());
+        return Err(CliError::SecretRefused);
     }
     let members = expect_json(answer)?;
     println!("leader: {}", members["leader"]);
@@ -418,13 +457,13 @@ pub const NOT_CLUSTERED: &str = "is not clustered, so it has no cluster address 
 /// Asks the node's HTTP address whether it is clustered: an error saying
 /// so when it is not. A node that cannot be asked passes (the caller's own
 /// error says what went wrong).
-async fn require_cluster(target: &Target) -> Result<(), String> {
+async fn require_cluster(target: &Target) -> Result<(), CliError> {
     let addr = target.resolve();
     match call(&addr, Method::GET, "/v1/cluster", None, None).await {
         Ok((status, body)) if status.is_success() => {
             let cluster: Value = serde_json::from_str(&body).unwrap_or_default();
             if cluster.get("ap").is_some_and(Value::is_null) {
-                return Err(format!("the node at {addr} {NOT_CLUSTERED}"));
+                return Err(CliError::NotClustered { addr });
             }
             Ok(())
         }
@@ -447,11 +486,11 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-fn expect_json((status, body): (StatusCode, String)) -> Result<Value, String> {
+fn expect_json((status, body): (StatusCode, String)) -> Result<Value, CliError> {
     if !status.is_success() {
-        return Err(refusal(status, &body));
+        return Err(CliError::Refused(refusal(status, &body)));
     }
-    serde_json::from_str(&body).map_err(|e| format!("the node answered something that is not JSON: {e}"))
+    serde_json::from_str(&body).map_err(CliError::NotJson)
 }
 
 /// A refused request as a sentence: the `message` of the server's
@@ -689,5 +728,22 @@ mod tests {
         ] {
             assert!(text.contains(wanted), "{wanted:?} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn cli_errors_read_as_before() {
+        assert_eq!(
+            CliError::NoSecret.to_string(),
+            "the members admin API needs the cluster secret: pass the node's cluster.secret with --secret or \
+             JANUS_CLUSTER__SECRET"
+        );
+        let unreachable = CallError::Unreachable { addr: "127.0.0.1:1".to_owned(), reason: "refused".to_owned() };
+        let text = CliError::NodeUnreachable { error: unreachable }.to_string();
+        assert!(text.ends_with(&format!("JANUS_HTTP__ADDR (default {DEFAULT_ADDR})")), "{text}");
+        assert!(!text.contains("  "), "{text}");
+        let text = CliError::NotClustered { addr: "127.0.0.1:8848".to_owned() }.to_string();
+        assert!(text.starts_with("the node at 127.0.0.1:8848 is not clustered"), "{text}");
+        let text = CliError::Refused(refusal(StatusCode::CONFLICT, "taken")).to_string();
+        assert_eq!(text, "taken (HTTP 409)");
     }
 }

@@ -1,5 +1,6 @@
-//! The Janus server: reads configuration, builds a node (its registry store and
-//! engines), and serves it over HTTP until shut down.
+//! The Janus server: reads configuration, builds a node (its registry store,
+//! engines and health checker), and serves it over HTTP and DNS (and, in a
+//! cluster, the cluster address) until shut down.
 //!
 //! This is the only crate that knows both the engines and the front ends.
 //!
@@ -9,7 +10,8 @@
 //!   write to the engine owning the namespace's mode.
 //! - [`members`]: the AP member list follows the Raft group's.
 //! - [`revision_floor`]: revisions never go back across restarts.
-//! - [`start`] / [`RunningServer`]: bind HTTP and DNS, spawn, and shut down gracefully.
+//! - [`start`] / [`RunningServer`]: bind HTTP, DNS and the cluster address,
+//!   spawn, and shut down gracefully.
 //! - [`startup`]: the start-up summary logged at `info`.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 //! - [`cli`]: the operator's subcommands of the `janus` binary.

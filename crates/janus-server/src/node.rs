@@ -16,7 +16,7 @@ use janus_core::model::{
 use janus_core::service::{Consistency, NodeHealth, ReadFence, WriteOutcome};
 use janus_core::{ClusterName, InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_core::{Command, CommandOutcome};
-use janus_raft::CpEngine;
+use janus_raft::{CpEngine, CpWriteError};
 use tracing::info;
 
 /// A node: its store and engines.
@@ -36,13 +36,13 @@ impl janus_health::HealthSink for RaftHealthSink {
     fn report(
         &self,
         reports: Vec<janus_core::registry::HealthReport>,
-    ) -> futures_util::future::BoxFuture<'static, Result<(), String>> {
+    ) -> futures_util::future::BoxFuture<'static, Result<(), janus_health::SinkError>> {
         let cp = self.0.clone();
         Box::pin(async move {
             match cp.write(Command::ReportHealth(reports)).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(error) => Err(error.0),
+                Ok(Err(error)) => Err(janus_health::SinkError::Refused(error)),
+                Err(error) => Err(janus_health::SinkError::NotWritten(error.to_string())),
             }
         })
     }
@@ -78,6 +78,13 @@ impl Node {
     #[must_use]
     pub const fn cp(&self) -> &CpEngine {
         &self.cp
+    }
+
+    /// The node's store, writable: for the server's own wiring (front ends
+    /// get the read-only [`RegistryService::view`]).
+    #[must_use]
+    pub fn store(&self) -> &Arc<RegistryStore> {
+        &self.store
     }
 
     /// The AP engine (its view of the cluster).
@@ -125,11 +132,7 @@ impl Node {
         self.check(&command).await?;
         match self.cp.write(command).await {
             Ok(outcome) => outcome,
-            Err(error) => Err(RegistryError::Unavailable {
-                namespace: about.namespace.to_string(),
-                mode: about.mode,
-                reason: error.0,
-            }),
+            Err(error) => Err(cp_failed(&about, error)),
         }
     }
 
@@ -163,15 +166,37 @@ impl Node {
     }
 }
 
-/// A command answered with the wrong kind of outcome: a bug, reported as unavailable.
+/// A command answered with the wrong kind of outcome: a bug, logged and
+/// reported as an internal error (500).
 fn unexpected(outcome: &CommandOutcome) -> RegistryError {
-    RegistryError::Forbidden(format!("internal error: unexpected Raft outcome {outcome:?}"))
+    let context = format!("unexpected Raft outcome {outcome:?}");
+    tracing::error!(%context, "Raft write failed on an internal fault");
+    RegistryError::Internal(context)
+}
+
+/// A Raft write or read fence about `about` that did not complete: no
+/// quorum, a refusal or an unreachable leader leave the namespace
+/// unavailable (503); a malformed message is an internal fault (500).
+fn cp_failed(about: &CpHandle<'_>, error: CpWriteError) -> RegistryError {
+    match error {
+        CpWriteError::Malformed(reason) => {
+            tracing::error!(namespace = %about.namespace, %reason, "Raft write failed on an internal fault");
+            RegistryError::Internal(format!("namespace '{}' ({}): {reason}", about.namespace, about.mode))
+        }
+        error @ (CpWriteError::NoQuorum { .. } | CpWriteError::Refused(_) | CpWriteError::Unreachable { .. }) => {
+            RegistryError::Unavailable {
+                namespace: about.namespace.to_string(),
+                mode: about.mode,
+                reason: error.to_string(),
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl RegistryService for Node {
-    fn store(&self) -> &RegistryStore {
-        &self.store
+    fn view(&self) -> janus_core::StoreView<'_> {
+        janus_core::StoreView::new(&self.store)
     }
 
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
@@ -291,9 +316,7 @@ impl RegistryService for Node {
             (Mode::Cp, Consistency::Local) => Ok(ReadFence { consistency, raft_index: Some(self.cp.applied_index()) }),
             (Mode::Cp, Consistency::Linearizable) => match self.cp.linearize().await {
                 Ok(index) => Ok(ReadFence { consistency, raft_index: Some(index) }),
-                Err(error) => {
-                    Err(RegistryError::Unavailable { namespace: namespace.to_string(), mode, reason: error.0 })
-                }
+                Err(error) => Err(cp_failed(&CpHandle { namespace, mode }, error)),
             },
             (Mode::Ap, Consistency::Local) => Ok(ReadFence { consistency, raft_index: None }),
             (Mode::Ap, Consistency::Linearizable) => Err(RegistryError::ModeMismatch {
@@ -328,5 +351,47 @@ impl RegistryService for Node {
     fn health(&self) -> NodeHealth {
         let now = self.store.now();
         NodeHealth { ready: self.ap.is_ready(), stats: self.store.read(|r| r.stats(now)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use janus_core::{CommandOutcome, Mode, NamespaceId, RegistryError};
+    use janus_http::error::ApiError;
+    use janus_raft::{CpOperation, CpWriteError};
+
+    use super::{CpHandle, cp_failed, unexpected};
+
+    #[test]
+    fn an_unexpected_raft_outcome_is_an_internal_fault_answered_500() {
+        let error = unexpected(&CommandOutcome::Done);
+        assert!(matches!(&error, RegistryError::Internal(context) if context.contains("Done")), "{error:?}");
+        let api = ApiError::from(error);
+        assert_eq!((api.status, api.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+    }
+
+    #[test]
+    fn a_failed_raft_write_is_unavailable_unless_a_message_was_malformed() {
+        let namespace = NamespaceId::new("pay").unwrap_or_else(|_| NamespaceId::public());
+        let about = || CpHandle { namespace: &namespace, mode: Mode::Cp };
+        let no_quorum = CpWriteError::NoQuorum { during: CpOperation::Write, waited_ms: 1600 };
+        let refused = CpWriteError::Refused("Raft refused the write: stopping".to_owned());
+        for error in [no_quorum, refused] {
+            let reason = error.to_string();
+            assert_eq!(
+                cp_failed(&about(), error),
+                RegistryError::Unavailable { namespace: "pay".to_owned(), mode: Mode::Cp, reason }
+            );
+        }
+        let malformed =
+            cp_failed(&about(), CpWriteError::Malformed("the Raft leader sent a malformed reply".to_owned()));
+        assert!(matches!(&malformed, RegistryError::Internal(context) if context.contains("pay")), "{malformed:?}");
+    }
+
+    #[test]
+    fn a_no_quorum_error_says_how_long_it_waited() {
+        let error = CpWriteError::NoQuorum { during: CpOperation::Write, waited_ms: 1600 };
+        assert_eq!(error.to_string(), "the write was not committed within 1600 ms: no Raft quorum");
     }
 }

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use janus_core::RegistryService as _;
 use tracing::{info, warn};
 
 use crate::config::ConfigSources;

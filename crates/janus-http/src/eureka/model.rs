@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use janus_core::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Instance, InstanceSpec, Metadata};
 use janus_core::name::{ClusterName, InstanceKey, ServiceKey};
 use janus_core::registry::SnapshotInstance;
-use janus_core::{Millis, RegistryStore, validate};
+use janus_core::{Millis, validate};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -166,7 +166,7 @@ pub(crate) struct WallClock {
 
 impl WallClock {
     /// The clocks now.
-    pub(crate) fn read(store: &RegistryStore) -> Self {
+    pub(crate) fn read(store: janus_core::StoreView<'_>) -> Self {
         let epoch_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

@@ -15,21 +15,44 @@ use serde_json::{Map, Value};
 /// Most nested elements accepted in a request body.
 const MAX_DEPTH: usize = 16;
 
+/// What is wrong with an XML request body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum XmlError {
+    /// The reader could not read it.
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    /// More than [`MAX_DEPTH`] nested elements.
+    #[error("XML nested deeper than {MAX_DEPTH} elements")]
+    TooDeep,
+    /// An entity reference that does not resolve.
+    #[error("bad XML entity: {0}")]
+    BadEntity(String),
+    /// An attribute that does not parse.
+    #[error("bad XML attribute: {0}")]
+    BadAttribute(String),
+    /// An end tag without its start.
+    #[error("unbalanced XML")]
+    Unbalanced,
+    /// The document ended inside an element.
+    #[error("XML document ended early")]
+    EndedEarly,
+}
+
 /// Parses an XML document into `{root_name: value}`.
 ///
 /// # Errors
-/// A message naming what is wrong with the document.
-pub(crate) fn parse(text: &str) -> Result<Value, String> {
+/// What is wrong with the document.
+pub(crate) fn parse(text: &str) -> Result<Value, XmlError> {
     // Text is trimmed once per element (in `finish`), not per event: an entity
     // reference splits text into several events, and the spaces around it count.
     let mut reader = Reader::from_str(text);
     // (element name, attributes and children so far, text)
     let mut stack: Vec<(String, Map<String, Value>, String)> = Vec::new();
     loop {
-        match reader.read_event().map_err(|e| format!("malformed XML: {e}"))? {
+        match reader.read_event().map_err(|e| XmlError::Malformed(e.to_string()))? {
             Event::Start(start) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(format!("XML nested deeper than {MAX_DEPTH} elements"));
+                    return Err(XmlError::TooDeep);
                 }
                 stack.push(open(&start)?);
             }
@@ -51,7 +74,7 @@ pub(crate) fn parse(text: &str) -> Result<Value, String> {
                 if let Some((_, _, own)) = stack.last_mut() {
                     let reference = format!("&{};", &*entity);
                     let resolved =
-                        quick_xml::escape::unescape(&reference).map_err(|e| format!("bad XML entity: {e}"))?;
+                        quick_xml::escape::unescape(&reference).map_err(|e| XmlError::BadEntity(e.to_string()))?;
                     own.push_str(&resolved);
                 }
             }
@@ -61,28 +84,28 @@ pub(crate) fn parse(text: &str) -> Result<Value, String> {
                 }
             }
             Event::End(_) => {
-                let Some((name, attributes, text)) = stack.pop() else { return Err("unbalanced XML".to_owned()) };
+                let Some((name, attributes, text)) = stack.pop() else { return Err(XmlError::Unbalanced) };
                 let value = finish(attributes, text);
                 match stack.last_mut() {
                     Some((_, parent, _)) => add_child(parent, name, value),
                     None => return Ok(Value::Object(Map::from_iter([(name, value)]))),
                 }
             }
-            Event::Eof => return Err("XML document ended early".to_owned()),
+            Event::Eof => return Err(XmlError::EndedEarly),
             _ => {}
         }
     }
 }
 
-fn open(start: &BytesStart<'_>) -> Result<(String, Map<String, Value>, String), String> {
+fn open(start: &BytesStart<'_>) -> Result<(String, Map<String, Value>, String), XmlError> {
     let name = start.local_name().as_ref().to_owned();
     let mut attributes = Map::new();
     for attribute in start.attributes() {
-        let attribute = attribute.map_err(|e| format!("bad XML attribute: {e}"))?;
+        let attribute = attribute.map_err(|e| XmlError::BadAttribute(e.to_string()))?;
         let key = attribute.key.local_name().as_ref().to_owned();
         let value = attribute
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| format!("bad XML attribute: {e}"))?
+            .map_err(|e| XmlError::BadAttribute(e.to_string()))?
             .into_owned();
         attributes.insert(format!("@{key}"), Value::String(value));
     }

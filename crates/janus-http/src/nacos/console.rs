@@ -50,7 +50,7 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> Result
 
 /// `POST customNamespaceId, namespaceName, namespaceDesc[, namespaceMode]`.
 pub(crate) async fn create(State(state): State<AppState>, params: Params) -> Result<Json<bool>, NacosError> {
-    let id = NamespaceId::new(params.required("customNamespaceId")?).map_err(ApiError::from)?;
+    let id = NamespaceId::new(params.required("customNamespaceId")?)?;
     let mode = namespace_mode(&params)?.unwrap_or(Mode::Ap);
     let name = params.get("namespaceName").map(str::to_owned);
     let description = params.get("namespaceDesc").map(str::to_owned);

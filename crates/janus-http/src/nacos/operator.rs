@@ -12,7 +12,7 @@ use crate::extract::Json;
 
 /// `GET /nacos/v1/ns/operator/switches`.
 pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
-    let config = state.registry.store().read(|r| *r.config());
+    let config = state.registry.view().read(|r| *r.config());
     let preservation = config.preservation;
     Json(json!({
         "name": "00-00---000-NACOS_SWITCH_DOMAIN-000---00-00",
@@ -60,7 +60,7 @@ pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
 
 /// `PUT /nacos/v1/ns/operator/switches`: refused; Janus reads its settings from its config.
 pub(crate) async fn update_switches() -> NacosError {
-    NacosError(ApiError::invalid(
+    NacosError::from(ApiError::invalid(
         "switches are read-only in Janus: set them in janus.toml (see docs/config/janus.toml)",
     ))
 }

@@ -10,14 +10,14 @@ use axum::response::Response;
 use janus_api::nacos::{ClusterDetail, HealthChecker, Selector, ServiceDetail, ServiceNames};
 use janus_core::model::{ClusterSettings, HealthCheck, ServicePatch, ServiceSettings};
 use janus_core::name::{GroupName, NamespaceId, PUBLIC_NAMESPACE};
-use janus_core::{ClusterName, validate};
+use janus_core::{ClusterName, RegistryError, validate};
 
 use super::{Params, ok};
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
 use crate::extract::Json;
 
-fn threshold(params: &Params) -> Result<Option<f64>, ApiError> {
+fn threshold(params: &Params) -> Result<Option<f64>, RegistryError> {
     params.number("protectThreshold")
 }
 
@@ -110,8 +110,8 @@ pub(crate) async fn update_cluster(State(state): State<AppState>, params: Params
 
 /// `GET /nacos/v1/ns/service/list?pageNo=1&pageSize=10`.
 pub(crate) async fn list(State(state): State<AppState>, params: Params) -> Result<Json<ServiceNames>, NacosError> {
-    let namespace = NamespaceId::new(params.get("namespaceId").unwrap_or(PUBLIC_NAMESPACE)).map_err(ApiError::from)?;
-    let group = params.get("groupName").map(GroupName::new).transpose().map_err(ApiError::from)?;
+    let namespace = NamespaceId::new(params.get("namespaceId").unwrap_or(PUBLIC_NAMESPACE))?;
+    let group = params.get("groupName").map(GroupName::new).transpose()?;
     let page = page_param(&params, "pageNo", 1, u64::MAX)?;
     let size = page_param(&params, "pageSize", 10, state.config.max_page_size)?;
     let (count, services) = state.registry.services(&namespace, group.as_ref(), page, size)?;

@@ -42,7 +42,7 @@ struct InstanceRef {
 }
 
 /// The instances a batch names: those listed in `instances` (JSON), or all.
-fn batch_targets(params: &Params, key: &ServiceKey, state: &AppState) -> Result<Vec<InstanceKey>, ApiError> {
+fn batch_targets(params: &Params, key: &ServiceKey, state: &AppState) -> Result<Vec<InstanceKey>, NacosError> {
     match params.get("instances") {
         Some(text) if text.trim() != "[]" => {
             let refs: Vec<InstanceRef> = serde_json::from_str(text).map_err(|e| {
@@ -105,11 +105,11 @@ pub(crate) async fn health(State(state): State<AppState>, params: Params) -> Res
     }
     let mode = state.registry.namespace(&key.namespace)?.spec.mode;
     if mode == Mode::Ap {
-        return Err(ApiError::from(RegistryError::ModeMismatch {
+        return Err(RegistryError::ModeMismatch {
             namespace: key.namespace.to_string(),
             mode,
             detail: "the health of ephemeral instances follows their heartbeats and cannot be set by hand".to_owned(),
-        })
+        }
         .into());
     }
     let patch = InstancePatch { healthy: Some(healthy), ..InstancePatch::default() };

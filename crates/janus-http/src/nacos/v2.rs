@@ -8,6 +8,7 @@ use axum::body::to_bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use janus_core::RegistryError;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -34,10 +35,10 @@ fn reply(status: StatusCode, code: u32, message: &str, data: Option<&RawValue>) 
 async fn envelope(answer: Result<Response, NacosError>) -> Response {
     let response = match answer {
         Ok(response) => response,
-        Err(error) => return failure(&error.0),
+        Err(error) => return failure(&error.0, error.1.as_deref()),
     };
     if let Some(error) = response.extensions().get::<ApiError>().cloned() {
-        return failure(&error);
+        return failure(&error, response.extensions().get::<RegistryError>());
     }
     let is_json = response
         .headers()
@@ -55,9 +56,10 @@ async fn envelope(answer: Result<Response, NacosError>) -> Response {
     }
 }
 
-/// An error in the v2 envelope, with v2's code for it.
-pub(crate) fn failure(error: &ApiError) -> Response {
-    reply(error.status, error.nacos_v2_code(), &error.message, None)
+/// An error in the v2 envelope, with v2's code for it (from `cause`, the
+/// registry error it came from, if any).
+pub(crate) fn failure(error: &ApiError, cause: Option<&RegistryError>) -> Response {
+    reply(error.status, error.nacos_v2_code(cause), &error.message, None)
 }
 
 /// Renames v2 parameters to their v1 spellings (only where v1 has none).

@@ -90,7 +90,7 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let clusters = convert::cluster_filter(query.cluster.as_deref())?;
-    watch::block_on_service(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
+    watch::block_on_service::<ApiError>(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
     let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let healthy_only = query.healthy_only.unwrap_or(false);
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::Native };

@@ -37,11 +37,11 @@ pub(crate) async fn list(State(state): State<AppState>, Query(query): Query<List
     if let Some(index) = query.index {
         let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
         tokio::select! {
-            _ = state.registry.store().wait_any(index, wait) => {}
+            _ = state.registry.view().wait_any(index, wait) => {}
             () = state.shutdown.cancelled() => {}
         }
     }
-    let (revision, namespaces) = state.registry.store().read(|r| (r.revision(), r.namespaces()));
+    let (revision, namespaces) = state.registry.view().read(|r| (r.revision(), r.namespaces()));
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static("x-janus-index"), HeaderValue::from(revision));
     let body = NamespaceList { namespaces: namespaces.into_iter().map(convert::namespace).collect() };
