@@ -406,15 +406,16 @@ if want watchers; then
 echo "== watchers: what 16,384 held blocking queries cost"
 ulimit -n 20000 2>/dev/null || true
 start_janus
-WATCHERS=$("${BENCH_CPU[@]}" "$BENCH" watchers --addr "127.0.0.1:$JANUS_PORT" --pid "$SERVER_PID" --count 16384 --settle 5s | tail -n 1)
+WATCHERS=$("${BENCH_CPU[@]}" "$BENCH" watchers --addr "127.0.0.1:$JANUS_PORT" --pid "$SERVER_PID" --count 16384 --settle 10s | tail -n 1)
 stop_server
 {
   echo
   echo "## Held blocking queries (Janus only)"
   echo
-  echo "\`janus-bench watchers --count 16384 --settle 5s\`: one \`janus\` (default settings, pinned to CPU 0); 16,384"
-  echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; one write releases them"
-  echo "all, they are closed, and after 5 s of light load (20 requests/s) the RSS is read again."
+  echo "\`janus-bench watchers --count 16384 --settle 10s\`: one \`janus\` (default settings, pinned to CPU 0); 16,384"
+  echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; the RSS is read 10 s"
+  echo "later; one write releases them all, they are closed, and after 10 s of light load (4 clients × 20 requests/s)"
+  echo "the RSS is read again."
   echo
   echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
   echo "|---|---|---|---|---|"

@@ -3,9 +3,9 @@
 //! Reads the server's RSS idle, opens `--count` connections that each hold a
 //! blocking query on one service (native API, `?index=N&wait=10m`), reads the
 //! RSS while they are held, releases them all with one write, closes them and
-//! reads the RSS again after `--settle` of light load (20 requests a second:
-//! a registry is never idle, and the allocator returns freed pages as its
-//! threads go on allocating). Raw TCP on the bench side, so the
+//! reads the RSS again after `--settle` of light load (4 clients, 20
+//! requests a second each: a registry is never idle, and the allocator
+//! returns freed pages as its threads go on allocating). Raw TCP on the bench side, so the
 //! load generator's own memory stays small.
 
 use std::net::SocketAddr;
@@ -112,8 +112,9 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
     }
     // A registry is never idle (heartbeats arrive all the time), and an
     // allocator returns freed pages while its threads keep allocating: keep
-    // a light load (20 requests a second) while the memory settles.
-    let light = async {
+    // a light load (4 clients, 20 requests a second each, so every server
+    // thread sees some) while the memory settles.
+    let light = |_| async {
         loop {
             let _ = request(args.addr, "GET", "/health", "").await;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -121,7 +122,7 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
     };
     tokio::select! {
         () = tokio::time::sleep(args.settle) => {}
-        () = light => {}
+        _ = four_at_once(light) => {}
     }
     let after = rss(args.pid)?;
     Ok(WatchersResult { count: args.count, idle, held: held_rss, after })
@@ -146,4 +147,13 @@ impl WatchersResult {
             mib(self.after),
         )
     }
+}
+
+/// Runs four copies of `client` at once (they never end).
+async fn four_at_once<F, Fut>(client: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::join!(client(0), client(1), client(2), client(3));
 }
