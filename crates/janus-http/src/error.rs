@@ -1,7 +1,9 @@
 //! The one place registry errors become HTTP responses.
 //!
 //! Native routes answer `{code, message}` JSON ([`ApiError`]); Nacos routes
-//! answer plain text as Nacos does ([`NacosError`]). Both share the status map.
+//! answer plain text as Nacos v1 does ([`NacosError`]), or Nacos v2's
+//! envelope with the code [`NacosError::v2_code`] chooses. All share the
+//! status map.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -64,9 +66,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A Nacos route error: the same status, the message as plain text. The
-/// second field keeps the registry error it came from, if any, so Nacos v2
-/// can pick its finer code from the variant ([`ApiError::nacos_v2_code`]).
+/// A Nacos error: the native error (status and message) and the registry
+/// error it came from, if any, so that Nacos v2 can pick its finer code from
+/// the variant ([`Self::v2_code`]). As a response it is Nacos v1's answer:
+/// the status, and the message as plain text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NacosError(pub ApiError, pub Option<Box<RegistryError>>);
 
@@ -84,25 +87,19 @@ impl From<RegistryError> for NacosError {
 
 impl IntoResponse for NacosError {
     fn into_response(self) -> Response {
-        let mut response = (self.0.status, format!("caused: {};", self.0.message)).into_response();
-        // Kept for wrappers that answer in another shape (the Nacos v2 envelope).
-        response.extensions_mut().insert(self.0);
-        if let Some(cause) = self.1 {
-            response.extensions_mut().insert(*cause);
-        }
-        response
+        (self.0.status, format!("caused: {};", self.0.message)).into_response()
     }
 }
 
-impl ApiError {
-    /// The Nacos v2 error code for this error (open-api §0.2): from the
-    /// registry error's variant when it came from one (`cause`), else from
-    /// the native code of an error a route built itself.
+impl NacosError {
+    /// The Nacos v2 error code (open-api §0.2), the one place it is chosen:
+    /// by the variant of the registry error the error came from, else by the
+    /// native code of an error a route built itself; never by message text.
     #[must_use]
-    pub fn nacos_v2_code(&self, cause: Option<&RegistryError>) -> u32 {
-        match cause {
-            Some(cause) => nacos_v2_registry_code(cause),
-            None => match self.code {
+    pub fn v2_code(&self) -> u32 {
+        match self.1.as_deref() {
+            Some(cause) => registry_v2_code(cause),
+            None => match self.0.code {
                 "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large" => 10000,
                 "already_exists" | "not_empty" | "forbidden" => 10000,
                 // Nacos v2 has no code of its own for a method a route does not take.
@@ -114,7 +111,7 @@ impl ApiError {
 }
 
 /// The Nacos v2 code of a registry error, by variant (open-api §0.2).
-fn nacos_v2_registry_code(error: &RegistryError) -> u32 {
+fn registry_v2_code(error: &RegistryError) -> u32 {
     match error {
         RegistryError::Invalid { field, .. } if field == "weight" => 21001,
         RegistryError::Invalid { field, .. } if field == "service" => 21000,
@@ -223,18 +220,19 @@ mod tests {
     #[test]
     fn each_variant_answers_nacos_v1_with_the_same_status_and_keeps_its_cause() {
         for (error, status, _, _) in cases() {
-            let response = NacosError::from(error.clone()).into_response();
+            let nacos = NacosError::from(error.clone());
+            assert_eq!(nacos.1.as_deref(), Some(&error), "the cause is kept for Nacos v2's code");
+            let response = nacos.into_response();
             assert_eq!(response.status(), status, "{error:?}");
-            assert_eq!(response.extensions().get::<RegistryError>(), Some(&error));
-            assert_eq!(response.extensions().get::<ApiError>().map(|e| e.status), Some(status));
+            let content_type = response.headers().get(axum::http::header::CONTENT_TYPE);
+            assert_eq!(content_type.and_then(|v| v.to_str().ok()), Some("text/plain; charset=utf-8"));
         }
     }
 
     #[test]
     fn each_variant_has_its_nacos_v2_code() {
         for (error, _, _, v2) in cases() {
-            let nacos = NacosError::from(error.clone());
-            assert_eq!(nacos.0.nacos_v2_code(nacos.1.as_deref()), v2, "{error:?}");
+            assert_eq!(NacosError::from(error.clone()).v2_code(), v2, "{error:?}");
         }
     }
 
@@ -242,21 +240,22 @@ mod tests {
     fn the_nacos_v2_code_follows_the_variant_not_the_text() {
         // A message that reads like another variant's does not change the code.
         let error = RegistryError::Internal("service 'x' does not exist".to_owned());
-        assert_eq!(ApiError::from(error.clone()).nacos_v2_code(Some(&error)), 30000);
+        assert_eq!(NacosError::from(error).v2_code(), 30000);
         let error = RegistryError::invalid("group", "invalid weight-like text");
-        assert_eq!(ApiError::from(error.clone()).nacos_v2_code(Some(&error)), 10000);
+        assert_eq!(NacosError::from(error).v2_code(), 10000);
     }
 
     #[test]
     fn route_built_errors_get_their_nacos_v2_code_from_their_native_code() {
-        let built = |status, code: &'static str| ApiError { status, code, message: "service x".to_owned() };
-        assert_eq!(ApiError::invalid("invalid weight: x").nacos_v2_code(None), 10000);
-        assert_eq!(built(StatusCode::NOT_FOUND, "not_found").nacos_v2_code(None), 20004);
-        assert_eq!(built(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").nacos_v2_code(None), 20004);
-        assert_eq!(built(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").nacos_v2_code(None), 10000);
-        assert_eq!(built(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").nacos_v2_code(None), 10000);
-        assert_eq!(ApiError::overloaded("busy").nacos_v2_code(None), 30000);
-        assert_eq!(built(StatusCode::INTERNAL_SERVER_ERROR, "internal").nacos_v2_code(None), 30000);
+        let built =
+            |status, code: &'static str| NacosError::from(ApiError { status, code, message: "service x".to_owned() });
+        assert_eq!(NacosError::from(ApiError::invalid("invalid weight: x")).v2_code(), 10000);
+        assert_eq!(built(StatusCode::NOT_FOUND, "not_found").v2_code(), 20004);
+        assert_eq!(built(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").v2_code(), 20004);
+        assert_eq!(built(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").v2_code(), 10000);
+        assert_eq!(built(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").v2_code(), 10000);
+        assert_eq!(NacosError::from(ApiError::overloaded("busy")).v2_code(), 30000);
+        assert_eq!(built(StatusCode::INTERNAL_SERVER_ERROR, "internal").v2_code(), 30000);
     }
 
     #[test]
@@ -264,10 +263,10 @@ mod tests {
         let error = RegistryError::Internal("unexpected Raft outcome Done".to_owned());
         let native = ApiError::from(error.clone()).into_response();
         assert_eq!(native.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let nacos = NacosError::from(error.clone());
-        assert_eq!(nacos.0.nacos_v2_code(nacos.1.as_deref()), 30000);
-        assert_eq!(nacos.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let v2 = crate::nacos::v2::failure(&ApiError::from(error.clone()), Some(&error));
+        let nacos = NacosError::from(error);
+        assert_eq!(nacos.v2_code(), 30000);
+        let v2 = crate::nacos::v2::failure(&nacos);
         assert_eq!(v2.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(nacos.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -15,8 +15,10 @@
 //!   connections first), header deadline, bounded buffers.
 //! - `admission`: body limits, load shedding in separate pools for reads,
 //!   writes and watches, and request deadlines (watches have their own).
-//! - `native/`: `/v1/` handlers per resource; `nacos/`: the Nacos v1 handlers
-//!   and (`nacos/v2`) the v2 API; `eureka/`: Eureka REST and its XML codec.
+//! - `native/`: `/v1/` handlers per resource; `nacos/`: the Nacos v1 and v2
+//!   APIs over one typed layer of Nacos operations (`nacos/ops`), each
+//!   version a rendering of its answers; `eureka/`: Eureka REST and its XML
+//!   codec.
 //! - `consistency`: the `consistency` parameter of reads (`local` or
 //!   `linearizable`) and the headers saying what a read had.
 //! - `list_cache`: serialized list answers, checked against the service's
@@ -178,75 +180,11 @@ pub fn router(
                 .delete(native::instances::deregister),
         )
         .route(&format!("{svc}/instances/{{ip}}/{{port}}/heartbeat"), put(native::instances::heartbeat))
-        .route(
-            "/nacos/v1/ns/instance",
-            get(nacos::get_instance)
-                .post(nacos::register)
-                .put(nacos::update)
-                .patch(nacos::patch)
-                .delete(nacos::deregister),
-        )
-        .route("/nacos/v1/ns/instance/list", get(nacos::list))
-        .route("/nacos/v1/ns/instance/beat", put(nacos::beat))
-        .route("/nacos/v1/ns/instance/statuses", get(nacos::status::statuses))
-        .route(
-            "/nacos/v1/ns/instance/metadata/batch",
-            put(nacos::status::put_metadata).delete(nacos::status::delete_metadata),
-        )
-        .route("/nacos/v1/ns/health/instance", put(nacos::status::health))
-        .route(
-            "/nacos/v1/ns/service",
-            get(nacos::service::get)
-                .post(nacos::service::create)
-                .put(nacos::service::update)
-                .delete(nacos::service::delete),
-        )
-        .route("/nacos/v1/ns/service/list", get(nacos::service::list))
-        .route("/nacos/v1/ns/cluster", put(nacos::service::update_cluster))
-        .route("/nacos/v1/ns/operator/switches", get(nacos::operator::switches).put(nacos::operator::update_switches))
-        .route("/nacos/v1/ns/operator/metrics", get(nacos::operator::metrics))
-        .route(
-            "/nacos/v1/console/namespaces",
-            get(nacos::console::get)
-                .post(nacos::console::create)
-                .put(nacos::console::update)
-                .delete(nacos::console::delete),
-        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/v1/cluster", get(ops::cluster))
-        .route(
-            "/nacos/v2/ns/instance",
-            get(nacos::v2::get_instance)
-                .post(nacos::v2::register)
-                .put(nacos::v2::update)
-                .patch(nacos::v2::patch)
-                .delete(nacos::v2::deregister),
-        )
-        .route("/nacos/v2/ns/instance/list", get(nacos::v2::list))
-        .route("/nacos/v2/ns/instance/beat", put(nacos::v2::beat))
-        .route("/nacos/v2/ns/instance/statuses/{key}", get(nacos::v2::statuses))
-        .route("/nacos/v2/ns/instance/metadata/batch", put(nacos::v2::put_metadata).delete(nacos::v2::delete_metadata))
-        .route("/nacos/v2/ns/health/instance", put(nacos::v2::health))
-        .route(
-            "/nacos/v2/ns/service",
-            get(nacos::v2::get_service)
-                .post(nacos::v2::create_service)
-                .put(nacos::v2::update_service)
-                .delete(nacos::v2::delete_service),
-        )
-        .route("/nacos/v2/ns/service/list", get(nacos::v2::list_services))
-        .route("/nacos/v2/ns/operator/switches", get(nacos::v2::switches))
-        .route("/nacos/v2/ns/operator/metrics", get(nacos::v2::metrics))
-        .route(
-            "/nacos/v2/console/namespace",
-            get(nacos::v2::namespace_get)
-                .post(nacos::v2::namespace_create)
-                .put(nacos::v2::namespace_update)
-                .delete(nacos::v2::namespace_delete),
-        )
-        .route("/nacos/v2/console/namespace/list", get(nacos::v2::namespace_list))
+        .merge(nacos::routes())
         .merge(eureka)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

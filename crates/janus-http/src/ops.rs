@@ -236,7 +236,7 @@ fn is_nacos_config_center(path: &str) -> bool {
 /// under `/nacos/v2/`, Nacos v1's text under `/nacos/v1/`, JSON elsewhere.
 fn error_for_path(path: &str, error: ApiError) -> Response {
     if path == "/nacos/v2" || path.starts_with("/nacos/v2/") {
-        crate::nacos::v2::failure(&error, None)
+        crate::nacos::v2::failure(&NacosError::from(error))
     } else if path == "/nacos/v1" || path.starts_with("/nacos/v1/") {
         NacosError::from(error).into_response()
     } else {

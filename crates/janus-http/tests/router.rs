@@ -51,10 +51,6 @@ impl Fake {
     }
 }
 
-fn unexpected(outcome: janus_core::CommandOutcome) -> RegistryError {
-    RegistryError::invalid("outcome", format!("unexpected {outcome:?}"))
-}
-
 #[async_trait]
 impl RegistryService for Fake {
     fn view(&self) -> StoreView<'_> {
@@ -62,10 +58,7 @@ impl RegistryService for Fake {
     }
 
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
-        match self.define(Command::CreateNamespace(spec))? {
-            janus_core::CommandOutcome::Namespace(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.define(Command::CreateNamespace(spec))?.into_namespace()
     }
 
     async fn update_namespace(
@@ -74,10 +67,7 @@ impl RegistryService for Fake {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<NamespaceInfo, RegistryError> {
-        match self.define(Command::UpdateNamespace { id, name, description })? {
-            janus_core::CommandOutcome::Namespace(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.define(Command::UpdateNamespace { id, name, description })?.into_namespace()
     }
 
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
@@ -85,17 +75,11 @@ impl RegistryService for Fake {
     }
 
     async fn create_service(&self, key: ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError> {
-        match self.define(Command::CreateService { key, settings })? {
-            janus_core::CommandOutcome::Service(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.define(Command::CreateService { key, settings })?.into_service()
     }
 
     async fn update_service(&self, key: ServiceKey, patch: ServicePatch) -> Result<ServiceInfo, RegistryError> {
-        match self.define(Command::UpdateService { key, patch })? {
-            janus_core::CommandOutcome::Service(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.define(Command::UpdateService { key, patch })?.into_service()
     }
 
     async fn delete_service(&self, key: ServiceKey) -> Result<(), RegistryError> {
@@ -108,10 +92,7 @@ impl RegistryService for Fake {
         cluster: ClusterName,
         settings: ClusterSettings,
     ) -> Result<ServiceInfo, RegistryError> {
-        match self.define(Command::SetCluster { key, cluster, settings })? {
-            janus_core::CommandOutcome::Service(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.define(Command::SetCluster { key, cluster, settings })?.into_service()
     }
 
     async fn register_instance(&self, key: ServiceKey, spec: InstanceSpec) -> Result<WriteOutcome, RegistryError> {
@@ -231,4 +212,102 @@ async fn a_blocking_query_wakes_on_a_write_through_the_service() {
     let (status, body) = tokio::time::timeout(Duration::from_secs(5), blocked).await.unwrap().unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["instances"].as_array().unwrap().len(), 2);
+}
+
+/// A Nacos call with its parameters as a form body.
+async fn form(router: &Router, method: Method, uri: &str, params: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(params.to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())))
+}
+
+/// Nacos v2's envelope around an answer.
+fn enveloped(data: Value) -> Value {
+    json!({"code": 0, "message": "success", "data": data})
+}
+
+#[tokio::test]
+async fn nacos_v2_answers_what_v1_answers_in_its_envelope() {
+    let router = router();
+    let instance = "serviceName=pay&ip=10.0.0.1&port=80&clusterName=blue";
+    for path in ["/nacos/v1/ns/instance", "/nacos/v2/ns/instance"] {
+        let (status, body) = form(&router, Method::POST, path, &format!("{instance}&metadata=a%3D1")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    form(&router, Method::POST, "/nacos/v1/ns/service", "serviceName=web&protectThreshold=0.5").await;
+
+    let reads = [
+        ("/nacos/v1/ns/instance?", "/nacos/v2/ns/instance?", instance),
+        ("/nacos/v1/ns/instance/list?", "/nacos/v2/ns/instance/list?", "serviceName=pay"),
+        ("/nacos/v1/ns/instance/statuses?key=", "/nacos/v2/ns/instance/statuses/", "DEFAULT_GROUP%40%40pay"),
+        ("/nacos/v1/ns/service?", "/nacos/v2/ns/service?", "serviceName=web"),
+        ("/nacos/v1/ns/operator/switches", "/nacos/v2/ns/operator/switches", ""),
+        ("/nacos/v1/console/namespaces?show=all&", "/nacos/v2/console/namespace?", "namespaceId=public"),
+    ];
+    for (v1, v2, query) in reads {
+        let (status, mut v1_body) = call(&router, Method::GET, &format!("{v1}{query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{v1}{query}: {v1_body}");
+        let (status, mut v2_body) = call(&router, Method::GET, &format!("{v2}{query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{v2}{query}: {v2_body}");
+        // A list says when it was built, which differs between the two reads.
+        for body in [&mut v1_body, &mut v2_body["data"]] {
+            if let Some(built) = body.get_mut("lastRefTime") {
+                *built = json!(0);
+            }
+        }
+        assert_eq!(v2_body, enveloped(v1_body), "{v2}{query}");
+    }
+    let (_, v1_list) = call(&router, Method::GET, "/nacos/v1/ns/instance/list?serviceName=pay", None).await;
+    assert_eq!(v1_list["hosts"][0]["metadata"], json!({"a": "1"}), "the lists above are not empty");
+    let (_, v1_names) = call(&router, Method::GET, "/nacos/v1/ns/service/list", None).await;
+    let (_, v2_names) = call(&router, Method::GET, "/nacos/v2/ns/service/list", None).await;
+    assert_eq!(v2_names, enveloped(json!({"count": v1_names["count"], "services": v1_names["doms"]})));
+
+    let writes = [
+        (Method::PATCH, "/nacos/v1/ns/instance", "/nacos/v2/ns/instance", format!("{instance}&weight=3")),
+        (Method::PUT, "/nacos/v1/ns/instance/beat", "/nacos/v2/ns/instance/beat", instance.to_owned()),
+        (
+            Method::PUT,
+            "/nacos/v1/ns/service",
+            "/nacos/v2/ns/service",
+            "serviceName=web&protectThreshold=0.2".to_owned(),
+        ),
+    ];
+    for (method, v1, v2, params) in writes {
+        let (status, v1_body) = form(&router, method.clone(), v1, &params).await;
+        assert_eq!(status, StatusCode::OK, "{v1}: {v1_body}");
+        let (status, v2_body) = form(&router, method, v2, &params).await;
+        assert_eq!(status, StatusCode::OK, "{v2}: {v2_body}");
+        assert_eq!(v2_body, enveloped(v1_body), "{v2}");
+    }
+}
+
+#[tokio::test]
+async fn nacos_v2_errors_have_v1_status_and_message_and_v2_codes() {
+    let router = router();
+    let cases = [
+        ("/nacos/v1/ns/service?serviceName=nobody", "/nacos/v2/ns/service?serviceName=nobody", 21008),
+        (
+            "/nacos/v1/ns/instance/list?namespaceId=ghost&serviceName=s",
+            "/nacos/v2/ns/instance/list?namespaceId=ghost&serviceName=s",
+            22001,
+        ),
+        ("/nacos/v1/ns/service/list?pageNo=x", "/nacos/v2/ns/service/list?pageNo=x", 10000),
+    ];
+    for (v1, v2, code) in cases {
+        let (v1_status, v1_body) = call(&router, Method::GET, v1, None).await;
+        let (v2_status, v2_body) = call(&router, Method::GET, v2, None).await;
+        assert_eq!(v2_status, v1_status, "{v2}");
+        assert!(v2_status.is_client_error(), "{v2}: {v2_status}");
+        let message = v2_body["message"].as_str().unwrap();
+        assert_eq!(v1_body, Value::String(format!("caused: {message};")), "{v1}");
+        assert_eq!(v2_body, json!({"code": code, "message": message, "data": null}), "{v2}");
+    }
 }

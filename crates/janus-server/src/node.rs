@@ -138,18 +138,16 @@ impl Node {
 
     async fn replicate_instance(&self, key: &ServiceKey, command: Command) -> Result<WriteOutcome, RegistryError> {
         let about = CpHandle { namespace: &key.namespace, mode: Mode::Cp };
-        match self.replicate(about, command).await? {
-            CommandOutcome::Revision(revision) => Ok(WriteOutcome { mode: Mode::Cp, revision }),
-            other => Err(unexpected(&other)),
-        }
+        let revision = self.replicate(about, command).await?.into_revision().inspect_err(log_fault)?;
+        Ok(WriteOutcome { mode: Mode::Cp, revision })
     }
 
     async fn replicate_service(&self, key: &ServiceKey, command: Command) -> Result<ServiceInfo, RegistryError> {
         let mode = self.mode(&key.namespace).await?;
-        match self.replicate(CpHandle { namespace: &key.namespace, mode }, command).await? {
-            CommandOutcome::Service(info) => Ok(info),
-            other => Err(unexpected(&other)),
-        }
+        self.replicate(CpHandle { namespace: &key.namespace, mode }, command)
+            .await?
+            .into_service()
+            .inspect_err(log_fault)
     }
 
     async fn replicate_namespace(
@@ -166,12 +164,10 @@ impl Node {
     }
 }
 
-/// A command answered with the wrong kind of outcome: a bug, logged and
-/// reported as an internal error (500).
-fn unexpected(outcome: &CommandOutcome) -> RegistryError {
-    let context = format!("unexpected Raft outcome {outcome:?}");
-    tracing::error!(%context, "Raft write failed on an internal fault");
-    RegistryError::Internal(context)
+/// Logs a command answered with the wrong kind of outcome (the
+/// [`CommandOutcome`] accessors turn it into an internal error, 500): a bug.
+fn log_fault(error: &RegistryError) {
+    tracing::error!(%error, "Raft write failed on an internal fault");
 }
 
 /// A Raft write or read fence about `about` that did not complete: no
@@ -201,13 +197,10 @@ impl RegistryService for Node {
 
     async fn create_namespace(&self, spec: NamespaceSpec) -> Result<NamespaceInfo, RegistryError> {
         let (id, mode) = (spec.id.clone(), spec.mode);
-        match self.replicate_namespace(&id, mode, Command::CreateNamespace(spec)).await? {
-            CommandOutcome::Namespace(info) => {
-                info!(namespace = %id, %mode, "namespace created");
-                Ok(info)
-            }
-            other => Err(unexpected(&other)),
-        }
+        let outcome = self.replicate_namespace(&id, mode, Command::CreateNamespace(spec)).await?;
+        let info = outcome.into_namespace().inspect_err(log_fault)?;
+        info!(namespace = %id, %mode, "namespace created");
+        Ok(info)
     }
 
     async fn update_namespace(
@@ -218,13 +211,9 @@ impl RegistryService for Node {
     ) -> Result<NamespaceInfo, RegistryError> {
         let mode = self.mode(&id).await?;
         let command = Command::UpdateNamespace { id: id.clone(), name, description };
-        match self.replicate_namespace(&id, mode, command).await? {
-            CommandOutcome::Namespace(info) => {
-                info!(namespace = %id, "namespace updated");
-                Ok(info)
-            }
-            other => Err(unexpected(&other)),
-        }
+        let info = self.replicate_namespace(&id, mode, command).await?.into_namespace().inspect_err(log_fault)?;
+        info!(namespace = %id, "namespace updated");
+        Ok(info)
     }
 
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
@@ -361,14 +350,21 @@ mod tests {
     use janus_http::error::ApiError;
     use janus_raft::{CpOperation, CpWriteError};
 
-    use super::{CpHandle, cp_failed, unexpected};
+    use super::{CpHandle, cp_failed};
 
     #[test]
     fn an_unexpected_raft_outcome_is_an_internal_fault_answered_500() {
-        let error = unexpected(&CommandOutcome::Done);
-        assert!(matches!(&error, RegistryError::Internal(context) if context.contains("Done")), "{error:?}");
-        let api = ApiError::from(error);
-        assert_eq!((api.status, api.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert_eq!(CommandOutcome::Revision(7).into_revision(), Ok(7));
+        let wrong = [
+            CommandOutcome::Done.into_service().err(),
+            CommandOutcome::Done.into_namespace().err(),
+            CommandOutcome::Done.into_revision().err(),
+        ];
+        for error in wrong {
+            assert!(matches!(&error, Some(RegistryError::Internal(context)) if context.contains("Done")), "{error:?}");
+            let api = ApiError::from(error.unwrap_or_else(|| RegistryError::invalid("test", "no error")));
+            assert_eq!((api.status, api.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        }
     }
 
     #[test]

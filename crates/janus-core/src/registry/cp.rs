@@ -124,6 +124,48 @@ pub enum CommandOutcome {
     Done,
 }
 
+impl CommandOutcome {
+    /// The namespace a namespace write produced.
+    ///
+    /// # Errors
+    /// [`RegistryError::Internal`] naming the outcome when it is of another
+    /// kind: the command was answered with the wrong kind of outcome, a bug.
+    pub fn into_namespace(self) -> Result<NamespaceInfo, RegistryError> {
+        match self {
+            Self::Namespace(info) => Ok(info),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The service a service write produced.
+    ///
+    /// # Errors
+    /// [`RegistryError::Internal`] for another kind of outcome, as
+    /// [`Self::into_namespace`].
+    pub fn into_service(self) -> Result<ServiceInfo, RegistryError> {
+        match self {
+            Self::Service(info) => Ok(info),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The service revision an instance write produced.
+    ///
+    /// # Errors
+    /// [`RegistryError::Internal`] for another kind of outcome, as
+    /// [`Self::into_namespace`].
+    pub fn into_revision(self) -> Result<u64, RegistryError> {
+        match self {
+            Self::Revision(revision) => Ok(revision),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn unexpected(&self) -> RegistryError {
+        RegistryError::Internal(format!("unexpected Raft outcome {self:?}"))
+    }
+}
+
 /// Everything Raft replicates, as a snapshot carries it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpState {

@@ -1,20 +1,18 @@
-//! `/nacos/v1/ns/operator/{switches,metrics}`: read-only views with the
-//! node's real settings and counters. Janus is configured through its config
-//! file, so `PUT /operator/switches` is refused.
+//! The operator's views: switches and metrics, with the node's real settings
+//! and counters. Janus is configured through its config file, so switches
+//! cannot be changed here.
 
-use axum::extract::State;
 use janus_api::nacos::OperatorMetrics;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, NacosError};
-use crate::extract::Json;
 
-/// `GET /nacos/v1/ns/operator/switches`.
-pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
+/// The switches: Nacos's, with Janus's lease and self-preservation settings.
+pub(crate) fn switches(state: &AppState) -> Value {
     let config = state.registry.view().read(|r| *r.config());
     let preservation = config.preservation;
-    Json(json!({
+    json!({
         "name": "00-00---000-NACOS_SWITCH_DOMAIN-000---00-00",
         "masters": null,
         "adWeightMap": {},
@@ -55,22 +53,22 @@ pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
         "expireInstance": true,
         "selfPreservationEnabled": preservation.enabled,
         "selfPreservationRenewalThreshold": preservation.renewal_threshold,
-    }))
+    })
 }
 
-/// `PUT /nacos/v1/ns/operator/switches`: refused; Janus reads its settings from its config.
-pub(crate) async fn update_switches() -> NacosError {
+/// A change of the switches: refused, since Janus reads its settings from its config.
+pub(crate) fn update_switches() -> NacosError {
     NacosError::from(ApiError::invalid(
         "switches are read-only in Janus: set them in janus.toml (see docs/config/janus.toml)",
     ))
 }
 
-/// `GET /nacos/v1/ns/operator/metrics`.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Json<OperatorMetrics> {
+/// The node's counters and the machine's load.
+pub(crate) fn metrics(state: &AppState) -> OperatorMetrics {
     let health = state.registry.health();
     let stats = health.stats;
     let (load, cores, mem) = machine_load();
-    Json(OperatorMetrics {
+    OperatorMetrics {
         status: if health.ready { "UP" } else { "STARTING" }.to_owned(),
         service_count: stats.services,
         instance_count: stats.instances,
@@ -86,7 +84,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Json<OperatorMetri
         cpu: load / cores,
         load,
         mem,
-    })
+    }
 }
 
 /// 1-minute load average, cores, and memory in use (fraction) from /proc; zeros where unavailable.
