@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use janus_core::registry::DirtyKey;
 use janus_core::status::{ApStatus, MemberStatus, PeerQueueStatus};
+use janus_core::transport::PeerTransport;
 use janus_core::{Millis, NodeId};
 use janus_distro::digest::{Digests, VouchTable};
 use janus_distro::{DistroConfig, Membership, Outbox, Ring};
@@ -17,7 +18,6 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::forward::Pending;
-use crate::transport::DistroTransport;
 
 /// Where a clustered node's AP engine finds its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub(crate) struct PeerLink {
 pub(crate) struct Cluster {
     pub(crate) me: NodeId,
     pub(crate) config: DistroConfig,
-    pub(crate) transport: Arc<dyn DistroTransport>,
+    pub(crate) transport: Arc<dyn PeerTransport>,
     pub(crate) membership: Mutex<Membership>,
     /// The ring writes consult; replaced when membership changes it.
     ring: RwLock<Arc<Ring>>,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// The cluster's state, with no peer tasks yet (see `ApEngine::start_peer`).
-    pub(crate) fn new(cluster: &ApCluster, transport: Arc<dyn DistroTransport>, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(cluster: &ApCluster, transport: Arc<dyn PeerTransport>, shutdown: CancellationToken) -> Self {
         let membership = Membership::new(cluster.node, &cluster.members, cluster.distro.down_after_failures);
         let peers: Vec<NodeId> = membership.peers().map(|(id, _)| id).collect();
         let outbox =

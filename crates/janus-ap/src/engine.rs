@@ -16,6 +16,7 @@ use std::time::Duration;
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
 use janus_core::replica::record_hash;
+use janus_core::transport::PeerTransport;
 use janus_core::{InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
 use janus_distro::message::{ForwardOp, ForwardOutcome};
 use tokio::sync::Notify;
@@ -24,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info};
 
 use crate::cluster::{ApCluster, Cluster, PeerLink};
-use crate::transport::DistroTransport;
 use crate::{forward, load, probe, reaper, sync, verify};
 
 /// AP engine settings.
@@ -92,7 +92,7 @@ impl ApEngine {
         store: Arc<RegistryStore>,
         config: ApConfig,
         cluster: &ApCluster,
-        transport: Arc<dyn DistroTransport>,
+        transport: Arc<dyn PeerTransport>,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let state = Arc::new(Cluster::new(cluster, transport, shutdown.clone()));

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug};
 
 use crate::cluster::{Cluster, Counters};
+use crate::transport::route;
 
 /// Messages outstanding to one peer at once.
 const IN_FLIGHT: usize = 4;
@@ -124,7 +125,7 @@ async fn call(
     let addr = cluster.membership.lock().addr(peer)?.to_owned();
     let body = encode(&Forward { from: cluster.me, ops }).ok()?;
     let timeout = Duration::from_millis(cluster.config.forward_timeout_ms);
-    match cluster.transport.call(peer, addr, MessageKind::Forward, body, timeout).await {
+    match cluster.transport.call(peer, addr, route(MessageKind::Forward), body, timeout).await {
         Ok(reply) => decode::<ForwardReply>(&reply).ok().map(|r| r.results),
         Err(error) => {
             debug!(peer, %error, "forwarding to the owner failed; the writes are applied here");

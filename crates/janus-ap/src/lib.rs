@@ -17,7 +17,9 @@
 //! - `sync`: one sender per peer; `probe`: the prober and hand-over on ring
 //!   changes; `verify`: the anti-entropy round; `load`: the start-up snapshot.
 //! - [`reaper`]: lease expiry (the owner's only).
-//! - [`DistroTransport`]: how messages reach peers.
+//! - `transport`: how messages reach peers (the workspace's one
+//!   [`janus_core::transport::PeerTransport`], on the Distro channel at
+//!   [`route`]); [`ApEngine`] is the channel's receiving handler.
 
 mod cluster;
 mod engine;
@@ -34,4 +36,4 @@ pub use cluster::ApCluster;
 pub use engine::{ApConfig, ApEngine};
 pub use inbound::PeerMessageError;
 pub use janus_distro::{DistroConfig, MessageKind, PeerState};
-pub use transport::{CallError, DistroTransport};
+pub use transport::route;

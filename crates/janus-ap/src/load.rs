@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
+use crate::transport::route;
 
 /// Rounds over all peers before a node with unreachable peers starts empty.
 const ROUNDS: u32 = 3;
@@ -96,7 +97,7 @@ async fn load_from(engine: &ApEngine, cluster: &Cluster, peer: NodeId, addr: &st
     loop {
         let request = SnapshotRequest { from: cluster.me, after: after.take(), limit: cluster.config.snapshot_page };
         let Ok(body) = encode(&request) else { return Outcome::Unreachable };
-        let reply = cluster.transport.call(peer, addr.to_owned(), MessageKind::Snapshot, body, timeout).await;
+        let reply = cluster.transport.call(peer, addr.to_owned(), route(MessageKind::Snapshot), body, timeout).await;
         // A load broken off half way is not a snapshot: what it applied stays
         // (records only ever add newer versions) and the next peer is tried.
         let Some(page) = reply.ok().and_then(|r| decode::<SnapshotPage>(&r).ok()) else {

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
+use crate::transport::route;
 
 pub(crate) async fn run(engine: ApEngine, shutdown: CancellationToken) {
     let Some(cluster) = engine.cluster().cloned() else { return };
@@ -53,7 +54,7 @@ pub(crate) async fn run(engine: ApEngine, shutdown: CancellationToken) {
 async fn probe(cluster: &Cluster, peer: NodeId, addr: String, ping: &Ping) -> Option<bool> {
     let body = encode(ping).ok()?;
     let timeout = Duration::from_millis(cluster.config.probe_timeout_ms);
-    let reply = cluster.transport.call(peer, addr, MessageKind::Ping, body, timeout).await.ok()?;
+    let reply = cluster.transport.call(peer, addr, route(MessageKind::Ping), body, timeout).await.ok()?;
     decode::<Pong>(&reply).ok().filter(|pong| pong.from == peer).map(|pong| pong.ready)
 }
 

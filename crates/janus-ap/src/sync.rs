@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use janus_core::registry::DirtyKey;
+use janus_core::transport::CallError;
 use janus_core::{InstanceKey, NodeId, Registry, ServiceKey, ServiceRecords};
 use janus_distro::message::{Malformed, Sync, encode};
 use janus_distro::{MessageKind, PeerState};
@@ -19,7 +20,7 @@ use tracing::debug;
 
 use crate::ApEngine;
 use crate::cluster::{Cluster, Counters};
-use crate::transport::CallError;
+use crate::transport::route;
 
 pub(crate) async fn run(engine: ApEngine, peer: NodeId, wake: Arc<Notify>, shutdown: CancellationToken) {
     let Some(cluster) = engine.cluster().cloned() else { return };
@@ -97,6 +98,6 @@ async fn send(cluster: &Cluster, peer: NodeId, batches: Vec<ServiceRecords>) -> 
     let addr = cluster.membership.lock().addr(peer).map(str::to_owned).ok_or(SendError::UnknownPeer)?;
     let body = encode(&Sync { from: cluster.me, batches })?;
     let timeout = Duration::from_millis(cluster.config.sync_timeout_ms);
-    cluster.transport.call(peer, addr, MessageKind::Sync, body, timeout).await?;
+    cluster.transport.call(peer, addr, route(MessageKind::Sync), body, timeout).await?;
     Ok(())
 }

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use crate::ApEngine;
 use crate::cluster::{CachedDigests, Cluster, Counters};
+use crate::transport::route;
 
 /// Services read under one read lock during a pass.
 const SERVICES_PER_LOCK: usize = 64;
@@ -164,15 +165,15 @@ async fn verify_peer(engine: &ApEngine, cluster: &Cluster, ring: &Ring, peer: No
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(cluster.config.probe_interval_ms / 2)).await;
         }
-        let answer = match cluster.transport.call(peer, addr.clone(), MessageKind::Verify, body.clone(), timeout).await
-        {
-            Ok(answer) => answer,
-            Err(error) => {
-                debug!(peer, %error, "verify failed");
-                Counters::add(&cluster.counters.verify_failures, 1);
-                return;
-            }
-        };
+        let answer =
+            match cluster.transport.call(peer, addr.clone(), route(MessageKind::Verify), body.clone(), timeout).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    debug!(peer, %error, "verify failed");
+                    Counters::add(&cluster.counters.verify_failures, 1);
+                    return;
+                }
+            };
         let Ok(answer) = decode::<VerifyReply>(&answer) else {
             Counters::add(&cluster.counters.verify_failures, 1);
             return;
@@ -188,7 +189,7 @@ async fn verify_peer(engine: &ApEngine, cluster: &Cluster, ring: &Ring, peer: No
     for (buckets, batches) in owned_in_buckets(engine, cluster.me, ring, &reply.mismatched) {
         let repair = Repair { from: cluster.me, epoch: ring.epoch(), buckets, batches };
         let Ok(body) = encode(&repair) else { return };
-        match cluster.transport.call(peer, addr.clone(), MessageKind::Repair, body, timeout).await {
+        match cluster.transport.call(peer, addr.clone(), route(MessageKind::Repair), body, timeout).await {
             Ok(reply) => {
                 Counters::add(&cluster.counters.repairs_sent, 1);
                 if let Ok(ack) = decode::<SyncAck>(&reply)

@@ -20,6 +20,9 @@
 //! - [`store`]: [`RegistryStore`], the registry behind a lock plus its watches.
 //! - [`service`]: [`RegistryService`], the trait every front end talks to.
 //! - [`status`]: [`status::ClusterStatus`], what a node knows of its cluster.
+//! - [`transport`]: [`transport::PeerTransport`], the one way both engines
+//!   call peers, its [`transport::CallError`], and the receiving
+//!   [`transport::PeerHandler`] (the contract only; no I/O).
 //!
 //! Engines are the only writers: the AP engine (`janus-ap`, replicating
 //! ephemeral instances by the Distro protocol of `janus-distro`) and the CP
@@ -39,6 +42,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod time;
+pub mod transport;
 pub mod validate;
 pub mod watch;
 

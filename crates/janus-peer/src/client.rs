@@ -1,22 +1,20 @@
 //! The sending side: one pooled HTTP/1.1 client for every peer, carrying
-//! both engines' messages.
+//! both engines' messages as the workspace's one [`PeerTransport`].
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use janus_ap::{CallError, DistroTransport, MessageKind};
 use janus_core::NodeId;
-use janus_raft::{PeerTransport, RpcKind, TransportError};
+use janus_core::transport::{CallError, CallFuture, PeerTransport, Route};
 
-use crate::{ClusterSecret, DISTRO_PATH, RAFT_PATH};
+use crate::{ClusterSecret, wire};
 
-/// Sends Raft messages to peers over HTTP (see the crate docs).
+/// Sends engine messages to peers over HTTP (see the crate docs).
 #[derive(Clone)]
 pub struct HttpPeerTransport {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -42,103 +40,49 @@ impl HttpPeerTransport {
     }
 }
 
-/// Why a POST to a peer produced no reply.
-enum PostError {
-    /// Certainly not delivered (no connection).
-    NotSent(String),
-    /// No reply: timed out or the connection broke after sending.
-    NoReply(String),
-    /// The peer answered 421: it does not lead and did not act on the request.
-    NotLeader(String),
-    /// The peer answered with another error status.
-    Refused(String),
-}
-
-impl HttpPeerTransport {
-    /// POSTs `body` to `http://{addr}{path}` with the secret; the reply body,
-    /// read up to the reply limit, if the peer answered 200 within `timeout`.
-    fn post(
-        &self,
-        addr: &str,
-        path: String,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, PostError>> {
+impl PeerTransport for HttpPeerTransport {
+    /// POSTs `body` to `http://{addr}/internal/{channel}/{kind}` with the
+    /// secret; the reply body, read up to the reply limit, if the peer
+    /// answered 200 within `timeout`.
+    fn call(&self, target: NodeId, addr: String, route: Route, body: Vec<u8>, timeout: Duration) -> CallFuture {
         let client = self.client.clone();
-        let authorization = self.secret.header_value();
         let max_reply = self.max_reply;
-        let uri = format!("http://{addr}{path}");
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{addr}{}", wire::path(route)))
+            .header(header::AUTHORIZATION, self.secret.header_value())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(Bytes::from(body)));
         Box::pin(async move {
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(uri)
-                .header(header::AUTHORIZATION, authorization)
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| PostError::NotSent(format!("bad peer address: {e}")))?;
+            let not_sent = |reason: String| CallError::NotSent { target, addr: addr.clone(), reason };
+            let no_reply = |reason: String| CallError::NoReply { target, addr: addr.clone(), reason };
+            let request = request.map_err(|e| not_sent(format!("bad peer address: {e}")))?;
             let exchange = async {
                 let response = client.request(request).await.map_err(|e| {
                     // A failed connect never sent the request; anything later may have.
-                    if e.is_connect() { PostError::NotSent(e.to_string()) } else { PostError::NoReply(e.to_string()) }
+                    if e.is_connect() { not_sent(with_causes(&e)) } else { no_reply(with_causes(&e)) }
                 })?;
                 let status = response.status();
                 let body = Limited::new(response.into_body(), max_reply)
                     .collect()
                     .await
-                    .map_err(|e| PostError::NoReply(format!("reading the reply: {e}")))?
+                    .map_err(|e| no_reply(format!("reading the reply: {e}")))?
                     .to_bytes();
                 if status == StatusCode::OK {
                     Ok(body.to_vec())
-                } else if status == StatusCode::MISDIRECTED_REQUEST {
-                    Err(PostError::NotLeader(String::from_utf8_lossy(&body).trim().to_owned()))
                 } else {
-                    Err(PostError::Refused(format!("{status}: {}", String::from_utf8_lossy(&body).trim())))
+                    Err(CallError::Refused { target, refusal: wire::refusal(status, &body) })
                 }
             };
             tokio::time::timeout(timeout, exchange)
                 .await
-                .unwrap_or_else(|_| Err(PostError::NoReply(format!("no reply within {} ms", timeout.as_millis()))))
+                .unwrap_or_else(|_| Err(no_reply(format!("no reply within {} ms", timeout.as_millis()))))
         })
     }
 }
 
-impl PeerTransport for HttpPeerTransport {
-    fn call(
-        &self,
-        target: u64,
-        addr: String,
-        kind: RpcKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        let posted = self.post(&addr, format!("{RAFT_PATH}/{kind}"), body, timeout);
-        Box::pin(async move {
-            posted.await.map_err(|error| match error {
-                PostError::NotSent(reason) => TransportError::NotSent { target, addr, reason },
-                PostError::NoReply(reason) => TransportError::Unreachable { target, addr, reason },
-                PostError::NotLeader(reason) => TransportError::NotLeader { target, reason },
-                PostError::Refused(reason) => TransportError::Refused { target, reason },
-            })
-        })
-    }
-}
-
-impl DistroTransport for HttpPeerTransport {
-    fn call(
-        &self,
-        target: NodeId,
-        addr: String,
-        kind: MessageKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
-        let posted = self.post(&addr, format!("{DISTRO_PATH}/{kind}"), body, timeout);
-        Box::pin(async move {
-            posted.await.map_err(|error| match error {
-                PostError::NotSent(reason) => CallError::NotSent { target, reason },
-                PostError::NoReply(reason) => CallError::NoReply { target, reason },
-                PostError::NotLeader(reason) | PostError::Refused(reason) => CallError::Refused { target, reason },
-            })
-        })
-    }
+/// `error` and what caused it ("client error (Connect): tcp connect error: …").
+fn with_causes(error: &hyper_util::client::legacy::Error) -> String {
+    let chain = std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source());
+    chain.map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }

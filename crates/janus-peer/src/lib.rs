@@ -2,14 +2,18 @@
 //! protocol messages of [`janus_ap`] between nodes, as HTTP on each node's
 //! internal cluster address.
 //!
-//! - [`HttpPeerTransport`]: the client side, a [`janus_raft::PeerTransport`]
-//!   and a [`janus_ap::DistroTransport`] that POST an encoded message to
-//!   `http://{peer}/internal/raft/{kind}` or `…/internal/distro/{kind}` over
-//!   pooled keep-alive connections.
-//! - [`router`]: the receiving side, which hands messages to the local
-//!   [`janus_raft::CpEngine`] and [`janus_ap::ApEngine`], and the membership admin API
+//! - [`HttpPeerTransport`]: the client side, the workspace's one
+//!   [`janus_core::transport::PeerTransport`] for both engines, which POSTs
+//!   an encoded message to `http://{peer}/internal/raft/{kind}` or
+//!   `…/internal/distro/{kind}` over pooled keep-alive connections.
+//! - [`router`]: the receiving side, which hands messages to each channel's
+//!   [`janus_core::transport::PeerHandler`] (the local [`janus_raft::CpEngine`]
+//!   and [`janus_ap::ApEngine`]), and the membership admin API
 //!   (`GET|POST /internal/admin/members`, `POST …/members/{id}/promote`,
-//!   `DELETE …/members/{id}`).
+//!   `DELETE …/members/{id}`); [`message_router`] serves any handlers.
+//! - `wire`: the paths and statuses both sides agree on. A refusal travels
+//!   as a status (400 malformed, 403 forbidden, 421 misdirected: the node
+//!   does not lead, 503 unavailable) with the reason as the body.
 //!
 //! Every call carries the cluster secret (`Authorization: Bearer …`); a call
 //! without it is refused before its body is read. Nothing is trusted because
@@ -17,9 +21,10 @@
 
 mod client;
 mod server;
+mod wire;
 
 pub use client::HttpPeerTransport;
-pub use server::router;
+pub use server::{message_router, router};
 
 /// The path prefix of Raft messages.
 pub const RAFT_PATH: &str = "/internal/raft";

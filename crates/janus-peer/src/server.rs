@@ -1,6 +1,9 @@
-//! The receiving side: `POST /internal/raft/{kind}` into the local CP
-//! engine, `POST /internal/distro/{kind}` into the local AP engine, and the
-//! membership admin API under `/internal/admin/members`.
+//! The receiving side: `POST /internal/{channel}/{kind}` into the channel's
+//! [`PeerHandler`] (the local CP engine for `raft`, the AP engine for
+//! `distro`), and the membership admin API under `/internal/admin/members`.
+//! Everything is behind the cluster secret.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -10,24 +13,48 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use janus_ap::{ApEngine, MessageKind, PeerMessageError};
-use janus_raft::{CpEngine, MembershipChange, PeerRpcError, RpcKind};
+use janus_ap::ApEngine;
+use janus_core::transport::{Channel, PeerHandler};
+use janus_raft::{CpEngine, MembershipChange};
 use serde::Deserialize;
 
-use crate::{ADMIN_PATH, ClusterSecret, DISTRO_PATH, RAFT_PATH};
+use crate::{ADMIN_PATH, ClusterSecret, wire};
 
 /// The routes of the cluster address: Raft messages for `engine`, AP
-/// protocol messages for `ap`, each admitted only with `secret`, bodies of
-/// at most `max_body` bytes (a whole snapshot travels in one body).
+/// protocol messages for `ap`, the membership admin API, each admitted only
+/// with `secret`, bodies of at most `max_body` bytes (a whole snapshot
+/// travels in one body).
 pub fn router(engine: CpEngine, ap: ApEngine, secret: ClusterSecret, max_body: usize) -> Router {
-    let distro = Router::new().route(&format!("{DISTRO_PATH}/{{kind}}"), post(handle_distro)).with_state(ap);
-    Router::new()
-        .route(&format!("{RAFT_PATH}/{{kind}}"), post(handle))
+    let admin = Router::new()
         .route(&format!("{ADMIN_PATH}/members"), get(list_members).post(add_learner))
         .route(&format!("{ADMIN_PATH}/members/{{id}}"), axum::routing::delete(remove_member))
         .route(&format!("{ADMIN_PATH}/members/{{id}}/promote"), post(promote))
-        .with_state(engine)
-        .merge(distro)
+        .with_state(engine.clone());
+    let handlers: [(Channel, Arc<dyn PeerHandler>); 2] =
+        [(Channel::Raft, Arc::new(engine)), (Channel::Distro, Arc::new(ap))];
+    guarded(messages(handlers).merge(admin), secret, max_body)
+}
+
+/// The message routes alone: `POST /internal/{channel}/{kind}` into each
+/// channel's handler, behind `secret`, bodies of at most `max_body` bytes.
+/// [`router`] serves the engines this way; tests serve their own handlers.
+pub fn message_router(
+    handlers: impl IntoIterator<Item = (Channel, Arc<dyn PeerHandler>)>,
+    secret: ClusterSecret,
+    max_body: usize,
+) -> Router {
+    guarded(messages(handlers), secret, max_body)
+}
+
+fn messages(handlers: impl IntoIterator<Item = (Channel, Arc<dyn PeerHandler>)>) -> Router {
+    handlers.into_iter().fold(Router::new(), |routes, (channel, handler)| {
+        let path = format!("{}/{{kind}}", wire::channel_path(channel));
+        routes.merge(Router::new().route(&path, post(handle)).with_state(handler))
+    })
+}
+
+fn guarded(routes: Router, secret: ClusterSecret, max_body: usize) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(max_body))
         // Outermost: a caller without the secret is refused before its body is read.
         .layer(from_fn_with_state(secret, authenticate))
@@ -42,28 +69,10 @@ async fn authenticate(State(secret): State<ClusterSecret>, request: Request, nex
     }
 }
 
-async fn handle(State(engine): State<CpEngine>, Path(kind): Path<String>, body: Bytes) -> Response {
-    let Some(kind) = RpcKind::from_name(&kind) else {
-        return (StatusCode::NOT_FOUND, format!("no Raft message kind named {kind:?}\n")).into_response();
-    };
-    match engine.handle_peer_rpc(kind, &body).await {
+async fn handle(State(handler): State<Arc<dyn PeerHandler>>, Path(kind): Path<String>, body: Bytes) -> Response {
+    match handler.handle(&kind, &body).await {
         Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
-        Err(error @ PeerRpcError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
-        Err(error @ PeerRpcError::Raft(_)) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
-        // 421: "sent to a server that cannot answer it"; the sender retries at the leader.
-        Err(error @ PeerRpcError::NotLeader(_)) => (StatusCode::MISDIRECTED_REQUEST, error.to_string()).into_response(),
-    }
-}
-
-async fn handle_distro(State(engine): State<ApEngine>, Path(kind): Path<String>, body: Bytes) -> Response {
-    let Some(kind) = MessageKind::from_name(&kind) else {
-        return (StatusCode::NOT_FOUND, format!("no AP protocol message named {kind:?}\n")).into_response();
-    };
-    match engine.handle_peer_message(kind, &body).await {
-        Ok(reply) => ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response(),
-        Err(error @ PeerMessageError::Malformed { .. }) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
-        Err(error @ PeerMessageError::NotClustered) => (StatusCode::CONFLICT, error.to_string()).into_response(),
-        Err(error @ PeerMessageError::NotAMember { .. }) => (StatusCode::FORBIDDEN, error.to_string()).into_response(),
+        Err(refusal) => (wire::status(refusal.kind), refusal.reason).into_response(),
     }
 }
 

@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use janus_core::transport::{CallError, PeerTransport};
 use janus_core::{Command, CommandOutcome, RegistryStore};
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use tracing::info;
 
 use crate::leader::{Redirect, Served};
-use crate::network::{PeerNetwork, PeerTransport, RpcKind, SnapshotMessage, TransportError, decode, encode};
+use crate::network::{PeerNetwork, RpcKind, SnapshotMessage, decode, encode};
 use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
@@ -111,7 +112,7 @@ pub enum CpWriteError {
         /// The message forwarded.
         kind: RpcKind,
         /// What the transport said.
-        error: TransportError,
+        error: CallError,
     },
     /// A message to or from the leader did not encode or decode: a bug or
     /// mismatched versions, not a lack of quorum.
@@ -510,8 +511,10 @@ impl CpEngine {
 
 #[cfg(test)]
 mod tests {
+    use janus_core::transport::CallError;
+
     use super::{CpOperation, CpWriteError};
-    use crate::network::{RpcKind, TransportError};
+    use crate::network::RpcKind;
 
     #[test]
     fn a_no_quorum_error_names_what_waited_and_how_long() {
@@ -526,8 +529,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_leader_is_named_with_the_message_kind() {
-        let error =
-            TransportError::Unreachable { target: 2, addr: "10.0.0.2:7848".to_owned(), reason: "reset".to_owned() };
+        let error = CallError::NoReply { target: 2, addr: "10.0.0.2:7848".to_owned(), reason: "reset".to_owned() };
         let text = CpWriteError::Unreachable { kind: RpcKind::ForwardWrite, error: error.clone() }.to_string();
         assert!(text.starts_with("cannot reach the Raft leader (a "), "{text}");
         assert!(text.ends_with(&error.to_string()), "{text}");

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::TypeConfig;
 use crate::engine::{CpEngine, CpWriteError, LEADER_POLL};
-use crate::network::{RpcKind, TransportError, encode};
+use crate::network::{Failure, RpcKind, encode};
 
 /// Why this node did not serve a request itself.
 pub(crate) enum Redirect {
@@ -71,20 +71,17 @@ impl CpEngine {
                     let body = encode(message)
                         .map_err(|e| CpWriteError::Malformed(format!("cannot encode a {kind} message: {e}")))?;
                     let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match self.transport().call(leader, addr, kind, body, timeout).await {
+                    let called = self.transport().call(leader, addr, kind.route(), body, timeout).await;
+                    match called.map_err(Failure::from) {
                         Ok(reply) => return Ok(Served::AtLeader(reply)),
                         // Certainly not acted on: wait for (news of) the leader and try again.
-                        Err(TransportError::NotSent { .. } | TransportError::NotLeader { .. }) => {
-                            tokio::time::sleep(LEADER_POLL).await;
-                        }
-                        Err(error @ TransportError::Refused { .. }) => {
+                        Err(Failure::Resend(_)) => tokio::time::sleep(LEADER_POLL).await,
+                        Err(Failure::Refused(error)) => {
                             return Err(CpWriteError::Refused(format!(
                                 "the Raft leader did not take a {kind} message: {error}"
                             )));
                         }
-                        Err(error @ TransportError::Unreachable { .. }) => {
-                            return Err(CpWriteError::Unreachable { kind, error });
-                        }
+                        Err(Failure::Lost(error)) => return Err(CpWriteError::Unreachable { kind, error }),
                     }
                 }
                 Err(Redirect::NoLeader) => tokio::time::sleep(LEADER_POLL).await,

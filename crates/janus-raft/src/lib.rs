@@ -18,8 +18,10 @@
 //!   follower), linearizable read fences, shut down.
 //! - [`MembershipChange`]: add a learner, promote it, remove a member, at run
 //!   time through any node.
-//! - [`PeerTransport`]: how encoded Raft messages reach peers; the server
-//!   supplies one, [`NoPeers`] serves a one-member group.
+//! - [`RpcKind`]: the Raft messages peers exchange, sent through the
+//!   workspace's one [`janus_core::transport::PeerTransport`] (the server
+//!   supplies one, [`NoPeers`] serves a one-member group); [`CpEngine`] is
+//!   the receiving [`janus_core::transport::PeerHandler`] of the Raft channel.
 
 mod engine;
 mod leader;
@@ -33,6 +35,6 @@ mod types;
 pub use engine::{CpConfig, CpEngine, CpOperation, CpStartError, CpWriteError, PeerRpcError};
 pub use log_store::LogStore;
 pub use membership::{GroupNodes, Members, MembershipChange};
-pub use network::{NoPeers, PeerTransport, RpcKind, TransportError};
+pub use network::{NoPeers, RpcKind};
 pub use state_machine::StateMachine;
 pub use types::{RaftRequest, RaftResponse, TypeConfig};

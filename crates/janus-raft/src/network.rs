@@ -1,19 +1,22 @@
 //! Raft traffic between nodes, kept free of openraft's generics.
 //!
-//! A [`PeerTransport`] moves opaque bytes: "deliver this [`RpcKind`] message to
-//! node `target` at `addr` and give me its reply". This crate encodes the
-//! openraft messages (postcard) on the way out and decodes them in
-//! [`crate::CpEngine::handle_peer_rpc`] on the way in, so the HTTP transport of
-//! the server and the in-memory transports of tests never see openraft types.
-//! [`NoPeers`] is the transport of a one-member group.
+//! Messages travel through the workspace's one [`PeerTransport`]
+//! (`janus_core::transport`) on the [`Channel::Raft`](janus_core::transport::Channel)
+//! channel, named by [`RpcKind`]. This crate encodes the openraft messages
+//! (postcard) on the way out and decodes them on the way in ([`CpEngine`] is
+//! the channel's [`PeerHandler`]), so the HTTP transport of the server and
+//! the in-memory network of tests never see openraft types. A failed call
+//! is read here only, as a [`Failure`]; [`NoPeers`] is the transport of a
+//! one-member group.
 
 use std::fmt;
-use std::future::Future;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use janus_core::transport::{
+    CallError, CallFuture, PeerFuture, PeerHandler, PeerTransport, Refusal, RefusalKind, Route,
+};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
@@ -23,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::TypeConfig;
+use crate::engine::{CpEngine, PeerRpcError};
 
 /// The least time an AppendEntries call is given (see `append_entries`).
 const APPEND_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
@@ -72,6 +76,12 @@ impl RpcKind {
         }
     }
 
+    /// Where the kind's messages go on a peer.
+    #[must_use]
+    pub const fn route(self) -> Route {
+        Route::raft(self.as_str())
+    }
+
     /// The kind named `name`, if any.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
@@ -113,81 +123,72 @@ mod tests {
     }
 }
 
-/// Why a peer call produced no reply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    /// The peer could not be reached (refused, reset, partitioned).
-    #[error("node {target} at {addr:?} is unreachable: {reason}")]
-    Unreachable {
-        /// The peer's id.
-        target: u64,
-        /// The peer's address.
-        addr: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The call certainly did not reach the peer (no connection, cut off
-    /// before sending), so it is safe to send again.
-    #[error("node {target} at {addr:?} is not reachable: {reason}")]
-    NotSent {
-        /// The peer's id.
-        target: u64,
-        /// The peer's address.
-        addr: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The peer does not lead: it did not act on a forwarded request, which
-    /// may be sent again (to the new leader).
-    #[error("node {target} does not lead: {reason}")]
-    NotLeader {
-        /// The peer's id.
-        target: u64,
-        /// The peer's explanation.
-        reason: String,
-    },
-    /// The peer answered, but with an error instead of a reply.
-    #[error("node {target} refused the call: {reason}")]
-    Refused {
-        /// The peer's id.
-        target: u64,
-        /// The peer's explanation.
-        reason: String,
-    },
-}
-
-/// Carries encoded Raft messages to peers.
-pub trait PeerTransport: Send + Sync + 'static {
-    /// Delivers `body` (a `kind` message) to node `target` at `addr` and
-    /// returns the encoded reply; gives up after `timeout`.
-    fn call(
-        &self,
-        target: u64,
-        addr: String,
-        kind: RpcKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
-}
-
 /// The transport of a one-member group: there is nobody to call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoPeers;
 
 impl PeerTransport for NoPeers {
-    fn call(
-        &self,
-        target: u64,
-        addr: String,
-        _kind: RpcKind,
-        _body: Vec<u8>,
-        _timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        Box::pin(std::future::ready(Err(TransportError::NotSent {
-            target,
-            addr,
-            reason: "this node has no peer transport configured".to_owned(),
-        })))
+    fn call(&self, target: u64, addr: String, _route: Route, _body: Vec<u8>, _timeout: Duration) -> CallFuture {
+        let reason = "this node has no peer transport configured".to_owned();
+        Box::pin(std::future::ready(Err(CallError::NotSent { target, addr, reason })))
+    }
+}
+
+/// What a failed peer call means to Raft: the one place a [`CallError`] is read.
+pub(crate) enum Failure {
+    /// Certainly not acted on: it never left, or the peer refused it because
+    /// it does not lead. It may be sent again (to the leader known by then).
+    Resend(CallError),
+    /// The peer refused it for another reason: sending it again will not help.
+    Refused(CallError),
+    /// No reply: the peer may have acted on it.
+    Lost(CallError),
+}
+
+impl From<CallError> for Failure {
+    fn from(error: CallError) -> Self {
+        match &error {
+            CallError::NotSent { .. } => Self::Resend(error),
+            CallError::Refused { refusal, .. } if refusal.kind == RefusalKind::Misdirected => Self::Resend(error),
+            CallError::Refused { .. } => Self::Refused(error),
+            CallError::NoReply { .. } => Self::Lost(error),
+        }
+    }
+}
+
+impl From<Failure> for RPCError<TypeConfig> {
+    /// openraft backs off from a peer it cannot reach and retries on other errors.
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Resend(error) | Failure::Lost(error) => RPCError::Unreachable(Unreachable::new(&error)),
+            Failure::Refused(error) => RPCError::Network(NetworkError::new(&error)),
+        }
+    }
+}
+
+impl From<&PeerRpcError> for RefusalKind {
+    fn from(error: &PeerRpcError) -> Self {
+        match error {
+            PeerRpcError::Malformed { .. } => Self::Malformed,
+            PeerRpcError::Raft(_) => Self::Unavailable,
+            // Nothing was proposed: the sender tries again at the leader.
+            PeerRpcError::NotLeader(_) => Self::Misdirected,
+        }
+    }
+}
+
+/// The receiving end of the Raft channel: the kind named on the wire, then
+/// [`CpEngine::handle_peer_rpc`].
+impl PeerHandler for CpEngine {
+    fn handle<'a>(&'a self, kind: &'a str, body: &'a [u8]) -> PeerFuture<'a, Result<Vec<u8>, Refusal>> {
+        Box::pin(async move {
+            let Some(kind) = RpcKind::from_name(kind) else {
+                return Err(Refusal::new(RefusalKind::Malformed, format!("no Raft message kind named {kind:?}")));
+            };
+            self.handle_peer_rpc(kind, body)
+                .await
+                .map_err(|error| Refusal::new(RefusalKind::from(&error), error.to_string()))
+        })
     }
 }
 
@@ -230,15 +231,12 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Reply, RPCError<TypeConfig>> {
         let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        match self.transport.call(self.target, self.addr.clone(), kind, body, timeout).await {
-            Ok(reply) => decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e))),
-            Err(error @ (TransportError::Unreachable { .. } | TransportError::NotSent { .. })) => {
-                Err(RPCError::Unreachable(Unreachable::new(&error)))
-            }
-            Err(error @ (TransportError::Refused { .. } | TransportError::NotLeader { .. })) => {
-                Err(RPCError::Network(NetworkError::new(&error)))
-            }
-        }
+        let reply = self
+            .transport
+            .call(self.target, self.addr.clone(), kind.route(), body, timeout)
+            .await
+            .map_err(|error| RPCError::from(Failure::from(error)))?;
+        decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     revision_floor::keep(&config.node.data_dir, store.clone(), reserved, shutdown.child_token());
     let peers = cluster_secret(config)?
         .map(|secret| Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)));
-    let raft_transport: Arc<dyn janus_raft::PeerTransport> = match &peers {
+    let raft_transport: Arc<dyn janus_core::transport::PeerTransport> = match &peers {
         Some(peers) => peers.clone(),
         None => Arc::new(janus_raft::NoPeers),
     };

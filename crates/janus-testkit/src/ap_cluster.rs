@@ -1,4 +1,4 @@
-//! In-process AP clusters: AP engines wired by an in-memory transport that
+//! In-process AP clusters: AP engines on the in-memory [`Network`], which
 //! can partition the nodes into groups, blackhole a node (its messages
 //! vanish, so callers wait out their timeouts), slow a node's links, and
 //! count messages; nodes can crash and restart empty, as a process would.
@@ -7,14 +7,14 @@
 // A fixture: a failed expectation is a test failure, so panicking is right.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use janus_ap::{ApCluster, ApConfig, ApEngine, CallError, DistroConfig, DistroTransport, MessageKind};
+use janus_ap::{ApCluster, ApConfig, ApEngine, DistroConfig};
 use janus_core::model::InstanceSpec;
 use janus_core::replica::ReplicationConfig;
+use janus_core::transport::Channel;
 use janus_core::{
     ClusterName, GroupName, InstanceKey, NamespaceId, NodeId, RegistryConfig, RegistryError, RegistryStore, ServiceKey,
     ServiceName,
@@ -22,90 +22,7 @@ use janus_core::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The network between the nodes.
-#[derive(Default)]
-pub struct ApNet {
-    engines: Mutex<HashMap<NodeId, ApEngine>>,
-    /// Partition: node → group; nodes in different groups cannot talk.
-    groups: Mutex<Option<HashMap<NodeId, usize>>>,
-    /// Nodes whose messages (both ways) vanish.
-    blackholed: Mutex<HashSet<NodeId>>,
-    /// Extra delay each way for messages to or from a node.
-    slow: Mutex<HashMap<NodeId, Duration>>,
-    /// Messages delivered, by (sender, receiver, kind).
-    delivered: Mutex<HashMap<(NodeId, NodeId, MessageKind), usize>>,
-}
-
-impl ApNet {
-    fn split(&self, from: NodeId, to: NodeId) -> bool {
-        self.groups.lock().unwrap().as_ref().is_some_and(|groups| groups.get(&from) != groups.get(&to))
-    }
-
-    fn blackholed(&self, from: NodeId, to: NodeId) -> bool {
-        let blackholed = self.blackholed.lock().unwrap();
-        blackholed.contains(&from) || blackholed.contains(&to)
-    }
-
-    fn delay(&self, from: NodeId, to: NodeId) -> Duration {
-        let slow = self.slow.lock().unwrap();
-        slow.get(&from).copied().unwrap_or_default() + slow.get(&to).copied().unwrap_or_default()
-    }
-
-    /// Messages of `kind` delivered from `from` to `to` so far.
-    #[must_use]
-    pub fn delivered(&self, from: NodeId, to: NodeId, kind: MessageKind) -> usize {
-        self.delivered.lock().unwrap().get(&(from, to, kind)).copied().unwrap_or(0)
-    }
-}
-
-/// One node's end of the network.
-struct Link {
-    net: Arc<ApNet>,
-    from: NodeId,
-}
-
-impl DistroTransport for Link {
-    fn call(
-        &self,
-        target: NodeId,
-        _addr: String,
-        kind: MessageKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
-        let net = self.net.clone();
-        let from = self.from;
-        Box::pin(async move {
-            let lost = || CallError::NoReply { target, reason: "no reply in time".to_owned() };
-            if net.split(from, target) {
-                return Err(CallError::NotSent { target, reason: "partitioned".to_owned() });
-            }
-            if net.blackholed(from, target) {
-                tokio::time::sleep(timeout).await;
-                return Err(lost());
-            }
-            let Some(engine) = net.engines.lock().unwrap().get(&target).cloned() else {
-                return Err(CallError::NotSent { target, reason: "connection refused".to_owned() });
-            };
-            let exchange = async {
-                tokio::time::sleep(net.delay(from, target)).await;
-                let reply = engine.handle_peer_message(kind, &body).await;
-                tokio::time::sleep(net.delay(from, target)).await;
-                reply
-            };
-            let reply = match tokio::time::timeout(timeout, exchange).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(error)) => return Err(CallError::Refused { target, reason: error.to_string() }),
-                Err(_) => return Err(lost()),
-            };
-            if net.split(from, target) || net.blackholed(from, target) {
-                return Err(lost());
-            }
-            *net.delivered.lock().unwrap().entry((from, target, kind)).or_default() += 1;
-            Ok(reply)
-        })
-    }
-}
+use crate::net::Network;
 
 /// A running node.
 pub struct ApNode {
@@ -120,7 +37,7 @@ pub struct ApNode {
 /// An in-process AP cluster in the `public` namespace.
 pub struct ApTestCluster {
     /// The network.
-    pub net: Arc<ApNet>,
+    pub net: Arc<Network>,
     nodes: BTreeMap<NodeId, ApNode>,
     members: BTreeMap<NodeId, String>,
     distro: DistroConfig,
@@ -161,16 +78,16 @@ impl ApTestCluster {
         let store = Arc::new(RegistryStore::new(registry, 1024));
         let shutdown = CancellationToken::new();
         let cluster = ApCluster { node: id, members: self.members.clone(), distro: self.distro, wait_for_group: false };
-        let link = Arc::new(Link { net: self.net.clone(), from: id });
+        let link = Arc::new(self.net.link(id));
         let (engine, tasks) =
             ApEngine::spawn_clustered(store.clone(), ApConfig::default(), &cluster, link, shutdown.clone());
-        self.net.engines.lock().unwrap().insert(id, engine.clone());
+        self.net.attach(id, Channel::Distro, Arc::new(engine.clone()));
         self.nodes.insert(id, ApNode { store, engine, shutdown, tasks });
     }
 
     /// Stops node `id` as a crash would: its memory is gone and it answers nothing.
     pub async fn crash(&mut self, id: NodeId) {
-        self.net.engines.lock().unwrap().remove(&id);
+        self.net.detach(id);
         if let Some(node) = self.nodes.remove(&id) {
             node.shutdown.cancel();
             let _ = node.tasks.await;
@@ -187,32 +104,6 @@ impl ApTestCluster {
     #[must_use]
     pub fn running(&self) -> Vec<NodeId> {
         self.nodes.keys().copied().collect()
-    }
-
-    /// Splits the nodes into groups that cannot talk to each other.
-    pub fn partition(&self, groups: &[&[NodeId]]) {
-        let map = groups.iter().enumerate().flat_map(|(g, ids)| ids.iter().map(move |id| (*id, g))).collect();
-        *self.net.groups.lock().unwrap() = Some(map);
-    }
-
-    /// Ends any partition.
-    pub fn heal(&self) {
-        *self.net.groups.lock().unwrap() = None;
-    }
-
-    /// Makes every message to or from `id` vanish (or not).
-    pub fn blackhole(&self, id: NodeId, on: bool) {
-        let mut blackholed = self.net.blackholed.lock().unwrap();
-        if on {
-            blackholed.insert(id);
-        } else {
-            blackholed.remove(&id);
-        }
-    }
-
-    /// Adds `delay` each way to every message to or from `id`.
-    pub fn slow(&self, id: NodeId, delay: Duration) {
-        self.net.slow.lock().unwrap().insert(id, delay);
     }
 
     /// Whether every running node is ready and all agree on a ring of all running nodes.

@@ -1,102 +1,31 @@
-//! In-process Raft clusters: CP engines wired by an in-memory transport
-//! that can cut any node off or slow its links, with helpers to restart,
-//! add nodes and wait.
+//! In-process Raft clusters: CP engines on the in-memory [`Network`], which
+//! can cut any node off or slow its links, with helpers to restart, add
+//! nodes and wait.
 
 // A fixture: a failed expectation is a test failure, so panicking is right.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use janus_core::model::{InstanceSpec, NamespaceSpec, ServiceSettings};
+use janus_core::transport::Channel;
 use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
-use janus_raft::{CpConfig, CpEngine, PeerTransport, RpcKind, TransportError};
+use janus_raft::{CpConfig, CpEngine};
 use tempfile::TempDir;
 
-/// Delivers peer messages by calling the target engine directly.
-#[derive(Default)]
-pub struct Router {
-    /// The running engines by node id.
-    pub engines: Mutex<HashMap<u64, CpEngine>>,
-    /// Nodes cut off from every other node.
-    pub isolated: Mutex<HashSet<u64>>,
-    /// Messages delivered, by kind.
-    pub delivered: Mutex<HashMap<RpcKind, usize>>,
-    /// Extra delay, each way, of every message to or from a node (a slow link).
-    pub slow: Mutex<HashMap<u64, Duration>>,
-}
-
-impl Router {
-    fn delay(&self, from: u64, to: u64) -> Duration {
-        let slow = self.slow.lock().unwrap();
-        slow.get(&from).copied().unwrap_or_default() + slow.get(&to).copied().unwrap_or_default()
-    }
-
-    fn cut(&self, from: u64, to: u64) -> bool {
-        let isolated = self.isolated.lock().unwrap();
-        isolated.contains(&from) || isolated.contains(&to)
-    }
-}
-
-/// One node's end of the router.
-pub struct Link {
-    router: Arc<Router>,
-    from: u64,
-}
-
-impl PeerTransport for Link {
-    fn call(
-        &self,
-        target: u64,
-        addr: String,
-        kind: RpcKind,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        let router = self.router.clone();
-        let from = self.from;
-        Box::pin(async move {
-            let unreachable =
-                |reason: &str| TransportError::Unreachable { target, addr: addr.clone(), reason: reason.into() };
-            let not_sent = |reason: &str| TransportError::NotSent { target, addr: addr.clone(), reason: reason.into() };
-            if router.cut(from, target) {
-                return Err(not_sent("partitioned"));
-            }
-            let engine = router.engines.lock().unwrap().get(&target).cloned().ok_or_else(|| not_sent("down"))?;
-            let delay = router.delay(from, target);
-            let exchange = async {
-                tokio::time::sleep(delay).await;
-                let reply = engine.handle_peer_rpc(kind, &body).await;
-                tokio::time::sleep(delay).await;
-                reply
-            };
-            let reply = match tokio::time::timeout(timeout, exchange).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(janus_raft::PeerRpcError::NotLeader(reason))) => {
-                    return Err(TransportError::NotLeader { target, reason });
-                }
-                Ok(Err(error)) => return Err(TransportError::Refused { target, reason: error.to_string() }),
-                Err(_) => return Err(unreachable("timed out")),
-            };
-            // A cut that happened while the call ran loses the reply too.
-            if router.cut(from, target) {
-                return Err(unreachable("partitioned"));
-            }
-            *router.delivered.lock().unwrap().entry(kind).or_default() += 1;
-            Ok(reply)
-        })
-    }
-}
+use crate::net::Network;
 
 pub struct Cluster {
-    /// The transport between the nodes.
-    pub router: Arc<Router>,
+    /// The network between the nodes.
+    pub net: Arc<Network>,
+    /// The running engines.
+    engines: BTreeMap<u64, CpEngine>,
     /// Each node's registry.
     pub stores: BTreeMap<u64, Arc<RegistryStore>>,
     configs: BTreeMap<u64, CpConfig>,
@@ -113,8 +42,13 @@ impl Cluster {
 
     pub async fn start_with(size: u64, snapshot_after_logs: u64, logs_kept_after_snapshot: u64) -> Self {
         let members: BTreeMap<u64, String> = (1..=size).map(|id| (id, format!("node-{id}"))).collect();
-        let mut cluster =
-            Self { router: Arc::default(), stores: BTreeMap::new(), configs: BTreeMap::new(), dirs: Vec::new() };
+        let mut cluster = Self {
+            net: Arc::default(),
+            engines: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            dirs: Vec::new(),
+        };
         for id in 1..=size {
             let dir = tempfile::tempdir().unwrap();
             let config = CpConfig {
@@ -137,9 +71,10 @@ impl Cluster {
     /// Starts node `id` on its data directory with an empty registry, as a new process would.
     pub async fn boot(&mut self, id: u64) {
         let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
-        let link = Arc::new(Link { router: self.router.clone(), from: id });
+        let link = Arc::new(self.net.link(id));
         let engine = CpEngine::start(store.clone(), self.configs[&id].clone(), link).await.unwrap();
-        self.router.engines.lock().unwrap().insert(id, engine);
+        self.net.attach(id, Channel::Raft, Arc::new(engine.clone()));
+        self.engines.insert(id, engine);
         self.stores.insert(id, store);
     }
 
@@ -163,8 +98,8 @@ impl Cluster {
 
     /// Stops every node, then starts them all again on their data.
     pub async fn restart_all(&mut self) {
-        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().drain().map(|(_, e)| e).collect();
-        for engine in engines {
+        for (id, engine) in std::mem::take(&mut self.engines) {
+            self.net.detach(id);
             engine.shutdown().await;
         }
         let ids: Vec<u64> = self.configs.keys().copied().collect();
@@ -174,7 +109,7 @@ impl Cluster {
     }
 
     pub fn engine(&self, id: u64) -> CpEngine {
-        self.router.engines.lock().unwrap()[&id].clone()
+        self.engines[&id].clone()
     }
 
     /// The leader every node in `among` agrees on.
@@ -190,8 +125,8 @@ impl Cluster {
     }
 
     pub async fn shutdown(self) {
-        let engines: Vec<CpEngine> = self.router.engines.lock().unwrap().values().cloned().collect();
-        for engine in engines {
+        for (id, engine) in &self.engines {
+            self.net.detach(*id);
             engine.shutdown().await;
         }
     }

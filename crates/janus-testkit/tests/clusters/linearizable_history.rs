@@ -98,9 +98,9 @@ async fn histories_across_a_leader_failover_are_linearizable() {
     // heals. The cut outlasts the write deadline (1.6 s), so operations that
     // were waiting on the old leader end and new ones run on the majority.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    cluster.router.isolated.lock().unwrap().insert(leader);
+    cluster.net.isolate(leader);
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    cluster.router.isolated.lock().unwrap().clear();
+    cluster.net.heal();
     for client in clients {
         client.await.unwrap();
     }
@@ -127,7 +127,7 @@ async fn reads_that_skip_the_fence_on_a_cut_off_follower_are_caught() {
     let (leader_engine, leader_store) = (cluster.engine(leader), cluster.stores[&leader].clone());
     let (follower_engine, follower_store) = (cluster.engine(follower), cluster.stores[&follower].clone());
 
-    cluster.router.isolated.lock().unwrap().insert(follower);
+    cluster.net.isolate(follower);
     perform(&leader_engine, &leader_store, SetOp::Register(1), true, clock, &history).await;
     // The injected bug: a "linearizable" read served from local state.
     perform(&follower_engine, &follower_store, SetOp::Read, false, clock, &history).await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use janus_ap::{DistroConfig, MessageKind};
+use janus_ap::{DistroConfig, MessageKind, route};
 use janus_core::RegistryConfig;
 use janus_core::preservation::PreservationConfig;
 use janus_testkit::ap_cluster::{ApTestCluster, instance, service};
@@ -119,7 +119,7 @@ async fn both_sides_of_a_partition_serve_and_converge_after_it_heals() {
         cluster.register(1 + u64::from(n % 3), "p", n).await.unwrap();
     }
     cluster.pass(500).await;
-    cluster.partition(&[&[1, 2], &[3]]);
+    cluster.net.partition(&[&[1, 2], &[3]]);
     // Every request to a reachable node succeeds on both sides: beats of
     // 0..40 through every node, new registrations through every node, and
     // deregistrations of 40..60 on one side only.
@@ -133,7 +133,7 @@ async fn both_sides_of_a_partition_serve_and_converge_after_it_heals() {
         cluster.deregister(1, "p", 40 + round).await.unwrap();
         cluster.pass(1000).await;
     }
-    cluster.heal();
+    cluster.net.heal();
     let healed = Instant::now();
     let config = DistroConfig::default();
     cluster.wait_until("every node lists the same after the heal", |c| c.agree("p")).await;
@@ -151,7 +151,7 @@ async fn a_blackholed_peer_does_not_slow_replication_to_the_others() {
     let cluster = three().await;
     // Normal replication latency 1 → 2.
     let normal = replication_latency(&cluster, 0..20).await;
-    cluster.blackhole(3, true);
+    cluster.net.blackhole(3, true);
     let with_dead_peer = replication_latency(&cluster, 100..120).await;
     assert!(
         with_dead_peer <= normal * 2,
@@ -187,7 +187,9 @@ async fn a_node_that_starts_loads_a_snapshot_before_it_is_ready() {
     cluster.wait_until("node 3 is ready", |c| c.node(3).engine.is_ready()).await;
     assert_eq!(cluster.list(3, "big").len(), 500, "everything is there the moment it is ready");
     assert!(
-        cluster.net.delivered(3, 1, MessageKind::Snapshot) + cluster.net.delivered(3, 2, MessageKind::Snapshot) >= 1
+        cluster.net.delivered(3, 1, route(MessageKind::Snapshot))
+            + cluster.net.delivered(3, 2, route(MessageKind::Snapshot))
+            >= 1
     );
 }
 
@@ -424,13 +426,13 @@ mod convergence {
                         }
                         Op::Partition { alone } => {
                             let others: Vec<u64> = (1..=3).filter(|id| *id != alone).collect();
-                            cluster.partition(&[&[alone], &others]);
+                            cluster.net.partition(&[&[alone], &others]);
                         }
-                        Op::Heal => cluster.heal(),
+                        Op::Heal => cluster.net.heal(),
                         Op::Pass { ms } => cluster.pass(ms).await,
                     }
                 }
-                cluster.heal();
+                cluster.net.heal();
                 let healed = Instant::now();
                 cluster.wait_until("every node lists the same", |c| c.agree("prop")).await;
                 healed.elapsed()

@@ -15,12 +15,13 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use janus_core::model::{InstanceSpec, NamespaceSpec, ServiceSettings};
+use janus_core::transport::{CallError, PeerTransport, RefusalKind};
 use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
 use janus_peer::{ClusterSecret, HttpPeerTransport};
-use janus_raft::{CpConfig, CpEngine, PeerTransport, RpcKind, TransportError};
+use janus_raft::{CpConfig, CpEngine, RpcKind};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -96,19 +97,25 @@ async fn three_nodes_replicate_over_http_with_the_cluster_secret() {
         .await;
     }
 
-    // Someone without the secret gets nothing through, with or without a body.
+    // Someone without the secret gets nothing through, with or without a
+    // body; with the secret, garbage is a clear refusal, not a crash.
     let intruder = HttpPeerTransport::new(ClusterSecret::new("not-the-cluster-secret").unwrap(), MAX_BODY);
-    let refused = intruder
-        .call(1, members[&1].clone(), RpcKind::Vote, vec![0; 32], Duration::from_secs(2))
-        .await
-        .expect_err("a wrong secret is refused");
-    assert!(matches!(&refused, TransportError::Refused { reason, .. } if reason.starts_with("401")), "{refused}");
-    // With the secret, garbage is a clear 400, not a crash.
-    let garbage = HttpPeerTransport::new(secret(), MAX_BODY)
-        .call(1, members[&1].clone(), RpcKind::AppendEntries, vec![0xff; 9], Duration::from_secs(2))
-        .await
-        .expect_err("garbage is refused");
-    assert!(matches!(&garbage, TransportError::Refused { reason, .. } if reason.starts_with("400")), "{garbage}");
+    let member = HttpPeerTransport::new(secret(), MAX_BODY);
+    let refusals = [
+        (&intruder, RpcKind::Vote, vec![0; 32], RefusalKind::Forbidden, "401 Unauthorized"),
+        (&member, RpcKind::AppendEntries, vec![0xff; 9], RefusalKind::Malformed, "malformed append message"),
+    ];
+    for (transport, kind, body, expected, reason) in refusals {
+        let error = transport
+            .call(1, members[&1].clone(), kind.route(), body, Duration::from_secs(2))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, CallError::Refused { refusal, .. }
+                if refusal.kind == expected && refusal.reason.starts_with(reason)),
+            "{error}"
+        );
+    }
 
     // The admin API: read the group, add node 4 and promote it, through a follower.
     let admin = |method: Method, path: &str, body: &str, secret: &str| {

@@ -51,7 +51,7 @@ async fn an_isolated_leader_refuses_writes_and_the_majority_moves_on() {
     create_ledger(&cluster.engine(old_leader)).await;
     cluster.engine(old_leader).write(register(1)).await.unwrap().unwrap();
 
-    cluster.router.isolated.lock().unwrap().insert(old_leader);
+    cluster.net.isolate(old_leader);
     let majority: Vec<u64> = (1..=3).filter(|id| *id != old_leader).collect();
 
     // The minority side fails fast: within election timeout + 1 s (plus scheduling slack).
@@ -71,7 +71,7 @@ async fn an_isolated_leader_refuses_writes_and_the_majority_moves_on() {
 
     // Healed, the old leader follows and learns every committed write; the one
     // it could not commit is not among them.
-    cluster.router.isolated.lock().unwrap().clear();
+    cluster.net.heal();
     let old_store = cluster.stores[&old_leader].clone();
     eventually("the old leader catches up", || async { (instances_on(&old_store) == 3).then_some(()) }).await;
     let ports: HashSet<u16> =
@@ -102,16 +102,16 @@ async fn a_follower_behind_the_compacted_log_is_sent_the_snapshot() {
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
     create_ledger(&cluster.engine(leader)).await;
 
-    cluster.router.isolated.lock().unwrap().insert(lagging);
+    cluster.net.isolate(lagging);
     // The log is compacted in batches of 256 entries: write past one.
     for port in 1..=300 {
         cluster.engine(leader).write(register(port)).await.unwrap().unwrap();
     }
-    cluster.router.isolated.lock().unwrap().clear();
+    cluster.net.heal();
 
     let store = cluster.stores[&lagging].clone();
     eventually("the lagging follower catches up", || async { (instances_on(&store) == 300).then_some(()) }).await;
-    let snapshots = cluster.router.delivered.lock().unwrap().get(&RpcKind::InstallSnapshot).copied().unwrap_or(0);
+    let snapshots = cluster.net.delivered_all(RpcKind::InstallSnapshot.route());
     assert!(snapshots >= 1, "the log it missed was compacted, so it must have been sent the snapshot");
     assert_eq!(store.read(|r| r.export_cp()), cluster.stores[&leader].read(|r| r.export_cp()));
     cluster.shutdown().await;
@@ -194,7 +194,7 @@ async fn a_slow_follower_does_not_slow_commits_and_catches_up() {
     create_ledger(&cluster.engine(leader)).await;
     let slow = (1..=3).find(|id| *id != leader).unwrap();
     // 150 ms each way on every message to or from it: 300 ms per round trip.
-    cluster.router.slow.lock().unwrap().insert(slow, Duration::from_millis(150));
+    cluster.net.slow(slow, Duration::from_millis(150));
     let started = Instant::now();
     for port in 1..=20 {
         cluster.engine(leader).write(register(port)).await.unwrap().unwrap();
@@ -206,6 +206,6 @@ async fn a_slow_follower_does_not_slow_commits_and_catches_up() {
     );
     eventually("the slow follower catches up", || async { (instances_on(&cluster.stores[&slow]) == 20).then_some(()) })
         .await;
-    cluster.router.slow.lock().unwrap().clear();
+    cluster.net.slow(slow, Duration::ZERO);
     cluster.shutdown().await;
 }
