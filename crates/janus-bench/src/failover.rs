@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use hyper::{Method, StatusCode};
+use janus_client::api::native::{CreateNamespace, Mode};
+use janus_client::{Body, Method, ServiceRef, registration};
 
-use crate::local_cluster::{LocalCluster, NodeProcess, call, within};
+use crate::local_cluster::{LocalCluster, NodeProcess, within};
 
 /// Arguments of `janus-bench failover`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,19 +30,20 @@ pub(crate) struct FailoverArgs {
     pub(crate) work: PathBuf,
 }
 
-async fn register(port: u16, instance_port: u16) -> bool {
-    let body = serde_json::json!({"ip": "127.0.77.1", "port": instance_port}).to_string();
-    let path = "/v1/namespaces/failover/services/ledger/instances";
-    matches!(call(port, Method::POST, path, Some(body)).await, Ok((StatusCode::CREATED, _)))
+/// Registers (again) a persistent instance through `node`: whether it was acknowledged.
+async fn register(node: &NodeProcess, instance_port: u16) -> bool {
+    let ledger = ServiceRef::new("failover", "ledger");
+    node.client.register_instance(&ledger, &registration("127.0.77.1", instance_port)).await.is_ok()
 }
 
 async fn leader(nodes: &[NodeProcess]) -> Option<u64> {
     for node in nodes.iter().filter(|n| n.child.is_some()) {
-        if let Ok((StatusCode::OK, body)) = call(node.cluster, Method::GET, "/internal/admin/members", None).await {
-            let members: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            if let Some(leader) = members["leader"].as_u64() {
-                return Some(leader);
-            }
+        let Ok(answer) = node.admin.request(Method::GET, "/internal/admin/members", Body::Empty).await else {
+            continue;
+        };
+        let members: Option<serde_json::Value> = answer.error_for_status().and_then(|a| a.json()).ok();
+        if let Some(leader) = members.and_then(|m| m["leader"].as_u64()) {
+            return Some(leader);
         }
     }
     None
@@ -51,15 +53,9 @@ async fn leader(nodes: &[NodeProcess]) -> Option<u64> {
 pub(crate) async fn run(args: &FailoverArgs) -> anyhow::Result<Vec<Duration>> {
     let mut cluster = LocalCluster::plan(&args.janus, &args.work, 3, &[])?;
     cluster.start_all()?;
-    let first = cluster.nodes[0].http;
-    let namespace = serde_json::json!({"id": "failover", "mode": "cp"}).to_string();
-    let created = within(Duration::from_secs(15), || async {
-        matches!(
-            call(first, Method::POST, "/v1/namespaces", Some(namespace.clone())).await,
-            Ok((StatusCode::CREATED, _))
-        )
-    })
-    .await;
+    let first = &cluster.nodes[0].client;
+    let namespace = CreateNamespace { id: "failover".to_owned(), name: None, description: None, mode: Mode::Cp };
+    let created = within(Duration::from_secs(15), || async { first.create_namespace(&namespace).await.is_ok() }).await;
     if !created {
         bail!("the cluster did not accept a cp namespace within 15 s");
     }
@@ -69,13 +65,12 @@ pub(crate) async fn run(args: &FailoverArgs) -> anyhow::Result<Vec<Duration>> {
         let leader = leader(&cluster.nodes).await.ok_or_else(|| anyhow!("no node names a leader"))?;
         let victim =
             cluster.nodes.iter().position(|n| n.id == leader).ok_or_else(|| anyhow!("unknown leader {leader}"))?;
-        let survivor =
-            cluster.nodes.iter().find(|n| n.id != leader).map(|n| n.http).ok_or_else(|| anyhow!("no survivor"))?;
+        let survivor = cluster.nodes.iter().position(|n| n.id != leader).ok_or_else(|| anyhow!("no survivor"))?;
         let killed = Instant::now();
         cluster.kill(victim).context("killing the leader")?;
         // Re-registering one instance is idempotent but still a Raft write.
         let instance_port = u16::try_from(trial).unwrap_or(u16::MAX);
-        let recovered = within(Duration::from_secs(30), || register(survivor, instance_port)).await;
+        let recovered = within(Duration::from_secs(30), || register(&cluster.nodes[survivor], instance_port)).await;
         if !recovered {
             bail!("trial {trial}: no cp write succeeded within 30 s of killing the leader");
         }
@@ -85,8 +80,7 @@ pub(crate) async fn run(args: &FailoverArgs) -> anyhow::Result<Vec<Duration>> {
 
         // The killed node comes back on its data and catches up before the next trial.
         cluster.start(victim)?;
-        let port = cluster.nodes[victim].http;
-        let rejoined = within(Duration::from_secs(15), || register(port, instance_port)).await;
+        let rejoined = within(Duration::from_secs(15), || register(&cluster.nodes[victim], instance_port)).await;
         if !rejoined {
             bail!("trial {trial}: the restarted node did not take writes within 15 s");
         }

@@ -14,12 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bytes::Bytes;
-use hyper::{Method, StatusCode};
+use janus_client::{Client, ServiceRef, registration};
 use tokio::task::JoinSet;
 
-use crate::client::{Call, Conn, Wire};
-use crate::local_cluster::{LocalCluster, call, within};
+use crate::local_cluster::{LocalCluster, within};
 
 /// Arguments of `janus-bench join`.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,12 +44,9 @@ pub(crate) struct Joined {
     pub(crate) loaded: u64,
 }
 
-async fn instance_count(port: u16) -> Option<u64> {
-    let (status, body) = call(port, Method::GET, "/health", None).await.ok()?;
-    if status != StatusCode::OK {
-        return None;
-    }
-    serde_json::from_slice::<serde_json::Value>(&body).ok()?["instances"].as_u64()
+/// The instances a node holds (its `/health`).
+async fn instance_count(client: &Client) -> Option<u64> {
+    client.health().await.ok().map(|health| health.instances)
 }
 
 pub(crate) async fn run(args: &JoinArgs) -> anyhow::Result<Joined> {
@@ -59,32 +54,28 @@ pub(crate) async fn run(args: &JoinArgs) -> anyhow::Result<Joined> {
     let mut cluster = LocalCluster::plan(&args.janus, &args.work, 3, &long_leases)?;
     cluster.start_all()?;
     cluster.wait_ready(Duration::from_secs(30)).await?;
-    let targets: Vec<String> = cluster.nodes[..2].iter().map(|n| format!("http://127.0.0.1:{}", n.http)).collect();
+    let targets: Vec<Client> = cluster.nodes[..2].iter().map(|n| n.client.clone()).collect();
 
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for worker in 0..args.connections.max(1) {
+        // Clones share the node's pool: a keep-alive connection per worker.
         let target = targets[usize::try_from(worker).unwrap_or(0) % targets.len()].clone();
         let (next, total) = (next.clone(), args.instances);
         workers.spawn(async move {
-            let mut conn = Conn::open(&target, Wire::Http1).await?;
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     return anyhow::Ok(());
                 }
                 let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
-                let body = format!("{{\"ip\":\"{ip}\",\"port\":{}}}", 1000 + (n >> 24));
-                let call = Call {
-                    method: Method::POST,
-                    path: format!("/v1/namespaces/public/services/join-{}/instances", n / 100),
-                    body: Some(("application/json", Bytes::from(body))),
-                };
-                let reply = conn.send(&call).await?;
-                if !reply.status.is_success() {
-                    bail!("registration {n} answered {}: {}", reply.status, String::from_utf8_lossy(&reply.body));
-                }
+                let port = u16::try_from(1000 + (n >> 24)).unwrap_or(u16::MAX);
+                let service = ServiceRef::new("public", format!("join-{}", n / 100));
+                target
+                    .register_instance(&service, &registration(ip, port))
+                    .await
+                    .with_context(|| format!("registration {n}"))?;
             }
         });
     }
@@ -95,27 +86,24 @@ pub(crate) async fn run(args: &JoinArgs) -> anyhow::Result<Joined> {
     // Every node holds everything before node 3 goes: what an owner acknowledged
     // but had not yet sent (its 100 ms sync window) would die with it.
     for node in &cluster.nodes {
-        let port = node.http;
         let held =
-            within(Duration::from_secs(120), || async { instance_count(port).await == Some(args.instances) }).await;
+            within(Duration::from_secs(120), || async { instance_count(&node.client).await == Some(args.instances) })
+                .await;
         if !held {
             bail!("node {} did not hold all {} instances within 120 s of the registrations", node.id, args.instances);
         }
     }
-    let third = cluster.nodes[2].http;
+    let third = cluster.nodes[2].client.clone();
 
     cluster.kill(2)?;
     let restarted = Instant::now();
     cluster.start(2)?;
-    let ready = within(Duration::from_secs(300), || async {
-        matches!(call(third, Method::GET, "/ready", None).await, Ok((StatusCode::OK, _)))
-    })
-    .await;
+    let ready = within(Duration::from_secs(300), || async { third.ready().await.unwrap_or(false) }).await;
     let ready_after = restarted.elapsed();
     if !ready {
         bail!("the restarted node was not ready within 300 s");
     }
-    let loaded = instance_count(third).await.context("reading the restarted node's instance count")?;
+    let loaded = instance_count(&third).await.context("reading the restarted node's instance count")?;
     Ok(Joined { instances: args.instances, registered_in, ready_after, loaded })
 }
 

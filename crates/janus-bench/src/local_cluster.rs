@@ -1,26 +1,40 @@
 //! Three (or more) `janus` processes forming one cluster on loopback, for
-//! the scenarios that kill and restart nodes (`failover`, `join`).
+//! the scenarios that kill and restart nodes (`failover`, `join`); each
+//! with a `janus-client` of its HTTP address and one of its cluster address.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use janus_client::{Client, Options};
 
 /// The cluster secret of bench clusters.
 pub(crate) const SECRET: &str = "janus-bench-cluster-secret";
 
-/// One node: its ports and, while it runs, its process.
+/// A request's deadline.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One node: its ports, its clients and, while it runs, its process.
 pub(crate) struct NodeProcess {
     pub(crate) id: u64,
     pub(crate) http: u16,
     pub(crate) cluster: u16,
+    /// A client of its HTTP address (this node only).
+    pub(crate) client: Client,
+    /// A client of its cluster address, with the cluster secret (the membership admin API).
+    pub(crate) admin: Client,
     pub(crate) child: Option<Child>,
+}
+
+impl NodeProcess {
+    fn plan(id: u64) -> anyhow::Result<Self> {
+        let (http, cluster) = (free_port()?, free_port()?);
+        let options = Options::default().request_timeout(TIMEOUT);
+        let client = Client::new([format!("127.0.0.1:{http}")], options.clone())?;
+        let admin = Client::new([format!("127.0.0.1:{cluster}")], options.bearer(SECRET))?;
+        Ok(Self { id, http, cluster, client, admin, child: None })
+    }
 }
 
 /// Nodes of one cluster; kills every process it still holds when dropped,
@@ -60,7 +74,7 @@ impl LocalCluster {
         }
         let mut nodes = Vec::new();
         for id in 1..=size {
-            nodes.push(NodeProcess { id, http: free_port()?, cluster: free_port()?, child: None });
+            nodes.push(NodeProcess::plan(id)?);
         }
         let members: Vec<String> = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.cluster)).collect();
         Ok(Self {
@@ -114,44 +128,11 @@ impl LocalCluster {
     /// Waits until every running node answers `/ready` with 200.
     pub(crate) async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
-            let port = node.http;
-            let ready = within(limit, || async {
-                matches!(call(port, Method::GET, "/ready", None).await, Ok((StatusCode::OK, _)))
-            })
-            .await;
+            let ready = within(limit, || async { node.client.ready().await.unwrap_or(false) }).await;
             anyhow::ensure!(ready, "node {} was not ready within {limit:?}", node.id);
         }
         Ok(())
     }
-}
-
-/// One HTTP/1.1 request on a fresh connection (with the cluster secret, for
-/// the admin API), with a 5 s deadline.
-pub(crate) async fn call(
-    port: u16,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> anyhow::Result<(StatusCode, Bytes)> {
-    let exchange = async {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends with the request; an error shows up on the send.
-            let _ = connection.await;
-        });
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", format!("127.0.0.1:{port}"))
-            .header("authorization", format!("Bearer {SECRET}"))
-            .header("content-type", "application/json")
-            .body(Full::<Bytes>::from(body.unwrap_or_default()))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        Ok::<_, anyhow::Error>((status, response.into_body().collect().await?.to_bytes()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange).await.map_err(|_| anyhow!("no answer within 5 s"))?
 }
 
 /// Retries `probe` every 20 ms for up to `limit`.

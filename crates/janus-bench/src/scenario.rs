@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
+use janus_client::api::native::{CreateNamespace, Mode};
+use janus_client::{Client, Options};
 use tokio::task::JoinSet;
 
 use crate::client::{Call, Conn, Wire, grpc_frame, protobuf_bytes_field};
@@ -422,30 +424,26 @@ async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> 
     Ok(result)
 }
 
-/// Creates `--namespace` with the given mode through the native API (an
-/// existing namespace is fine).
+/// Creates `--namespace` with the given mode through the native API, with
+/// `janus-client` (an existing namespace is fine).
 async fn create_namespace(args: &RunArgs, mode: &str) -> anyhow::Result<()> {
-    let body = serde_json::json!({"id": args.namespace, "mode": mode}).to_string();
-    let call = Call {
-        method: Method::POST,
-        path: "/v1/namespaces".to_owned(),
-        body: Some(("application/json", Bytes::from(body))),
+    let mode = match mode {
+        "ap" => Mode::Ap,
+        "cp" => Mode::Cp,
+        other => bail!("--create-namespace takes ap or cp, not {other:?}"),
     };
+    let namespace = CreateNamespace { id: args.namespace.clone(), name: None, description: None, mode };
+    let client = Client::new([args.first_target()], Options::default())?;
     // A cluster that just started may still be electing its Raft leader (503).
     let started = Instant::now();
     loop {
-        let mut conn = Conn::open(&args.first_target(), Wire::Http1).await?;
-        let reply = conn.send(&call).await?;
-        if reply.status.is_success() || reply.status == StatusCode::CONFLICT {
-            return Ok(());
-        }
-        if reply.status != StatusCode::SERVICE_UNAVAILABLE || started.elapsed() > Duration::from_secs(15) {
-            bail!(
-                "cannot create namespace {}: {} {}",
-                args.namespace,
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            );
+        let refused = match client.create_namespace(&namespace).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.status() == Some(StatusCode::CONFLICT) => return Ok(()),
+            Err(error) => error,
+        };
+        if refused.status() != Some(StatusCode::SERVICE_UNAVAILABLE) || started.elapsed() > Duration::from_secs(15) {
+            bail!("cannot create namespace {}: {refused}", args.namespace);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,17 +1,21 @@
 //! `janus-bench watchers`: what held blocking queries cost the server.
 //!
-//! Reads the server's RSS idle, opens `--count` connections that each hold a
-//! blocking query on one service (native API, `?index=N&wait=10m`), reads the
-//! RSS while they are held, releases them all with one write, closes them and
-//! reads the RSS again after `--settle` of light load (4 clients, 20
-//! requests a second each: a registry is never idle, and the allocator
-//! returns freed pages as its threads go on allocating). Raw TCP on the bench side, so the
-//! load generator's own memory stays small.
+//! Under a light load throughout (4 clients, 20 requests a second each: a
+//! registry is never idle, and the allocator returns freed pages as its
+//! threads go on allocating), reads the server's RSS idle, opens `--count`
+//! connections that each hold a blocking query on one service (native API,
+//! `?index=N&wait=10m`), reads the RSS while they are held, releases them all
+//! with one write, closes them and reads the RSS again. Each reading is the
+//! median of the last 3 s of a `--settle` wait. The held queries
+//! are raw TCP on the bench side (a request written, the answer read once),
+//! so that the load generator's own memory stays small; every other call goes
+//! through `janus-client`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use janus_client::{Body, Client, ListOptions, Method, Options, ServiceRef, registration};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -27,8 +31,9 @@ pub(crate) struct WatchersArgs {
     /// Blocking queries to hold.
     #[arg(long, default_value_t = 16_384)]
     pub(crate) count: usize,
-    /// Wait after opening them, and after releasing them, before reading the RSS.
-    #[arg(long, default_value = "3s", value_parser = crate::parse_duration)]
+    /// Wait before each RSS reading (idle, held, after); the reading is the
+    /// median over the last 3 s of it.
+    #[arg(long, default_value = "5s", value_parser = crate::parse_duration)]
     pub(crate) settle: Duration,
 }
 
@@ -41,6 +46,22 @@ pub(crate) struct WatchersResult {
     pub(crate) after: u64,
 }
 
+/// The median of RSS readings every 100 ms over the last 3 s of `settle`:
+/// the allocator purges freed pages on a delay, so one reading can land
+/// either side of a purge.
+async fn settled_rss(pid: u32, settle: Duration) -> anyhow::Result<u64> {
+    const WINDOW: Duration = Duration::from_secs(3);
+    const EVERY: Duration = Duration::from_millis(100);
+    tokio::time::sleep(settle.saturating_sub(WINDOW)).await;
+    let mut readings = Vec::new();
+    for _ in 0..WINDOW.as_millis() / EVERY.as_millis() {
+        readings.push(rss(pid)?);
+        tokio::time::sleep(EVERY).await;
+    }
+    readings.sort_unstable();
+    Ok(readings[readings.len() / 2])
+}
+
 fn rss(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
     let kib: u64 = status
@@ -51,38 +72,34 @@ fn rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// Sends one request on a fresh connection and returns the whole answer.
-async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    Ok(String::from_utf8_lossy(&answer).into_owned())
-}
-
-/// The value of a response header.
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
-    answer.lines().take_while(|l| !l.is_empty()).find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
-    let service = "/v1/namespaces/public/services/bench-held/instances";
-    let registered = request(args.addr, "POST", service, r#"{"ip":"10.0.0.1","port":1}"#).await?;
-    if !registered.starts_with("HTTP/1.1 201") {
-        bail!("cannot register: {registered}");
-    }
-    let listed = request(args.addr, "GET", service, "").await?;
-    let index: u64 = header(&listed, "x-janus-index").and_then(|v| v.parse().ok()).context("no X-Janus-Index")?;
-    tokio::time::sleep(args.settle).await;
-    let idle = rss(args.pid)?;
+    let client = Client::new([args.addr.to_string()], Options::default())?;
+    let held_service = ServiceRef::new("public", "bench-held");
+    client.register_instance(&held_service, &registration("10.0.0.1", 1)).await.context("cannot register")?;
+    let index = client.list_instances(&held_service, &ListOptions::default()).await?.revision;
+    // A registry is never idle (heartbeats arrive all the time), and an
+    // allocator returns freed pages while its threads keep allocating: a
+    // light load (4 clients, 20 requests a second each, so every server
+    // thread sees some) runs from before the idle reading to the last one,
+    // so that idle and after are read under the same load.
+    let light = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let beat = |_| {
+                let client = client.clone();
+                async move {
+                    loop {
+                        let _ = client.request(Method::GET, "/health", Body::Empty).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            };
+            four_at_once(beat).await;
+        }
+    });
+    let idle = settled_rss(args.pid, args.settle).await?;
 
+    let service = "/v1/namespaces/public/services/bench-held/instances";
     let blocking = format!("GET {service}?index={index}&wait=10m HTTP/1.1\r\nhost: bench\r\n\r\n");
     let mut held = Vec::with_capacity(args.count);
     for _ in 0..args.count {
@@ -90,14 +107,13 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
         stream.write_all(blocking.as_bytes()).await?;
         held.push(stream);
     }
-    tokio::time::sleep(args.settle).await;
-    let held_rss = rss(args.pid)?;
+    let held_rss = settled_rss(args.pid, args.settle).await?;
 
     // One write wakes them all; read every answer, then close.
-    let woke = request(args.addr, "POST", service, r#"{"ip":"10.0.0.2","port":1}"#).await?;
-    if !woke.starts_with("HTTP/1.1 201") {
-        bail!("cannot release the watchers: {woke}");
-    }
+    client
+        .register_instance(&held_service, &registration("10.0.0.2", 1))
+        .await
+        .context("cannot release the watchers")?;
     let mut answered = 0;
     for mut stream in held {
         let mut buffer = [0u8; 512];
@@ -110,21 +126,8 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
     if answered != args.count {
         bail!("only {answered} of {} blocking queries answered after the write", args.count);
     }
-    // A registry is never idle (heartbeats arrive all the time), and an
-    // allocator returns freed pages while its threads keep allocating: keep
-    // a light load (4 clients, 20 requests a second each, so every server
-    // thread sees some) while the memory settles.
-    let light = |_| async {
-        loop {
-            let _ = request(args.addr, "GET", "/health", "").await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::select! {
-        () = tokio::time::sleep(args.settle) => {}
-        _ = four_at_once(light) => {}
-    }
-    let after = rss(args.pid)?;
+    let after = settled_rss(args.pid, args.settle).await?;
+    light.abort();
     Ok(WatchersResult { count: args.count, idle, held: held_rss, after })
 }
 

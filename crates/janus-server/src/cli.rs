@@ -16,19 +16,19 @@
 //! such as `0.0.0.0` stands for this host. The old `JANUS_ADDR` and
 //! `JANUS_CLUSTER_ADDR` still work, with a warning. Every error is a
 //! sentence: a refusal shows the `message` of the node's `{code, message}`.
+//!
+//! Every call goes through `janus-client`, one address at a time, with a
+//! 10 s deadline.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Subcommand;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use janus_client::api::native::{CreateNamespace, Mode};
+use janus_client::{Body, Client, ListOptions, Method, Options, Request, ServiceRef, StatusCode, registration};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 /// A subcommand; without one, `janus` runs a node.
 #[derive(Debug, Subcommand)]
@@ -256,11 +256,6 @@ pub fn run(command: Command) -> ExitCode {
     }
 }
 
-/// The query string selecting a group, if one was given.
-fn group_query(group: Option<&str>) -> String {
-    group.map_or_else(String::new, |g| format!("?group={}", encode(g)))
-}
-
 /// Why a command failed: each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
@@ -270,7 +265,7 @@ enum CliError {
     )]
     NodeUnreachable {
         /// The failed call.
-        error: CallError,
+        error: janus_client::Error,
     },
     /// The node's cluster address did not answer.
     #[error(
@@ -279,11 +274,11 @@ enum CliError {
     )]
     ClusterUnreachable {
         /// The failed call.
-        error: CallError,
+        error: janus_client::Error,
     },
     /// A call broke off or timed out.
     #[error("{0}")]
-    Call(CallError),
+    Call(janus_client::Error),
     /// A members command without the cluster secret.
     #[error(
         "the members admin API needs the cluster secret: pass the node's cluster.secret with --secret or \
@@ -302,94 +297,120 @@ enum CliError {
         /// The node's HTTP address.
         addr: String,
     },
-    /// The node refused the request; the sentence is [`refusal`]'s.
+    /// The node refused the request; the sentence is [`described`]'s.
     #[error("{0}")]
     Refused(String),
-    /// The node answered something that is not JSON.
+    /// The node answered something that is not the JSON asked for.
     #[error("the node answered something that is not JSON: {0}")]
-    NotJson(serde_json::Error),
+    NotJson(String),
+}
+
+impl CliError {
+    /// A failed call to the node's HTTP address: an unreachable node is explained.
+    fn from_node(error: janus_client::Error) -> Self {
+        match error {
+            janus_client::Error::Unreachable { .. } => Self::NodeUnreachable { error },
+            error => Self::answered(error),
+        }
+    }
+
+    /// A refusal as the sentence [`described`] makes of it, an answer that
+    /// is not JSON, or a call that broke off.
+    fn answered(error: janus_client::Error) -> Self {
+        match error {
+            janus_client::Error::Refused { .. } => Self::Refused(described(&error)),
+            janus_client::Error::Malformed { reason, .. } => Self::NotJson(reason),
+            error => Self::Call(error),
+        }
+    }
+}
+
+/// The CLI's deadline of a call.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A client of one address with the CLI's deadline; `secret` for the admin API.
+fn client(addr: &str, secret: Option<&str>) -> Result<Client, CliError> {
+    // The connect shares the request's deadline, so a silent address is
+    // reported as not answering within it, as a fresh TCP connect was.
+    let mut options = Options::default().request_timeout(DEADLINE).connect_timeout(DEADLINE + Duration::from_secs(1));
+    if let Some(secret) = secret {
+        options = options.bearer(secret);
+    }
+    Client::new([addr], options).map_err(CliError::Call)
+}
+
+/// A client of the node's HTTP address.
+fn node_client(target: &Target) -> Result<Client, CliError> {
+    client(&target.resolve(), None)
+}
+
+/// `ap` or `cp`.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Ap => "ap",
+        Mode::Cp => "cp",
+    }
 }
 
 async fn execute(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Health(target) => {
-            let (status, body) = node_call(&target, Method::GET, "/ready", None).await?;
-            print!("{body}");
-            Ok(if status == StatusCode::OK { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let answer =
+                node_client(&target)?.request(Method::GET, "/ready", Body::Empty).await.map_err(CliError::from_node)?;
+            print!("{}", answer.text());
+            Ok(if answer.status == StatusCode::OK { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Status(target) => {
-            let status = expect_json(node_call(&target, Method::GET, "/v1/cluster", None).await?)?;
+            let status = node_client(&target)?.cluster_status().await.map_err(CliError::from_node)?;
             print!("{}", render_status(&status));
             Ok(ExitCode::SUCCESS)
         }
         Command::Namespaces(NamespaceCommand::List(target)) => {
-            let list = expect_json(node_call(&target, Method::GET, "/v1/namespaces", None).await?)?;
-            for ns in list["namespaces"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<24} {:<3} {:>5} services  {}",
-                    text(&ns["id"]),
-                    text(&ns["mode"]),
-                    ns["service_count"],
-                    text(&ns["description"])
-                );
+            let list = node_client(&target)?.list_namespaces().await.map_err(CliError::from_node)?;
+            for ns in &list.namespaces {
+                println!("{:<24} {:<3} {} services  {}", ns.id, mode_name(ns.mode), ns.service_count, ns.description);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Namespaces(NamespaceCommand::Create { target, id, mode, description }) => {
-            let body = json!({"id": id, "mode": mode, "description": description});
-            let created = expect_json(node_call(&target, Method::POST, "/v1/namespaces", Some(body)).await?)?;
-            println!("created namespace {} ({})", text(&created["id"]), text(&created["mode"]));
+            let mode = if mode == "cp" { Mode::Cp } else { Mode::Ap };
+            let namespace = CreateNamespace { id, name: None, description, mode };
+            let created = node_client(&target)?.create_namespace(&namespace).await.map_err(CliError::from_node)?;
+            println!("created namespace {} ({})", created.id, mode_name(created.mode));
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances(InstanceCommand::List { target, namespace, service, group }) => {
-            let path = format!(
-                "/v1/namespaces/{}/services/{}/instances{}",
-                encode(&namespace),
-                encode(&service),
-                group_query(group.as_deref())
-            );
-            let list = expect_json(node_call(&target, Method::GET, &path, None).await?)?;
-            println!("{}@@{} ({}), revision {}", text(&list["group"]), service, text(&list["mode"]), list["revision"]);
-            for i in list["instances"].as_array().into_iter().flatten() {
-                let health = if i["healthy"] == true { "healthy" } else { "unhealthy" };
-                println!(
-                    "  {}:{} cluster={} weight={} {health}",
-                    text(&i["ip"]),
-                    i["port"],
-                    text(&i["cluster"]),
-                    i["weight"]
-                );
+            let of = ServiceRef::new(namespace, service.as_str()).in_group(group);
+            let client = node_client(&target)?;
+            let list = client.list_instances(&of, &ListOptions::default()).await.map_err(CliError::from_node)?;
+            println!("{}@@{} ({}), revision {}", list.group, service, mode_name(list.mode), list.revision);
+            for i in &list.instances {
+                let health = if i.healthy { "healthy" } else { "unhealthy" };
+                // As JSON, the way the node wrote it (`1.0`, not `1`).
+                let weight = Value::from(i.weight);
+                println!("  {}:{} cluster={} weight={weight} {health}", i.ip, i.port, i.cluster);
             }
-            if list["reach_protection_threshold"] == true {
+            if list.reach_protection_threshold {
                 println!("  (protect threshold reached: unhealthy instances are listed as healthy)");
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances(InstanceCommand::Register { target, namespace, service, ip, port, group, cluster }) => {
-            let path = format!(
-                "/v1/namespaces/{}/services/{}/instances{}",
-                encode(&namespace),
-                encode(&service),
-                group_query(group.as_deref())
-            );
-            let body = json!({"ip": ip, "port": port, "cluster": cluster});
-            let done = expect_json(node_call(&target, Method::POST, &path, Some(body)).await?)?;
+            let of = ServiceRef::new(namespace.as_str(), service.as_str()).in_group(group);
+            let mut instance = registration(ip.as_str(), port);
+            instance.cluster = cluster;
+            let done = node_client(&target)?.register_instance(&of, &instance).await.map_err(CliError::from_node)?;
             println!(
                 "registered {ip}:{port} in {namespace}/{service} ({}), revision {}",
-                text(&done["mode"]),
-                done["revision"]
+                mode_name(done.mode),
+                done.revision
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances(InstanceCommand::Deregister { target, namespace, service, ip, port, group }) => {
-            let path = format!(
-                "/v1/namespaces/{}/services/{}/instances/{}/{port}{}",
-                encode(&namespace),
-                encode(&service),
-                encode(&ip),
-                group_query(group.as_deref())
-            );
-            expect_json(node_call(&target, Method::DELETE, &path, None).await?)?;
+            let of = ServiceRef::new(namespace.as_str(), service.as_str()).in_group(group);
+            let client = node_client(&target)?;
+            client.deregister_instance(&of, &ip, port, None).await.map_err(CliError::from_node)?;
             println!("deregistered {ip}:{port} from {namespace}/{service}");
             Ok(ExitCode::SUCCESS)
         }
@@ -397,48 +418,36 @@ async fn execute(command: Command) -> Result<ExitCode, CliError> {
     }
 }
 
-/// A call to the node's HTTP address; an unreachable node is explained.
-async fn node_call(
-    target: &Target,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(StatusCode, String), CliError> {
-    let addr = target.resolve();
-    call(&addr, method, path, body, None).await.map_err(|error| match error {
-        CallError::Unreachable { .. } => CliError::NodeUnreachable { error },
-        CallError::Failed(_) => CliError::Call(error),
-    })
-}
-
 async fn members(command: MemberCommand) -> Result<ExitCode, CliError> {
-    let (admin, method, path, body) = match command {
-        MemberCommand::List(admin) => (admin, Method::GET, "/internal/admin/members".to_owned(), None),
+    let (admin, request) = match command {
+        MemberCommand::List(admin) => (admin, Request::new(Method::GET, "/internal/admin/members")),
         MemberCommand::Add { admin, id, member_addr } => {
-            (admin, Method::POST, "/internal/admin/members".to_owned(), Some(json!({"id": id, "addr": member_addr})))
+            let body = Body::from(json!({"id": id, "addr": member_addr}));
+            (admin, Request::new(Method::POST, "/internal/admin/members").body(body))
         }
         MemberCommand::Promote { admin, id } => {
-            (admin, Method::POST, format!("/internal/admin/members/{id}/promote"), None)
+            (admin, Request::new(Method::POST, format!("/internal/admin/members/{id}/promote")))
         }
-        MemberCommand::Remove { admin, id } => (admin, Method::DELETE, format!("/internal/admin/members/{id}"), None),
+        MemberCommand::Remove { admin, id } => {
+            (admin, Request::new(Method::DELETE, format!("/internal/admin/members/{id}")))
+        }
     };
     let Some(secret) = admin.secret.as_deref().filter(|s| !s.is_empty()) else {
         require_cluster(&admin.target).await?;
         return Err(CliError::NoSecret);
     };
-    let cluster_addr = admin.resolve_cluster_addr();
-    let answer = match call(&cluster_addr, method, &path, body, Some(secret)).await {
+    let answer = match client(&admin.resolve_cluster_addr(), Some(secret))?.send(request).await {
         Ok(answer) => answer,
-        Err(error @ CallError::Unreachable { .. }) => {
+        Err(error @ janus_client::Error::Unreachable { .. }) => {
             require_cluster(&admin.target).await?;
             return Err(CliError::ClusterUnreachable { error });
         }
         Err(error) => return Err(CliError::Call(error)),
     };
-    if answer.0 == StatusCode::UNAUTHORIZED {
+    if answer.status == StatusCode::UNAUTHORIZED {
         return Err(CliError::SecretRefused);
     }
-    let members = expect_json(answer)?;
+    let members: Value = answer.error_for_status().and_then(|a| a.json()).map_err(CliError::answered)?;
     println!("leader: {}", members["leader"]);
     for (kind, key) in [("voter", "voters"), ("learner", "learners")] {
         for (id, addr) in members[key].as_object().into_iter().flatten() {
@@ -459,26 +468,10 @@ pub const NOT_CLUSTERED: &str = "is not clustered, so it has no cluster address 
 /// error says what went wrong).
 async fn require_cluster(target: &Target) -> Result<(), CliError> {
     let addr = target.resolve();
-    match call(&addr, Method::GET, "/v1/cluster", None, None).await {
-        Ok((status, body)) if status.is_success() => {
-            let cluster: Value = serde_json::from_str(&body).unwrap_or_default();
-            if cluster.get("ap").is_some_and(Value::is_null) {
-                return Err(CliError::NotClustered { addr });
-            }
-            Ok(())
-        }
+    match client(&addr, None)?.cluster_status().await {
+        Ok(cluster) if cluster.get("ap").is_some_and(Value::is_null) => Err(CliError::NotClustered { addr }),
         _ => Ok(()),
     }
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A JSON string without quotes, anything else as JSON.
@@ -486,25 +479,21 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-fn expect_json((status, body): (StatusCode, String)) -> Result<Value, CliError> {
-    if !status.is_success() {
-        return Err(CliError::Refused(refusal(status, &body)));
-    }
-    serde_json::from_str(&body).map_err(CliError::NotJson)
-}
-
 /// A refused request as a sentence: the `message` of the server's
 /// `{code, message}` body, else its text, with the HTTP status.
+#[cfg(test)]
 fn refusal(status: StatusCode, body: &str) -> String {
-    let code = status.as_u16();
-    if let Some(message) =
-        serde_json::from_str::<Value>(body).ok().and_then(|v| v["message"].as_str().map(str::to_owned))
-    {
-        return format!("{message} (HTTP {code})");
-    }
-    match body.trim() {
-        "" => format!("the node answered {status} and no reason"),
-        text => format!("{text} (HTTP {code})"),
+    described(&janus_client::Error::refused("the node", status, body.as_bytes()))
+}
+
+/// A failed call as a sentence; a refusal that gave no reason says the
+/// status.
+fn described(error: &janus_client::Error) -> String {
+    match error {
+        janus_client::Error::Refused { status, message, .. } if message.is_empty() => {
+            format!("the node answered {status} and no reason")
+        }
+        error => error.to_string(),
     }
 }
 
@@ -584,73 +573,6 @@ fn render_status(status: &Value) -> String {
         }
     }
     out
-}
-
-/// Why a call failed.
-#[derive(Debug)]
-enum CallError {
-    /// No connection: nothing listens there, or the address is wrong.
-    Unreachable {
-        /// The address.
-        addr: String,
-        /// Why, e.g. `connection refused`.
-        reason: String,
-    },
-    /// The connection broke or timed out.
-    Failed(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreachable { addr, reason } => write!(f, "cannot reach {addr} ({reason})"),
-            Self::Failed(reason) => f.write_str(reason),
-        }
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection, with a 10 s deadline.
-async fn call(
-    addr: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    secret: Option<&str>,
-) -> Result<(StatusCode, String), CallError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| CallError::Failed(format!("{what} {addr} failed: {e}"));
-    let exchange = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| CallError::Unreachable {
-            addr: addr.to_owned(),
-            // "connection refused" rather than "Connection refused (os error 111)".
-            reason: if e.raw_os_error().is_some() { e.kind().to_string() } else { e.to_string() },
-        })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| failed("the connection to", &e))?;
-        tokio::spawn(async move {
-            // Ends with the request; an error shows up on the send.
-            let _ = connection.await;
-        });
-        let mut request = Request::builder().method(method).uri(path).header("host", addr);
-        if let Some(secret) = secret {
-            request = request.header("authorization", format!("Bearer {secret}"));
-        }
-        let payload = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Full::new(Bytes::from(json.to_string()))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        let request = request.body(payload).map_err(|e| failed("a request to", &e))?;
-        let response = sender.send_request(request).await.map_err(|e| failed("the request to", &e))?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| failed("reading the answer of", &e))?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| CallError::Failed(format!("{addr} did not answer within 10 s")))?
 }
 
 #[cfg(test)]
@@ -737,7 +659,8 @@ mod tests {
             "the members admin API needs the cluster secret: pass the node's cluster.secret with --secret or \
              JANUS_CLUSTER__SECRET"
         );
-        let unreachable = CallError::Unreachable { addr: "127.0.0.1:1".to_owned(), reason: "refused".to_owned() };
+        let tried = vec![janus_client::Unreached { addr: "127.0.0.1:1".to_owned(), reason: "refused".to_owned() }];
+        let unreachable = janus_client::Error::Unreachable { tried };
         let text = CliError::NodeUnreachable { error: unreachable }.to_string();
         assert!(text.ends_with(&format!("JANUS_HTTP__ADDR (default {DEFAULT_ADDR})")), "{text}");
         assert!(!text.contains("  "), "{text}");

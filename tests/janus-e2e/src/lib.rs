@@ -1,17 +1,12 @@
-//! Helpers for black-box tests: a node on free loopback ports, a plain HTTP
-//! client and a small DNS client.
-
-pub mod dns;
+//! Helpers for black-box tests: a node on free loopback ports with a
+//! `janus-client` of its HTTP address. DNS questions go through
+//! `janus_client::dns`.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use janus_client::{Body, Client, Method, Options, Response};
 use janus_server::{RunningServer, ServerConfig};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// The probe allow-list of every test node: loopback only, so an address
@@ -26,8 +21,25 @@ pub struct Node {
     pub data: tempfile::TempDir,
     /// Cancel to shut it down.
     pub shutdown: CancellationToken,
-    /// `http://127.0.0.1:port`.
-    pub base: String,
+    /// A client of its HTTP address (and of it only: no failover).
+    pub client: Client,
+}
+
+/// The options of the tests' clients: a minute per request, so that a
+/// blocking query of a few seconds fits and a hang still fails the test.
+#[must_use]
+pub fn options() -> Options {
+    Options::default().request_timeout(Duration::from_secs(60))
+}
+
+/// A client of every node in `nodes`, in order (failover from one to the next).
+///
+/// # Panics
+/// If `nodes` is empty.
+#[must_use]
+pub fn client_of(nodes: &[&Node]) -> Client {
+    let addrs: Vec<String> = nodes.iter().map(|node| node.server.http_addr.to_string()).collect();
+    Client::new(addrs, options()).unwrap_or_else(|e| panic!("a client of {} nodes: {e}", nodes.len()))
 }
 
 impl Node {
@@ -56,8 +68,34 @@ impl Node {
             Ok(server) => server,
             Err(err) => panic!("node did not start: {err:#}"),
         };
-        let base = format!("http://{}", server.http_addr);
-        Self { server, data, shutdown, base }
+        let client = Client::new([server.http_addr.to_string()], options())
+            .unwrap_or_else(|e| panic!("a client of {}: {e}", server.http_addr));
+        Self { server, data, shutdown, client }
+    }
+
+    /// Sends `method path` with an optional JSON body; the answer whatever its status.
+    ///
+    /// # Panics
+    /// If the node gives no answer (a test failure).
+    pub async fn call(&self, method: Method, path: &str, json: Option<Value>) -> Response {
+        let body = json.map_or(Body::Empty, Body::from);
+        self.client.request(method, path, body).await.unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// `GET path`; the answer whatever its status.
+    ///
+    /// # Panics
+    /// If the node gives no answer (a test failure).
+    pub async fn get(&self, path: &str) -> Response {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// Sends form fields (as Nacos clients do); the answer whatever its status.
+    ///
+    /// # Panics
+    /// If the node gives no answer (a test failure).
+    pub async fn form(&self, method: Method, path: &str, fields: &str) -> Response {
+        self.client.request(method, path, Body::form(fields)).await.unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     /// Shuts down and waits, failing if that takes longer than `limit`.
@@ -84,76 +122,11 @@ impl Node {
     }
 }
 
-/// A pooled plain-HTTP client.
-#[derive(Clone)]
-pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-/// An answer: status, `X-Janus-Index` if any, body.
-pub struct Answer {
-    /// Status.
-    pub status: StatusCode,
-    /// The `X-Janus-Index` header.
-    pub index: Option<u64>,
-    /// The `Retry-After` header.
-    pub retry_after: Option<String>,
-    /// Body bytes.
-    pub body: Bytes,
-}
-
-impl Answer {
-    /// The body as JSON (null if it is not JSON).
-    #[must_use]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_default()
-    }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).build_http() }
-    }
-}
-
-impl Http {
-    /// Sends a request; `form` bodies are sent form-encoded.
-    ///
-    /// # Errors
-    /// A transport error.
-    pub async fn send(&self, method: Method, url: &str, form: Option<&str>) -> Result<Answer, String> {
-        self.request(method, url, form.map(|f| ("application/x-www-form-urlencoded", f.to_owned()))).await
-    }
-
-    /// Sends a request with an optional JSON body.
-    ///
-    /// # Errors
-    /// A transport error.
-    pub async fn send_json(
-        &self,
-        method: Method,
-        url: &str,
-        json: Option<serde_json::Value>,
-    ) -> Result<Answer, String> {
-        self.request(method, url, json.map(|j| ("application/json", j.to_string()))).await
-    }
-
-    async fn request(&self, method: Method, url: &str, body: Option<(&str, String)>) -> Result<Answer, String> {
-        let mut builder = Request::builder().method(method).uri(url);
-        let body = match body {
-            Some((content_type, body)) => {
-                builder = builder.header("content-type", content_type);
-                body
-            }
-            None => String::new(),
-        };
-        let request = builder.body(Full::from(body)).map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let index = header("x-janus-index").and_then(|v| v.parse().ok());
-        let retry_after = header("retry-after");
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Answer { status, index, retry_after, body })
-    }
+/// An answer's body as JSON.
+///
+/// # Panics
+/// If it is not JSON (a test failure).
+#[must_use]
+pub fn json(answer: &Response) -> Value {
+    answer.json().unwrap_or_else(|e| panic!("{e}: {}", answer.text()))
 }

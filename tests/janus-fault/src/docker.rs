@@ -6,7 +6,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use janus_client::{Client, Options};
 use tokio::process::Command;
+
+/// A request's deadline: a frozen or cut-off node costs a timeout, never a hang.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One node of the compose file.
 #[derive(Debug, Clone)]
@@ -19,12 +23,24 @@ pub(crate) struct Node {
     pub(crate) client_ip: String,
     /// Its address on the `cluster` network.
     pub(crate) cluster_ip: String,
+    /// A client of its HTTP address (this node only: the load chooses the
+    /// node of each request itself), with [`TIMEOUT`].
+    pub(crate) client: Client,
 }
 
 impl Node {
-    /// `http://ip:8848`.
-    pub(crate) fn http(&self) -> String {
-        format!("{}:8848", self.client_ip)
+    /// Node `id` of the compose file, at `172.29.0.1{id}` for clients and
+    /// `172.28.0.1{id}` in the cluster.
+    fn new(id: u64) -> anyhow::Result<Self> {
+        let client_ip = format!("172.29.0.1{id}");
+        let options = Options::default().request_timeout(TIMEOUT).connect_timeout(TIMEOUT);
+        let client = Client::new([format!("{client_ip}:8848")], options)?;
+        Ok(Self { id, name: format!("janus-{id}"), client_ip, cluster_ip: format!("172.28.0.1{id}"), client })
+    }
+
+    /// Its DNS address on the `clients` network.
+    pub(crate) fn dns(&self) -> anyhow::Result<std::net::SocketAddr> {
+        format!("{}:8600", self.client_ip).parse().with_context(|| format!("the DNS address of {}", self.name))
     }
 }
 
@@ -55,20 +71,13 @@ async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 impl Compose {
     /// `command` is the compose command line, split at whitespace
     /// (`docker-compose` or `docker compose`).
-    pub(crate) fn new(command: &str, project: &str, files: &[String]) -> Self {
-        let nodes = (1..=3)
-            .map(|id| Node {
-                id,
-                name: format!("janus-{id}"),
-                client_ip: format!("172.29.0.1{id}"),
-                cluster_ip: format!("172.28.0.1{id}"),
-            })
-            .collect();
+    pub(crate) fn new(command: &str, project: &str, files: &[String]) -> anyhow::Result<Self> {
+        let nodes = (1..=3).map(Node::new).collect::<anyhow::Result<Vec<_>>>()?;
         let mut command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
         if command.is_empty() {
             command.push("docker-compose".to_owned());
         }
-        Self { command, project: project.to_owned(), files: files.to_vec(), nodes }
+        Ok(Self { command, project: project.to_owned(), files: files.to_vec(), nodes })
     }
 
     async fn compose(&self, args: &[&str]) -> anyhow::Result<String> {

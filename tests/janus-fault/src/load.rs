@@ -12,19 +12,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
-use serde_json::json;
+use janus_client::dns::QueryOptions;
+use janus_client::dns::proto::rr::RecordType;
+use janus_client::{ListOptions, ServiceRef, StatusCode, registration};
 use tokio::task::JoinHandle;
 
-use crate::client::{http, srv};
-use crate::docker::Node;
+use crate::docker::{Node, TIMEOUT};
 
 /// Heartbeating instances.
 pub(crate) const AP_CLIENTS: u16 = 24;
 /// Their beat interval.
 const BEAT: Duration = Duration::from_secs(2);
-/// A request's deadline.
-const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The service the heartbeating clients register in.
+pub(crate) fn fault_ap() -> ServiceRef {
+    ServiceRef::new("public", "fault-ap")
+}
 
 /// Counters of what clients saw.
 #[derive(Debug, Default)]
@@ -109,7 +112,7 @@ async fn ap_client(
     avoid: Arc<Mutex<BTreeSet<u64>>>,
 ) {
     let ip = format!("10.90.0.{}", client + 1);
-    let base = "/v1/namespaces/public/services/fault-ap/instances";
+    let service = fault_ap();
     let mut turn = usize::from(client);
     let mut registered = false;
     tokio::time::sleep(Duration::from_millis(u64::from(client) * 50)).await;
@@ -117,13 +120,13 @@ async fn ap_client(
         let node = pick(&nodes, &avoid, turn);
         stats.ap_requests.fetch_add(1, Ordering::Relaxed);
         let answer = if registered {
-            http(&node.http(), Method::PUT, &format!("{base}/{ip}/8080/heartbeat"), None, TIMEOUT).await
+            node.client.heartbeat(&service, &ip, 8080, None).await.map(drop)
         } else {
-            http(&node.http(), Method::POST, base, Some(json!({"ip": ip, "port": 8080})), TIMEOUT).await
+            node.client.register_instance(&service, &registration(ip.as_str(), 8080)).await.map(drop)
         };
         match answer {
-            Ok(a) if a.status.is_success() => registered = true,
-            Ok(a) if a.status == StatusCode::NOT_FOUND && registered => {
+            Ok(()) => registered = true,
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) && registered => {
                 // The instance is unknown (a full restart): register again at once.
                 registered = false;
                 continue;
@@ -148,7 +151,7 @@ async fn cp_writer(
     acked: Arc<Mutex<BTreeSet<u16>>>,
     avoid: Arc<Mutex<BTreeSet<u64>>>,
 ) {
-    let path = format!("/v1/namespaces/{ns}/services/ledger/instances");
+    let ledger = ServiceRef::new(ns, "ledger");
     let mut port: u16 = 1;
     let mut last_ack = Instant::now();
     let mut turn = 0;
@@ -156,9 +159,8 @@ async fn cp_writer(
         let node = pick(&nodes, &avoid, turn);
         turn += 1;
         stats.cp_writes.fetch_add(1, Ordering::Relaxed);
-        let body = json!({"ip": "127.0.91.1", "port": port});
-        match http(&node.http(), Method::POST, &path, Some(body), TIMEOUT).await {
-            Ok(a) if a.status == StatusCode::CREATED => {
+        match node.client.register_instance(&ledger, &registration("127.0.91.1", port)).await {
+            Ok(_) => {
                 if let Ok(mut acked) = acked.lock() {
                     acked.insert(port);
                 }
@@ -166,7 +168,7 @@ async fn cp_writer(
                 stats.cp_longest_gap_ms.fetch_max(gap, Ordering::Relaxed);
                 last_ack = Instant::now();
             }
-            Ok(a) if a.status == StatusCode::SERVICE_UNAVAILABLE => {
+            Err(e) if e.status() == Some(StatusCode::SERVICE_UNAVAILABLE) => {
                 stats.cp_refused.fetch_add(1, Ordering::Relaxed);
             }
             _ => {
@@ -190,18 +192,11 @@ async fn watcher(
     while !stop.load(Ordering::Acquire) {
         let avoided = avoid.lock().map(|a| a.clone()).unwrap_or_default();
         for node in nodes.iter().filter(|n| !avoided.contains(&n.id)) {
-            let ready = http(&node.http(), Method::GET, "/ready", None, TIMEOUT).await;
-            if !ready.is_ok_and(|a| a.status == StatusCode::OK) {
+            if !node.client.ready().await.unwrap_or(false) {
                 continue;
             }
-            let path = "/v1/namespaces/public/services/fault-ap/instances";
-            let Ok(answer) = http(&node.http(), Method::GET, path, None, TIMEOUT).await else { continue };
-            let listed: BTreeSet<String> = answer.json()["instances"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|i| i["ip"].as_str().map(str::to_owned))
-                .collect();
+            let Ok(list) = node.client.list_instances(&fault_ap(), &ListOptions::default()).await else { continue };
+            let listed: BTreeSet<String> = list.instances.into_iter().map(|i| i.ip).collect();
             seen.extend(listed.iter().cloned());
             for ip in &seen {
                 let key = (node.id, ip.clone());
@@ -226,14 +221,17 @@ async fn watcher(
 }
 
 async fn dns(nodes: Vec<Node>, stop: Arc<AtomicBool>, stats: Arc<Stats>, avoid: Arc<Mutex<BTreeSet<u64>>>) {
-    let mut id: u16 = 0;
+    let options = QueryOptions::udp().timeout(TIMEOUT);
     while !stop.load(Ordering::Acquire) {
         let avoided = avoid.lock().map(|a| a.clone()).unwrap_or_default();
         for node in nodes.iter().filter(|n| !avoided.contains(&n.id)) {
-            id = id.wrapping_add(1);
             stats.dns_queries.fetch_add(1, Ordering::Relaxed);
-            let server = format!("{}:8600", node.client_ip);
-            if srv(&server, "_fault-ap._tcp.janus.", id, TIMEOUT).await.is_err() {
+            let Ok(server) = node.dns() else {
+                stats.dns_errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let answer = janus_client::dns::query(server, "_fault-ap._tcp.janus.", RecordType::SRV, options).await;
+            if answer.is_err() {
                 stats.dns_errors.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -9,7 +9,6 @@
 //! write; live instances are never missing from discovery for longer than one
 //! heartbeat timeout. The numbers go to a markdown report.
 
-mod client;
 mod docker;
 mod load;
 mod scenarios;

@@ -7,16 +7,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hyper::{Method, StatusCode};
-use serde_json::json;
+use janus_client::api::native::{CreateNamespace, Mode};
+use janus_client::{ListOptions, ServiceRef, StatusCode, registration};
 
-use crate::client::http;
 use crate::docker::{Compose, Node};
-use crate::load::{AP_CLIENTS, Load, Stats};
+use crate::load::{AP_CLIENTS, Load, Stats, fault_ap};
 
-const TIMEOUT: Duration = Duration::from_secs(3);
 /// The service of the instances registered on both sides of a partition.
-const SIDES: &str = "/v1/namespaces/public/services/fault-partition/instances";
+fn sides() -> ServiceRef {
+    ServiceRef::new("public", "fault-partition")
+}
 /// The cp namespace the writer uses.
 const CP_NS: &str = "fault-cp";
 /// One heartbeat timeout: the longest a live instance may be missing.
@@ -66,7 +66,7 @@ pub(crate) async fn run_all(
     chosen: &[String],
     report: Option<&Path>,
 ) -> anyhow::Result<bool> {
-    let compose = Compose::new(compose_command, project, files);
+    let compose = Compose::new(compose_command, project, files)?;
     let mut outcomes = Vec::new();
     for name in ALL {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
@@ -107,11 +107,12 @@ async fn fresh(compose: &Compose, outcome: &mut Outcome) -> anyhow::Result<()> {
         healthy <= Duration::from_secs(20),
     );
     let started = Instant::now();
+    let namespace = CreateNamespace { id: CP_NS.to_owned(), name: None, description: None, mode: Mode::Cp };
     loop {
-        let body = json!({"id": CP_NS, "mode": "cp"});
-        let answer = http(&compose.nodes[0].http(), Method::POST, "/v1/namespaces", Some(body), TIMEOUT).await;
-        if answer.is_ok_and(|a| a.status == StatusCode::CREATED || a.status == StatusCode::CONFLICT) {
-            return Ok(());
+        match compose.nodes[0].client.create_namespace(&namespace).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.status() == Some(StatusCode::CONFLICT) => return Ok(()),
+            Err(_) => {}
         }
         if started.elapsed() > Duration::from_secs(20) {
             bail!("the cp namespace could not be created within 20 s");
@@ -123,8 +124,8 @@ async fn fresh(compose: &Compose, outcome: &mut Outcome) -> anyhow::Result<()> {
 /// The Raft leader, as the first node that names one says.
 async fn leader(compose: &Compose, among: &[Node]) -> Option<Node> {
     for node in among {
-        if let Ok(answer) = http(&node.http(), Method::GET, "/v1/cluster", None, TIMEOUT).await
-            && let Some(id) = answer.json()["raft"]["leader"].as_u64()
+        if let Ok(status) = node.client.cluster_status().await
+            && let Some(id) = status["raft"]["leader"].as_u64()
         {
             return compose.nodes.iter().find(|n| n.id == id).cloned();
         }
@@ -134,17 +135,8 @@ async fn leader(compose: &Compose, among: &[Node]) -> Option<Node> {
 
 /// The ap instances a node lists.
 async fn ap_list(node: &Node) -> Option<BTreeSet<String>> {
-    let answer = http(&node.http(), Method::GET, "/v1/namespaces/public/services/fault-ap/instances", None, TIMEOUT)
-        .await
-        .ok()?;
-    answer.status.is_success().then(|| {
-        answer.json()["instances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["ip"].as_str().map(str::to_owned))
-            .collect()
-    })
+    let list = node.client.list_instances(&fault_ap(), &ListOptions::default()).await.ok()?;
+    Some(list.instances.into_iter().map(|i| i.ip).collect())
 }
 
 /// How long until every node lists the same ap instances, all of the clients'.
@@ -167,20 +159,13 @@ async fn converged(compose: &Compose, limit: Duration) -> Option<Duration> {
 
 /// Acknowledged cp writes missing from a linearizable read on any node.
 async fn lost_writes(compose: &Compose, acked: &BTreeSet<u16>) -> anyhow::Result<usize> {
-    let path = format!("/v1/namespaces/{CP_NS}/services/ledger/instances?consistency=linearizable");
+    let ledger = ServiceRef::new(CP_NS, "ledger");
     let mut lost = 0;
     for node in &compose.nodes {
         let started = Instant::now();
         let listed: BTreeSet<u16> = loop {
-            match http(&node.http(), Method::GET, &path, None, TIMEOUT).await {
-                Ok(answer) if answer.status == StatusCode::OK => {
-                    break answer.json()["instances"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|i| i["port"].as_u64().and_then(|p| u16::try_from(p).ok()))
-                        .collect();
-                }
+            match node.client.list_instances(&ledger, &ListOptions::default().linearizable()).await {
+                Ok(list) => break list.instances.iter().map(|i| i.port).collect(),
                 _ if started.elapsed() > Duration::from_secs(20) => {
                     bail!("{} gave no linearizable read in 20 s", node.name)
                 }
@@ -192,13 +177,17 @@ async fn lost_writes(compose: &Compose, acked: &BTreeSet<u16>) -> anyhow::Result
     Ok(lost)
 }
 
-/// A persistent registration through `node`: its status and how long it took.
+/// A persistent registration through `node` (with 10 s to answer): its
+/// status (none without an answer) and how long it took.
 async fn cp_write(node: &Node, port: u16) -> (Option<StatusCode>, Duration) {
     let started = Instant::now();
-    let body = json!({"ip": "127.0.92.1", "port": port});
-    let path = format!("/v1/namespaces/{CP_NS}/services/ledger/instances");
-    let answer = http(&node.http(), Method::POST, &path, Some(body), Duration::from_secs(10)).await;
-    (answer.ok().map(|a| a.status), started.elapsed())
+    let client = node.client.with_request_timeout(Duration::from_secs(10));
+    let status =
+        match client.register_instance(&ServiceRef::new(CP_NS, "ledger"), &registration("127.0.92.1", port)).await {
+            Ok(_) => Some(StatusCode::CREATED),
+            Err(error) => error.status(),
+        };
+    (status, started.elapsed())
 }
 
 /// A status code, or that there was no answer.
@@ -270,9 +259,8 @@ async fn partition(compose: &Compose) -> anyhow::Result<Outcome> {
     let mut side_errors = 0;
     for n in 1..=10u8 {
         for (node, side) in [(minority, 1), (majority, 2)] {
-            let body = json!({"ip": format!("10.93.{side}.{n}"), "port": 80});
-            let answer = http(&node.http(), Method::POST, SIDES, Some(body), TIMEOUT).await;
-            side_errors += usize::from(!answer.is_ok_and(|a| a.status == StatusCode::CREATED));
+            let answer = node.client.register_instance(&sides(), &registration(format!("10.93.{side}.{n}"), 80)).await;
+            side_errors += usize::from(answer.is_err());
         }
     }
     outcome.check(
@@ -293,8 +281,8 @@ async fn partition(compose: &Compose) -> anyhow::Result<Outcome> {
     while healed.elapsed() < Duration::from_secs(30) {
         let mut counts = Vec::new();
         for node in &compose.nodes {
-            let answer = http(&node.http(), Method::GET, SIDES, None, TIMEOUT).await;
-            counts.push(answer.map(|a| a.json()["instances"].as_array().map_or(0, Vec::len)).unwrap_or(0));
+            let answer = node.client.list_instances(&sides(), &ListOptions::default()).await;
+            counts.push(answer.map_or(0, |list| list.instances.len()));
         }
         if counts.iter().all(|n| *n == 20) {
             converge = Some(healed.elapsed());
@@ -434,11 +422,10 @@ async fn full_restart(compose: &Compose) -> anyhow::Result<Outcome> {
         None => outcome.measure("every heartbeating client listed on every node again", "not within 30 s"),
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let namespace =
-        http(&compose.nodes[1].http(), Method::GET, &format!("/v1/namespaces/{CP_NS}"), None, TIMEOUT).await;
+    let namespace = compose.nodes[1].client.namespace(CP_NS).await;
     outcome.check(
         "the cp namespace definition is back".to_owned(),
-        namespace.is_ok_and(|a| a.status == StatusCode::OK && a.body.contains("\"cp\"")),
+        namespace.is_ok_and(|namespace| namespace.mode == Mode::Cp),
     );
     common_checks(compose, &mut outcome, load).await?;
     Ok(outcome)

@@ -4,12 +4,10 @@
 //! answers while the connection cap is reached, and a write flood does not
 //! shed reads.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
-use janus_e2e::{Http, Node};
+use janus_client::{Body, Method, StatusCode};
+use janus_e2e::Node;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -122,13 +120,10 @@ async fn health_answers_while_the_connection_cap_is_reached() {
         held.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let http = Http::default();
     for _ in 0..5 {
-        let health = http.send(Method::GET, &format!("{}/health", node.base), None).await.unwrap();
-        assert_eq!(health.status, StatusCode::OK);
+        assert_eq!(node.get("/health").await.status, StatusCode::OK);
     }
-    let metrics = http.send(Method::GET, &format!("{}/metrics", node.base), None).await.unwrap();
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let text = node.get("/metrics").await.text().into_owned();
     let open: u64 = text
         .lines()
         .find_map(|line| line.strip_prefix("janus_http_connections "))
@@ -145,10 +140,9 @@ async fn a_write_flood_saturating_the_write_pool_does_not_shed_reads() {
         c.http.request_timeout_ms = 5_000;
     })
     .await;
-    let http = Http::default();
-    let list = format!("{}/v1/namespaces/public/services/web/instances", node.base);
-    let register = http.send_json(Method::POST, &list, Some(serde_json::json!({"ip": "10.0.0.1", "port": 80}))).await;
-    assert_eq!(register.unwrap().status, StatusCode::CREATED);
+    let list = "/v1/namespaces/public/services/web/instances";
+    let register = node.call(Method::POST, list, Some(serde_json::json!({"ip": "10.0.0.1", "port": 80}))).await;
+    assert_eq!(register.status, StatusCode::CREATED);
     // Four writers that announce a body and trickle it hold the whole write pool.
     let mut holders = Vec::new();
     for _ in 0..4 {
@@ -163,13 +157,12 @@ async fn a_write_flood_saturating_the_write_pool_does_not_shed_reads() {
     // And a flood of writers on top.
     let flood: Vec<_> = (0..16)
         .map(|n| {
-            let (http, url) = (http.clone(), list.clone());
+            let client = node.client.clone();
             tokio::spawn(async move {
                 let mut shed = 0;
                 for port in 0..50u16 {
-                    let body = serde_json::json!({"ip": "10.0.1.1", "port": 1000 + n * 50 + port});
-                    if http.send_json(Method::POST, &url, Some(body)).await.unwrap().status
-                        == StatusCode::SERVICE_UNAVAILABLE
+                    let body = Body::from(serde_json::json!({"ip": "10.0.1.1", "port": 1000 + n * 50 + port}));
+                    if client.request(Method::POST, list, body).await.unwrap().status == StatusCode::SERVICE_UNAVAILABLE
                     {
                         shed += 1;
                     }
@@ -180,7 +173,7 @@ async fn a_write_flood_saturating_the_write_pool_does_not_shed_reads() {
         .collect();
     let mut lists = 0;
     for _ in 0..100 {
-        let answer = http.send(Method::GET, &list, None).await.unwrap();
+        let answer = node.get(list).await;
         assert_eq!(answer.status, StatusCode::OK, "a read was refused during the write flood");
         lists += 1;
     }

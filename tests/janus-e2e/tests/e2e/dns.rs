@@ -1,23 +1,38 @@
-//! The DNS interface over real UDP and TCP sockets, asked with a Rust DNS client.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The DNS interface over real UDP and TCP sockets, asked with
+//! `janus_client::dns`.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
-use hyper::{Method, StatusCode};
-use janus_e2e::dns::{self, Ask};
-use janus_e2e::{Http, Node};
+use janus_client::dns::proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use janus_client::dns::proto::rr::{DNSClass, Name, RData, RecordType};
+use janus_client::dns::{self, QueryOptions};
+use janus_client::{Method, StatusCode};
+use janus_e2e::Node;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 
-const UDP: Ask = Ask { tcp: false, edns: None };
-
 struct Fixture {
     node: Node,
-    http: Http,
+}
+
+/// Over UDP with the EDNS payload `edns` (none when `None`).
+fn udp(edns: Option<u16>) -> QueryOptions {
+    let mut options = QueryOptions::udp();
+    options.edns = edns;
+    options
+}
+
+/// Over TCP with the EDNS payload `edns` (none when `None`).
+fn tcp(edns: Option<u16>) -> QueryOptions {
+    let mut options = udp(edns);
+    options.tcp = true;
+    options
+}
+
+/// The raw answer to `question` over UDP.
+async fn exchange(server: std::net::SocketAddr, question: &Message) -> Vec<u8> {
+    dns::exchange(server, &question.to_vec().unwrap(), QueryOptions::udp()).await.unwrap()
 }
 
 impl Fixture {
@@ -31,26 +46,24 @@ impl Fixture {
             tweak(c);
         })
         .await;
-        Self { node, http: Http::default() }
+        Self { node }
     }
 
     async fn register(&self, namespace: &str, service: &str, body: serde_json::Value) {
-        let url = format!("{}/v1/namespaces/{namespace}/services/{service}/instances", self.node.base);
-        let answer = self.http.send_json(Method::POST, &url, Some(body)).await.unwrap();
-        assert_eq!(answer.status, StatusCode::CREATED);
+        let path = format!("/v1/namespaces/{namespace}/services/{service}/instances");
+        assert_eq!(self.node.call(Method::POST, &path, Some(body)).await.status, StatusCode::CREATED);
     }
 
     async fn call(&self, method: Method, path: &str, json: Option<serde_json::Value>) -> StatusCode {
-        let url = format!("{}{path}", self.node.base);
-        self.http.send_json(method, &url, json).await.unwrap().status
+        self.node.call(method, path, json).await.status
     }
 
     async fn ask(&self, name: &str, rtype: RecordType) -> Message {
-        dns::ask(self.node.server.dns_addr.unwrap(), name, rtype, UDP).await.unwrap()
+        self.ask_with(name, rtype, QueryOptions::udp()).await
     }
 
-    async fn ask_with(&self, name: &str, rtype: RecordType, how: Ask) -> Message {
-        dns::ask(self.node.server.dns_addr.unwrap(), name, rtype, how).await.unwrap()
+    async fn ask_with(&self, name: &str, rtype: RecordType, how: QueryOptions) -> Message {
+        dns::query(self.node.server.dns_addr.unwrap(), name, rtype, how).await.unwrap()
     }
 }
 
@@ -96,7 +109,7 @@ async fn srv_answers_carry_port_weight_and_glue() {
     let f = Fixture::start().await;
     f.register("public", "orders", serde_json::json!({"ip": "10.0.0.1", "port": 8080, "weight": 5})).await;
     f.register("public", "orders", serde_json::json!({"ip": "::1", "port": 9090})).await;
-    let srv = f.ask_with("_orders._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(1232) }).await;
+    let srv = f.ask_with("_orders._tcp.janus.", RecordType::SRV, udp(Some(1232))).await;
     assert_eq!(srv.answers.len(), 2);
     let mut seen = Vec::new();
     for record in &srv.answers {
@@ -154,12 +167,9 @@ async fn response_codes() {
     let soa = f.ask("janus.", RecordType::SOA).await;
     assert!(matches!(soa.answers[0].data, RData::SOA(_)));
     // Two questions in one message: FORMERR.
-    let mut two = dns::query("orders.svc.janus.", RecordType::A, None);
-    two.add_query(hickory_proto::op::Query::query(
-        hickory_proto::rr::Name::from_ascii("x.svc.janus.").unwrap(),
-        RecordType::A,
-    ));
-    let answer = dns::exchange_udp(f.node.server.dns_addr.unwrap(), &two.to_vec().unwrap()).await.unwrap();
+    let mut two = dns::message("orders.svc.janus.", RecordType::A, None).unwrap();
+    two.add_query(Query::query(Name::from_ascii("x.svc.janus.").unwrap(), RecordType::A));
+    let answer = exchange(f.node.server.dns_addr.unwrap(), &two).await;
     assert_eq!(Message::from_vec(&answer).unwrap().metadata.response_code, ResponseCode::FormErr);
 }
 
@@ -181,17 +191,17 @@ async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
         f.register("public", "big", serde_json::json!({"ip": format!("10.1.0.{i}"), "port": 80})).await;
     }
     for edns in [None, Some(1232)] {
-        let udp = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns }).await;
+        let udp = f.ask_with("_big._tcp.janus.", RecordType::SRV, udp(edns)).await;
         assert!(udp.metadata.truncation, "100 SRV records do not fit in {edns:?}");
         assert!(udp.answers.is_empty(), "a truncated answer carries no records; the client asks over TCP");
     }
     // 4096 bytes (asked for, and allowed by dns.max_udp_payload) hold the 100
     // SRV records but not their glue: the glue is left out (it is optional)
     // and the answer is complete, without TC.
-    let big = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: false, edns: Some(4096) }).await;
+    let big = f.ask_with("_big._tcp.janus.", RecordType::SRV, udp(Some(4096))).await;
     assert!(!big.metadata.truncation);
     assert_eq!((big.answers.len(), big.additionals.len()), (100, 0));
-    let tcp = f.ask_with("_big._tcp.janus.", RecordType::SRV, Ask { tcp: true, edns: None }).await;
+    let tcp = f.ask_with("_big._tcp.janus.", RecordType::SRV, tcp(None)).await;
     assert!(!tcp.metadata.truncation);
     assert_eq!(tcp.answers.len(), 100);
     assert_eq!(tcp.additionals.len(), 100);
@@ -201,7 +211,7 @@ async fn large_answers_truncate_over_udp_and_are_complete_over_tcp() {
     }
     let plain = f.ask("wide.svc.janus.", RecordType::A).await;
     assert!(plain.metadata.truncation && plain.answers.is_empty());
-    let edns = f.ask_with("wide.svc.janus.", RecordType::A, Ask { tcp: false, edns: Some(1232) }).await;
+    let edns = f.ask_with("wide.svc.janus.", RecordType::A, udp(Some(1232))).await;
     assert!(!edns.metadata.truncation);
     assert_eq!(edns.answers.len(), 30);
 }
@@ -215,8 +225,8 @@ async fn udp_answers_are_capped_whatever_edns_asks_and_truncate_without_records(
     }
     let addr = f.node.server.dns_addr.unwrap();
     for (name, rtype) in [("huge.svc.janus.", RecordType::TXT), ("_huge._tcp.janus.", RecordType::SRV)] {
-        let ask = dns::query(name, rtype, Some(65_535));
-        let raw = dns::exchange_udp(addr, &ask.to_vec().unwrap()).await.unwrap();
+        let ask = dns::message(name, rtype, Some(65_535)).unwrap();
+        let raw = exchange(addr, &ask).await;
         assert!(raw.len() <= 1232, "{rtype} over UDP with EDNS 65535: {} bytes", raw.len());
         let udp = Message::from_vec(&raw).unwrap();
         assert!(udp.metadata.truncation, "{rtype}: TC");
@@ -224,12 +234,8 @@ async fn udp_answers_are_capped_whatever_edns_asks_and_truncate_without_records(
             udp.answers.is_empty() && udp.authorities.is_empty() && udp.additionals.is_empty(),
             "{rtype}: a truncated answer carries no records"
         );
-        assert_eq!(
-            udp.edns.as_ref().map(hickory_proto::op::Edns::max_payload),
-            Some(1232),
-            "{rtype}: the cap is advertised"
-        );
-        let tcp = f.ask_with(name, rtype, Ask { tcp: true, edns: Some(65_535) }).await;
+        assert_eq!(udp.edns.as_ref().map(Edns::max_payload), Some(1232), "{rtype}: the cap is advertised");
+        let tcp = f.ask_with(name, rtype, tcp(Some(65_535))).await;
         assert!(!tcp.metadata.truncation);
         assert_eq!(tcp.answers.len(), 200, "{rtype} over TCP");
     }
@@ -248,7 +254,7 @@ async fn rate_limiting_limits_udp_per_source_and_never_tcp() {
     // limited one truncated and empty, the others dropped.
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for _ in 0..20 {
-        let ask = dns::query("orders.svc.janus.", RecordType::A, None);
+        let ask = dns::message("orders.svc.janus.", RecordType::A, None).unwrap();
         socket.send_to(&ask.to_vec().unwrap(), addr).await.unwrap();
     }
     let (mut answered, mut slipped, mut other) = (0, 0, 0);
@@ -266,10 +272,7 @@ async fn rate_limiting_limits_udp_per_source_and_never_tcp() {
     assert_eq!(other, 0);
     // TCP is never limited.
     for _ in 0..10 {
-        assert_eq!(
-            f.ask_with("orders.svc.janus.", RecordType::A, Ask { tcp: true, edns: None }).await.answers.len(),
-            1
-        );
+        assert_eq!(f.ask_with("orders.svc.janus.", RecordType::A, tcp(None)).await.answers.len(), 1);
     }
 }
 
@@ -296,7 +299,8 @@ async fn random_bytes_never_break_the_server() {
         proptest::collection::vec(any::<u8>(), 0..600),
         // A valid query with some bytes flipped.
         (any::<usize>(), any::<u8>(), any::<u16>()).prop_map(|(at, byte, rtype)| {
-            let mut bytes = dns::query("orders.svc.janus.", RecordType::from(rtype), Some(1232)).to_vec().unwrap();
+            let mut bytes =
+                dns::message("orders.svc.janus.", RecordType::from(rtype), Some(1232)).unwrap().to_vec().unwrap();
             let at = at % bytes.len();
             bytes[at] ^= byte;
             bytes
@@ -308,7 +312,7 @@ async fn random_bytes_never_break_the_server() {
         let bytes = strategy.new_tree(&mut runner).unwrap().current();
         socket.send_to(&bytes, addr).await.unwrap();
         // Then a probe: every answer before the probe's must be a parsable DNS message.
-        let probe = dns::query("orders.svc.janus.", RecordType::A, None);
+        let probe = dns::message("orders.svc.janus.", RecordType::A, None).unwrap();
         socket.send_to(&probe.to_vec().unwrap(), addr).await.unwrap();
         loop {
             let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer))
@@ -337,7 +341,7 @@ async fn a_cut_answer_always_says_so() {
     }
     for rtype in [RecordType::A, RecordType::AAAA] {
         let udp = f.ask("mixed.svc.janus.", rtype).await;
-        let tcp = f.ask_with("mixed.svc.janus.", rtype, Ask { tcp: true, edns: None }).await;
+        let tcp = f.ask_with("mixed.svc.janus.", rtype, tcp(None)).await;
         assert_eq!(tcp.answers.len(), 40, "{rtype}");
         assert!(
             udp.answers.len() == 40 || udp.metadata.truncation,
@@ -351,20 +355,20 @@ async fn a_cut_answer_always_says_so() {
 async fn other_opcodes_and_edns_versions_are_refused_properly() {
     let f = Fixture::start().await;
     let addr = f.node.server.dns_addr.unwrap();
-    let mut notify = dns::query("orders.svc.janus.", RecordType::SOA, None);
-    notify.metadata.op_code = hickory_proto::op::OpCode::Notify;
-    let answer = Message::from_vec(&dns::exchange_udp(addr, &notify.to_vec().unwrap()).await.unwrap()).unwrap();
+    let mut notify = dns::message("orders.svc.janus.", RecordType::SOA, None).unwrap();
+    notify.metadata.op_code = OpCode::Notify;
+    let answer = Message::from_vec(&exchange(addr, &notify).await).unwrap();
     assert_eq!(answer.metadata.response_code, ResponseCode::NotImp);
 
-    let mut future = dns::query("orders.svc.janus.", RecordType::A, Some(1232));
+    let mut future = dns::message("orders.svc.janus.", RecordType::A, Some(1232)).unwrap();
     future.edns.as_mut().unwrap().set_version(1);
-    let answer = Message::from_vec(&dns::exchange_udp(addr, &future.to_vec().unwrap()).await.unwrap()).unwrap();
+    let answer = Message::from_vec(&exchange(addr, &future).await).unwrap();
     // BADVERS and BADSIG share the value 16 (RFC 6891 / RFC 8945); the parser names it BADSIG.
     assert_eq!(u16::from(answer.metadata.response_code), u16::from(ResponseCode::BADVERS));
     assert!(answer.edns.is_some(), "BADVERS travels in the OPT record");
 
-    let mut chaos = dns::query("orders.svc.janus.", RecordType::A, None);
-    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
-    let answer = Message::from_vec(&dns::exchange_udp(addr, &chaos.to_vec().unwrap()).await.unwrap()).unwrap();
+    let mut chaos = dns::message("orders.svc.janus.", RecordType::A, None).unwrap();
+    chaos.queries[0].set_query_class(DNSClass::CH);
+    let answer = Message::from_vec(&exchange(addr, &chaos).await).unwrap();
     assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
 }
