@@ -413,9 +413,9 @@ stop_server
   echo "## Held blocking queries (Janus only)"
   echo
   echo "\`janus-bench watchers --count 16384 --settle 10s\`: one \`janus\` (default settings, pinned to CPU 0); 16,384"
-  echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; the RSS is read 10 s"
-  echo "later; one write releases them all, they are closed, and after 10 s of light load (4 clients × 20 requests/s)"
-  echo "the RSS is read again."
+  echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; one write releases"
+  echo "them all and they are closed. A light load (4 keep-alive clients × 20 requests/s) runs throughout; each RSS"
+  echo "reading (idle, held, after release) is the median of the last 3 s of a 10 s wait."
   echo
   echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
   echo "|---|---|---|---|---|"

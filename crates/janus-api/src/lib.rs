@@ -3,7 +3,8 @@
 //! This crate owns the JSON shapes that cross the network and nothing else: no
 //! behaviour, no I/O, no dependency on the server. The HTTP front end
 //! (`janus-http`) maps the registry's types onto these; anything that
-//! talks to a node can parse them with serde. There is no client SDK.
+//! talks to a node can parse them with serde; `janus-client` (the start of
+//! the Rust SDK) sends and receives them.
 //!
 //! # Layout
 //! - [`native`]: request and response bodies of the native API under `/v1/`.

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::TestApp;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
 
 fn keys(value: &serde_json::Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
@@ -82,7 +80,7 @@ async fn statuses_and_metadata_batches() {
     register(&app, "orders", "10.0.0.2", "80").await;
     for key in ["DEFAULT_GROUP@@orders", "public##DEFAULT_GROUP@@orders", "orders"] {
         let mut ips =
-            app.get(&format!("/nacos/v1/ns/instance/statuses?key={}", support::encode(key))).await.json()["ips"]
+            app.get(&format!("/nacos/v1/ns/instance/statuses?key={}", crate::support::encode(key))).await.json()["ips"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -271,7 +269,7 @@ async fn page_no_and_page_size_are_clamped_alike_as_nacos_does() {
     for name in ["a", "b", "c"] {
         app.nacos(Method::POST, "/nacos/v1/ns/service", &[("serviceName", name)]).await;
     }
-    let doms = |reply: &support::Reply| reply.json()["doms"].clone();
+    let doms = |reply: &crate::support::Reply| reply.json()["doms"].clone();
     let cases = [
         ("pageNo=0&pageSize=2", json!(["a", "b"])),
         ("pageNo=-3&pageSize=2", json!(["a", "b"])),

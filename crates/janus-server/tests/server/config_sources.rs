@@ -72,8 +72,8 @@ fn every_variable_the_repository_uses_is_known() {
         root.join("Dockerfile"),
         root.join("docker-compose.yml"),
         root.join("README.md"),
-        root.join("crates/janus-server/tests/process.rs"),
-        root.join("crates/janus-server/tests/cluster_process.rs"),
+        root.join("crates/janus-server/tests/server/process.rs"),
+        root.join("crates/janus-server/tests/server/cluster_process.rs"),
     ];
     for dir in ["bench", "scripts", "tests", "docs"] {
         walk(&root.join(dir), &mut files);

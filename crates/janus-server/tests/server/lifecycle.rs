@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::TestApp;
 use axum::http::{Method, StatusCode};
 use janus_server::ServerConfig;
 use serde_json::json;
-use support::TestApp;
 
 #[tokio::test]
 async fn a_refused_namespace_delete_is_not_proposed_and_the_namespace_survives_a_restart() {

@@ -18,7 +18,7 @@ const JANUS: &str = env!("CARGO_BIN_EXE_janus");
 const SECRET: &str = "process-cluster-secret-0123456789";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    janus_testkit::ports::unused_loopback_ports(1)[0]
 }
 
 /// One request on a fresh connection: (status, body); `None` if the node did not answer.

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::TestApp;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
 
 #[tokio::test]
 async fn instances_in_the_v2_envelope() {
@@ -155,7 +153,7 @@ async fn errors_carry_nacos_v2_codes() {
     app.nacos(Method::POST, "/nacos/v2/ns/instance", &[("serviceName", "s"), ("ip", "10.0.0.1"), ("port", "1")]).await;
     for (method, path, params, status, code) in cases {
         let reply = if method == Method::GET {
-            app.get(&format!("{path}?{}", support::form_encode(&params))).await
+            app.get(&format!("{path}?{}", crate::support::form_encode(&params))).await
         } else {
             app.nacos(method.clone(), path, &params).await
         };

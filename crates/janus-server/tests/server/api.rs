@@ -2,13 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::TestApp;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TestApp;
 
 const ORDERS: &str = "/v1/namespaces/public/services/orders/instances";
 

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::TestApp;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
-use support::TestApp;
 
 /// The body py-eureka-client 0.13 sends (field for field).
 fn registration(app: &str, id: &str, ip: &str, port: u16) -> Value {

@@ -18,7 +18,7 @@ const JANUS: &str = env!("CARGO_BIN_EXE_janus");
 
 /// A port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    janus_testkit::ports::unused_loopback_ports(1)[0]
 }
 
 struct Node {
