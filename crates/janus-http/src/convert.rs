@@ -1,11 +1,11 @@
 //! Conversions between core types and wire types, and parsing of shared
-//! parameters (names, clusters).
+//! parameters (service keys, built by `janus_nacos::input`).
 
 use janus_api::native;
+use janus_core::RegistryError;
 use janus_core::model::{Mode, NamespaceInfo, ServiceInfo};
-use janus_core::name::{ClusterName, GroupName, NamespaceId, ServiceKey, ServiceName};
+use janus_core::name::ServiceKey;
 use janus_core::select::Selected;
-use janus_core::{RegistryError, RegistryService};
 
 pub(crate) fn mode(mode: Mode) -> native::Mode {
     match mode {
@@ -90,49 +90,7 @@ pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instanc
     }
 }
 
-/// Refuses a request to give namespace `id` the mode `asked` unless it has it
-/// already: the mode is fixed at creation.
-///
-/// # Errors
-/// 404 for an unknown namespace; 409 (`mode_mismatch`) naming the namespace,
-/// its mode and the one asked for.
-pub(crate) fn check_mode_unchanged(
-    registry: &dyn RegistryService,
-    id: &NamespaceId,
-    asked: Mode,
-) -> Result<(), RegistryError> {
-    let mode = registry.namespace(id)?.spec.mode;
-    if asked == mode {
-        return Ok(());
-    }
-    Err(RegistryError::ModeMismatch {
-        namespace: id.to_string(),
-        mode,
-        detail: format!("the mode cannot change (asked for {asked}); create another namespace instead"),
-    })
-}
-
 /// A service key from a namespace, an optional group (default `DEFAULT_GROUP`) and a name.
 pub(crate) fn service_key(namespace: &str, group: Option<&str>, service: &str) -> Result<ServiceKey, RegistryError> {
-    let group = match group {
-        Some(group) => GroupName::new(group)?,
-        None => GroupName::default_group(),
-    };
-    Ok(ServiceKey::new(NamespaceId::new(namespace)?, group, ServiceName::new(service)?))
-}
-
-/// A cluster name, default `DEFAULT`.
-pub(crate) fn cluster(name: Option<&str>) -> Result<ClusterName, RegistryError> {
-    match name {
-        Some(name) if !name.is_empty() => Ok(ClusterName::new(name)?),
-        _ => Ok(ClusterName::default_cluster()),
-    }
-}
-
-/// A comma-separated cluster filter; empty means every cluster.
-pub(crate) fn cluster_filter(list: Option<&str>) -> Result<Vec<ClusterName>, RegistryError> {
-    let Some(list) = list else {
-        return Ok(Vec::new());
-    };
-    list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(ClusterName::new).collect()
+    janus_nacos::input::service_key(Some(namespace), group, service)
 }

@@ -25,6 +25,14 @@ pub(crate) fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ser
     Ok(body)
 }
 
+/// Encodes a wire value as a whole JSON answer ([`json_body`]). Our wire
+/// types have string keys and derived serializers only, so encoding cannot
+/// fail.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    #[allow(clippy::expect_used)]
+    json_body(value).expect("wire types always encode")
+}
+
 /// A JSON answer with `status`, rendered by [`json_body`]; a value that
 /// fails to encode becomes a 500.
 pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {

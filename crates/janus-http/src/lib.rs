@@ -16,13 +16,13 @@
 //! - `admission`: body limits, load shedding in separate pools for reads,
 //!   writes and watches, and request deadlines (watches have their own).
 //! - `native/`: `/v1/` handlers per resource; `nacos/`: the Nacos v1 and v2
-//!   APIs over one typed layer of Nacos operations (`nacos/ops`), each
-//!   version a rendering of its answers; `eureka/`: Eureka REST and its XML
-//!   codec.
+//!   APIs over the shared typed layer of Nacos operations (`janus-nacos`),
+//!   each version a rendering of its answers; `eureka/`: Eureka REST and its
+//!   XML codec.
 //! - `consistency`: the `consistency` parameter of reads (`local` or
 //!   `linearizable`) and the headers saying what a read had.
-//! - `list_cache`: serialized list answers, checked against the service's
-//!   revision.
+//! - the list cache (serialized list answers, checked against the service's
+//!   revision) is `janus_nacos::list_cache`, shared with the native API.
 //! - `watch`: blocking-query parameters and the event stream.
 //! - `ops`: health, readiness, metrics, the cluster view, and the answers to
 //!   unknown routes.
@@ -33,7 +33,6 @@ mod convert;
 pub mod error;
 mod eureka;
 mod extract;
-mod list_cache;
 mod metrics;
 mod nacos;
 mod native;
@@ -47,6 +46,8 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, put};
 use janus_core::RegistryService;
+use janus_nacos::NacosContext;
+use janus_nacos::list_cache::ListCache;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -124,7 +125,8 @@ pub(crate) struct AppState {
     pub(crate) reads: Arc<Semaphore>,
     pub(crate) writes: Arc<Semaphore>,
     pub(crate) watchers: Arc<Semaphore>,
-    pub(crate) lists: Arc<list_cache::ListCache>,
+    /// The Nacos layer's context; its list cache serves native lists too.
+    pub(crate) nacos: NacosContext,
 }
 
 /// Builds the router over a registry.
@@ -139,14 +141,18 @@ pub fn router(
     shutdown: CancellationToken,
 ) -> Router {
     let state = AppState {
-        registry,
         shutdown,
         reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
         writes: Arc::new(Semaphore::new(config.max_concurrent_writes)),
         watchers: Arc::new(Semaphore::new(config.max_watchers)),
-        lists: Arc::new(list_cache::ListCache::new(config.list_cache_bytes)),
+        nacos: NacosContext {
+            registry: registry.clone(),
+            lists: Arc::new(ListCache::new(config.list_cache_bytes)),
+            max_page_size: config.max_page_size,
+        },
         config: Arc::new(config.clone()),
         metrics,
+        registry,
     };
     let eureka_app = "/eureka/apps/{app}/{id}";
     let eureka = Router::new()

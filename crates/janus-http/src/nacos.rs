@@ -4,9 +4,13 @@
 //!
 //! # Layers
 //! - `params`: a request's parameters ([`Params`]) parsed into typed inputs,
-//!   once for both versions, with v1's names (v2 renames its own first);
-//! - `ops`: the shared Nacos layer, every operation on typed inputs with a
-//!   typed answer; free of axum, so the Nacos gRPC front end can call it too;
+//!   once for both versions, with v1's names (v2 renames its own first),
+//!   through the shared builders of `janus_nacos::input`;
+//! - the operations are the shared Nacos layer, `janus-nacos`: every
+//!   operation on typed inputs with a typed answer, free of axum, so the Nacos
+//!   gRPC front end calls it too;
+//! - `list`: an instance list's blocking wait and read fence, around the
+//!   shared hosts;
 //! - `endpoints`: each HTTP endpoint as parse, then operation;
 //! - `v1`, `v2`: the shapes. v1 renders an answer as JSON, or as the text
 //!   `ok`; v2 serializes it into its `{code, message, data}` envelope, with
@@ -17,7 +21,7 @@
 //! ([`Endpoint`]).
 
 mod endpoints;
-mod ops;
+mod list;
 mod params;
 mod v1;
 pub(crate) mod v2;

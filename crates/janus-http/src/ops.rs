@@ -11,7 +11,7 @@ use janus_api::native::Health;
 use janus_core::status::ClusterStatus;
 
 use crate::AppState;
-use crate::error::{ApiError, NacosError};
+use crate::error::{ApiError, NacosError, NacosHttpError};
 
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
     let health = state.registry.health();
@@ -238,7 +238,7 @@ fn error_for_path(path: &str, error: ApiError) -> Response {
     if path == "/nacos/v2" || path.starts_with("/nacos/v2/") {
         crate::nacos::v2::failure(&NacosError::from(error))
     } else if path == "/nacos/v1" || path.starts_with("/nacos/v1/") {
-        NacosError::from(error).into_response()
+        NacosHttpError(NacosError::from(error)).into_response()
     } else {
         error.into_response()
     }

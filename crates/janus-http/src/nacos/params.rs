@@ -1,5 +1,6 @@
 //! A Nacos request's parameters ([`Params`]) and their parsing into the
-//! typed inputs of the shared layer ([`super::ops`]).
+//! typed inputs of the shared layer (`janus-nacos`), through its builders
+//! ([`janus_nacos::input`]).
 //!
 //! Parsing happens once for both API versions, with Nacos v1's names; a v2
 //! endpoint renames its own spellings first ([`Params::renamed`]).
@@ -15,20 +16,21 @@ use janus_core::model::{
 };
 use janus_core::name::{ClusterName, GroupName, InstanceKey, NamespaceId, PUBLIC_NAMESPACE, ServiceKey};
 use janus_core::{RegistryError, validate};
+use janus_nacos::input::{self, InstanceFields};
+use janus_nacos::instance::{HostsQuery, MetadataBatch};
+use janus_nacos::namespace::{NamespaceQuery, NamespaceUpdate};
+use janus_nacos::service::ServiceListQuery;
 use serde::Deserialize;
 
-use super::ops::instance::{ListQuery, MetadataBatch};
-use super::ops::namespace::{NamespaceQuery, NamespaceUpdate};
-use super::ops::service::ServiceListQuery;
-use crate::convert;
-use crate::error::{ApiError, NacosError};
+use super::list::ListQuery;
+use crate::error::{ApiError, NacosError, NacosHttpError};
 
 /// Parameters from the query string and, for form bodies, the body; the first
 /// occurrence of a name wins.
 pub(crate) struct Params(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequest<S> for Params {
-    type Rejection = NacosError;
+    type Rejection = NacosHttpError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let mut pairs: Vec<(String, String)> = request
@@ -43,11 +45,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
         if form {
             let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-                NacosError::from(ApiError {
-                    status: rejection.status(),
-                    code: "invalid_body",
-                    message: rejection.body_text(),
-                })
+                NacosHttpError(NacosError::new(rejection.status(), "invalid_body", rejection.body_text()))
             })?;
             pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
@@ -116,13 +114,13 @@ impl Params {
 
     /// `namespaceId` (default `public`) and `serviceName` (`group@@name`, or with `groupName`).
     pub(super) fn service_key(&self) -> Result<ServiceKey, NacosError> {
-        let namespace = self.get("namespaceId").unwrap_or(PUBLIC_NAMESPACE);
+        let namespace = self.get("namespaceId");
         let name = self.required("serviceName")?;
         let (group, service) = match name.split_once("@@") {
             Some((group, service)) => (Some(group), service),
             None => (self.get("groupName"), name),
         };
-        Ok(convert::service_key(namespace, group, service)?)
+        Ok(input::service_key(namespace, group, service)?)
     }
 
     /// `ip`, `port` and `clusterName` (or `cluster`), optionally taken from a beat body first.
@@ -141,7 +139,7 @@ impl Params {
             }
         };
         let cluster = beat.and_then(|b| b.cluster.as_deref()).or_else(|| self.any(&["clusterName", "cluster"]));
-        Ok(InstanceKey::new(convert::cluster(cluster)?, validate::parse_ip(ip)?, validate::check_port(port)?))
+        Ok(input::instance_key(ip, port, cluster)?)
     }
 
     /// `metadata` as a JSON object or as Nacos's `k1=v1,k2=v2`.
@@ -204,26 +202,23 @@ impl Params {
     }
 }
 
-/// Instances: the inputs of [`super::ops::instance`].
+/// Instances: the inputs of [`janus_nacos::instance`].
 impl Params {
     /// A registration or full update: the service and what the instance
-    /// should be; the address must be one clients can connect to
-    /// ([`validate::check_instance_ip`]).
+    /// should be ([`input::instance_spec`]: the address must be one clients
+    /// can connect to).
     pub(super) fn registration(&self) -> Result<(ServiceKey, InstanceSpec), NacosError> {
         let key = self.service_key()?;
         let instance = self.instance_key(None)?;
-        validate::check_instance_ip("ip", instance.ip)?;
-        let ephemeral = self.optional_flag(&["ephemeral"])?;
-        let spec = InstanceSpec {
-            key: instance,
-            weight: self.number("weight")?.unwrap_or(1.0),
+        let fields = InstanceFields {
+            ephemeral: self.optional_flag(&["ephemeral"])?,
+            weight: self.number("weight")?,
             healthy: self.flag(&["healthy"], true)?,
             enabled: self.flag(&["enabled", "enable"], true)?,
-            ephemeral,
             metadata: self.metadata()?.unwrap_or_default(),
             custom_id: None,
         };
-        Ok((key, spec))
+        Ok((key, input::instance_spec(instance, fields)?))
     }
 
     /// The service and the instance named.
@@ -253,17 +248,14 @@ impl Params {
     pub(super) fn list_query(&self) -> Result<ListQuery, NacosError> {
         let key = self.service_key()?;
         let clusters_text = self.get("clusters").unwrap_or_default().to_owned();
-        let clusters = convert::cluster_filter(Some(&clusters_text))?;
+        let clusters = input::cluster_filter(Some(&clusters_text))?;
         let healthy_only = self.flag(&["healthyOnly"], false)?;
         let index = self
             .get("index")
             .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid(format!("invalid index: {v:?}"))))
             .transpose()?;
         Ok(ListQuery {
-            key,
-            clusters_text,
-            clusters,
-            healthy_only,
+            hosts: HostsQuery { key, clusters_text, clusters, healthy_only },
             index,
             wait: self.get("wait").map(str::to_owned),
             consistency: self.get("consistency").map(str::to_owned),
@@ -288,9 +280,9 @@ impl Params {
     /// The service of `key=[namespace##]group@@service`.
     pub(super) fn statuses_key(&self) -> Result<ServiceKey, NacosError> {
         let key = self.required("key")?;
-        let (namespace, service) = key.split_once("##").unwrap_or((PUBLIC_NAMESPACE, key));
+        let (namespace, service) = key.split_once("##").map_or((None, key), |(n, s)| (Some(n), s));
         let (group, service) = service.split_once("@@").map_or((None, service), |(g, s)| (Some(g), s));
-        Ok(convert::service_key(namespace, group, service)?)
+        Ok(input::service_key(namespace, group, service)?)
     }
 
     /// A batch metadata update: `metadata` for the instances listed in
@@ -314,10 +306,7 @@ impl Params {
                 })?;
                 let keys = refs
                     .into_iter()
-                    .map(|r| {
-                        let cluster = convert::cluster(r.cluster_name.as_deref())?;
-                        Ok(InstanceKey::new(cluster, validate::parse_ip(&r.ip)?, validate::check_port(r.port)?))
-                    })
+                    .map(|r| input::instance_key(&r.ip, r.port, r.cluster_name.as_deref()))
                     .collect::<Result<_, RegistryError>>()?;
                 Some(keys)
             }
@@ -337,7 +326,7 @@ impl Params {
     }
 }
 
-/// Services: the inputs of [`super::ops::service`].
+/// Services: the inputs of [`janus_nacos::service`].
 impl Params {
     /// A service definition: `protectThreshold` and `metadata`, validated.
     pub(super) fn service_settings(&self) -> Result<(ServiceKey, ServiceSettings), NacosError> {
@@ -395,7 +384,7 @@ impl Params {
     }
 }
 
-/// Console namespaces: the inputs of [`super::ops::namespace`].
+/// Console namespaces: the inputs of [`janus_nacos::namespace`].
 impl Params {
     /// With `checkNamespaceIdExist=true&customNamespaceId=…` whether a
     /// namespace exists; with `show=all&namespaceId=…` one (empty: `public`);

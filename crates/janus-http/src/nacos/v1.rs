@@ -1,6 +1,6 @@
 //! Nacos v1's shape of the typed answers: JSON as they are, a write's
 //! [`Ack`] as the text `ok`, an instance list with headers saying what the
-//! read saw; errors as text with their status ([`NacosError`]'s response).
+//! read saw; errors as text with their status ([`NacosHttpError`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,15 +11,16 @@ use janus_api::nacos::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ops::Ack;
-use super::ops::instance::HostList;
-use super::ops::namespace::NamespaceLookup;
-use super::ops::operator;
-use super::ops::service::ServicePage;
+use janus_nacos::namespace::NamespaceLookup;
+use janus_nacos::operator;
+use janus_nacos::service::ServicePage;
+use janus_nacos::{Ack, NacosError};
+
+use super::list::FencedHostList;
 use super::{Endpoint, Shape};
 use crate::AppState;
 use crate::consistency;
-use crate::error::NacosError;
+use crate::error::NacosHttpError;
 use crate::extract::{Json, json_response};
 
 /// Nacos v1's shape.
@@ -34,7 +35,7 @@ impl<T: Answer> Shape<T> for V1 {
     fn render(answer: Result<T, NacosError>) -> Response {
         match answer {
             Ok(answer) => answer.render(),
-            Err(error) => error.into_response(),
+            Err(error) => NacosHttpError(error).into_response(),
         }
     }
 }
@@ -70,11 +71,11 @@ impl Answer for ServicePage {
 
 /// The `ServiceInfo`, with the revision and mode it reflects and the read's
 /// consistency in headers, as native reads have them.
-impl Answer for HostList {
+impl Answer for FencedHostList {
     fn render(self) -> Response {
-        let mut response = json_response(StatusCode::OK, &self.info);
+        let mut response = json_response(StatusCode::OK, &self.hosts.info);
         let headers = response.headers_mut();
-        headers.extend(crate::native::read_headers(self.revision, self.mode));
+        headers.extend(crate::native::read_headers(self.hosts.revision, self.hosts.mode));
         consistency::headers(headers, &self.fence);
         response
     }
@@ -82,15 +83,15 @@ impl Answer for HostList {
 
 /// `GET /nacos/v1/ns/operator/switches`.
 pub(crate) async fn switches(State(state): State<AppState>) -> Json<Value> {
-    Json(operator::switches(&state))
+    Json(operator::switches(&state.nacos))
 }
 
 /// `PUT /nacos/v1/ns/operator/switches`: refused.
-pub(crate) async fn update_switches() -> NacosError {
-    operator::update_switches()
+pub(crate) async fn update_switches() -> NacosHttpError {
+    NacosHttpError(operator::update_switches())
 }
 
 /// `GET /nacos/v1/ns/operator/metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Json<OperatorMetrics> {
-    Json(operator::metrics(&state))
+    Json(operator::metrics(&state.nacos))
 }

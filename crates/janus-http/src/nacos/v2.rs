@@ -8,19 +8,20 @@
 //! The endpoints here are those whose v2 parameters differ from v1's: they
 //! rename v2's spellings to v1's, then parse as v1 does.
 //!
-//! [`Ack`]: super::ops::Ack
+//! [`Ack`]: janus_nacos::Ack
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::ops::instance::HostList;
-use super::ops::namespace::{self, NamespaceLookup};
-use super::ops::operator;
+use janus_nacos::NacosError;
+use janus_nacos::namespace::{self, NamespaceLookup};
+use janus_nacos::operator;
+
+use super::list::FencedHostList;
 use super::{Endpoint, Params, Shape, endpoints};
 use crate::AppState;
-use crate::error::NacosError;
 use crate::extract::{Path, json_response};
 
 /// Nacos v2's shape.
@@ -54,12 +55,12 @@ fn success<T: Serialize>(data: &T) -> Response {
 
 /// An error in the envelope: its status, message and v2 code.
 pub(crate) fn failure(error: &NacosError) -> Response {
-    let envelope = Envelope::<()> { code: error.v2_code(), message: &error.0.message, data: None };
-    json_response(error.0.status, &envelope)
+    let envelope = Envelope::<()> { code: error.v2_code(), message: error.message(), data: None };
+    json_response(error.http_status(), &envelope)
 }
 
 /// `GET /nacos/v2/ns/instance/list`: v2 names the cluster filter `clusterName`.
-pub(crate) async fn list(state: AppState, params: Params) -> Result<HostList, NacosError> {
+pub(crate) async fn list(state: AppState, params: Params) -> Result<FencedHostList, NacosError> {
     endpoints::list(state, params.renamed(&[("clusterName", "clusters")])).await
 }
 
@@ -87,15 +88,15 @@ pub(crate) async fn update_namespace(state: AppState, params: Params) -> Result<
 
 /// `GET /nacos/v2/console/namespace/list`: the array itself as `data`.
 pub(crate) async fn list_namespaces(State(state): State<AppState>) -> Response {
-    success(&namespace::list(&state))
+    success(&namespace::list(&state.nacos))
 }
 
 /// `GET /nacos/v2/ns/operator/switches`.
 pub(crate) async fn switches(State(state): State<AppState>) -> Response {
-    success(&operator::switches(&state))
+    success(&operator::switches(&state.nacos))
 }
 
 /// `GET /nacos/v2/ns/operator/metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    success(&operator::metrics(&state))
+    success(&operator::metrics(&state.nacos))
 }

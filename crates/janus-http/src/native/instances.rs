@@ -9,14 +9,15 @@ use janus_core::model::{InstancePatch, InstanceSpec};
 use janus_core::name::{InstanceKey, ServiceKey};
 use janus_core::service::WriteOutcome;
 use janus_core::validate;
+use janus_nacos::input::{self, InstanceFields};
+use janus_nacos::list_cache::{CachedBody, ListKey, ListShape};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::consistency;
 use crate::convert;
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
-use crate::list_cache::{CachedBody, ListKey, ListShape, to_json};
+use crate::extract::{Json, Path, Query, to_json};
 use crate::native::read_headers;
 use crate::watch;
 
@@ -46,18 +47,17 @@ fn ack(key: &ServiceKey, outcome: WriteOutcome) -> Json<WriteAck> {
 }
 
 /// What a registration or full update asks for; the address must be one
-/// clients can connect to ([`validate::check_instance_ip`]).
+/// clients can connect to ([`input::instance_spec`]).
 fn spec(instance: InstanceKey, body: RegisterInstance) -> Result<InstanceSpec, ApiError> {
-    validate::check_instance_ip("ip", instance.ip)?;
-    Ok(InstanceSpec {
-        key: instance,
-        weight: body.weight.unwrap_or(1.0),
+    let fields = InstanceFields {
+        weight: body.weight,
         healthy: body.healthy.unwrap_or(true),
         enabled: body.enabled.unwrap_or(true),
         ephemeral: body.ephemeral,
         metadata: body.metadata,
         custom_id: body.instance_id,
-    })
+    };
+    Ok(input::instance_spec(instance, fields)?)
 }
 
 /// The instance named by the path and the `cluster` query parameter.
@@ -65,7 +65,7 @@ fn addressed(ip: &str, port: &str, cluster: Option<&str>) -> Result<InstanceKey,
     let port: i64 = port
         .parse()
         .map_err(|_| ApiError::invalid(format!("invalid port: must be between 1 and 65535, got {port:?}")))?;
-    Ok(InstanceKey::new(convert::cluster(cluster)?, validate::parse_ip(ip)?, validate::check_port(port)?))
+    Ok(input::instance_key(ip, port, cluster)?)
 }
 
 pub(crate) async fn register(
@@ -77,8 +77,7 @@ pub(crate) async fn register(
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
     let ip = body.ip.as_deref().ok_or_else(|| ApiError::invalid("invalid ip: required"))?;
     let port = body.port.ok_or_else(|| ApiError::invalid("invalid port: required"))?;
-    let cluster = convert::cluster(body.cluster.as_deref().or(query.cluster.as_deref()))?;
-    let instance = InstanceKey::new(cluster, validate::parse_ip(ip)?, validate::check_port(port)?);
+    let instance = input::instance_key(ip, port, body.cluster.as_deref().or(query.cluster.as_deref()))?;
     let outcome = state.registry.register_instance(key.clone(), spec(instance, body)?).await?;
     Ok((StatusCode::CREATED, ack(&key, outcome)).into_response())
 }
@@ -89,12 +88,12 @@ pub(crate) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
-    let clusters = convert::cluster_filter(query.cluster.as_deref())?;
+    let clusters = input::cluster_filter(query.cluster.as_deref())?;
     watch::block_on_service::<ApiError>(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
     let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let healthy_only = query.healthy_only.unwrap_or(false);
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::Native };
-    let entry = state.lists.get_or_build(&*state.registry, list_key, |snapshot, selection| {
+    let entry = state.nacos.lists.get_or_build(&*state.registry, list_key, |snapshot, selection| {
         let body = InstanceList {
             namespace: key.namespace.to_string(),
             mode: convert::mode(snapshot.mode),

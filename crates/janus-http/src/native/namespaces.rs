@@ -60,7 +60,7 @@ pub(crate) async fn update(
 ) -> Result<Json<Namespace>, ApiError> {
     let id = NamespaceId::new(&ns)?;
     if let Some(mode) = body.mode {
-        convert::check_mode_unchanged(&*state.registry, &id, convert::core_mode(mode))?;
+        janus_nacos::namespace::check_mode_unchanged(&*state.registry, &id, convert::core_mode(mode))?;
     }
     let info = state.registry.update_namespace(id, body.name, body.description).await?;
     Ok(Json(convert::namespace(info)))

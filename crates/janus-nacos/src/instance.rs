@@ -1,6 +1,8 @@
-//! Instances: register, update, patch, deregister, get, list (also as a
-//! blocking query), beat, statuses, batch metadata updates and manual health
-//! updates.
+//! Instances: register, update, patch, deregister, get, the hosts of a
+//! service, beat, statuses, batch metadata updates and manual health updates.
+//!
+//! A list's blocking wait and read fence are the front end's (they need its
+//! runtime and parameters); [`hosts`] is what every front end then answers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,51 +11,48 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use janus_api::nacos::{
     BatchUpdated, BeatInfo, BeatResponse, CODE_OK, CODE_RESOURCE_NOT_FOUND, Host, InstanceDetail, ServiceInfo, Statuses,
 };
+use janus_core::RegistryError;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
 use janus_core::name::{ClusterName, InstanceKey, ServiceKey};
 use janus_core::select::Selection;
-use janus_core::service::ReadFence;
-use janus_core::{RegistryError, validate};
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 
-use super::Ack;
-use crate::AppState;
-use crate::error::NacosError;
+use crate::input::{self, InstanceFields};
 use crate::list_cache::{CachedBody, CachedList, ListKey, ListShape, to_raw};
-use crate::{consistency, watch};
+use crate::{Ack, NacosContext, NacosError};
 
 /// Registers an instance (or replaces it, as a registration does).
-pub(crate) async fn register(state: &AppState, key: ServiceKey, spec: InstanceSpec) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.register_instance(key, spec).await)
+pub async fn register(ctx: &NacosContext, key: ServiceKey, spec: InstanceSpec) -> Result<Ack, NacosError> {
+    Ack::after(ctx.registry.register_instance(key, spec).await)
 }
 
 /// Replaces an existing instance.
-pub(crate) async fn update(state: &AppState, key: ServiceKey, spec: InstanceSpec) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.update_instance(key, spec).await)
+pub async fn update(ctx: &NacosContext, key: ServiceKey, spec: InstanceSpec) -> Result<Ack, NacosError> {
+    Ack::after(ctx.registry.update_instance(key, spec).await)
 }
 
 /// Changes only the fields `patch` gives.
-pub(crate) async fn patch(
-    state: &AppState,
+pub async fn patch(
+    ctx: &NacosContext,
     key: ServiceKey,
     instance: InstanceKey,
     patch: InstancePatch,
 ) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.patch_instance(key, instance, patch).await)
+    Ack::after(ctx.registry.patch_instance(key, instance, patch).await)
 }
 
 /// Removes an instance; an unknown instance or service is no error, as in Nacos.
-pub(crate) async fn deregister(state: &AppState, key: ServiceKey, instance: InstanceKey) -> Result<Ack, NacosError> {
-    match state.registry.deregister_instance(key, instance).await {
+pub async fn deregister(ctx: &NacosContext, key: ServiceKey, instance: InstanceKey) -> Result<Ack, NacosError> {
+    match ctx.registry.deregister_instance(key, instance).await {
         Ok(_) | Err(RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. }) => Ok(Ack),
         Err(err) => Err(err.into()),
     }
 }
 
 /// One instance.
-pub(crate) fn get(state: &AppState, key: &ServiceKey, instance: &InstanceKey) -> Result<InstanceDetail, NacosError> {
-    let found = state.registry.instance(key, instance)?;
+pub fn get(ctx: &NacosContext, key: &ServiceKey, instance: &InstanceKey) -> Result<InstanceDetail, NacosError> {
+    let found = ctx.registry.instance(key, instance)?;
     let inst = &found.instance;
     Ok(InstanceDetail {
         service: key.grouped_name(),
@@ -67,31 +66,28 @@ pub(crate) fn get(state: &AppState, key: &ServiceKey, instance: &InstanceKey) ->
     })
 }
 
-/// What an instance list asks for.
-pub(crate) struct ListQuery {
-    pub(crate) key: ServiceKey,
+/// Which hosts of a service a list asks for.
+pub struct HostsQuery {
+    /// The service.
+    pub key: ServiceKey,
     /// The cluster filter as the client wrote it, echoed in the answer.
-    pub(crate) clusters_text: String,
+    pub clusters_text: String,
     /// The cluster filter; empty means every cluster.
-    pub(crate) clusters: Vec<ClusterName>,
-    pub(crate) healthy_only: bool,
-    /// A blocking query: answer once the service's revision is not this one,
-    /// or when the wait ends.
-    pub(crate) index: Option<u64>,
-    /// The wait of a blocking query as written (`30s`; see [`watch::wait_for`]).
-    pub(crate) wait: Option<String>,
-    /// `local` or `linearizable` as written (see [`consistency::fence`]).
-    pub(crate) consistency: Option<String>,
+    pub clusters: Vec<ClusterName>,
+    /// Only healthy hosts (unless the protect threshold is reached).
+    pub healthy_only: bool,
 }
 
-/// An instance list: Nacos's `ServiceInfo`, and what the read saw (the
-/// service's revision and mode, and the read's fence). It serializes as the
-/// `ServiceInfo`; Nacos v1 tells the rest in headers.
-pub(crate) struct HostList {
-    pub(crate) info: ServiceInfo<CachedHosts>,
-    pub(crate) revision: u64,
-    pub(crate) mode: Mode,
-    pub(crate) fence: ReadFence,
+/// An instance list: Nacos's `ServiceInfo`, and the service's revision and
+/// mode the read saw. It serializes as the `ServiceInfo`; Nacos v1 tells the
+/// rest in headers.
+pub struct HostList {
+    /// The answer.
+    pub info: ServiceInfo<CachedHosts>,
+    /// The service revision it reflects.
+    pub revision: u64,
+    /// The mode of the service's namespace.
+    pub mode: Mode,
 }
 
 impl Serialize for HostList {
@@ -102,7 +98,7 @@ impl Serialize for HostList {
 
 /// The `hosts` of a list as the list cache holds them: encoded once per
 /// revision, embedded as they are.
-pub(crate) struct CachedHosts(Arc<CachedList>);
+pub struct CachedHosts(Arc<CachedList>);
 
 impl CachedHosts {
     /// The hosts of `entry`, which must hold a JSON fragment: the list key
@@ -129,16 +125,17 @@ impl Serialize for CachedHosts {
     }
 }
 
-/// The instances of a service (also a blocking query), from the list cache
-/// while the service's revision is unchanged.
-pub(crate) async fn list(state: &AppState, query: ListQuery) -> Result<HostList, NacosError> {
-    let ListQuery { key, clusters_text, clusters, healthy_only, index, wait, consistency } = query;
-    watch::block_on_service::<NacosError>(&*state.registry, &key, index, wait.as_deref(), state).await?;
-    let fence = consistency::fence(state, &key.namespace, consistency.as_deref()).await?;
+/// The hosts of a service, from the list cache while the service's revision
+/// is unchanged (encoded once per revision for every front end).
+///
+/// # Errors
+/// The registry's (an unknown namespace), or an internal fault.
+pub fn hosts(ctx: &NacosContext, query: HostsQuery) -> Result<HostList, NacosError> {
+    let HostsQuery { key, clusters_text, clusters, healthy_only } = query;
     let grouped = key.grouped_name();
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::NacosHosts };
-    let entry = state.lists.get_or_build(&*state.registry, list_key, |_, selection| {
-        CachedBody::Fragment(to_raw(&hosts(selection, &key, &grouped)))
+    let entry = ctx.lists.get_or_build(&*ctx.registry, list_key, |_, selection| {
+        CachedBody::Fragment(to_raw(&selected_hosts(selection, &key, &grouped)))
     })?;
     let (revision, mode, reached_protect_threshold) = (entry.revision, entry.mode, entry.reached_protect_threshold);
     let info = ServiceInfo {
@@ -153,10 +150,10 @@ pub(crate) async fn list(state: &AppState, query: ListQuery) -> Result<HostList,
         reach_protection_threshold: reached_protect_threshold,
         valid: true,
     };
-    Ok(HostList { info, revision, mode, fence })
+    Ok(HostList { info, revision, mode })
 }
 
-fn hosts(selection: &Selection, key: &ServiceKey, grouped: &str) -> Vec<Host> {
+fn selected_hosts(selection: &Selection, key: &ServiceKey, grouped: &str) -> Vec<Host> {
     selection
         .instances
         .iter()
@@ -185,27 +182,25 @@ fn epoch_millis() -> u64 {
 
 /// A heartbeat: renews the lease; for an unknown instance registers it again
 /// from `beat` if given, else answers 20404 so the client registers again.
-pub(crate) async fn beat(
-    state: &AppState,
+pub async fn beat(
+    ctx: &NacosContext,
     key: ServiceKey,
     instance: InstanceKey,
     beat: Option<BeatInfo>,
 ) -> Result<BeatResponse, NacosError> {
     let answer =
         |interval: u64, code: i32| BeatResponse { client_beat_interval: interval, code, light_beat_enabled: true };
-    match state.registry.heartbeat(key.clone(), instance.clone()).await {
+    match ctx.registry.heartbeat(key.clone(), instance.clone()).await {
         Ok(timing) => Ok(answer(timing.interval_ms, CODE_OK)),
         Err(RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. }) => {
-            let default_interval = state.registry.view().read(|r| r.config().lease.interval_ms);
+            let default_interval = ctx.registry.view().read(|r| r.config().lease.interval_ms);
             let Some(beat) = beat else {
                 return Ok(answer(default_interval, CODE_RESOURCE_NOT_FOUND));
             };
-            validate::check_instance_ip("ip", instance.ip)?;
-            let mut spec = InstanceSpec::new(instance.clone());
-            spec.weight = beat.weight.unwrap_or(1.0);
-            spec.metadata = beat.metadata;
-            state.registry.register_instance(key.clone(), spec).await?;
-            let timing = state.registry.instance(&key, &instance)?.timing;
+            let fields = InstanceFields { weight: beat.weight, metadata: beat.metadata, ..InstanceFields::default() };
+            let spec = input::instance_spec(instance.clone(), fields)?;
+            ctx.registry.register_instance(key.clone(), spec).await?;
+            let timing = ctx.registry.instance(&key, &instance)?.timing;
             Ok(answer(timing.interval_ms, CODE_OK))
         }
         Err(err) => Err(err.into()),
@@ -213,8 +208,8 @@ pub(crate) async fn beat(
 }
 
 /// Every instance of a service as `ip:port_healthy`.
-pub(crate) fn statuses(state: &AppState, key: &ServiceKey) -> Result<Statuses, NacosError> {
-    let snapshot = state.registry.snapshot(key)?;
+pub fn statuses(ctx: &NacosContext, key: &ServiceKey) -> Result<Statuses, NacosError> {
+    let snapshot = ctx.registry.snapshot(key)?;
     let ips = snapshot
         .instances
         .iter()
@@ -226,22 +221,22 @@ pub(crate) fn statuses(state: &AppState, key: &ServiceKey) -> Result<Statuses, N
 }
 
 /// A metadata update of several instances of one service.
-pub(crate) struct MetadataBatch {
-    pub(crate) key: ServiceKey,
-    pub(crate) metadata: BTreeMap<String, String>,
+pub struct MetadataBatch {
+    pub key: ServiceKey,
+    pub metadata: BTreeMap<String, String>,
     /// The instances to change; `None`: all of the service's.
-    pub(crate) instances: Option<Vec<InstanceKey>>,
+    pub instances: Option<Vec<InstanceKey>>,
     /// Remove the keys of `metadata` instead of merging it in.
-    pub(crate) remove: bool,
+    pub remove: bool,
 }
 
 /// Merges `metadata` into each instance of the batch, or removes its keys;
 /// answers the ids of the instances changed (unknown ones are skipped).
-pub(crate) async fn update_metadata(state: &AppState, batch: MetadataBatch) -> Result<BatchUpdated, NacosError> {
+pub async fn update_metadata(ctx: &NacosContext, batch: MetadataBatch) -> Result<BatchUpdated, NacosError> {
     let MetadataBatch { key, metadata, instances, remove } = batch;
     let instances = match instances {
         Some(instances) => instances,
-        None => state.registry.snapshot(&key)?.instances.iter().map(|i| i.instance.key.clone()).collect(),
+        None => ctx.registry.snapshot(&key)?.instances.iter().map(|i| i.instance.key.clone()).collect(),
     };
     let mut updated = Vec::new();
     for instance in instances {
@@ -250,7 +245,7 @@ pub(crate) async fn update_metadata(state: &AppState, batch: MetadataBatch) -> R
         } else {
             InstancePatch { metadata: Some(metadata.clone()), ..InstancePatch::default() }
         };
-        match state.registry.patch_instance(key.clone(), instance.clone(), patch).await {
+        match ctx.registry.patch_instance(key.clone(), instance.clone(), patch).await {
             Ok(_) => updated.push(instance.default_instance_id(&key)),
             Err(RegistryError::InstanceNotFound { .. }) => {}
             Err(err) => return Err(err.into()),
@@ -261,13 +256,13 @@ pub(crate) async fn update_metadata(state: &AppState, batch: MetadataBatch) -> R
 
 /// Sets an instance's health by hand: as in Nacos, only for instances not
 /// kept alive by heartbeats; in an `ap` namespace health follows heartbeats.
-pub(crate) async fn set_health(
-    state: &AppState,
+pub async fn set_health(
+    ctx: &NacosContext,
     key: ServiceKey,
     instance: InstanceKey,
     healthy: bool,
 ) -> Result<Ack, NacosError> {
-    let mode = state.registry.namespace(&key.namespace)?.spec.mode;
+    let mode = ctx.registry.namespace(&key.namespace)?.spec.mode;
     if mode == Mode::Ap {
         return Err(RegistryError::ModeMismatch {
             namespace: key.namespace.to_string(),
@@ -277,5 +272,5 @@ pub(crate) async fn set_health(
         .into());
     }
     let patch = InstancePatch { healthy: Some(healthy), ..InstancePatch::default() };
-    Ack::after(state.registry.patch_instance(key, instance, patch).await)
+    Ack::after(ctx.registry.patch_instance(key, instance, patch).await)
 }

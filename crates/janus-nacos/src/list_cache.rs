@@ -5,10 +5,14 @@
 //! bumps its revision, so a cached answer is served only while it is exactly
 //! what a fresh one would be; a change is visible on the very next list. The
 //! cache is bounded in bytes (moka, weighed by body size).
+//!
+//! One cache serves every front end: the Nacos hosts of a service revision
+//! are encoded once, for Nacos over HTTP and gRPC alike, and `janus-http`'s
+//! native API keeps whole bodies in it ([`CachedBody::Whole`]).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use janus_core::model::Mode;
 use janus_core::name::{ClusterName, ServiceKey};
 use janus_core::registry::ServiceSnapshot;
@@ -18,7 +22,7 @@ use serde_json::value::RawValue;
 
 /// Which response shape an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ListShape {
+pub enum ListShape {
     /// The whole native `InstanceList` body.
     Native,
     /// The `hosts` array of a Nacos `ServiceInfo` (the envelope carries the time).
@@ -27,16 +31,20 @@ pub(crate) enum ListShape {
 
 /// What a list is for: service, cluster filter, health filter, shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ListKey {
-    pub(crate) service: ServiceKey,
-    pub(crate) clusters: Vec<ClusterName>,
-    pub(crate) healthy_only: bool,
-    pub(crate) shape: ListShape,
+pub struct ListKey {
+    /// The service listed.
+    pub service: ServiceKey,
+    /// The cluster filter; empty means every cluster.
+    pub clusters: Vec<ClusterName>,
+    /// Only healthy instances (before the protect threshold).
+    pub healthy_only: bool,
+    /// The shape the body is in.
+    pub shape: ListShape,
 }
 
 /// A cached body.
 #[derive(Debug)]
-pub(crate) enum CachedBody {
+pub enum CachedBody {
     /// A complete response body.
     Whole(Bytes),
     /// A JSON fragment to embed in a response built per request.
@@ -54,25 +62,22 @@ impl CachedBody {
 
 /// One cached answer.
 #[derive(Debug)]
-pub(crate) struct CachedList {
-    pub(crate) revision: u64,
-    pub(crate) mode: Mode,
-    pub(crate) reached_protect_threshold: bool,
-    pub(crate) body: CachedBody,
-}
-
-/// Encodes a wire value as a whole JSON answer, ending in a newline
-/// ([`crate::extract::json_body`]). Our wire types have string keys and
-/// derived serializers only, so encoding cannot fail.
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    #[allow(clippy::expect_used)]
-    crate::extract::json_body(value).expect("wire types always encode")
+pub struct CachedList {
+    /// The service revision the answer reflects.
+    pub revision: u64,
+    /// The mode of the service's namespace.
+    pub mode: Mode,
+    /// Whether selection fell back to every instance (protect threshold).
+    pub reached_protect_threshold: bool,
+    /// The encoded answer.
+    pub body: CachedBody,
 }
 
 /// Encodes a wire value as a raw JSON fragment, to embed in an answer.
-pub(crate) fn to_raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
-    // Wire types always encode (see `to_json`), and serde_json's output is
-    // valid JSON, so neither step can fail.
+pub fn to_raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
+    // Our wire types have string keys and derived serializers only, so they
+    // always encode, and serde_json's output is valid JSON: neither step can
+    // fail.
     #[allow(clippy::expect_used)]
     let json = serde_json::to_string(value).expect("wire types always encode");
     #[allow(clippy::expect_used)]
@@ -80,12 +85,14 @@ pub(crate) fn to_raw<T: serde::Serialize>(value: &T) -> Box<RawValue> {
 }
 
 /// The cache.
-pub(crate) struct ListCache {
+pub struct ListCache {
     entries: moka::sync::Cache<ListKey, Arc<CachedList>>,
 }
 
 impl ListCache {
-    pub(crate) fn new(max_bytes: u64) -> Self {
+    /// A cache holding at most about `max_bytes` of encoded answers.
+    #[must_use]
+    pub fn new(max_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &ListKey, value: &Arc<CachedList>| {
@@ -98,7 +105,10 @@ impl ListCache {
 
     /// The answer for `key`, from the cache when its revision is current,
     /// otherwise built by `encode` from a fresh snapshot and cached.
-    pub(crate) fn get_or_build(
+    ///
+    /// # Errors
+    /// The registry's, when the snapshot cannot be taken (unknown namespace).
+    pub fn get_or_build(
         &self,
         registry: &dyn RegistryService,
         key: ListKey,

@@ -11,40 +11,38 @@ use janus_core::model::{ClusterSettings, HealthCheck, ServicePatch, ServiceSetti
 use janus_core::name::{ClusterName, GroupName, NamespaceId, ServiceKey};
 use serde::Serialize;
 
-use super::Ack;
-use crate::AppState;
-use crate::error::NacosError;
+use crate::{Ack, NacosContext, NacosError};
 
 /// Defines a service.
-pub(crate) async fn create(state: &AppState, key: ServiceKey, settings: ServiceSettings) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.create_service(key, settings).await)
+pub async fn create(ctx: &NacosContext, key: ServiceKey, settings: ServiceSettings) -> Result<Ack, NacosError> {
+    Ack::after(ctx.registry.create_service(key, settings).await)
 }
 
 /// Changes a service's settings.
-pub(crate) async fn update(state: &AppState, key: ServiceKey, patch: ServicePatch) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.update_service(key, patch).await)
+pub async fn update(ctx: &NacosContext, key: ServiceKey, patch: ServicePatch) -> Result<Ack, NacosError> {
+    Ack::after(ctx.registry.update_service(key, patch).await)
 }
 
 /// Deletes a service; refused while instances remain, as in Nacos.
-pub(crate) async fn delete(state: &AppState, key: ServiceKey) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.delete_service(key).await)
+pub async fn delete(ctx: &NacosContext, key: ServiceKey) -> Result<Ack, NacosError> {
+    Ack::after(ctx.registry.delete_service(key).await)
 }
 
 /// Sets how a cluster's persistent instances are checked.
-pub(crate) async fn set_cluster(
-    state: &AppState,
+pub async fn set_cluster(
+    ctx: &NacosContext,
     key: ServiceKey,
     cluster: ClusterName,
     settings: ClusterSettings,
 ) -> Result<Ack, NacosError> {
-    Ack::after(state.registry.set_cluster(key, cluster, settings).await)
+    Ack::after(ctx.registry.set_cluster(key, cluster, settings).await)
 }
 
 /// A service with its settings and clusters: those configured and those its
 /// instances are in.
-pub(crate) fn get(state: &AppState, key: &ServiceKey) -> Result<ServiceDetail, NacosError> {
-    let info = state.registry.service(key)?;
-    let snapshot = state.registry.snapshot(key)?;
+pub fn get(ctx: &NacosContext, key: &ServiceKey) -> Result<ServiceDetail, NacosError> {
+    let info = ctx.registry.service(key)?;
+    let snapshot = ctx.registry.snapshot(key)?;
     let mut clusters: BTreeSet<String> =
         snapshot.instances.iter().map(|i| i.instance.key.cluster.to_string()).collect();
     clusters.extend(info.settings.clusters.keys().map(ToString::to_string));
@@ -74,28 +72,28 @@ pub(crate) fn get(state: &AppState, key: &ServiceKey) -> Result<ServiceDetail, N
 }
 
 /// Which page of service names to list.
-pub(crate) struct ServiceListQuery {
-    pub(crate) namespace: NamespaceId,
+pub struct ServiceListQuery {
+    pub namespace: NamespaceId,
     /// Only this group's services; `None`: every group's.
-    pub(crate) group: Option<GroupName>,
+    pub group: Option<GroupName>,
     /// The page, from 1.
-    pub(crate) page: u64,
-    /// Names per page, at least 1; more than the front end's largest page
-    /// gets the largest page.
-    pub(crate) size: u64,
+    pub page: u64,
+    /// Names per page, at least 1; more than the largest page
+    /// ([`NacosContext::max_page_size`]) gets the largest page.
+    pub size: u64,
 }
 
 /// A page of service names and how many services there are in all
 /// (Nacos v1 names the list `doms`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ServicePage {
-    pub(crate) count: u64,
-    pub(crate) services: Vec<String>,
+pub struct ServicePage {
+    pub count: u64,
+    pub services: Vec<String>,
 }
 
 /// A page of service names.
-pub(crate) fn list(state: &AppState, query: &ServiceListQuery) -> Result<ServicePage, NacosError> {
-    let size = query.size.min(state.config.max_page_size.max(1));
-    let (count, services) = state.registry.services(&query.namespace, query.group.as_ref(), query.page, size)?;
+pub fn list(ctx: &NacosContext, query: &ServiceListQuery) -> Result<ServicePage, NacosError> {
+    let size = query.size.min(ctx.max_page_size.max(1));
+    let (count, services) = ctx.registry.services(&query.namespace, query.group.as_ref(), query.page, size)?;
     Ok(ServicePage { count, services: services.into_iter().map(|s| s.key.service.to_string()).collect() })
 }

@@ -8,11 +8,10 @@
 use janus_api::nacos::{ConsoleNamespace, ConsoleResult};
 use janus_core::model::{Mode, NamespaceInfo, NamespaceSpec};
 use janus_core::name::{NamespaceId, PUBLIC_NAMESPACE};
+use janus_core::{RegistryError, RegistryService};
 use serde::Serialize;
 
-use crate::AppState;
-use crate::convert;
-use crate::error::NacosError;
+use crate::{NacosContext, NacosError};
 
 /// A namespace as the console shows it: `public` with an empty id.
 fn console(info: NamespaceInfo) -> ConsoleNamespace {
@@ -28,12 +27,12 @@ fn console(info: NamespaceInfo) -> ConsoleNamespace {
 }
 
 /// Every namespace.
-pub(crate) fn list(state: &AppState) -> Vec<ConsoleNamespace> {
-    state.registry.namespaces().into_iter().map(console).collect()
+pub fn list(ctx: &NacosContext) -> Vec<ConsoleNamespace> {
+    ctx.registry.namespaces().into_iter().map(console).collect()
 }
 
 /// What the console's namespace lookup asks.
-pub(crate) enum NamespaceQuery {
+pub enum NamespaceQuery {
     /// Whether the namespace of this id exists (an invalid id does not).
     Exists(String),
     /// One namespace.
@@ -46,50 +45,73 @@ pub(crate) enum NamespaceQuery {
 /// namespace, or every namespace in the console's `{code: 200, message, data}`.
 #[derive(Serialize)]
 #[serde(untagged)]
-pub(crate) enum NamespaceLookup {
+pub enum NamespaceLookup {
     Exists(bool),
     One(ConsoleNamespace),
     All(ConsoleResult<Vec<ConsoleNamespace>>),
 }
 
 /// Answers a [`NamespaceQuery`].
-pub(crate) fn lookup(state: &AppState, query: NamespaceQuery) -> Result<NamespaceLookup, NacosError> {
+pub fn lookup(ctx: &NacosContext, query: NamespaceQuery) -> Result<NamespaceLookup, NacosError> {
     Ok(match query {
         NamespaceQuery::Exists(id) => {
-            NamespaceLookup::Exists(NamespaceId::new(&id).is_ok_and(|id| state.registry.namespace(&id).is_ok()))
+            NamespaceLookup::Exists(NamespaceId::new(&id).is_ok_and(|id| ctx.registry.namespace(&id).is_ok()))
         }
-        NamespaceQuery::One(id) => NamespaceLookup::One(console(state.registry.namespace(&id)?)),
-        NamespaceQuery::All => NamespaceLookup::All(ConsoleResult { code: 200, message: None, data: list(state) }),
+        NamespaceQuery::One(id) => NamespaceLookup::One(console(ctx.registry.namespace(&id)?)),
+        NamespaceQuery::All => NamespaceLookup::All(ConsoleResult { code: 200, message: None, data: list(ctx) }),
     })
 }
 
 /// Creates a namespace; answers `true`, as the console does.
-pub(crate) async fn create(state: &AppState, spec: NamespaceSpec) -> Result<bool, NacosError> {
-    state.registry.create_namespace(spec).await?;
+pub async fn create(ctx: &NacosContext, spec: NamespaceSpec) -> Result<bool, NacosError> {
+    ctx.registry.create_namespace(spec).await?;
     Ok(true)
 }
 
 /// A change of a namespace's name or description.
-pub(crate) struct NamespaceUpdate {
-    pub(crate) id: NamespaceId,
+pub struct NamespaceUpdate {
+    pub id: NamespaceId,
     /// The mode the client says the namespace has: refused unless it has it.
-    pub(crate) mode: Option<Mode>,
-    pub(crate) name: Option<String>,
-    pub(crate) description: Option<String>,
+    pub mode: Option<Mode>,
+    pub name: Option<String>,
+    pub description: Option<String>,
 }
 
 /// Renames or redescribes a namespace; answers `true`, as the console does.
-pub(crate) async fn update(state: &AppState, update: NamespaceUpdate) -> Result<bool, NacosError> {
+pub async fn update(ctx: &NacosContext, update: NamespaceUpdate) -> Result<bool, NacosError> {
     let NamespaceUpdate { id, mode, name, description } = update;
     if let Some(mode) = mode {
-        convert::check_mode_unchanged(&*state.registry, &id, mode)?;
+        check_mode_unchanged(&*ctx.registry, &id, mode)?;
     }
-    state.registry.update_namespace(id, name, description).await?;
+    ctx.registry.update_namespace(id, name, description).await?;
     Ok(true)
 }
 
 /// Deletes an empty namespace; answers `true`, as the console does.
-pub(crate) async fn delete(state: &AppState, id: NamespaceId) -> Result<bool, NacosError> {
-    state.registry.delete_namespace(id).await?;
+pub async fn delete(ctx: &NacosContext, id: NamespaceId) -> Result<bool, NacosError> {
+    ctx.registry.delete_namespace(id).await?;
     Ok(true)
+}
+
+/// Refuses a request to give namespace `id` the mode `asked` unless it has it
+/// already: the mode is fixed at creation (Janus's native API keeps the same
+/// rule).
+///
+/// # Errors
+/// 404 for an unknown namespace; 409 (`ModeMismatch`) naming the namespace,
+/// its mode and the one asked for.
+pub fn check_mode_unchanged(
+    registry: &dyn RegistryService,
+    id: &NamespaceId,
+    asked: Mode,
+) -> Result<(), RegistryError> {
+    let mode = registry.namespace(id)?.spec.mode;
+    if asked == mode {
+        return Ok(());
+    }
+    Err(RegistryError::ModeMismatch {
+        namespace: id.to_string(),
+        mode,
+        detail: format!("the mode cannot change (asked for {asked}); create another namespace instead"),
+    })
 }

@@ -5,12 +5,11 @@
 use janus_api::nacos::OperatorMetrics;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::error::{ApiError, NacosError};
+use crate::{NacosContext, NacosError};
 
 /// The switches: Nacos's, with Janus's lease and self-preservation settings.
-pub(crate) fn switches(state: &AppState) -> Value {
-    let config = state.registry.view().read(|r| *r.config());
+pub fn switches(ctx: &NacosContext) -> Value {
+    let config = ctx.registry.view().read(|r| *r.config());
     let preservation = config.preservation;
     json!({
         "name": "00-00---000-NACOS_SWITCH_DOMAIN-000---00-00",
@@ -57,15 +56,13 @@ pub(crate) fn switches(state: &AppState) -> Value {
 }
 
 /// A change of the switches: refused, since Janus reads its settings from its config.
-pub(crate) fn update_switches() -> NacosError {
-    NacosError::from(ApiError::invalid(
-        "switches are read-only in Janus: set them in janus.toml (see docs/config/janus.toml)",
-    ))
+pub fn update_switches() -> NacosError {
+    NacosError::invalid("switches are read-only in Janus: set them in janus.toml (see docs/config/janus.toml)")
 }
 
 /// The node's counters and the machine's load.
-pub(crate) fn metrics(state: &AppState) -> OperatorMetrics {
-    let health = state.registry.health();
+pub fn metrics(ctx: &NacosContext) -> OperatorMetrics {
+    let health = ctx.registry.health();
     let stats = health.stats;
     let (load, cores, mem) = machine_load();
     OperatorMetrics {
