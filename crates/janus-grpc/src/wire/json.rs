@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use janus_api::nacos::ServiceInfo;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::types;
@@ -301,34 +302,25 @@ impl WireMessage for InstanceResponse {
     }
 }
 
-/// `ServiceInfo` as Nacos sends it over gRPC (§1.3). `H` is the hosts array:
-/// a `Vec` of hosts or a prebuilt JSON fragment.
+/// `ServiceInfo` as Nacos sends it over gRPC (§1.3): the HTTP API's
+/// [`ServiceInfo`] (with the plain service name in `name`, not the grouped
+/// one) plus `allIps`, the Nacos 3 and Python spelling of `allIPs`. `H` is
+/// the hosts array: a `Vec` of hosts or a prebuilt JSON fragment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrpcServiceInfo<H> {
-    /// The plain service name (not grouped).
-    pub name: String,
-    /// The group.
-    pub group_name: String,
-    /// The request's cluster string as given.
-    pub clusters: String,
-    /// 10000.
-    pub cache_millis: u64,
-    /// Always present, possibly `[]`.
-    pub hosts: H,
-    /// Epoch milliseconds.
-    pub last_ref_time: u64,
-    /// `""`.
-    pub checksum: String,
-    /// Nacos < 3 spelling; `false`.
-    #[serde(rename = "allIPs")]
-    pub all_ips_legacy: bool,
-    /// Nacos 3 and Python spelling; `false`.
+    /// The fields the HTTP API has too.
+    #[serde(flatten)]
+    pub info: ServiceInfo<H>,
+    /// The same as `info.all_ips` (`allIPs`).
     pub all_ips: bool,
-    /// Whether the protect threshold applied.
-    pub reach_protection_threshold: bool,
-    /// `true`.
-    pub valid: bool,
+}
+
+impl<H> From<ServiceInfo<H>> for GrpcServiceInfo<H> {
+    fn from(info: ServiceInfo<H>) -> Self {
+        let all_ips = info.all_ips;
+        Self { info, all_ips }
+    }
 }
 
 /// `QueryServiceResponse` or `SubscribeServiceResponse`, named by `kind`.
@@ -438,7 +430,7 @@ mod tests {
 
     #[test]
     fn service_info_field_names() {
-        let info = GrpcServiceInfo {
+        let info = GrpcServiceInfo::from(ServiceInfo {
             name: "svc".to_owned(),
             group_name: "DEFAULT_GROUP".to_owned(),
             clusters: String::new(),
@@ -446,11 +438,10 @@ mod tests {
             hosts: Vec::<String>::new(),
             last_ref_time: 5,
             checksum: String::new(),
-            all_ips_legacy: false,
             all_ips: false,
             reach_protection_threshold: false,
             valid: true,
-        };
+        });
         assert_eq!(
             serde_json::to_value(&info).unwrap(),
             json!({"name":"svc","groupName":"DEFAULT_GROUP","clusters":"","cacheMillis":10000,"hosts":[],
