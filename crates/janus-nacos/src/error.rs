@@ -1,6 +1,7 @@
 //! Nacos errors and their codes: the one file where a [`RegistryError`]
 //! variant chooses its HTTP status ([`http_status`], which Janus's native
-//! API shares) and its Nacos v2 code ([`NacosError::v2_code`]).
+//! API shares), its Nacos v2 code ([`NacosError::v2_code`]) and how the Nacos
+//! gRPC protocol answers it ([`NacosError::grpc`]).
 //!
 //! Rendering is the front ends' part: `janus-http` answers Nacos v1 with the
 //! status and the message as text, and Nacos v2 with its `{code, message,
@@ -106,6 +107,54 @@ impl NacosError {
     }
 }
 
+/// How a failure travels in Nacos's gRPC protocol (`docs/grpc-design.md`
+/// §1.6); SDKs react to the two styles differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcStyle {
+    /// An `ErrorResponse` in place of the request's own response type, with
+    /// `resultCode` equal to `errorCode`: SDKs retry it (the Rust SDK's redo
+    /// every 3 s), so it is for what may pass: bad input aside, a node that
+    /// cannot serve now.
+    ErrorResponse,
+    /// The request's own response type with `resultCode` 500: SDKs report it
+    /// and stop retrying, for what a retry cannot mend.
+    Typed,
+}
+
+/// A failure as the Nacos gRPC protocol answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcFailure {
+    /// Which response carries it.
+    pub style: GrpcStyle,
+    /// The response's `resultCode`.
+    pub result_code: u16,
+    /// The response's `errorCode` (Nacos's codes: 400, 403, 404, 409, 500,
+    /// 503, and 22001 for a namespace that does not exist).
+    pub error_code: u32,
+}
+
+impl NacosError {
+    /// How the Nacos gRPC protocol answers this error, the one place it is
+    /// chosen: by the native code, which [`http_status`] chose by variant
+    /// (or a front end for an error it built itself); never by message text.
+    #[must_use]
+    pub fn grpc(&self) -> GrpcFailure {
+        use GrpcStyle::{ErrorResponse, Typed};
+        let (style, result_code, error_code) = match (self.cause(), self.code) {
+            (Some(RegistryError::NamespaceNotFound(_)), _) => (Typed, 500, 22001),
+            (_, "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large") => {
+                (ErrorResponse, 400, 400)
+            }
+            (_, "forbidden") => (Typed, 500, 403),
+            (_, "not_found") => (Typed, 500, 404),
+            (_, "already_exists" | "not_empty") => (Typed, 500, 409),
+            (_, "unavailable" | "overloaded" | "timeout") => (ErrorResponse, 503, 503),
+            _ => (ErrorResponse, 500, 500),
+        };
+        GrpcFailure { style, result_code, error_code }
+    }
+}
+
 /// The Nacos v2 code of a registry error, by variant (open-api §0.2).
 fn registry_v2_code(error: &RegistryError) -> u32 {
     match error {
@@ -131,7 +180,7 @@ mod tests {
     use http::StatusCode;
     use janus_core::{Mode, RegistryError};
 
-    use super::{NacosError, http_status};
+    use super::{GrpcFailure, GrpcStyle, NacosError, http_status};
 
     fn exists(what: &str) -> RegistryError {
         RegistryError::AlreadyExists { what: what.to_owned(), name: "x".to_owned() }
@@ -216,6 +265,33 @@ mod tests {
         for (error, _, _, v2) in cases() {
             assert_eq!(NacosError::from(error.clone()).v2_code(), v2, "{error:?}");
         }
+    }
+
+    #[test]
+    fn each_variant_has_its_grpc_answer() {
+        use GrpcStyle::{ErrorResponse, Typed};
+        let expected = |error: &RegistryError| match error {
+            RegistryError::Invalid { .. } | RegistryError::ModeMismatch { .. } => (ErrorResponse, 400, 400),
+            RegistryError::NamespaceNotFound(_) => (Typed, 500, 22001),
+            RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. } => (Typed, 500, 404),
+            RegistryError::AlreadyExists { .. } | RegistryError::NotEmpty { .. } => (Typed, 500, 409),
+            RegistryError::Forbidden(_) => (Typed, 500, 403),
+            RegistryError::Unavailable { .. } => (ErrorResponse, 503, 503),
+            _ => (ErrorResponse, 500, 500),
+        };
+        for (error, ..) in cases() {
+            let (style, result_code, error_code) = expected(&error);
+            let failure = NacosError::from(error.clone()).grpc();
+            assert_eq!(failure, GrpcFailure { style, result_code, error_code }, "{error:?}");
+        }
+        // Errors a front end built itself, by their native code.
+        let built = |status, code: &'static str| NacosError::new(status, code, "x").grpc();
+        assert_eq!(built(StatusCode::SERVICE_UNAVAILABLE, "overloaded").error_code, 503);
+        assert_eq!(built(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").style, ErrorResponse);
+        assert_eq!(built(StatusCode::NOT_FOUND, "not_found").style, Typed);
+        // A message that reads like another variant's does not change the answer.
+        let internal = NacosError::from(RegistryError::Internal("namespace 'x' does not exist".to_owned()));
+        assert_eq!(internal.grpc().error_code, 500);
     }
 
     #[test]

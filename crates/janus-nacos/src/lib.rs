@@ -20,7 +20,8 @@
 //! - [`input`]: the typed-input builders every front end shares (service
 //!   keys, clusters, instance addresses and specs);
 //! - [`error`]: [`NacosError`] and its codes, chosen by the variant of the
-//!   registry error in one place ([`NacosError::v2_code`]);
+//!   registry error in one place ([`NacosError::v2_code`], and the gRPC
+//!   answer [`NacosError::grpc`]);
 //! - [`list_cache`]: serialized list answers, checked against the service's
 //!   revision (the native API of `janus-http` uses it too).
 
