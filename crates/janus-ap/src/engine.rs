@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
+use janus_core::registry::Binding;
 use janus_core::replica::record_hash;
 use janus_core::transport::PeerTransport;
 use janus_core::{InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
@@ -309,6 +310,52 @@ impl ApEngine {
             ForwardOutcome::Lease(timing) => Ok(timing),
             outcome @ ForwardOutcome::Revision(_) => Err(mismatched_reply("a lease", outcome)),
         }
+    }
+}
+
+impl ApEngine {
+    /// Refuses writes while a clustered node still loads the registry.
+    fn ready_for(&self, key: &ServiceKey) -> Result<(), RegistryError> {
+        match self.cluster() {
+            Some(cluster) if !cluster.is_ready() => Err(RegistryError::Unavailable {
+                namespace: key.namespace.to_string(),
+                mode: Mode::Ap,
+                reason: "this node is still loading the ap registry from its peers; try another node or retry \
+                         in a moment"
+                    .to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Publishes a connection's instances of a service. Bound writes are
+    /// applied on the node holding the connection, never forwarded: it is the
+    /// node that can release them.
+    ///
+    /// # Errors
+    /// As [`Registry::publish_bound`]; unavailable while loading.
+    pub fn publish_bound(
+        &self,
+        key: &ServiceKey,
+        specs: Vec<InstanceSpec>,
+        binding: Binding,
+    ) -> Result<u64, RegistryError> {
+        self.ready_for(key)?;
+        self.write(|r, now| r.publish_bound(key, specs, binding, now))
+    }
+
+    /// Withdraws a connection's instances of a service.
+    ///
+    /// # Errors
+    /// As [`Registry::unpublish_bound`]; unavailable while loading.
+    pub fn unpublish_bound(&self, key: &ServiceKey, binding: Binding) -> Result<u64, RegistryError> {
+        self.ready_for(key)?;
+        self.write(|r, now| r.unpublish_bound(key, binding, now))
+    }
+
+    /// Removes what a closed connection still holds; returns how many went.
+    pub fn release_binding(&self, binding: Binding) -> usize {
+        self.write(|r, now| r.release_binding(binding, now))
     }
 }
 

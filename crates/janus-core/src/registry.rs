@@ -69,6 +69,9 @@ struct InstanceSlot {
     version: Version,
     /// When this node last heard the instance's owner vouch for it (replicas).
     vouched: Millis,
+    /// The client connection that keeps the instance alive, for instances
+    /// registered over a connection (Nacos gRPC); they have no lease.
+    binding: Option<Binding>,
 }
 
 #[derive(Debug)]
@@ -200,6 +203,8 @@ pub struct Registry {
     /// Implied services that lost their last instance, with when a sweep
     /// first saw them empty (see [`lifecycle`]).
     emptied: HashMap<ServiceKey, Option<Millis>>,
+    /// What each live connection published, by service (see [`bound`]).
+    bound: bound::BindingIndex,
 }
 
 fn folded_name(namespace: &str, group: &str, service: &str) -> String {
@@ -237,6 +242,7 @@ impl Registry {
             folded: HashMap::new(),
             replication: config.replication.map(replica::Replication::new),
             emptied: HashMap::new(),
+            bound: bound::BindingIndex::default(),
         }
     }
 
@@ -656,6 +662,7 @@ impl Registry {
     }
 }
 
+pub mod bound;
 mod check;
 pub mod cp;
 mod expiry;
@@ -664,6 +671,7 @@ mod instances;
 pub mod lifecycle;
 mod replica;
 
+pub use bound::Binding;
 pub use health::{CheckTarget, HealthReport};
 
 pub use replica::{ApplyReport, DirtyKey, EphemeralView, supersedes};

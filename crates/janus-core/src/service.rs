@@ -18,7 +18,7 @@ use crate::model::{
     InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings,
 };
 use crate::name::{GroupName, InstanceKey, NamespaceId, ServiceKey};
-use crate::registry::{RegistryStats, ServiceSnapshot, SnapshotInstance};
+use crate::registry::{Binding, RegistryStats, ServiceSnapshot, SnapshotInstance};
 use crate::store::StoreView;
 
 /// What a successful instance write returns.
@@ -69,6 +69,10 @@ pub struct NodeHealth {
     pub stats: RegistryStats,
 }
 
+fn bound_unsupported() -> RegistryError {
+    RegistryError::Internal("this registry does not keep connection-bound instances".to_owned())
+}
+
 /// Everything a front end may ask of a node.
 #[async_trait]
 pub trait RegistryService: Send + Sync + 'static {
@@ -117,6 +121,33 @@ pub trait RegistryService: Send + Sync + 'static {
     async fn deregister_instance(&self, key: ServiceKey, instance: InstanceKey) -> Result<WriteOutcome, RegistryError>;
     /// Renews an ephemeral instance's lease.
     async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError>;
+
+    /// Makes `specs` the instances client connection `binding` publishes in
+    /// service `key` (Nacos 2.x register and batch register): they are
+    /// ephemeral, have no lease, and live until the connection withdraws them
+    /// or is released (see [`crate::registry::bound`]).
+    async fn publish_bound(
+        &self,
+        key: ServiceKey,
+        specs: Vec<InstanceSpec>,
+        binding: Binding,
+    ) -> Result<WriteOutcome, RegistryError> {
+        let _ = (key, specs, binding);
+        Err(bound_unsupported())
+    }
+
+    /// Withdraws what connection `binding` published in service `key`.
+    async fn unpublish_bound(&self, key: ServiceKey, binding: Binding) -> Result<WriteOutcome, RegistryError> {
+        let _ = (key, binding);
+        Err(bound_unsupported())
+    }
+
+    /// Connection `binding` is gone: removes the instances still bound to it;
+    /// returns how many went.
+    async fn release_binding(&self, binding: Binding) -> Result<u64, RegistryError> {
+        let _ = binding;
+        Err(bound_unsupported())
+    }
 
     /// Whether the node is ready, and its counters.
     fn health(&self) -> NodeHealth;

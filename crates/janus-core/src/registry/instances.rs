@@ -62,6 +62,9 @@ impl Registry {
         if let Some(slot) = entry.instances.get_mut(&instance_key) {
             instance_key.cluster = slot.instance.key.cluster.clone();
             let updated = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
+            // A registration over HTTP takes a bound instance off its
+            // connection: from now on a lease keeps it (see [`super::bound`]).
+            slot.binding = None;
             if slot.lease.is_none() && mode.is_ephemeral() {
                 // A replica written here: this node runs its lease from now on.
                 self.preservation.lease_started(timing.renewals_per_hour(), now);
@@ -98,7 +101,13 @@ impl Registry {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)
         });
-        let slot = InstanceSlot { instance: Arc::new(instance), lease, version: Version::default(), vouched: now };
+        let slot = InstanceSlot {
+            instance: Arc::new(instance),
+            lease,
+            version: Version::default(),
+            vouched: now,
+            binding: None,
+        };
         entry.instances.insert(instance_key.clone(), slot);
         self.instance_count += 1;
         if mode.is_ephemeral() {
@@ -261,6 +270,11 @@ impl Registry {
         }
         let entry = self.services.get_mut(key).ok_or_else(|| Self::instance_not_found(key, instance))?;
         let slot = entry.instances.get_mut(instance).ok_or_else(|| Self::instance_not_found(key, instance))?;
+        if slot.binding.is_some() {
+            // Its connection keeps it alive; a beat has nothing to renew.
+            let overrides = LeaseOverrides::from_metadata(&slot.instance.metadata)?;
+            return Ok(LeaseTiming::resolve(self.config.lease, overrides));
+        }
         if slot.lease.is_none() {
             // A replica beaten here (its owner is this node now, or cannot be
             // reached): this node runs its lease from now on.

@@ -292,7 +292,13 @@ impl Registry {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: key.clone() }, timing, now)
         });
-        let slot = InstanceSlot { instance: Arc::new(body.into_instance(key.clone())), lease, version, vouched: now };
+        let slot = InstanceSlot {
+            instance: Arc::new(body.into_instance(key.clone())),
+            lease,
+            version,
+            vouched: now,
+            binding: None,
+        };
         entry.instances.insert(key.clone(), slot);
         self.instance_count += 1;
         self.touch(&shared, Some(key), ChangeKind::InstanceRegistered);
@@ -338,7 +344,7 @@ impl Registry {
         let Some(slot) = self.services.get_mut(&**service).and_then(|e| e.instances.get_mut(instance)) else {
             return;
         };
-        if slot.lease.is_some() {
+        if slot.lease.is_some() || slot.binding.is_some() {
             return;
         }
         let overrides = LeaseOverrides::from_metadata(&slot.instance.metadata).unwrap_or_default();
@@ -380,7 +386,8 @@ impl Registry {
                     instance,
                     hash: record_hash_with(hash, instance),
                     version: slot.version,
-                    leased: slot.lease.is_some(),
+                    // A bound instance is vouched for by its connection.
+                    leased: slot.lease.is_some() || slot.binding.is_some(),
                     vouched: slot.vouched,
                 });
             }
@@ -415,7 +422,7 @@ impl Registry {
                 .services
                 .get(service)
                 .and_then(|e| e.instances.get(instance))
-                .is_some_and(|s| s.instance.ephemeral && s.lease.is_none());
+                .is_some_and(|s| s.instance.ephemeral && s.lease.is_none() && s.binding.is_none());
             if replica && self.remove_instance(service, instance, ChangeKind::InstanceExpired).is_some() {
                 dropped += 1;
             }
