@@ -1,12 +1,37 @@
-//! The Nacos 2.x gRPC front end of Janus.
+//! The Nacos 2.x/3.x gRPC front end of Janus (`docs/grpc-design.md`).
 //!
-//! This crate will own the gRPC listener (`/Request/request` and
-//! `/BiRequestStream/requestBiStream`), the connection table, the bi-stream
-//! with its pushes, and the naming and connection handlers that Nacos 2.x/3.x
-//! SDKs talk to (`docs/grpc-design.md`).
+//! Nacos SDKs released since 2021 register and subscribe over gRPC on the
+//! HTTP port + 1000. This crate serves that protocol on its own listener and
+//! sees the registry only through [`janus_core::RegistryService`] (by way of
+//! the shared Nacos layer, `janus-nacos`), like every other front end.
 //!
-//! What is here now is the wire layer ([`wire`]): the protobuf envelope, the
-//! message `type` strings, the JSON bodies, and the conversion between a
-//! [`wire::proto::Payload`] and typed messages. It has no I/O.
+//! # Layers
+//! - [`wire`]: the protobuf envelope, the message `type` strings and the
+//!   JSON bodies (no I/O);
+//! - `server`: the bounded listener, one HTTP/2 connection per client, the two
+//!   gRPC methods, shutdown ([`GrpcServer`]);
+//! - `conn`: a client connection: setup, activity, subscriptions, requests
+//!   in flight, close;
+//! - `unary`: the checks of every request and the naming handlers;
+//! - `stream`: the bi-stream: setup and answers in, pushes and client
+//!   detection out;
+//! - `push`: subscriptions by service and the dispatcher that turns registry
+//!   changes into pushes;
+//! - `answer`: success and failure payloads in Nacos's styles.
+//!
+//! Instances registered over a connection are bound to it
+//! ([`janus_core::registry::bound`]): no heartbeats, and they are removed
+//! when the connection closes or stops answering detection.
 
+mod answer;
+mod config;
+mod conn;
+mod push;
+mod server;
+mod stream;
+mod unary;
 pub mod wire;
+
+pub use config::GrpcConfig;
+pub use server::{BI_STREAM_PATH, GrpcServer, GrpcStats, UNARY_PATH};
+pub use unary::RequestContext;

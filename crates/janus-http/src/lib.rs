@@ -140,19 +140,36 @@ pub fn router(
     metrics: Arc<HttpMetrics>,
     shutdown: CancellationToken,
 ) -> Router {
+    router_with(nacos_context(registry, &config), config, metrics, shutdown)
+}
+
+/// The Nacos layer's context for `config`: another front end (gRPC) that is
+/// handed the same context shares its list cache with HTTP.
+#[must_use]
+pub fn nacos_context(registry: Arc<dyn RegistryService>, config: &HttpConfig) -> NacosContext {
+    NacosContext {
+        registry,
+        lists: Arc::new(ListCache::new(config.list_cache_bytes)),
+        max_page_size: config.max_page_size,
+    }
+}
+
+/// [`router`] over a Nacos context built by [`nacos_context`].
+pub fn router_with(
+    nacos: NacosContext,
+    config: HttpConfig,
+    metrics: Arc<HttpMetrics>,
+    shutdown: CancellationToken,
+) -> Router {
     let state = AppState {
         shutdown,
         reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
         writes: Arc::new(Semaphore::new(config.max_concurrent_writes)),
         watchers: Arc::new(Semaphore::new(config.max_watchers)),
-        nacos: NacosContext {
-            registry: registry.clone(),
-            lists: Arc::new(ListCache::new(config.list_cache_bytes)),
-            max_page_size: config.max_page_size,
-        },
+        registry: nacos.registry.clone(),
+        nacos,
         config: Arc::new(config.clone()),
         metrics,
-        registry,
     };
     let eureka_app = "/eureka/apps/{app}/{id}";
     let eureka = Router::new()

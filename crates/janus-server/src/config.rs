@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub http: HttpSection,
     /// The DNS front end.
     pub dns: DnsSection,
+    /// The Nacos gRPC front end.
+    pub grpc: GrpcSection,
     /// Heartbeat leases of ephemeral instances.
     pub lease: LeaseSection,
     /// Eureka-style self-preservation.
@@ -382,6 +384,124 @@ impl DnsSection {
     }
 }
 
+/// `[grpc]`: the Nacos 2.x/3.x gRPC front end (`docs/grpc-design.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcSection {
+    /// Whether to serve gRPC at all.
+    pub enabled: bool,
+    /// Listen address; empty (the default): the HTTP address with port + 1000,
+    /// where Nacos SDKs look (`127.0.0.1:9848` beside `127.0.0.1:8848`; port
+    /// 0 stays 0).
+    pub addr: String,
+    /// Connections held at once; past it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Largest message in either direction.
+    pub max_message_bytes: usize,
+    /// How long a request waits for its connection's setup once the bi-stream is open.
+    pub setup_wait_ms: u64,
+    /// A connection silent this long is sent a client detection...
+    pub detect_idle_ms: u64,
+    /// ...and is closed, its instances removed, if it does not answer within this time.
+    pub detect_timeout_ms: u64,
+    /// Changes within this window go to a subscriber as one push.
+    pub push_coalesce_ms: u64,
+    /// A push not acknowledged within this time is sent again.
+    pub push_ack_timeout_ms: u64,
+    /// Consecutive unacknowledged pushes after which a client is reset.
+    pub max_push_timeouts: u32,
+    /// Pushes in flight per connection.
+    pub max_in_flight: usize,
+    /// Messages queued towards one connection.
+    pub outbound_queue: usize,
+    /// A client that leaves its queue full this long is reset.
+    pub slow_client_ms: u64,
+    /// How long shutdown waits after asking clients to reconnect elsewhere.
+    pub reset_grace_ms: u64,
+    /// Services one connection may subscribe to.
+    pub max_subscriptions_per_connection: usize,
+    /// Instances in one batch register.
+    pub max_batch: usize,
+    /// Instance writes in progress at once; past it, writes are refused (503) at once.
+    pub max_concurrent_writes: usize,
+    /// A request not answered within this time gets an error.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for GrpcSection {
+    fn default() -> Self {
+        let d = janus_grpc::GrpcConfig::default();
+        Self {
+            enabled: true,
+            addr: String::new(),
+            max_connections: d.max_connections,
+            max_message_bytes: d.max_message_bytes,
+            setup_wait_ms: duration_ms(d.setup_wait),
+            detect_idle_ms: duration_ms(d.detect_idle),
+            detect_timeout_ms: duration_ms(d.detect_timeout),
+            push_coalesce_ms: duration_ms(d.push_coalesce),
+            push_ack_timeout_ms: duration_ms(d.push_ack_timeout),
+            max_push_timeouts: d.max_push_timeouts,
+            max_in_flight: d.max_in_flight,
+            outbound_queue: d.outbound_queue,
+            slow_client_ms: duration_ms(d.slow_client),
+            reset_grace_ms: duration_ms(d.reset_grace),
+            max_subscriptions_per_connection: d.max_subscriptions_per_connection,
+            max_batch: d.max_batch,
+            max_concurrent_writes: d.max_concurrent_writes,
+            request_timeout_ms: duration_ms(d.request_timeout),
+        }
+    }
+}
+
+impl GrpcSection {
+    /// Where to listen: `addr`, or the HTTP address `http` with port + 1000.
+    ///
+    /// # Errors
+    /// `addr` is not an address, or the HTTP port leaves no room for + 1000.
+    pub fn listen_addr(&self, http: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        if !self.addr.is_empty() {
+            return self.addr.parse().map_err(|_| ConfigError::Invalid {
+                key: "grpc.addr",
+                rule: format!("'{}' is not an address such as 127.0.0.1:9848", self.addr),
+            });
+        }
+        let port = match http.port() {
+            0 => 0,
+            port => port.checked_add(1000).ok_or_else(|| ConfigError::Invalid {
+                key: "grpc.addr",
+                rule: format!(
+                    "the HTTP port {port} leaves no room for the default gRPC port (HTTP port + 1000); set grpc.addr"
+                ),
+            })?,
+        };
+        Ok(SocketAddr::new(http.ip(), port))
+    }
+
+    /// The front end's settings.
+    #[must_use]
+    pub fn config(&self) -> janus_grpc::GrpcConfig {
+        janus_grpc::GrpcConfig {
+            max_connections: self.max_connections,
+            max_message_bytes: self.max_message_bytes,
+            setup_wait: Duration::from_millis(self.setup_wait_ms),
+            detect_idle: Duration::from_millis(self.detect_idle_ms),
+            detect_timeout: Duration::from_millis(self.detect_timeout_ms),
+            push_coalesce: Duration::from_millis(self.push_coalesce_ms),
+            push_ack_timeout: Duration::from_millis(self.push_ack_timeout_ms),
+            max_push_timeouts: self.max_push_timeouts,
+            max_in_flight: self.max_in_flight,
+            outbound_queue: self.outbound_queue,
+            slow_client: Duration::from_millis(self.slow_client_ms),
+            reset_grace: Duration::from_millis(self.reset_grace_ms),
+            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+            max_batch: self.max_batch,
+            max_concurrent_writes: self.max_concurrent_writes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+}
+
 /// `[lease]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -574,6 +694,28 @@ impl ServerConfig {
         }
         if p.eviction_window_ms == 0 {
             return invalid("self_preservation.eviction_window_ms", "must be positive");
+        }
+        self.grpc.listen_addr(self.http.addr)?;
+        let g = &self.grpc;
+        let positive = [
+            ("grpc.max_connections", g.max_connections == 0),
+            ("grpc.detect_idle_ms", g.detect_idle_ms == 0),
+            ("grpc.detect_timeout_ms", g.detect_timeout_ms == 0),
+            ("grpc.push_ack_timeout_ms", g.push_ack_timeout_ms == 0),
+            ("grpc.max_push_timeouts", g.max_push_timeouts == 0),
+            ("grpc.max_in_flight", g.max_in_flight == 0),
+            ("grpc.outbound_queue", g.outbound_queue == 0),
+            ("grpc.slow_client_ms", g.slow_client_ms == 0),
+            ("grpc.max_subscriptions_per_connection", g.max_subscriptions_per_connection == 0),
+            ("grpc.max_batch", g.max_batch == 0),
+            ("grpc.max_concurrent_writes", g.max_concurrent_writes == 0),
+            ("grpc.request_timeout_ms", g.request_timeout_ms == 0),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return invalid(key, "must be positive");
+        }
+        if g.max_message_bytes < 64 * 1024 {
+            return invalid("grpc.max_message_bytes", "must be at least 65536 bytes");
         }
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", rule: format!("is not a tracing filter: {error}") });

@@ -48,6 +48,8 @@ pub struct App {
     pub ap: ApEngine,
     /// The HTTP router over it.
     pub router: janus_http::Router,
+    /// The Nacos layer the HTTP router uses, for the gRPC front end to share.
+    pub nacos: janus_nacos::NacosContext,
     /// The AP engine's reaper task.
     pub reaper: JoinHandle<()>,
     /// The health checker's task.
@@ -172,8 +174,9 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     let node = Arc::new(Node::new(store, ap.clone(), cp.clone()).with_health(health));
     let registry: Arc<dyn RegistryService> = node.clone();
     let metrics = Arc::new(HttpMetrics::default());
-    let router = janus_http::router(registry, config.http_config(), metrics.clone(), shutdown.child_token());
-    Ok(App { node, ap, router, reaper, health: health_task, cp, metrics, cluster_runtime })
+    let nacos = janus_http::nacos_context(registry, &config.http_config());
+    let router = janus_http::router_with(nacos.clone(), config.http_config(), metrics.clone(), shutdown.child_token());
+    Ok(App { node, ap, router, nacos, reaper, health: health_task, cp, metrics, cluster_runtime })
 }
 
 /// The cluster secret, when this node is one of several.
@@ -225,6 +228,11 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Where DNS is served (UDP and TCP), if enabled.
     pub dns_addr: Option<SocketAddr>,
+    /// Where Nacos gRPC is served, if enabled (and not clustered).
+    pub grpc_addr: Option<SocketAddr>,
+    /// The gRPC front end's counters, if it is served.
+    pub grpc_stats: Option<Arc<janus_grpc::GrpcStats>>,
+    grpc: Option<JoinHandle<()>>,
     /// Where cluster (Raft) traffic is served, in a cluster.
     pub cluster_addr: Option<SocketAddr>,
     cluster: Option<JoinHandle<std::io::Result<()>>>,
@@ -259,7 +267,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         )),
         None => None,
     };
-    let App { node, ap, router, reaper, health, cp, metrics, cluster_runtime } =
+    let App { node, ap, router, nacos, reaper, health, cp, metrics, cluster_runtime } =
         build(&config, &shutdown).instrument(span.clone()).await?;
     let (cluster_addr, cluster) = match cluster_listener {
         Some((cluster_listener, secret)) => {
@@ -307,17 +315,36 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         None
     };
     let dns_addr = dns.as_ref().map(|d| d.addr);
+    // Connection-bound instances are not replicated yet (docs/grpc-design.md §5.5).
+    let (grpc_addr, grpc_stats, grpc) = if config.grpc.enabled && !config.cluster.is_clustered() {
+        let addr = config.grpc.listen_addr(config.http.addr)?;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot bind gRPC address {addr} (set grpc.addr, or grpc.enabled = false to serve no gRPC)")
+        })?;
+        let server = janus_grpc::GrpcServer::new(listener, nacos, config.node.id, config.grpc.config());
+        let (addr, stats) = (server.local_addr()?, server.stats());
+        let stop = shutdown.clone();
+        let serving = tokio::spawn(server.serve(stop.cancelled_owned()).instrument(span.clone()));
+        span.in_scope(|| info!(grpc_addr = %addr, "grpc serving"));
+        (Some(addr), Some(stats), Some(serving))
+    } else {
+        (None, None, None)
+    };
     let stop = shutdown.clone();
     let (limits, serve_stats) = (config.http_config().serve_limits(), metrics.serve.clone());
     let http = tokio::spawn(
         async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),
     );
-    span.in_scope(|| startup::log_summary(&config, &node, http_addr, dns_addr, cluster_addr));
+    let listeners = startup::Listeners { http: http_addr, dns: dns_addr, grpc: grpc_addr, cluster: cluster_addr };
+    span.in_scope(|| startup::log_summary(&config, &node, &listeners));
     span.in_scope(|| info!(%http_addr, "janus serving"));
     Ok(RunningServer {
         http_addr,
         dns_addr,
+        grpc_addr,
+        grpc_stats,
+        grpc,
         cluster_addr,
         cluster,
         dns,
@@ -341,6 +368,9 @@ impl RunningServer {
         self.health.await.context("health checker panicked")?;
         if let Some(dns) = self.dns {
             dns.wait().await;
+        }
+        if let Some(grpc) = self.grpc {
+            grpc.await.context("gRPC task panicked")?;
         }
         if let Some(cluster) = self.cluster {
             cluster.await.context("cluster task panicked")?.context("cluster server failed")?;

@@ -13,6 +13,7 @@ use janus_core::model::{
     ClusterSettings, InstancePatch, InstanceSpec, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch,
     ServiceSettings,
 };
+use janus_core::registry::Binding;
 use janus_core::service::{Consistency, NodeHealth, ReadFence, WriteOutcome};
 use janus_core::{ClusterName, InstanceKey, NamespaceId, RegistryError, RegistryService, RegistryStore, ServiceKey};
 use janus_core::{Command, CommandOutcome};
@@ -293,6 +294,26 @@ impl RegistryService for Node {
     async fn heartbeat(&self, key: ServiceKey, instance: InstanceKey) -> Result<LeaseTiming, RegistryError> {
         // The registry refuses heartbeats for cp namespaces with a clear message.
         self.ap.heartbeat(&key, &instance).await
+    }
+
+    async fn publish_bound(
+        &self,
+        key: ServiceKey,
+        specs: Vec<InstanceSpec>,
+        binding: Binding,
+    ) -> Result<WriteOutcome, RegistryError> {
+        // The registry refuses cp namespaces with a message naming the mode.
+        self.mode(&key.namespace).await?;
+        self.ap.publish_bound(&key, specs, binding).map(Self::outcome)
+    }
+
+    async fn unpublish_bound(&self, key: ServiceKey, binding: Binding) -> Result<WriteOutcome, RegistryError> {
+        self.mode(&key.namespace).await?;
+        self.ap.unpublish_bound(&key, binding).map(Self::outcome)
+    }
+
+    async fn release_binding(&self, binding: Binding) -> Result<u64, RegistryError> {
+        Ok(u64::try_from(self.ap.release_binding(binding)).unwrap_or(u64::MAX))
     }
 
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {

@@ -79,6 +79,8 @@ pub struct Listeners {
     pub http: SocketAddr,
     /// DNS (UDP and TCP), unless `dns.enabled` is false.
     pub dns: Option<SocketAddr>,
+    /// Nacos gRPC, unless `grpc.enabled` is false or the node is clustered.
+    pub grpc: Option<SocketAddr>,
     /// The cluster address, in a cluster.
     pub cluster: Option<SocketAddr>,
 }
@@ -87,13 +89,18 @@ pub struct Listeners {
 #[must_use]
 pub fn summary(config: &ServerConfig, data_dir: &Path, listeners: &Listeners, recovered: &Recovered) -> Vec<String> {
     let dns = listeners.dns.map_or_else(|| "off (dns.enabled = false)".to_owned(), |a| format!("{a} (UDP and TCP)"));
+    let grpc = match listeners.grpc {
+        Some(addr) => format!("{addr} (Nacos 2.x/3.x SDKs)"),
+        None if !config.grpc.enabled => "off (grpc.enabled = false)".to_owned(),
+        None => "off (not yet served in a cluster: connection-bound instances are not replicated)".to_owned(),
+    };
     let cluster = listeners.cluster.map_or_else(
         || "none, this node is not clustered (cluster.members is empty)".to_owned(),
         |a| format!("{a} (Raft, Distro and the members admin API)"),
     );
     vec![
         format!("node {}, data directory {}", config.node.id, data_dir.display()),
-        format!("listening: HTTP {}, DNS {dns}, cluster address {cluster}", listeners.http),
+        format!("listening: HTTP {}, gRPC {grpc}, DNS {dns}, cluster address {cluster}", listeners.http),
         format!(
             "recovered from disk: {}, {}, {}, Raft applied index {}",
             count(recovered.namespaces, "namespace"),
@@ -110,16 +117,9 @@ fn count(n: usize, what: &str) -> String {
 }
 
 /// Logs [`summary`] for a node that has bound its listeners.
-pub fn log_summary(
-    config: &ServerConfig,
-    node: &Node,
-    http: SocketAddr,
-    dns: Option<SocketAddr>,
-    cluster: Option<SocketAddr>,
-) {
+pub fn log_summary(config: &ServerConfig, node: &Node, listeners: &Listeners) {
     let data_dir = std::fs::canonicalize(&config.node.data_dir).unwrap_or_else(|_| config.node.data_dir.clone());
-    let listeners = Listeners { http, dns, cluster };
-    for line in summary(config, &data_dir, &listeners, &Recovered::of(node)) {
+    for line in summary(config, &data_dir, listeners, &Recovered::of(node)) {
         info!("{line}");
     }
 }
@@ -159,6 +159,7 @@ mod tests {
         let listeners = Listeners {
             http: "127.0.0.1:8848".parse().unwrap(),
             dns: Some("127.0.0.1:8600".parse().unwrap()),
+            grpc: Some("127.0.0.1:9848".parse().unwrap()),
             cluster: None,
         };
         let recovered = Recovered { namespaces: 2, services: 1, persistent_instances: 4, raft_applied_index: 17 };
@@ -167,16 +168,19 @@ mod tests {
             "node 1, data directory /var/lib/janus",
             "HTTP 127.0.0.1:8848",
             "DNS 127.0.0.1:8600 (UDP and TCP)",
+            "gRPC 127.0.0.1:9848 (Nacos 2.x/3.x SDKs)",
             "not clustered (cluster.members is empty)",
             "2 namespaces, 1 service definition, 4 persistent instances, Raft applied index 17",
         ] {
             assert!(text.contains(wanted), "{wanted:?} missing from\n{text}");
         }
-        let listeners = Listeners { dns: None, cluster: Some("10.0.0.1:7848".parse().unwrap()), ..listeners };
+        let listeners =
+            Listeners { dns: None, grpc: None, cluster: Some("10.0.0.1:7848".parse().unwrap()), ..listeners };
         let text = summary(&config, Path::new("d"), &listeners, &recovered).join("\n");
         assert!(
             text.contains("DNS off (dns.enabled = false)") && text.contains("cluster address 10.0.0.1:7848"),
             "{text}"
         );
+        assert!(text.contains("gRPC off (not yet served in a cluster"), "{text}");
     }
 }

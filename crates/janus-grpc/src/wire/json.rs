@@ -363,6 +363,88 @@ impl WireMessage for ServiceListResponse {
     }
 }
 
+/// A failure in the request's own response type (§1.6, the typed style):
+/// the common fields, and `type` for `InstanceResponse`, whose decoders
+/// require it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypedFailure {
+    /// The common fields (a failure).
+    #[serde(flatten)]
+    pub header: ResponseHeader,
+    /// The request's `type` value, for instance responses.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// The response's `type` string; not part of the JSON.
+    #[serde(skip)]
+    pub kind: &'static str,
+}
+
+impl WireMessage for TypedFailure {
+    fn wire_type(&self) -> &'static str {
+        self.kind
+    }
+}
+
+/// The fields of every request the server sends on the bi-stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerRequestHeader {
+    /// Always `{}`.
+    pub headers: HashMap<String, String>,
+    /// The server's id of this request; the client's answer carries it.
+    pub request_id: String,
+    /// `naming` or `internal`.
+    pub module: &'static str,
+}
+
+impl ServerRequestHeader {
+    /// The header of request `id` of `module`.
+    pub fn new(id: u64, module: &'static str) -> Self {
+        Self { headers: HashMap::new(), request_id: id.to_string(), module }
+    }
+}
+
+/// A server request with no fields of its own (`ClientDetectionRequest`,
+/// `ConnectResetRequest` naming no server), named by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BareServerRequest {
+    /// The common fields.
+    #[serde(flatten)]
+    pub header: ServerRequestHeader,
+    /// The `type` string; not part of the JSON.
+    #[serde(skip)]
+    pub kind: &'static str,
+}
+
+impl WireMessage for BareServerRequest {
+    fn wire_type(&self) -> &'static str {
+        self.kind
+    }
+}
+
+/// `NotifySubscriberRequest`: a push of a subscribed service's new state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySubscriberRequest<H> {
+    /// The common fields (module `naming`).
+    #[serde(flatten)]
+    pub header: ServerRequestHeader,
+    /// The service's namespace.
+    pub namespace: String,
+    /// The plain service name.
+    pub service_name: String,
+    /// The group.
+    pub group_name: String,
+    /// The service as a query answers it.
+    pub service_info: GrpcServiceInfo<H>,
+}
+
+impl<H: Serialize> WireMessage for NotifySubscriberRequest<H> {
+    fn wire_type(&self) -> &'static str {
+        types::NOTIFY_SUBSCRIBER_REQUEST
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

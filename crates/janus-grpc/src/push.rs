@@ -1,0 +1,80 @@
+//! Which connections subscribe to which service, and the dispatcher that
+//! turns registry changes into pushes (`docs/grpc-design.md` §4.5).
+//!
+//! The dispatcher reads the registry's change feed: every write on this node,
+//! whatever front end or engine made it (HTTP, DNS-visible updates, records
+//! from peers, Raft applies), passes through it. For a change of a service it
+//! only marks that service to push on each subscribed connection; each
+//! connection's writer then reads the service's current state when it sends
+//! (`stream.rs`). So a burst of changes costs one push per connection, no
+//! queue grows with the rate of change, and a missed change (the feed
+//! lagged) is repaired by marking every subscription.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use janus_core::name::ServiceKey;
+use parking_lot::RwLock;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::conn::Conn;
+use crate::server::Shared;
+
+/// Service → the connections subscribed to it.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    by_service: RwLock<HashMap<ServiceKey, HashMap<u64, Weak<Conn>>>>,
+}
+
+impl Subscribers {
+    pub(crate) fn add(&self, service: &ServiceKey, conn: &Arc<Conn>) {
+        self.by_service.write().entry(service.clone()).or_default().insert(conn.id, Arc::downgrade(conn));
+    }
+
+    pub(crate) fn remove(&self, service: &ServiceKey, conn: u64) {
+        let mut by_service = self.by_service.write();
+        if let Some(conns) = by_service.get_mut(service) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                by_service.remove(service);
+            }
+        }
+    }
+
+    /// Marks `service` to push on every subscribed connection.
+    fn changed(&self, service: &ServiceKey) {
+        let Some(conns) = self.by_service.read().get(service).map(|c| c.values().cloned().collect::<Vec<_>>()) else {
+            return;
+        };
+        for conn in conns.iter().filter_map(Weak::upgrade) {
+            conn.mark_dirty(service);
+        }
+    }
+}
+
+/// Runs until `stop`: marks the subscriptions of every changed service.
+pub(crate) async fn dispatch(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut changes = shared.nacos.registry.subscribe();
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            () = stop.cancelled() => return,
+        };
+        match change {
+            Ok(change) => {
+                if let Some(service) = &change.service {
+                    shared.subscribers.changed(service);
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                debug!(missed, "gRPC push dispatcher missed changes; every subscription will be pushed");
+                for conn in shared.conns.all() {
+                    conn.mark_all_dirty();
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

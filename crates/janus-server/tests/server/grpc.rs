@@ -1,0 +1,418 @@
+//! The Nacos gRPC front end at the protocol level, with a raw client (tonic
+//! over one HTTP/2 connection, as every Nacos SDK): the order of checks and
+//! their codes, bad input, the bi-stream (setup, pushes and their
+//! acknowledgements, client detection, slow clients), the connection cap and
+//! shutdown. The real-SDK tests are in `tests/janus-e2e` (`grpc`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use janus_grpc::wire::proto::{Any, Metadata, Payload};
+use janus_grpc::{BI_STREAM_PATH, UNARY_PATH};
+use janus_server::{RunningServer, ServerConfig};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+use crate::support::LOOPBACK_ONLY;
+
+struct Server {
+    server: RunningServer,
+    shutdown: CancellationToken,
+    _data: tempfile::TempDir,
+}
+
+async fn server(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::default();
+    config.http.addr = ([127, 0, 0, 1], 0).into();
+    config.dns.enabled = false;
+    config.node.data_dir = data.path().to_owned();
+    config.health.probe_allow = vec![LOOPBACK_ONLY.to_owned()];
+    tweak(&mut config);
+    let shutdown = CancellationToken::new();
+    let server = janus_server::start(config, shutdown.clone()).await.unwrap();
+    Server { server, shutdown, _data: data }
+}
+
+impl Server {
+    async fn client(&self) -> Client {
+        let addr = self.server.grpc_addr.expect("gRPC is served");
+        let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        Client { grpc: tonic::client::Grpc::new(channel), to_server: None, from_server: None }
+    }
+
+    /// The ports of a service's instances, over the registry (any front end sees the same).
+    fn ports(&self, service: &str) -> Vec<u16> {
+        let key = janus_nacos::input::service_key(None, None, service).unwrap();
+        let node: &dyn janus_core::RegistryService = &*self.server.node;
+        let mut ports: Vec<u16> = node.snapshot(&key).unwrap().instances.iter().map(|i| i.instance.key.port).collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    async fn until_ports(&self, service: &str, wanted: &[u16], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.ports(service) != wanted {
+            assert!(tokio::time::Instant::now() < deadline, "{service}: {:?}, not {wanted:?}", self.ports(service));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn payload(kind: &str, body: &Value) -> Payload {
+    Payload {
+        metadata: Some(Metadata {
+            r#type: kind.to_owned(),
+            client_ip: "127.0.0.1".to_owned(),
+            headers: HashMap::new(),
+        }),
+        body: Some(Any { type_url: String::new(), value: Bytes::from(serde_json::to_vec(body).unwrap()) }),
+    }
+}
+
+fn read(payload: &Payload) -> (String, Value) {
+    let kind = payload.metadata.as_ref().map(|m| m.r#type.clone()).unwrap_or_default();
+    let body = payload.body.as_ref().map_or(Value::Null, |b| serde_json::from_slice(&b.value).unwrap());
+    (kind, body)
+}
+
+struct Client {
+    grpc: tonic::client::Grpc<Channel>,
+    to_server: Option<mpsc::Sender<Payload>>,
+    from_server: Option<Streaming<Payload>>,
+}
+
+impl Client {
+    async fn raw(&mut self, payload: Payload) -> Result<Payload, Status> {
+        self.grpc.ready().await.unwrap();
+        let path = PathAndQuery::from_static(UNARY_PATH);
+        let codec = ProstCodec::<Payload, Payload>::default();
+        self.grpc.unary(tonic::Request::new(payload), path, codec).await.map(tonic::Response::into_inner)
+    }
+
+    async fn call(&mut self, kind: &str, body: Value) -> (String, Value) {
+        read(&self.raw(payload(kind, &body)).await.unwrap())
+    }
+
+    /// Opens the bi-stream, without a setup.
+    async fn open(&mut self) {
+        let (sender, receiver) = mpsc::channel(16);
+        self.grpc.ready().await.unwrap();
+        let path = PathAndQuery::from_static(BI_STREAM_PATH);
+        let codec = ProstCodec::<Payload, Payload>::default();
+        let response = self.grpc.streaming(tonic::Request::new(ReceiverStream::new(receiver)), path, codec).await;
+        self.from_server = Some(response.unwrap().into_inner());
+        self.to_server = Some(sender);
+    }
+
+    async fn send(&self, kind: &str, body: Value) {
+        self.to_server.as_ref().unwrap().send(payload(kind, &body)).await.unwrap();
+    }
+
+    async fn set_up(&mut self) {
+        self.open().await;
+        self.send("ConnectionSetupRequest", json!({"clientVersion": "raw-test", "labels": {"module": "naming"}})).await;
+        // A health check waits for the setup: once it answers, the connection is set up.
+        let (kind, body) = self.call("HealthCheckRequest", json!({"requestId": "h"})).await;
+        assert_eq!((kind.as_str(), body["resultCode"].as_i64()), ("HealthCheckResponse", Some(200)), "{body}");
+    }
+
+    /// The next request the server sends on the bi-stream, if one comes within `within`.
+    async fn next(&mut self, within: Duration) -> Option<(String, Value)> {
+        let stream = self.from_server.as_mut().unwrap();
+        match tokio::time::timeout(within, stream.message()).await {
+            Ok(Ok(Some(payload))) => Some(read(&payload)),
+            _ => None,
+        }
+    }
+
+    async fn answer(&self, kind: &str, request: &Value) {
+        let id = request["requestId"].clone();
+        self.send(kind, json!({"requestId": id, "resultCode": 200, "errorCode": 0})).await;
+    }
+
+    async fn register(&mut self, service: &str, port: u16) -> Value {
+        let body = json!({"requestId": "r", "namespace": "", "serviceName": service, "groupName": "",
+            "type": "registerInstance", "instance": {"ip": "127.0.0.1", "port": port}});
+        let (kind, body) = self.call("InstanceRequest", body).await;
+        assert_eq!(kind, "InstanceResponse", "{body}");
+        body
+    }
+}
+
+fn error_code(answer: &(String, Value)) -> (&str, i64, i64) {
+    (answer.0.as_str(), answer.1["resultCode"].as_i64().unwrap(), answer.1["errorCode"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn checks_run_in_nacos_order_with_nacos_codes() {
+    let node = server(|c| c.grpc.setup_wait_ms = 100).await;
+    let mut client = node.client().await;
+    // Server check needs no setup and names the connection.
+    let (kind, body) = client.call("ServerCheckRequest", json!({"requestId": "1"})).await;
+    assert_eq!(kind, "ServerCheckResponse");
+    assert_eq!((body["resultCode"].as_i64(), body["requestId"].as_str()), (Some(200), Some("1")));
+    let connection_id = body["connectionId"].as_str().unwrap().to_owned();
+    assert!(connection_id.contains("_127.0.0.1_"), "{connection_id}");
+    // An unknown type is 302 before anything else; a request before setup is 301.
+    let unknown = client.call("NoSuchRequest", json!({})).await;
+    assert_eq!(error_code(&unknown), ("ErrorResponse", 500, 302), "{}", unknown.1);
+    let early = client.call("HealthCheckRequest", json!({})).await;
+    assert_eq!(error_code(&early), ("ErrorResponse", 500, 301), "{}", early.1);
+    // A missing body or metadata is refused like an unknown type.
+    let no_body = read(&client.raw(Payload { body: None, ..payload("InstanceRequest", &json!({})) }).await.unwrap());
+    assert_eq!(error_code(&no_body), ("ErrorResponse", 500, 302));
+    let nothing = read(&client.raw(Payload::default()).await.unwrap());
+    assert_eq!(error_code(&nothing), ("ErrorResponse", 500, 302));
+
+    // The Rust SDK's order: the bi-stream and its setup, then a health check
+    // that may race the setup (it waits for it), then the server check.
+    client.open().await;
+    let racing = {
+        let mut second = Client { grpc: client.grpc.clone(), to_server: None, from_server: None };
+        tokio::spawn(async move { second.call("HealthCheckRequest", json!({"requestId": "race"})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    client.send("ConnectionSetupRequest", json!({"clientVersion": "raw", "labels": null, "abilities": {}})).await;
+    let raced = racing.await.unwrap();
+    assert_eq!(error_code(&raced), ("HealthCheckResponse", 200, 0), "{}", raced.1);
+    assert_eq!(raced.1["requestId"], "race");
+    let (_, again) = client.call("ServerCheckRequest", json!({})).await;
+    assert_eq!(again["connectionId"], connection_id.as_str(), "one connection, one id");
+
+    // A second bi-stream on the connection is refused; the first goes on.
+    let mut second = Client { grpc: client.grpc.clone(), to_server: None, from_server: None };
+    let (_sender, receiver) = mpsc::channel::<Payload>(1);
+    second.grpc.ready().await.unwrap();
+    let codec = ProstCodec::<Payload, Payload>::default();
+    let refused = second
+        .grpc
+        .streaming(tonic::Request::new(ReceiverStream::new(receiver)), PathAndQuery::from_static(BI_STREAM_PATH), codec)
+        .await;
+    assert_eq!(refused.err().map(|s| s.code()), Some(Code::FailedPrecondition));
+    assert_eq!(error_code(&client.call("HealthCheckRequest", json!({})).await), ("HealthCheckResponse", 200, 0));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_the_connection_lives_on() {
+    let node = server(|_| {}).await;
+    let mut client = node.client().await;
+    client.set_up().await;
+    let instance =
+        |body: Value| json!({"requestId": "b", "serviceName": "svc", "type": "registerInstance", "instance": body});
+    let cases = [
+        ("InstanceRequest", json!("not an object"), 502),
+        (
+            "InstanceRequest",
+            json!({"serviceName": "svc", "type": "upsertInstance", "instance": {"ip": "127.0.0.1", "port": 1}}),
+            400,
+        ),
+        ("InstanceRequest", instance(json!({"ip": "127.0.0.1", "port": 0})), 400),
+        ("InstanceRequest", instance(json!({"ip": "127.0.0.1", "port": 70000})), 400),
+        ("InstanceRequest", instance(json!({"ip": "127.0.0.1", "port": 80, "weight": -1})), 400),
+        ("InstanceRequest", instance(json!({"ip": "not-an-ip", "port": 80})), 400),
+        ("InstanceRequest", instance(json!({"ip": "0.0.0.0", "port": 80})), 400),
+        ("InstanceRequest", json!({"type": "registerInstance", "instance": {"ip": "127.0.0.1", "port": 1}}), 400),
+        ("ServiceQueryRequest", json!({"serviceName": "svc", "cluster": "bad cluster!"}), 400),
+        ("BatchInstanceRequest", json!({"serviceName": "svc", "type": "batchRegisterInstance", "instances": 5}), 502),
+    ];
+    for (kind, body, code) in cases {
+        let answer = client.call(kind, body.clone()).await;
+        assert_eq!(answer.1["errorCode"].as_i64(), Some(code), "{kind} {body}: {}", answer.1);
+        assert_ne!(answer.1["resultCode"].as_i64(), Some(200));
+        assert!(!answer.1["message"].as_str().unwrap().is_empty(), "a failure says why: {}", answer.1);
+    }
+    assert!(node.ports("svc").is_empty());
+    // The mode rule: a cp namespace takes no ephemeral instance, and says which namespace and mode.
+    janus_core::RegistryService::create_namespace(&*node.server.node, cp_namespace("prod")).await.unwrap();
+    let body = json!({"namespace": "prod", "serviceName": "db", "type": "registerInstance", "instance": {"ip": "127.0.0.1", "port": 1}});
+    let mismatch = client.call("InstanceRequest", body).await;
+    let message = mismatch.1["message"].as_str().unwrap();
+    assert!(message.contains("prod") && message.contains("cp"), "{}", mismatch.1);
+    // A namespace that does not exist: the typed failure with Nacos's code.
+    let body = json!({"namespace": "nowhere", "serviceName": "x", "type": "registerInstance", "instance": {"ip": "127.0.0.1", "port": 1}});
+    let missing = client.call("InstanceRequest", body).await;
+    assert_eq!(error_code(&missing), ("InstanceResponse", 500, 22001), "{}", missing.1);
+    assert_eq!(missing.1["type"], "registerInstance", "{}", missing.1);
+
+    // Not a Payload at all: a gRPC status, and the server goes on.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct NotAPayload {
+        #[prost(uint64, tag = "2")]
+        metadata: u64,
+    }
+    let mut raw = client.grpc.clone();
+    raw.ready().await.unwrap();
+    let garbage = raw
+        .unary(
+            tonic::Request::new(NotAPayload { metadata: 7 }),
+            PathAndQuery::from_static(UNARY_PATH),
+            ProstCodec::<NotAPayload, Payload>::default(),
+        )
+        .await;
+    assert_eq!(garbage.err().map(|s| s.code()), Some(Code::Internal));
+    // Over the 10 MiB limit: refused by size (tonic's codec answers OUT_OF_RANGE).
+    let huge = "x".repeat(11 * 1024 * 1024);
+    let oversize = client.raw(payload("InstanceRequest", &json!({"serviceName": huge}))).await;
+    let status = oversize.expect_err("an oversize message is refused");
+    assert_eq!(status.code(), Code::OutOfRange, "{status}");
+    assert!(status.message().contains("too large"), "{status}");
+    // An unknown method.
+    raw.ready().await.unwrap();
+    let unknown = raw
+        .unary(
+            tonic::Request::new(Payload::default()),
+            PathAndQuery::from_static("/RequestStream/requestStream"),
+            ProstCodec::<Payload, Payload>::default(),
+        )
+        .await;
+    assert_eq!(unknown.err().map(|s| s.code()), Some(Code::Unimplemented));
+
+    let after = node.client().await.call("ServerCheckRequest", json!({})).await;
+    assert_eq!(error_code(&after), ("ServerCheckResponse", 200, 0), "a fresh connection is served");
+    let (kind, _) = client.call("HealthCheckRequest", json!({})).await;
+    assert_eq!(kind, "HealthCheckResponse", "the same connection is served");
+}
+
+fn cp_namespace(id: &str) -> janus_core::model::NamespaceSpec {
+    janus_core::model::NamespaceSpec::new(janus_core::NamespaceId::new(id).unwrap(), None, None, janus_core::Mode::Cp)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pushes_are_coalesced_acknowledged_and_resent_until_a_slow_client_is_reset() {
+    let node = server(|c| {
+        c.grpc.push_ack_timeout_ms = 200;
+        c.grpc.max_push_timeouts = 2;
+    })
+    .await;
+    let mut subscriber = node.client().await;
+    subscriber.set_up().await;
+    let subscribe = json!({"requestId": "s", "serviceName": "live", "subscribe": true, "clusters": ""});
+    let (kind, body) = subscriber.call("SubscribeServiceRequest", subscribe).await;
+    assert_eq!(kind, "SubscribeServiceResponse");
+    assert_eq!(body["serviceInfo"]["hosts"], json!([]), "{body}");
+    assert_eq!(body["serviceInfo"]["name"], "live");
+
+    // Three writes at once are one push (coalesced), carrying all three.
+    let mut writer = node.client().await;
+    writer.set_up().await;
+    let batch = json!({"serviceName": "live", "type": "batchRegisterInstance",
+        "instances": [{"ip": "127.0.0.1", "port": 1}, {"ip": "127.0.0.1", "port": 2}, {"ip": "127.0.0.1", "port": 3}]});
+    assert_eq!(writer.call("BatchInstanceRequest", batch).await.1["resultCode"], 200);
+    let (kind, push) = subscriber.next(Duration::from_secs(2)).await.expect("a push");
+    assert_eq!(kind, "NotifySubscriberRequest");
+    assert_eq!(push["serviceInfo"]["hosts"].as_array().unwrap().len(), 3, "{push}");
+    assert_eq!((push["serviceName"].as_str(), push["module"].as_str()), (Some("live"), Some("naming")));
+    subscriber.answer("NotifySubscriberResponse", &push).await;
+    // Acknowledged: nothing more until the next change.
+    assert!(subscriber.next(Duration::from_millis(400)).await.is_none());
+
+    // Not acknowledged: sent again after the ack timeout, then the client is reset.
+    writer.register("live", 9).await;
+    let (_, first) = subscriber.next(Duration::from_secs(2)).await.expect("a push");
+    let (_, again) = subscriber.next(Duration::from_secs(2)).await.expect("the push again");
+    assert_eq!(first["serviceInfo"]["hosts"], again["serviceInfo"]["hosts"]);
+    assert_ne!(first["requestId"], again["requestId"]);
+    let stats = node.server.grpc_stats.clone().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while stats.slow_resets.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the slow client was not reset");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stats.push_timeouts.load(Ordering::Relaxed) >= 2);
+    // The writer's connection is untouched.
+    assert_eq!(node.ports("live"), [9]);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_detection_loses_its_instances() {
+    let node = server(|c| {
+        c.grpc.detect_idle_ms = 300;
+        c.grpc.detect_timeout_ms = 300;
+    })
+    .await;
+    let mut answering = node.client().await;
+    answering.set_up().await;
+    answering.register("kept", 1).await;
+    let mut silent = node.client().await;
+    silent.set_up().await;
+    silent.register("lost", 2).await;
+    let stats = node.server.grpc_stats.clone().unwrap();
+    // The answering client answers every detection for two seconds.
+    let watch = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut answered = 0;
+        while let Some((kind, request)) = answering.next(deadline - tokio::time::Instant::now()).await {
+            assert_eq!(kind, "ClientDetectionRequest");
+            answering.answer("ClientDetectionResponse", &request).await;
+            answered += 1;
+        }
+        (answering, answered)
+    });
+    node.until_ports("lost", &[], Duration::from_secs(2)).await;
+    let (_answering, answered) = watch.await.unwrap();
+    assert!(answered >= 2, "detections answered: {answered}");
+    assert_eq!(node.ports("kept"), [1], "an answering client keeps its instances");
+    assert_eq!(stats.undetected.load(Ordering::Relaxed), 1);
+    assert!(stats.released.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn closing_a_connection_releases_its_instances_and_not_the_ones_taken_over() {
+    let node = server(|_| {}).await;
+    let mut first = node.client().await;
+    first.set_up().await;
+    first.register("moved", 1).await;
+    first.register("stays", 2).await;
+    // The client's redo on a new connection takes one instance over before the old one closes.
+    let mut second = node.client().await;
+    second.set_up().await;
+    second.register("moved", 1).await;
+    drop(first);
+    node.until_ports("stays", &[], Duration::from_secs(3)).await;
+    assert_eq!(node.ports("moved"), [1], "the late cleanup did not undo the redo");
+    // Connection-bound instances run no lease.
+    assert_eq!(janus_core::RegistryService::health(&*node.server.node).stats.leases, 0);
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_new_connections() {
+    let node = server(|c| c.grpc.max_connections = 1).await;
+    let mut held = node.client().await;
+    held.set_up().await;
+    let addr = node.server.grpc_addr.unwrap();
+    let refused = async {
+        let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await?;
+        let mut client = Client { grpc: tonic::client::Grpc::new(channel), to_server: None, from_server: None };
+        client.raw(payload("ServerCheckRequest", &json!({}))).await.map_err(Into::into)
+    };
+    let outcome: Result<Payload, Box<dyn std::error::Error + Send + Sync>> = refused.await;
+    assert!(outcome.is_err(), "a connection past the cap is refused: {outcome:?}");
+    // (The client's channel tries again once, and is refused again.)
+    assert!(node.server.grpc_stats.as_ref().unwrap().refused.load(Ordering::Relaxed) >= 1);
+    let (kind, _) = held.call("HealthCheckRequest", json!({})).await;
+    assert_eq!(kind, "HealthCheckResponse", "the held connection is served");
+}
+
+#[tokio::test]
+async fn shutdown_asks_clients_to_reconnect_elsewhere() {
+    let node = server(|c| c.grpc.reset_grace_ms = 300).await;
+    let mut client = node.client().await;
+    client.set_up().await;
+    client.register("svc", 1).await;
+    node.shutdown.cancel();
+    let (kind, request) = client.next(Duration::from_secs(3)).await.expect("a reset before the close");
+    assert_eq!(kind, "ConnectResetRequest", "{request}");
+    tokio::time::timeout(Duration::from_secs(5), node.server.wait()).await.unwrap().unwrap();
+}
