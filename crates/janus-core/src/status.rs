@@ -19,6 +19,40 @@ pub struct ClusterStatus {
     pub raft: Option<RaftStatus>,
     /// This node's health checks of persistent instances.
     pub health: Option<HealthCheckStatus>,
+    /// The Nacos gRPC front end, where it is served.
+    #[serde(default)]
+    pub grpc: Option<GrpcStatus>,
+}
+
+/// The Nacos gRPC front end of a node: its connections and pushes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcStatus {
+    /// Client connections held now.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections closed at once because the cap was reached.
+    pub refused: u64,
+    /// Connections that completed their setup since start.
+    pub set_up: u64,
+    /// Subscriptions held now.
+    pub subscriptions: u64,
+    /// Requests answered since start.
+    pub requests: u64,
+    /// Pushes sent since start.
+    pub pushes_sent: u64,
+    /// Pushes acknowledged since start.
+    pub pushes_acked: u64,
+    /// Pushes not acknowledged in time.
+    pub push_timeouts: u64,
+    /// Client detections sent (to connections silent too long).
+    pub detections: u64,
+    /// Connections closed for not answering a detection.
+    pub undetected: u64,
+    /// Connections reset for not reading or acknowledging pushes.
+    pub slow_resets: u64,
+    /// Instances removed because their connection closed.
+    pub released: u64,
 }
 
 /// This node's server-side health checks.

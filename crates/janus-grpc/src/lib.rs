@@ -34,4 +34,4 @@ pub mod wire;
 
 pub use config::GrpcConfig;
 pub use server::{BI_STREAM_PATH, GrpcServer, GrpcStats, UNARY_PATH};
-pub use unary::RequestContext;
+pub use unary::{Access, AllowAll, Authorizer, RequestContext};

@@ -84,6 +84,27 @@ pub struct GrpcStats {
 }
 
 impl GrpcStats {
+    /// The counters as operators see them.
+    #[must_use]
+    pub fn status(&self) -> janus_core::status::GrpcStatus {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        janus_core::status::GrpcStatus {
+            connections: read(&self.connections),
+            accepted: read(&self.accepted),
+            refused: read(&self.refused),
+            set_up: read(&self.set_up),
+            subscriptions: u64::try_from(self.subscriptions.load(Ordering::Relaxed)).unwrap_or(0),
+            requests: read(&self.requests),
+            pushes_sent: read(&self.pushes_sent),
+            pushes_acked: read(&self.pushes_acked),
+            push_timeouts: read(&self.push_timeouts),
+            detections: read(&self.detections),
+            undetected: read(&self.undetected),
+            slow_resets: read(&self.slow_resets),
+            released: read(&self.released),
+        }
+    }
+
     pub(crate) fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -105,6 +126,7 @@ pub(crate) struct Shared {
     pub(crate) conns: ConnTable,
     pub(crate) subscribers: Subscribers,
     pub(crate) writes: Semaphore,
+    pub(crate) authorizer: Arc<dyn crate::unary::Authorizer>,
     pub(crate) stats: Arc<GrpcStats>,
     pub(crate) tasks: TaskTracker,
 }
@@ -130,10 +152,23 @@ impl GrpcServer {
             conns: ConnTable::default(),
             subscribers: Subscribers::default(),
             writes: Semaphore::new(config.max_concurrent_writes.max(1)),
+            authorizer: Arc::new(crate::unary::AllowAll),
             stats: Arc::default(),
             tasks: TaskTracker::new(),
         });
         Self { listener, shared }
+    }
+
+    /// The front end with `authorizer` deciding every naming request.
+    ///
+    /// # Panics
+    /// Never: called before serving, while the front end is not shared.
+    #[must_use]
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn crate::unary::Authorizer>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.authorizer = authorizer;
+        }
+        self
     }
 
     /// The address it listens on.

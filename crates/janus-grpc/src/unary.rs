@@ -30,8 +30,9 @@ use crate::wire::json::{
 use crate::wire::proto::Payload;
 use crate::wire::types;
 
-/// Who asks: what a handler (and, with the auth issue, an authorizer) knows
-/// of the request besides its body.
+/// Who asks: what a handler and the [`Authorizer`] know of a request
+/// besides its body.
+#[derive(Debug, Clone)]
 pub struct RequestContext {
     /// The connection's Nacos id.
     pub connection_id: String,
@@ -39,6 +40,52 @@ pub struct RequestContext {
     pub access_token: Option<String>,
     /// The `app` header, if the client sent one.
     pub app: Option<String>,
+}
+
+/// What a request does to a namespace, for the [`Authorizer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Queries, subscriptions, service lists.
+    Read,
+    /// Registrations and deregistrations.
+    Write,
+}
+
+/// Decides whether a request may touch a namespace. It sees the request's
+/// context (its `accessToken` header included) and answers before any
+/// naming handler runs; a refusal is answered as Nacos's auth filter does
+/// (the request's own response type, error code 403). Connection requests
+/// (server check, setup, health check) are never checked.
+pub trait Authorizer: Send + Sync + 'static {
+    /// `Ok` to let the request through.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`](janus_core::RegistryError::Forbidden) saying why not.
+    fn authorize(
+        &self,
+        context: &RequestContext,
+        access: Access,
+        namespace: &NamespaceId,
+    ) -> Result<(), janus_core::RegistryError>;
+}
+
+/// Lets every request through (until authentication is configured).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {
+    fn authorize(&self, _: &RequestContext, _: Access, _: &NamespaceId) -> Result<(), janus_core::RegistryError> {
+        Ok(())
+    }
+}
+
+fn authorize(
+    shared: &Shared,
+    context: &RequestContext,
+    access: Access,
+    namespace: &NamespaceId,
+) -> Result<(), Failure> {
+    Ok(shared.authorizer.authorize(context, access, namespace)?)
 }
 
 /// Answers one unary request.
@@ -123,13 +170,7 @@ impl Handler {
         ResponseKind { kind, instance_type }
     }
 
-    async fn run(
-        self,
-        conn: &Arc<Conn>,
-        shared: &Arc<Shared>,
-        inbound: &Inbound,
-        _context: &RequestContext,
-    ) -> Payload {
+    async fn run(self, conn: &Arc<Conn>, shared: &Arc<Shared>, inbound: &Inbound, context: &RequestContext) -> Payload {
         let kind = self.response_kind();
         macro_rules! parsed {
             ($t:ty) => {
@@ -149,32 +190,32 @@ impl Handler {
             Self::Instance => {
                 let request = parsed!(InstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(instance(conn, shared, request).await, kind, id)
+                respond(instance(conn, shared, request, context).await, kind, id)
             }
             Self::BatchInstance => {
                 let request = parsed!(BatchInstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(batch(conn, shared, request).await, kind, id)
+                respond(batch(conn, shared, request, context).await, kind, id)
             }
             Self::PersistentInstance => {
                 let request = parsed!(InstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(persistent(shared, request).await, kind, id)
+                respond(persistent(shared, request, context).await, kind, id)
             }
             Self::ServiceQuery => {
                 let request = parsed!(ServiceQueryRequest);
                 let id = request.naming.request_id.clone();
-                respond(query(shared, request), kind, id)
+                respond(query(shared, request, context), kind, id)
             }
             Self::Subscribe => {
                 let request = parsed!(SubscribeServiceRequest);
                 let id = request.naming.request_id.clone();
-                respond(subscribe(conn, shared, request), kind, id)
+                respond(subscribe(conn, shared, request, context), kind, id)
             }
             Self::ServiceList => {
                 let request = parsed!(ServiceListRequest);
                 let id = request.naming.request_id.clone();
-                respond(service_list(shared, request), kind, id)
+                respond(service_list(shared, request, context), kind, id)
             }
         }
     }
@@ -245,8 +286,14 @@ fn write_permit(shared: &Shared) -> Result<tokio::sync::SemaphorePermit<'_>, Fai
     })
 }
 
-async fn instance(conn: &Arc<Conn>, shared: &Arc<Shared>, request: InstanceRequest) -> Answer {
+async fn instance(
+    conn: &Arc<Conn>,
+    shared: &Arc<Shared>,
+    request: InstanceRequest,
+    context: &RequestContext,
+) -> Answer {
     let key = service_key(&request.naming)?;
+    authorize(shared, context, Access::Write, &key.namespace)?;
     let registry = &shared.nacos.registry;
     match request.r#type.as_deref() {
         Some(types::REGISTER_INSTANCE) => {
@@ -265,8 +312,14 @@ async fn instance(conn: &Arc<Conn>, shared: &Arc<Shared>, request: InstanceReque
     }
 }
 
-async fn batch(conn: &Arc<Conn>, shared: &Arc<Shared>, request: BatchInstanceRequest) -> Answer {
+async fn batch(
+    conn: &Arc<Conn>,
+    shared: &Arc<Shared>,
+    request: BatchInstanceRequest,
+    context: &RequestContext,
+) -> Answer {
     let key = service_key(&request.naming)?;
+    authorize(shared, context, Access::Write, &key.namespace)?;
     if request.r#type.as_deref() != Some(types::BATCH_REGISTER_INSTANCE) {
         return Err(unsupported_type(request.r#type.as_deref(), &[types::BATCH_REGISTER_INSTANCE]));
     }
@@ -282,8 +335,9 @@ async fn batch(conn: &Arc<Conn>, shared: &Arc<Shared>, request: BatchInstanceReq
     instance_answer(types::BATCH_REGISTER_INSTANCE.to_owned(), types::BATCH_INSTANCE_RESPONSE)
 }
 
-async fn persistent(shared: &Arc<Shared>, request: InstanceRequest) -> Answer {
+async fn persistent(shared: &Arc<Shared>, request: InstanceRequest, context: &RequestContext) -> Answer {
     let key = service_key(&request.naming)?;
+    authorize(shared, context, Access::Write, &key.namespace)?;
     let body = request.instance.ok_or_else(|| NacosError::invalid("instance is required"))?;
     let spec = instance_spec(&body, false, &key)?;
     let _permit = write_permit(shared)?;
@@ -329,15 +383,22 @@ fn info_answer(info: GrpcServiceInfo<janus_nacos::instance::CachedHosts>, kind: 
     }))
 }
 
-fn query(shared: &Arc<Shared>, request: ServiceQueryRequest) -> Answer {
+fn query(shared: &Arc<Shared>, request: ServiceQueryRequest, context: &RequestContext) -> Answer {
     let key = service_key(&request.naming)?;
+    authorize(shared, context, Access::Read, &key.namespace)?;
     let clusters = request.cluster.unwrap_or_default();
     let (info, _) = service_info(shared, &key, &clusters, request.healthy_only.unwrap_or(false))?;
     info_answer(info, types::QUERY_SERVICE_RESPONSE)
 }
 
-fn subscribe(conn: &Arc<Conn>, shared: &Arc<Shared>, request: SubscribeServiceRequest) -> Answer {
+fn subscribe(
+    conn: &Arc<Conn>,
+    shared: &Arc<Shared>,
+    request: SubscribeServiceRequest,
+    context: &RequestContext,
+) -> Answer {
     let key = service_key(&request.naming)?;
+    authorize(shared, context, Access::Read, &key.namespace)?;
     let clusters_text = request.clusters.unwrap_or_default();
     input::cluster_filter(Some(&clusters_text))?;
     // The namespace must exist before anything is recorded.
@@ -373,12 +434,14 @@ fn subscribe(conn: &Arc<Conn>, shared: &Arc<Shared>, request: SubscribeServiceRe
     }
 }
 
-fn service_list(shared: &Arc<Shared>, request: ServiceListRequest) -> Answer {
+fn service_list(shared: &Arc<Shared>, request: ServiceListRequest, context: &RequestContext) -> Answer {
     let naming = &request.naming;
     let namespace = naming.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(PUBLIC_NAMESPACE);
     let group = naming.group_name.as_deref().filter(|g| !g.is_empty());
+    let namespace = NamespaceId::new(namespace)?;
+    authorize(shared, context, Access::Read, &namespace)?;
     let query = ServiceListQuery {
-        namespace: NamespaceId::new(namespace)?,
+        namespace,
         group: Some(group.map(GroupName::new).transpose()?.unwrap_or_else(GroupName::default_group)),
         page: u64::try_from(request.page_no.unwrap_or(1)).unwrap_or(1).max(1),
         size: u64::try_from(request.page_size.unwrap_or(10)).unwrap_or(10).max(1),

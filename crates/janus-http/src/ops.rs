@@ -165,6 +165,31 @@ fn cluster_metrics(text: &mut String, status: &ClusterStatus) {
             &[(none, health.refused)],
         );
     }
+    if let Some(grpc) = &status.grpc {
+        let none = String::new();
+        let gauges = [
+            ("connections", "Nacos gRPC client connections held", grpc.connections),
+            ("subscriptions", "Nacos gRPC subscriptions held", grpc.subscriptions),
+        ];
+        for (name, help, value) in gauges {
+            family(&format!("janus_grpc_{name}"), "gauge", help, &[(none.clone(), value)]);
+        }
+        let counters = [
+            ("accepted", "Nacos gRPC connections accepted", grpc.accepted),
+            ("refused", "Nacos gRPC connections refused at the cap", grpc.refused),
+            ("requests", "Nacos gRPC requests answered", grpc.requests),
+            ("pushes_sent", "pushes sent to Nacos gRPC subscribers", grpc.pushes_sent),
+            ("pushes_acked", "pushes acknowledged by Nacos gRPC subscribers", grpc.pushes_acked),
+            ("push_timeouts", "pushes not acknowledged in time", grpc.push_timeouts),
+            ("detections", "client detections sent to silent connections", grpc.detections),
+            ("undetected", "connections closed for not answering a detection", grpc.undetected),
+            ("slow_resets", "connections reset for not reading or acknowledging", grpc.slow_resets),
+            ("released", "instances removed because their connection closed", grpc.released),
+        ];
+        for (name, help, value) in counters {
+            family(&format!("janus_grpc_{name}"), "counter", help, &[(none.clone(), value)]);
+        }
+    }
     if let Some(raft) = &status.raft {
         let none = String::new();
         family("janus_raft_term", "gauge", "current Raft term", &[(none.clone(), raft.term)]);

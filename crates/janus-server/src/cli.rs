@@ -549,6 +549,22 @@ fn render_status(status: &Value) -> String {
             let _ = writeln!(out, "  replication lag of {peer}: {lag} entries");
         }
     }
+    let grpc = &status["grpc"];
+    if grpc.is_object() {
+        let _ = writeln!(
+            out,
+            "\nNacos gRPC: {} connections, {} subscriptions; {} pushes sent, {} acknowledged, {} timed out; \
+             {} connections closed by detection, {} slow clients reset, {} instances released with their connection",
+            grpc["connections"],
+            grpc["subscriptions"],
+            grpc["pushes_sent"],
+            grpc["pushes_acked"],
+            grpc["push_timeouts"],
+            grpc["undetected"],
+            grpc["slow_resets"],
+            grpc["released"]
+        );
+    }
     let health = &status["health"];
     if health.is_object() {
         let _ = writeln!(

@@ -323,6 +323,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         })?;
         let server = janus_grpc::GrpcServer::new(listener, nacos, config.node.id, config.grpc.config());
         let (addr, stats) = (server.local_addr()?, server.stats());
+        node.show_grpc(stats.clone());
         let stop = shutdown.clone();
         let serving = tokio::spawn(server.serve(stop.cancelled_owned()).instrument(span.clone()));
         span.in_scope(|| info!(grpc_addr = %addr, "grpc serving"));

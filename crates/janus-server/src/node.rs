@@ -27,6 +27,8 @@ pub struct Node {
     ap: ApEngine,
     cp: CpEngine,
     health: Option<janus_health::HealthChecker>,
+    /// The gRPC front end's counters, once it serves.
+    grpc: std::sync::OnceLock<Arc<janus_grpc::GrpcStats>>,
 }
 
 /// Where the health checker's verdicts go: one Raft write per batch.
@@ -65,7 +67,7 @@ impl Node {
     /// A node over a store with its engines.
     #[must_use]
     pub fn new(store: Arc<RegistryStore>, ap: ApEngine, cp: CpEngine) -> Self {
-        Self { store, ap, cp, health: None }
+        Self { store, ap, cp, health: None, grpc: std::sync::OnceLock::new() }
     }
 
     /// The node with its health checker (for status and metrics).
@@ -73,6 +75,11 @@ impl Node {
     pub fn with_health(mut self, health: janus_health::HealthChecker) -> Self {
         self.health = Some(health);
         self
+    }
+
+    /// Shows the gRPC front end's counters in the cluster status (once).
+    pub fn show_grpc(&self, stats: Arc<janus_grpc::GrpcStats>) {
+        let _ = self.grpc.set(stats);
     }
 
     /// The CP engine (its Raft id and the leader it knows).
@@ -355,6 +362,7 @@ impl RegistryService for Node {
             ap: self.ap.status(),
             raft: Some(self.cp.status()),
             health,
+            grpc: self.grpc.get().map(|stats| stats.status()),
         }
     }
 

@@ -416,3 +416,51 @@ async fn shutdown_asks_clients_to_reconnect_elsewhere() {
     assert_eq!(kind, "ConnectResetRequest", "{request}");
     tokio::time::timeout(Duration::from_secs(5), node.server.wait()).await.unwrap().unwrap();
 }
+
+/// Writes need the token `s3cret`; reads are open.
+struct TokenForWrites;
+
+impl janus_grpc::Authorizer for TokenForWrites {
+    fn authorize(
+        &self,
+        context: &janus_grpc::RequestContext,
+        access: janus_grpc::Access,
+        namespace: &janus_core::NamespaceId,
+    ) -> Result<(), janus_core::RegistryError> {
+        if access == janus_grpc::Access::Read || context.access_token.as_deref() == Some("s3cret") {
+            return Ok(());
+        }
+        Err(janus_core::RegistryError::Forbidden(format!("writing to namespace '{namespace}' needs a token")))
+    }
+}
+
+#[tokio::test]
+async fn the_access_token_reaches_the_authorizer() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::default();
+    config.node.data_dir = data.path().to_owned();
+    let shutdown = CancellationToken::new();
+    let app = janus_server::build(&config, &shutdown).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = janus_grpc::GrpcServer::new(listener, app.nacos.clone(), 1, janus_grpc::GrpcConfig::default())
+        .with_authorizer(std::sync::Arc::new(TokenForWrites));
+    let addr = front.local_addr().unwrap();
+    let stop = shutdown.clone();
+    tokio::spawn(front.serve(stop.cancelled_owned()));
+    let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut client = Client { grpc: tonic::client::Grpc::new(channel), to_server: None, from_server: None };
+    client.set_up().await;
+
+    let register = json!({"requestId": "w", "serviceName": "guarded", "type": "registerInstance",
+        "instance": {"ip": "127.0.0.1", "port": 1}});
+    let refused = read(&client.raw(payload("InstanceRequest", &register)).await.unwrap());
+    assert_eq!(error_code(&refused), ("InstanceResponse", 500, 403), "{}", refused.1);
+    assert!(refused.1["message"].as_str().unwrap().contains("needs a token"), "{}", refused.1);
+    let mut with_token = payload("InstanceRequest", &register);
+    with_token.metadata.as_mut().unwrap().headers.insert("accessToken".to_owned(), "s3cret".to_owned());
+    let allowed = read(&client.raw(with_token).await.unwrap());
+    assert_eq!(error_code(&allowed), ("InstanceResponse", 200, 0), "{}", allowed.1);
+    let query = client.call("ServiceQueryRequest", json!({"serviceName": "guarded"})).await;
+    assert_eq!(query.1["serviceInfo"]["hosts"].as_array().map(Vec::len), Some(1), "reads need no token");
+    shutdown.cancel();
+}

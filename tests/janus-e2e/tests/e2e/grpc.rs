@@ -113,9 +113,12 @@ async fn the_nacos_sdk_registers_queries_and_lists_over_grpc() {
     naming.deregister_instance("orders".into(), None, instance("127.0.0.1", 8082)).await.unwrap();
     assert!(http_ports(&node, "serviceName=orders").await.is_empty());
 
-    // The operators' view counts the connection.
-    let stats = node.server.grpc_stats.as_ref().unwrap();
-    assert!(stats.set_up.load(Ordering::Relaxed) >= 1);
+    // Operators see the connection: /v1/cluster, /metrics.
+    let status = json(&node.get("/v1/cluster").await);
+    assert_eq!(status["grpc"]["connections"], 1, "{status}");
+    assert!(status["grpc"]["requests"].as_u64().unwrap() >= 10, "{status}");
+    let metrics = node.get("/metrics").await.text().into_owned();
+    assert!(metrics.contains("janus_grpc_connections 1"), "{metrics}");
 }
 
 struct Events(mpsc::UnboundedSender<Arc<NamingChangeEvent>>);
