@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use janus_core::registry::DirtyKey;
+use janus_core::registry::{Binding, DirtyKey};
 use janus_core::status::{ApStatus, MemberStatus, PeerQueueStatus};
 use janus_core::transport::PeerTransport;
 use janus_core::{Millis, NodeId};
@@ -50,6 +50,8 @@ pub(crate) struct Counters {
     pub(crate) replicas_expired: AtomicU64,
     pub(crate) ownership_changes: AtomicU64,
     pub(crate) snapshot_records_loaded: AtomicU64,
+    pub(crate) orphans_cleared: AtomicU64,
+    pub(crate) bound_reasserted: AtomicU64,
 }
 
 impl Counters {
@@ -103,6 +105,10 @@ pub(crate) struct Cluster {
     ring_since: AtomicU64,
     ready: AtomicBool,
     pub(crate) counters: Counters,
+    /// Nodes holding connections of connection-bound instances here while
+    /// out of the ring, with when this node first saw that (this node
+    /// itself for the connections of its earlier runs).
+    pub(crate) orphaned: Mutex<HashMap<NodeId, Millis>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -137,6 +143,7 @@ impl Cluster {
             ring_since: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             counters: Counters::default(),
+            orphaned: Mutex::new(HashMap::new()),
         }
     }
 
@@ -177,9 +184,10 @@ impl Cluster {
         Millis(self.ring_since.load(Ordering::Acquire))
     }
 
-    /// The owner of an instance (this node when the ring is empty).
-    pub(crate) fn owner(&self, hash: u64) -> NodeId {
-        self.ring.read().owner(hash).unwrap_or(self.me)
+    /// The owner of an instance bound to `binding`, if any: the node holding
+    /// the connection while it is in the ring, else the ring's owner.
+    pub(crate) fn owner_of(ring: &Ring, me: NodeId, hash: u64, binding: Option<&Binding>) -> NodeId {
+        janus_core::replica::owner(ring.owner(hash).unwrap_or(me), binding, |node| ring.contains(node))
     }
 
     /// Whether this node owns an instance by the given ring (nobody owns
@@ -270,6 +278,8 @@ impl Cluster {
             ("replicas_expired", read(&c.replicas_expired)),
             ("ownership_changes", read(&c.ownership_changes)),
             ("snapshot_records_loaded", read(&c.snapshot_records_loaded)),
+            ("orphans_cleared", read(&c.orphans_cleared)),
+            ("bound_reasserted", read(&c.bound_reasserted)),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

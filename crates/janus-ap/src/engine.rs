@@ -241,7 +241,9 @@ impl ApEngine {
                     .to_owned(),
             });
         }
-        let owner = cluster.owner(record_hash(service, instance));
+        // A connection-bound instance is written where its connection is.
+        let binding = self.store().read(|r| r.binding_of(service, instance));
+        let owner = Cluster::owner_of(&cluster.ring(), cluster.me, record_hash(service, instance), binding.as_ref());
         if owner == cluster.me {
             return self.apply_local(op);
         }

@@ -101,6 +101,7 @@ impl ApEngine {
     pub(crate) fn apply_batches(&self, cluster: &Cluster, from: NodeId, batches: Vec<ServiceRecords>) -> SyncAck {
         let ring = cluster.ring();
         let me = cluster.me;
+        let mut reasserted = 0;
         let (ack, newer_here, now) = self.write(|registry, now| {
             let mut ack = SyncAck::default();
             let mut newer_here = Vec::new();
@@ -109,6 +110,7 @@ impl ApEngine {
                 ack.applied += report.applied as u64;
                 ack.stale += report.stale as u64;
                 ack.refused += report.refused as u64;
+                reasserted += report.reasserted as u64;
                 newer_here.extend(report.newer_here);
             }
             (ack, newer_here, now)
@@ -116,6 +118,7 @@ impl ApEngine {
         cluster.queue_for(from, newer_here, now);
         Counters::add(&cluster.counters.records_applied, ack.applied);
         Counters::add(&cluster.counters.records_refused, ack.refused);
+        Counters::add(&cluster.counters.bound_reasserted, reasserted);
         if ack.applied > 0 {
             // New leases may be due before the reaper's plan.
             self.shared.wake.notify_one();

@@ -10,19 +10,19 @@
 //!
 //! The same pass answers peers' verify messages (see `inbound`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use janus_core::registry::DirtyKey;
+use janus_core::registry::{Binding, DirtyKey};
 use janus_core::{InstanceKey, NodeId, ServiceKey, ServiceRecords};
 use janus_distro::digest::{Digests, bucket};
 use janus_distro::message::{Repair, SyncAck, Verify, VerifyReply, decode, encode};
 use janus_distro::{MessageKind, Ring};
 use rand::Rng as _;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::ApEngine;
 use crate::cluster::{CachedDigests, Cluster, Counters};
@@ -66,6 +66,10 @@ pub(crate) struct Pass {
     expired: Vec<DirtyKey>,
     /// Instances this node owns but runs no lease for.
     unleased: Vec<DirtyKey>,
+    /// Connection-bound instances whose connection is gone for good.
+    orphans: Vec<(Arc<ServiceKey>, InstanceKey, Binding)>,
+    /// Nodes holding connections of instances here while out of the ring.
+    orphaning: HashSet<NodeId>,
 }
 
 /// Passes over every ephemeral instance (see the module docs), a few
@@ -78,13 +82,32 @@ pub(crate) fn pass(engine: &ApEngine, cluster: &Cluster, ring: &Ring) -> Pass {
     let floor = cluster.ring_since();
     let grace = cluster.config.replica_grace_ms;
     let me = cluster.me;
+    let orphaned = cluster.orphaned.lock().clone();
+    let orphan_grace = cluster.config.bound_orphan_grace_ms;
     let mut pass = Pass::default();
     for chunk in services.chunks(SERVICES_PER_LOCK) {
         store.read(|registry| {
             for service in chunk {
                 registry.visit_ephemeral(service, |view| {
-                    let owner = ring.owner(view.hash).unwrap_or(me);
+                    let owner = Cluster::owner_of(ring, me, view.hash, view.binding.as_ref());
                     pass.digests.add(owner, view.hash, view.version);
+                    if let Some(binding) = view.binding {
+                        // Gone for good: a connection of an earlier run of
+                        // this node, or one of a node out of the ring, whose
+                        // instances fall to this node.
+                        let gone = if binding.node == me {
+                            !registry.is_live_binding(binding)
+                        } else {
+                            !ring.contains(binding.node) && owner == me
+                        };
+                        if gone {
+                            pass.orphaning.insert(binding.node);
+                            let since = orphaned.get(&binding.node).copied().unwrap_or(now);
+                            if now.since(since) >= orphan_grace {
+                                pass.orphans.push((service.clone(), view.instance.clone(), binding));
+                            }
+                        }
+                    }
                     if owner == me {
                         if !view.leased {
                             pass.unleased.push((service.clone(), view.instance.clone()));
@@ -124,7 +147,8 @@ async fn round(engine: &ApEngine, cluster: &Arc<Cluster>) {
     let started = engine.store().now();
     let (engine2, cluster2, ring2) = (engine.clone(), cluster.clone(), ring.clone());
     let Ok(found) = tokio::task::spawn_blocking(move || pass(&engine2, &cluster2, &ring2)).await else { return };
-    let Pass { digests, expired, unleased } = found;
+    let Pass { digests, expired, unleased, orphans, orphaning } = found;
+    clear_orphans(engine, cluster, orphans, &orphaning);
     let digests = Arc::new(digests);
     *cluster.digests.lock() = Some(CachedDigests { at: started, epoch: ring.epoch(), digests: digests.clone() });
     if !expired.is_empty() || !unleased.is_empty() {
@@ -207,6 +231,38 @@ async fn verify_peer(engine: &ApEngine, cluster: &Cluster, ring: &Ring, peer: No
     }
 }
 
+/// Removes the connection-bound instances whose connection is gone for good
+/// (each only if still bound to it), and remembers since when each node's
+/// connections are orphaned.
+fn clear_orphans(
+    engine: &ApEngine,
+    cluster: &Cluster,
+    orphans: Vec<(Arc<ServiceKey>, InstanceKey, Binding)>,
+    orphaning: &HashSet<NodeId>,
+) {
+    let now = engine.store().now();
+    {
+        let mut orphaned = cluster.orphaned.lock();
+        orphaned.retain(|node, _| orphaning.contains(node));
+        for node in orphaning {
+            orphaned.entry(*node).or_insert(now);
+        }
+    }
+    if orphans.is_empty() {
+        return;
+    }
+    let cleared = engine.write(|registry, now| {
+        orphans
+            .iter()
+            .filter(|(service, instance, binding)| registry.clear_orphan(service, instance, *binding, now))
+            .count()
+    });
+    if cleared > 0 {
+        info!(cleared, "connection-bound instances removed: their connections are gone and no client took them over");
+    }
+    Counters::add(&cluster.counters.orphans_cleared, cleared as u64);
+}
+
 /// Everything this node owns in `mismatched` buckets, as messages of about
 /// [`REPAIR_RECORDS`] records, each covering whole buckets.
 fn owned_in_buckets(
@@ -219,22 +275,26 @@ fn owned_in_buckets(
     let store = engine.store();
     let services = store.read(janus_core::Registry::ap_services);
     let mut by_bucket: HashMap<u16, Vec<(Arc<ServiceKey>, InstanceKey)>> = HashMap::new();
-    let mut wanted_here = |service: &Arc<ServiceKey>, instance: &InstanceKey, hash: u64| {
+    let mut wanted_here = |service: &Arc<ServiceKey>, instance: &InstanceKey, hash: u64, binding: Option<&Binding>| {
         let b = u16::try_from(bucket(hash)).unwrap_or(0);
-        if wanted.contains(&b) && ring.owner(hash).is_none_or(|o| o == me) {
+        if wanted.contains(&b) && Cluster::owner_of(ring, me, hash, binding) == me {
             by_bucket.entry(b).or_default().push((service.clone(), instance.clone()));
         }
     };
     for chunk in services.chunks(SERVICES_PER_LOCK) {
         store.read(|registry| {
             for service in chunk {
-                registry.visit_ephemeral(service, |view| wanted_here(service, view.instance, view.hash));
+                registry.visit_ephemeral(service, |view| {
+                    wanted_here(service, view.instance, view.hash, view.binding.as_ref());
+                });
             }
         });
     }
     // Deletions too: a peer may still hold what this node deleted.
     store.read(|registry| {
-        registry.visit_tombstones(|service, instance, hash| wanted_here(&Arc::new(service.clone()), instance, hash));
+        registry.visit_tombstones(|service, instance, hash| {
+            wanted_here(&Arc::new(service.clone()), instance, hash, None);
+        });
     });
     let mut messages = Vec::new();
     let (mut buckets, mut keys) = (Vec::new(), Vec::new());

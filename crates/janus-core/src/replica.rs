@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Instance, Metadata};
 use crate::name::{ClusterName, InstanceKey, ServiceKey};
+use crate::registry::Binding;
 
 /// A node id, as in `[node] id`.
 pub type NodeId = u64;
@@ -45,18 +46,23 @@ pub struct RecordBody {
     pub metadata: Metadata,
     /// Custom instance id.
     pub custom_id: Option<Box<str>>,
+    /// The client connection keeping a connection-bound instance alive
+    /// (`docs/ap-protocol.md`, "Connection-bound instances"); `None` for
+    /// instances kept by heartbeats.
+    pub binding: Option<Binding>,
 }
 
 impl RecordBody {
-    /// The body of a stored instance.
+    /// The body of a stored instance bound to `binding`, if any.
     #[must_use]
-    pub fn of(instance: &Instance) -> Self {
+    pub fn of(instance: &Instance, binding: Option<Binding>) -> Self {
         Self {
             weight: instance.weight,
             healthy: instance.healthy,
             enabled: instance.enabled,
             metadata: instance.metadata.clone(),
             custom_id: instance.custom_id.clone(),
+            binding,
         }
     }
 
@@ -96,10 +102,23 @@ pub struct ServiceRecords {
 }
 
 /// A stable 64-bit hash of an instance's identity, the same on every node and
-/// every build (it decides ownership and digest buckets).
+/// every build (it decides ownership and digest buckets, with the binding of
+/// a connection-bound instance: see [`owner`]).
 #[must_use]
 pub fn record_hash(service: &ServiceKey, instance: &InstanceKey) -> u64 {
     record_hash_with(service_hash(service), instance)
+}
+
+/// Who owns an instance, given the ring's owner of its hash (`ring_owner`)
+/// and whether a node is in the ring: the node holding the connection of a
+/// connection-bound instance while that node is in the ring, else the ring's
+/// owner.
+#[must_use]
+pub fn owner(ring_owner: NodeId, binding: Option<&Binding>, in_ring: impl Fn(NodeId) -> bool) -> NodeId {
+    match binding {
+        Some(binding) if in_ring(binding.node) => binding.node,
+        _ => ring_owner,
+    }
 }
 
 /// The service part of [`record_hash`], computed once per service.

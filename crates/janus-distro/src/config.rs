@@ -38,6 +38,10 @@ pub struct DistroConfig {
     pub snapshot_page: u32,
     /// A snapshot page not answered within this fails (the next peer is tried).
     pub snapshot_timeout_ms: u64,
+    /// Connection-bound instances (Nacos gRPC) of a node that left the ring
+    /// are removed after this long, unless their clients registered them
+    /// again elsewhere first.
+    pub bound_orphan_grace_ms: u64,
 }
 
 impl Default for DistroConfig {
@@ -59,6 +63,7 @@ impl Default for DistroConfig {
             forward_batch: 256,
             snapshot_page: 20_000,
             snapshot_timeout_ms: 30_000,
+            bound_orphan_grace_ms: 30_000,
         }
     }
 }

@@ -267,6 +267,7 @@ mod tests {
                         enabled: true,
                         metadata: Default::default(),
                         custom_id: None,
+                        binding: Some(janus_core::registry::Binding { node: 1, conn: 7 }),
                     }),
                 }],
             }],

@@ -228,7 +228,7 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Where DNS is served (UDP and TCP), if enabled.
     pub dns_addr: Option<SocketAddr>,
-    /// Where Nacos gRPC is served, if enabled (and not clustered).
+    /// Where Nacos gRPC is served, if enabled.
     pub grpc_addr: Option<SocketAddr>,
     /// The gRPC front end's counters, if it is served.
     pub grpc_stats: Option<Arc<janus_grpc::GrpcStats>>,
@@ -315,8 +315,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         None
     };
     let dns_addr = dns.as_ref().map(|d| d.addr);
-    // Connection-bound instances are not replicated yet (docs/grpc-design.md §5.5).
-    let (grpc_addr, grpc_stats, grpc) = if config.grpc.enabled && !config.cluster.is_clustered() {
+    let (grpc_addr, grpc_stats, grpc) = if config.grpc.enabled {
         let addr = config.grpc.listen_addr(config.http.addr)?;
         let listener = TcpListener::bind(addr).await.with_context(|| {
             format!("cannot bind gRPC address {addr} (set grpc.addr, or grpc.enabled = false to serve no gRPC)")

@@ -79,7 +79,7 @@ pub struct Listeners {
     pub http: SocketAddr,
     /// DNS (UDP and TCP), unless `dns.enabled` is false.
     pub dns: Option<SocketAddr>,
-    /// Nacos gRPC, unless `grpc.enabled` is false or the node is clustered.
+    /// Nacos gRPC, unless `grpc.enabled` is false.
     pub grpc: Option<SocketAddr>,
     /// The cluster address, in a cluster.
     pub cluster: Option<SocketAddr>,
@@ -89,11 +89,9 @@ pub struct Listeners {
 #[must_use]
 pub fn summary(config: &ServerConfig, data_dir: &Path, listeners: &Listeners, recovered: &Recovered) -> Vec<String> {
     let dns = listeners.dns.map_or_else(|| "off (dns.enabled = false)".to_owned(), |a| format!("{a} (UDP and TCP)"));
-    let grpc = match listeners.grpc {
-        Some(addr) => format!("{addr} (Nacos 2.x/3.x SDKs)"),
-        None if !config.grpc.enabled => "off (grpc.enabled = false)".to_owned(),
-        None => "off (not yet served in a cluster: connection-bound instances are not replicated)".to_owned(),
-    };
+    let grpc = listeners
+        .grpc
+        .map_or_else(|| "off (grpc.enabled = false)".to_owned(), |addr| format!("{addr} (Nacos 2.x/3.x SDKs)"));
     let cluster = listeners.cluster.map_or_else(
         || "none, this node is not clustered (cluster.members is empty)".to_owned(),
         |a| format!("{a} (Raft, Distro and the members admin API)"),
@@ -181,6 +179,6 @@ mod tests {
             text.contains("DNS off (dns.enabled = false)") && text.contains("cluster address 10.0.0.1:7848"),
             "{text}"
         );
-        assert!(text.contains("gRPC off (not yet served in a cluster"), "{text}");
+        assert!(text.contains("gRPC off (grpc.enabled = false)"), "{text}");
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Nacos keeps one published set per (connection, service): a register
 //! replaces it, a batch register replaces it, a deregister withdraws it. The
-//! registry keeps that set in a [`BindingIndex`]; every instance slot also
+//! registry keeps that set in a binding index; every instance slot also
 //! names the [`Binding`] it belongs to. The index may hold stale entries (an
 //! instance since deregistered over HTTP, or re-registered by another
 //! connection), so every removal here is conditional: it deletes a slot only
@@ -14,6 +14,13 @@
 //! Re-registering a bound instance over HTTP unbinds it (it gets a lease, as
 //! any HTTP registration); a heartbeat on a bound instance answers without
 //! starting a lease.
+//!
+//! In a cluster the binding travels in the instance's record. A node that
+//! receives the deletion of an instance it still holds for a live connection
+//! writes it again above the deletion (see `replica.rs`); the AP engine
+//! removes the instances of connections gone for good with
+//! [`Registry::clear_orphan`] (`docs/ap-protocol.md`, "Connection-bound
+//! instances").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -57,6 +64,16 @@ impl BindingIndex {
             self.published.remove(&binding);
         }
         taken
+    }
+
+    /// Whether the binding published `instance` in `service`.
+    pub(super) fn holds(&self, binding: Binding, service: &ServiceKey, instance: &InstanceKey) -> bool {
+        self.published.get(&binding).and_then(|s| s.get(service)).is_some_and(|i| i.contains(instance))
+    }
+
+    /// Whether a connection of this node is live (has published something).
+    fn is_live(&self, binding: Binding) -> bool {
+        self.published.contains_key(&binding)
     }
 
     /// Takes everything the binding published out of the index.
@@ -139,6 +156,20 @@ impl Registry {
         removed
     }
 
+    /// Removes an instance whose connection is gone for good (its node left
+    /// the ring for longer than the grace, or it is a connection of an
+    /// earlier run of this node) if it is still bound to that connection.
+    /// Returns whether it went.
+    pub fn clear_orphan(&mut self, key: &ServiceKey, instance: &InstanceKey, binding: Binding, now: Millis) -> bool {
+        self.remove_if_bound(key, instance, binding, ChangeKind::InstanceExpired, now)
+    }
+
+    /// Whether `binding` is a live connection of this node.
+    #[must_use]
+    pub fn is_live_binding(&self, binding: Binding) -> bool {
+        self.bound.is_live(binding)
+    }
+
     /// The binding of an instance, if it is bound.
     #[must_use]
     pub fn binding_of(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<Binding> {
@@ -175,6 +206,7 @@ impl Registry {
         };
         instance_key.cluster = slot.instance.key.cluster.clone();
         let updated = spec.into_instance(instance_key.clone(), true);
+        let rebound = slot.binding != Some(binding);
         slot.binding = Some(binding);
         let lease = slot.lease.take();
         let unchanged = *slot.instance == updated;
@@ -186,9 +218,13 @@ impl Registry {
             self.leases.stop(&lease);
             self.preservation.lease_ended(lease.timing.renewals_per_hour());
         }
-        if !unchanged {
+        if !unchanged || rebound {
+            // A new binding travels to the peers too (a redo on this node
+            // takes the instance over from a dead connection elsewhere).
             let version = self.next_version(&shared, &instance_key, previous);
             self.set_version(&shared, &instance_key, version);
+        }
+        if !unchanged {
             self.touch(&shared, Some(instance_key.clone()), ChangeKind::InstanceUpdated);
         }
         Ok(instance_key)

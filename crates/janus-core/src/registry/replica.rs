@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::bound::Binding;
 use super::{InstanceSlot, Registry};
 use crate::change::ChangeKind;
 use crate::lease::{LeaseOwner, LeaseTiming};
@@ -59,6 +60,9 @@ pub struct ApplyReport {
     pub stale: usize,
     /// Records for a namespace this node does not know as `ap`.
     pub refused: usize,
+    /// Deletions of instances this node keeps for a live connection, refused
+    /// and answered with a newer live record.
+    pub reasserted: usize,
     /// Instances this node holds a newer record of than the peer sent: the
     /// peer should get this node's record back.
     pub newer_here: Vec<DirtyKey>,
@@ -77,6 +81,8 @@ pub struct EphemeralView<'a> {
     pub leased: bool,
     /// When its owner last vouched for it here.
     pub vouched: Millis,
+    /// The connection keeping it alive, for a connection-bound instance.
+    pub binding: Option<Binding>,
 }
 
 impl Registry {
@@ -165,7 +171,7 @@ impl Registry {
                     return Some(Record {
                         instance: instance.clone(),
                         version: slot.version,
-                        body: Some(RecordBody::of(&slot.instance)),
+                        body: Some(RecordBody::of(&slot.instance, slot.binding)),
                     });
                 }
                 let version = *tombstones?.get(instance)?;
@@ -211,8 +217,17 @@ impl Registry {
                 report.stale += 1;
                 continue;
             }
+            if record.body.is_none() && self.reassert_bound(&service, &record.instance, record.version) {
+                report.reasserted += 1;
+                continue;
+            }
             report.applied += 1;
-            let owned = owns(record_hash_with(hash, &record.instance));
+            // A connection-bound instance is its binder's; the rest as `owns` says.
+            let binding = record.body.as_ref().and_then(|b| b.binding);
+            let owned = match (binding, &self.replication) {
+                (Some(binding), Some(replication)) => binding.node == replication.config.node,
+                _ => owns(record_hash_with(hash, &record.instance)),
+            };
             let instance = record.instance.clone();
             match record.body {
                 Some(body) => self.put_replica(&service, record.instance, record.version, body, now, owned),
@@ -233,6 +248,25 @@ impl Registry {
             }
         }
         report
+    }
+
+    /// A peer deleted an instance this node keeps for a live connection (an
+    /// orphan cleanup made while this node was out of reach): the connection
+    /// still holds it, so it is written again above the deletion and sent to
+    /// every peer (`docs/ap-protocol.md`, "Connection-bound instances").
+    /// Returns whether it was.
+    fn reassert_bound(&mut self, service: &ServiceKey, instance: &InstanceKey, deleted: Version) -> bool {
+        let Some(me) = self.replication.as_ref().map(|r| r.config.node) else { return false };
+        let Some(entry) = self.services.get(service) else { return false };
+        let Some(slot) = entry.instances.get(instance) else { return false };
+        let Some(binding) = slot.binding.filter(|b| b.node == me) else { return false };
+        if !self.bound.holds(binding, service, instance) {
+            return false;
+        }
+        let shared = entry.key.clone();
+        let version = Version { counter: slot.version.counter.max(deleted.counter) + 1, node: me };
+        self.set_version(&shared, instance, version);
+        true
     }
 
     fn slot_mut(&mut self, service: &ServiceKey, instance: &InstanceKey) -> Option<&mut InstanceSlot> {
@@ -257,14 +291,23 @@ impl Registry {
         if let Some(replication) = &mut self.replication {
             replication.clear_tombstone(service, &instance);
         }
+        let binding = body.binding;
         let Some(entry) = self.services.get_mut(service) else { return };
         let shared = entry.key.clone();
         if let Some(slot) = entry.instances.get_mut(&instance) {
+            slot.binding = binding;
+            if binding.is_some()
+                && let Some(lease) = slot.lease.take()
+            {
+                // Its connection keeps it alive now, wherever that is.
+                self.leases.stop(&lease);
+                self.preservation.lease_ended(lease.timing.renewals_per_hour());
+            }
             let key = slot.instance.key.clone();
             let updated = Arc::new(body.into_instance(key.clone()));
-            let mut before = RecordBody::of(&slot.instance);
+            let mut before = RecordBody::of(&slot.instance, None);
             before.healthy = updated.healthy;
-            let kind = if slot.instance.healthy != updated.healthy && before == RecordBody::of(&updated) {
+            let kind = if slot.instance.healthy != updated.healthy && before == RecordBody::of(&updated, None) {
                 ChangeKind::InstanceHealthChanged
             } else {
                 ChangeKind::InstanceUpdated
@@ -288,17 +331,12 @@ impl Registry {
         }
         let mut key = instance;
         key.cluster = entry.intern(&key.cluster);
-        let lease = owned.then(|| {
+        let lease = (owned && binding.is_none()).then(|| {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: key.clone() }, timing, now)
         });
-        let slot = InstanceSlot {
-            instance: Arc::new(body.into_instance(key.clone())),
-            lease,
-            version,
-            vouched: now,
-            binding: None,
-        };
+        let slot =
+            InstanceSlot { instance: Arc::new(body.into_instance(key.clone())), lease, version, vouched: now, binding };
         entry.instances.insert(key.clone(), slot);
         self.instance_count += 1;
         self.touch(&shared, Some(key), ChangeKind::InstanceRegistered);
@@ -389,6 +427,7 @@ impl Registry {
                     // A bound instance is vouched for by its connection.
                     leased: slot.lease.is_some() || slot.binding.is_some(),
                     vouched: slot.vouched,
+                    binding: slot.binding,
                 });
             }
         }
@@ -461,7 +500,7 @@ impl Registry {
                     .map(|s| Record {
                         instance: s.instance.key.clone(),
                         version: s.version,
-                        body: Some(RecordBody::of(&s.instance)),
+                        body: Some(RecordBody::of(&s.instance, s.binding)),
                     })
                     .collect();
                 taken += records.len().max(1);

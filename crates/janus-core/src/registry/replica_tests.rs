@@ -35,6 +35,7 @@ fn deliver(to: &mut Registry, batches: Vec<ServiceRecords>, now: u64) -> ApplyRe
         total.applied += report.applied;
         total.stale += report.stale;
         total.refused += report.refused;
+        total.reasserted += report.reasserted;
         total.newer_here.extend(report.newer_here);
     }
     total
@@ -262,5 +263,76 @@ proptest! {
             deliver(&mut nodes[1 - from], all, 1000);
         }
         prop_assert_eq!(listed(&nodes[0], "s"), listed(&nodes[1], "s"));
+    }
+}
+
+mod bound {
+    use super::*;
+    use crate::registry::Binding;
+
+    const X1: Binding = Binding { node: 1, conn: 10 };
+    const Y2: Binding = Binding { node: 2, conn: 20 };
+
+    fn publish(reg: &mut Registry, port: u16, binding: Binding, now: u64) {
+        reg.publish_bound(&key("b"), vec![InstanceSpec::new(inst(port))], binding, Millis(now)).unwrap();
+    }
+
+    #[test]
+    fn a_bound_instance_replicates_with_its_binding_and_no_lease_anywhere() {
+        let (mut x, mut y) = (node(1), node(2));
+        publish(&mut x, 1, X1, 0);
+        // Even a node that owns its hash runs no lease for it: its connection keeps it.
+        let records = outgoing(&mut x);
+        for batch in records {
+            y.apply_records(batch, Millis(1), &|_| true);
+        }
+        assert_eq!(y.binding_of(&key("b"), &inst(1)), Some(X1));
+        assert_eq!(y.stats(Millis(1)).leases, 0);
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(y.expire(Millis(10_000_000), &mut rng).deleted, 0, "no lease, no expiry");
+    }
+
+    #[test]
+    fn a_redo_elsewhere_rebinds_and_the_old_connections_release_changes_nothing() {
+        let (mut x, mut y) = (node(1), node(2));
+        publish(&mut x, 1, X1, 0);
+        deliver(&mut y, outgoing(&mut x), 1);
+        // The client moved to y: the same instance, a new binding, a newer version.
+        publish(&mut y, 1, Y2, 2);
+        deliver(&mut x, outgoing(&mut y), 3);
+        assert_eq!(x.binding_of(&key("b"), &inst(1)), Some(Y2));
+        // x detects the old connection dead later: nothing to release.
+        assert_eq!(x.release_binding(X1, Millis(4)), 0);
+        assert!(outgoing(&mut x).is_empty());
+        assert_eq!(listed(&y, "b").len(), 1);
+    }
+
+    #[test]
+    fn a_cleanup_of_a_live_connection_is_reasserted_above_it() {
+        let (mut x, mut f) = (node(1), node(3));
+        publish(&mut x, 1, X1, 0);
+        deliver(&mut f, outgoing(&mut x), 1);
+        // f, cut off from x for longer than the grace, clears x's instance.
+        assert!(f.clear_orphan(&key("b"), &inst(1), X1, Millis(2)));
+        let cleanup = outgoing(&mut f);
+        // x still holds the connection: it refuses the deletion and answers with a newer record.
+        let report = deliver(&mut x, cleanup, 3);
+        assert_eq!(report.reasserted, 1);
+        assert_eq!(listed(&x, "b").len(), 1);
+        let reasserted = outgoing(&mut x);
+        deliver(&mut f, reasserted, 4);
+        assert_eq!(f.binding_of(&key("b"), &inst(1)), Some(X1), "back on f, bound as before");
+        // A deregistration by the client itself is not reasserted.
+        x.unpublish_bound(&key("b"), X1, Millis(5)).unwrap();
+        deliver(&mut f, outgoing(&mut x), 6);
+        assert!(listed(&f, "b").is_empty());
+    }
+
+    #[test]
+    fn an_orphan_cleanup_skips_an_instance_rebound_meanwhile() {
+        let mut f = node(3);
+        publish(&mut f, 1, Y2, 0);
+        assert!(!f.clear_orphan(&key("b"), &inst(1), X1, Millis(1)), "bound to another connection now");
+        assert_eq!(listed(&f, "b").len(), 1);
     }
 }

@@ -61,6 +61,7 @@ impl Cluster {
             .env("JANUS_NODE__DATA_DIR", data.join(format!("node-{}", index + 1)))
             .env("JANUS_HTTP__ADDR", format!("127.0.0.1:{}", self.http[index]))
             .env("JANUS_DNS__ENABLED", "false")
+            .env("JANUS_GRPC__ADDR", "127.0.0.1:0")
             .env("JANUS_CLUSTER__MEMBERS", members.join(","))
             .env("JANUS_CLUSTER__ADDR", format!("127.0.0.1:{}", self.cluster[index]))
             .env("JANUS_CLUSTER__SECRET", SECRET)

@@ -1,7 +1,8 @@
 //! Three nodes on loopback forming one Raft group over their cluster
 //! addresses: cp writes sent to any node commit and show on every node, and
 //! after the leader stops the other two elect another and keep taking writes,
-//! and a client of all three fails over to them.
+//! and a client of all three fails over to them; a Nacos gRPC client's
+//! instance outlives the node it was connected to.
 
 use std::time::{Duration, Instant};
 
@@ -591,5 +592,164 @@ async fn churning_connections_on_the_leaders_public_port_disturb_neither_raft_no
     assert!(answered > CONNECTIONS * 9 / 10, "only {answered} of {CONNECTIONS} churned connections were answered");
     for node in nodes {
         node.stop_within(Duration::from_secs(5)).await;
+    }
+}
+
+/// `n` loopback HTTP ports whose port + 1000 (the gRPC port Nacos SDKs
+/// derive) is free too.
+fn http_ports_with_grpc(n: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let port = free_ports(1)[0];
+        let grpc_free = std::net::TcpListener::bind(("127.0.0.1", port + 1000)).is_ok();
+        if grpc_free && !ports.contains(&port) && port + 1000 <= 32_767 {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+struct Pushes(tokio::sync::mpsc::UnboundedSender<Vec<i32>>);
+
+impl nacos_sdk::api::naming::NamingEventListener for Pushes {
+    fn event(&self, event: std::sync::Arc<nacos_sdk::api::naming::NamingChangeEvent>) {
+        let ports = event.instances.iter().flatten().map(|i| i.port).collect();
+        let _ = self.0.send(ports);
+    }
+}
+
+async fn sdk_of(nodes: &[&Node]) -> (nacos_sdk::api::naming::NamingService, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
+    let servers: Vec<String> = nodes.iter().map(|n| n.server.http_addr.to_string()).collect();
+    let props = nacos_sdk::api::props::ClientProps::new()
+        .server_addr(servers.join(","))
+        .namespace("")
+        .env_first(false)
+        .naming_push_empty_protection(false)
+        .naming_load_cache_at_start(false)
+        .cache_dir(cache.path());
+    let naming = nacos_sdk::api::naming::NamingServiceBuilder::new(props).build().await.unwrap();
+    (naming, cache)
+}
+
+fn binding_node(node: &Node, service: &str, port: u16) -> Option<u64> {
+    let key = janus_core::ServiceKey::new(
+        janus_core::NamespaceId::public(),
+        janus_core::GroupName::default_group(),
+        janus_core::ServiceName::new(service).unwrap(),
+    );
+    let instance =
+        janus_core::InstanceKey::new(janus_core::ClusterName::default_cluster(), "127.0.0.1".parse().unwrap(), port);
+    let registry: &dyn janus_core::RegistryService = &*node.server.node;
+    registry.view().read(|r| r.binding_of(&key, &instance)).map(|b| b.node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_clients_instance_survives_its_node_and_is_never_undone_by_the_late_cleanup() {
+    const GRACE_MS: u64 = 20_000;
+    let cluster_ports = free_ports(3);
+    let http_ports = http_ports_with_grpc(3);
+    let members: Vec<String> = (1..).zip(&cluster_ports).map(|(id, port)| format!("{id}@127.0.0.1:{port}")).collect();
+    let secret = secret();
+    let mut nodes = Vec::new();
+    for ((id, port), http) in (1..).zip(&cluster_ports).zip(&http_ports) {
+        let http = *http;
+        let tweak = move |config: &mut janus_server::ServerConfig| {
+            config.http.addr = ([127, 0, 0, 1], http).into();
+            config.distro.verify_interval_ms = 1_000;
+            config.distro.bound_orphan_grace_ms = GRACE_MS;
+        };
+        nodes.push(Node::start(member_config(id, *port, &members, &secret, tweak)).await);
+    }
+    // Every node is ready (Distro) before the client starts.
+    for node in &nodes {
+        until_status(node, Method::GET, "/ready", json!(null), StatusCode::OK).await;
+    }
+
+    // A client of all three nodes; it connects to one of them (the SDK picks).
+    let (client, _client_cache) = sdk_of(&nodes.iter().collect::<Vec<_>>()).await;
+    let connections =
+        |node: &Node| node.server.grpc_stats.as_ref().unwrap().connections.load(std::sync::atomic::Ordering::Relaxed);
+    let start = Instant::now();
+    let binder = loop {
+        if let Some(i) = nodes.iter().position(|n| connections(n) == 1) {
+            break i;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the client connected nowhere");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (watcher, other) = match binder {
+        0 => (1, 2),
+        1 => (2, 0),
+        _ => (0, 1),
+    };
+
+    // A subscriber on another node is pushed the client's registration.
+    let (subscriber, _subscriber_cache) = sdk_of(&[&nodes[watcher]]).await;
+    let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    subscriber.subscribe("moving".into(), None, vec![], std::sync::Arc::new(Pushes(sender))).await.unwrap();
+    let registered = Instant::now();
+    let instance = nacos_sdk::api::naming::ServiceInstance {
+        ip: "127.0.0.1".to_owned(),
+        port: 7300,
+        ..nacos_sdk::api::naming::ServiceInstance::default()
+    };
+    client.register_instance("moving".into(), None, instance).await.unwrap();
+    loop {
+        let ports = tokio::time::timeout(Duration::from_secs(5), pushes.recv()).await.expect("a push").unwrap();
+        if ports == [7300] {
+            break;
+        }
+    }
+    eprintln!("cross-node push after {:?}", registered.elapsed());
+    assert_eq!(binding_node(&nodes[watcher], "moving", 7300), Some(binder as u64 + 1));
+
+    // A poller on the watching node records every moment the instance is missing.
+    let watched = nodes[watcher].client.clone();
+    let polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let poll_flag = polling.clone();
+    let poller = tokio::spawn(async move {
+        let (mut longest, mut missing_since) = (Duration::ZERO, None::<Instant>);
+        while poll_flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let answer =
+                watched.request(Method::GET, "/nacos/v1/ns/instance/list?serviceName=moving", Body::Empty).await;
+            let present = answer.is_ok_and(|a| a.text().contains("7300"));
+            match (present, missing_since) {
+                (false, None) => missing_since = Some(Instant::now()),
+                (true, Some(since)) => {
+                    longest = longest.max(since.elapsed());
+                    missing_since = None;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        longest.max(missing_since.map_or(Duration::ZERO, |s| s.elapsed()))
+    });
+
+    // The client's node goes away; the client reconnects to another one and redoes.
+    let stopped = Instant::now();
+    nodes.remove(binder).stop_within(Duration::from_secs(10)).await;
+    let (watcher, other) =
+        (if watcher > binder { watcher - 1 } else { watcher }, if other > binder { other - 1 } else { other });
+    let start = Instant::now();
+    while binding_node(&nodes[watcher], "moving", 7300) == Some(binder as u64 + 1) {
+        assert!(start.elapsed() < Duration::from_secs(40), "the client did not register again elsewhere");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reconnect = stopped.elapsed();
+    eprintln!("the client's redo took over after {reconnect:?}");
+
+    // Past the orphan grace and two verify rounds: the old connection's cleanup undid nothing.
+    tokio::time::sleep(Duration::from_millis(GRACE_MS + 2_000).saturating_sub(reconnect)).await;
+    polling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let longest_missing = poller.await.unwrap();
+    eprintln!("longest time missing from the watching node: {longest_missing:?}");
+    assert!(longest_missing <= reconnect, "missing for {longest_missing:?}, longer than the reconnect ({reconnect:?})");
+    for node in [&nodes[watcher], &nodes[other]] {
+        let list = json(&node.get("/nacos/v1/ns/instance/list?serviceName=moving").await);
+        assert_eq!(list["hosts"].as_array().map(Vec::len), Some(1), "{list}");
+        let bound_to = binding_node(node, "moving", 7300);
+        assert!(bound_to.is_some_and(|n| n != binder as u64 + 1), "bound to {bound_to:?}");
     }
 }
