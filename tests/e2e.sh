@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End to end: a real `janus` process driven with curl and dig, as the README
 # shows, and by the real client libraries py-eureka-client and
-# nacos-sdk-python (installed into target/e2e-venv from PyPI). Installs dig
-# (Debian's dnsutils) when it is missing. Prints one closing line,
+# nacos-sdk-python 1.x over HTTP (installed into target/e2e-venv from PyPI), and
+# nacos-sdk-python 2.x over the Nacos gRPC port (its v2.nacos package, in
+# target/e2e-venv-grpc: the same distribution name, so a venv of its own).
+# Installs dig (Debian's dnsutils) when it is missing. Prints one closing line,
 # "e2e: N passed, M failed", and exits non-zero on any failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +28,16 @@ if ! "$VENV/bin/python" -c "import py_eureka_client, nacos" 2>/dev/null \
   cp tests/clients/requirements.txt "$VENV/requirements.txt"
 fi
 PY="$VENV/bin/python"
+GVENV="$ROOT/target/e2e-venv-grpc"
+if ! "$GVENV/bin/python" -c "import v2.nacos" 2>/dev/null \
+  || ! cmp -s tests/clients/requirements-grpc.txt "$GVENV/requirements.txt"; then
+  echo "== installing the gRPC client library into $GVENV"
+  rm -rf "$GVENV"
+  python3 -m venv "$GVENV"
+  "$GVENV/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements-grpc.txt
+  cp tests/clients/requirements-grpc.txt "$GVENV/requirements.txt"
+fi
+GPY="$GVENV/bin/python"
 
 WORK=$(mktemp -d)
 LOG="$WORK/janus.log"
@@ -35,10 +47,14 @@ JANUS_HEALTH__PROBE_ALLOW=127.0.0.0/8 \
   "$JANUS" --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --data-dir "$WORK/data" --log info >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID "${CHILDREN[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 100); do grep -q "dns serving" "$LOG" && grep -q "janus serving" "$LOG" && break; sleep 0.1; done
+for _ in $(seq 1 100); do
+  grep -q "dns serving" "$LOG" && grep -q "grpc serving" "$LOG" && grep -q "janus serving" "$LOG" && break
+  sleep 0.1
+done
 HTTP=$(sed -n 's/.*janus serving http_addr=\([0-9.:]*\).*/\1/p' "$LOG" | head -1)
 DNS=$(sed -n 's/.*dns serving addr=\([0-9.:]*\).*/\1/p' "$LOG" | head -1)
-[ -n "$HTTP" ] && [ -n "$DNS" ] || { echo "janus did not start:"; cat "$LOG"; exit 1; }
+GRPC=$(sed -n 's/.*grpc serving grpc_addr=\([0-9.:]*\).*/\1/p' "$LOG" | head -1)
+[ -n "$HTTP" ] && [ -n "$DNS" ] && [ -n "$GRPC" ] || { echo "janus did not start:"; cat "$LOG"; exit 1; }
 DIG=(dig @"${DNS%:*}" -p "${DNS##*:}" +time=2 +tries=1)
 
 passed=0 failed=0
@@ -150,6 +166,42 @@ gone=$(cat "$WORK/nacos-gone")
 check "a killed nacos-sdk-python service is gone within its 3 s lease (after ${gone} s)" "yes" "$(within "$gone" 3.5)"
 check "and from Eureka" "" "$(eureka_apps | tr ',' '\n' | grep PROVIDER | xargs)"
 check "and from DNS" "" "$("${DIG[@]}" +short nacos-provider.svc.janus. A; "${DIG[@]}" +short py-provider.svc.janus. A)"
+
+# nacos-sdk-python 2.x over gRPC. Given the HTTP address, as applications give
+# it, the SDK adds a port offset (1000 by default) to find the gRPC port; the
+# script sets the offset to the distance between the two ephemeral ports.
+grpc_client() { (cd tests/clients && exec "$GPY" nacos_grpc_client.py "$HTTP" "$GRPC" "$WORK/grpc-client" "$@"); }
+grpc_query() { grpc_client query "$1" 2>&1 | grep -E '^(hosts|error) ' | head -1; }
+status=0; grpc_client run >"$WORK/grpc-run.log" 2>&1 || status=$?
+grpc_step() { sed -n "s/^$1 //p" "$WORK/grpc-run.log" | head -1; }
+check "nacos-sdk-python gRPC: register" "ok" "$(grpc_step register)"
+check "nacos-sdk-python gRPC: subscribe, the callback gets the instance" "10.0.0.31:7001" "$(grpc_step subscribe)"
+check "nacos-sdk-python gRPC: list" "10.0.0.31:7001" "$(grpc_step list)"
+check "nacos-sdk-python gRPC: an HTTP registration is pushed to the callback" "10.0.0.31:7001,10.0.0.33:7003" \
+  "$(grpc_step push)"
+check "nacos-sdk-python gRPC: deregister" "ok" "$(grpc_step deregister)"
+check "nacos-sdk-python gRPC: the deregistration is pushed" "10.0.0.33:7003" "$(grpc_step push-after-deregister)"
+check "nacos-sdk-python gRPC: list after deregister" "10.0.0.33:7003" "$(grpc_step list-after-deregister)"
+check "nacos-sdk-python gRPC: list services" "has grpc-py" "$(grpc_step list-services)"
+check "nacos-sdk-python gRPC: the run ends cleanly" "exit 0" "exit $status$(sed -n 's/^error / /p' "$WORK/grpc-run.log")"
+check "nothing of it is left in the HTTP list" "" "$(nacos_hosts grpc-py)"
+
+# An instance registered over gRPC lives as long as the client's connection:
+# SIGKILL the client and the instance leaves every protocol, no lease to wait.
+(cd tests/clients && exec "$GPY" nacos_grpc_client.py "$HTTP" "$GRPC" "$WORK/grpc-client" hold) >"$WORK/grpc-hold.log" 2>&1 &
+GPID=$!
+CHILDREN+=("$GPID")
+wait_for_line "$WORK/grpc-hold.log" '^ready\|^refused\|^error'
+check "nacos-sdk-python gRPC: registered by a client that stays" "ready" "$(grep -m1 '^ready\|^refused\|^error' "$WORK/grpc-hold.log")"
+check "a gRPC registration is in the Nacos HTTP list" "10.0.0.32:7002" "$(nacos_hosts grpc-py-killed)"
+check "a gRPC registration is in DNS" "10.0.0.32" "$("${DIG[@]}" +short grpc-py-killed.svc.janus. A)"
+check "a gRPC registration is seen by another gRPC client" "hosts 10.0.0.32:7002" "$(grpc_query grpc-py-killed)"
+kill -9 "$GPID" 2>/dev/null || true
+wait "$GPID" 2>/dev/null || true
+for _ in $(seq 1 50); do [ -z "$(nacos_hosts grpc-py-killed)" ] && break; sleep 0.1; done
+check "a SIGKILLed gRPC client's instance leaves the HTTP list with its connection" "" "$(nacos_hosts grpc-py-killed)"
+check "and DNS" "" "$("${DIG[@]}" +short grpc-py-killed.svc.janus. A)"
+check "and gRPC" "hosts (none)" "$(grpc_query grpc-py-killed)"
 
 kill -TERM $PID
 status=0; wait $PID || status=$?
