@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, ap, cp, watch, blackhole, capacity, join, dns, failover, watchers);
+#   --only:  run some sections (single, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -26,12 +26,14 @@ RNACOS_PORT=18849
 DURATION=10s
 CONNS=64
 CAPACITY=1000000
+PUSH_SUBSCRIBERS=1000
+PUSH_WRITES=100
 ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) DURATION=3s; CAPACITY=100000 ;;
+    --quick) DURATION=3s; CAPACITY=100000; PUSH_WRITES=50 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -213,7 +215,8 @@ bench() { # label target scenario instances [extra args...]; a bare port means h
   RESULT_FILES+=("$out")
   local line="${cmd[*]}"
   line="${line//$ROOT\//}"
-  COMMANDS+=("${line//--pid $SERVER_PID/--pid <janus pid>}")
+  line="${line//--pid $SERVER_PID/--pid <janus pid>}"
+  COMMANDS+=("${line//--pid ${RNACOS_PID:-none}/--pid <rnacos pid>}")
 }
 
 SCENARIOS=("register 0" "heartbeat 10000" "list 100" "list 1000" "mixed 100")
@@ -244,6 +247,62 @@ for entry in "${AP_SCENARIOS[@]}"; do
   bench rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"
   stop_server
 done
+
+SECTION="Nacos gRPC: Janus against rnacos 0.8.8 (the gRPC port, one connection per worker, same load generator)"
+GRPC_SCENARIOS=("register 0" "list 100")
+want grpc || GRPC_SCENARIOS=()
+ulimit -n 20000 2>/dev/null || true
+for entry in "${GRPC_SCENARIOS[@]}"; do
+  read -r scenario instances <<<"$entry"
+  echo "== gRPC $scenario ($instances): janus"
+  start_janus
+  bench janus "$JANUS_PORT" "$scenario" "$instances" --api nacos-grpc
+  stop_server
+  echo "== gRPC $scenario ($instances): rnacos 0.8.8"
+  start_rnacos
+  bench rnacos "$RNACOS_PORT" "$scenario" "$instances" --api nacos-grpc
+  stop_server
+done
+
+SECTION="Nacos gRPC, AP cluster: a 3-node Janus cluster against a 3-node rnacos 0.8.8 cluster (connections spread over the nodes)"
+want grpc || GRPC_SCENARIOS=()
+for entry in "${GRPC_SCENARIOS[@]}"; do
+  read -r scenario instances <<<"$entry"
+  echo "== gRPC $scenario ($instances): janus 3-node cluster"
+  start_janus_cluster
+  bench janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances" --api nacos-grpc
+  stop_server
+  echo "== gRPC $scenario ($instances): rnacos 3-node cluster"
+  start_rnacos_cluster
+  bench rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances" --api nacos-grpc
+  stop_server
+done
+
+if want grpc; then
+SECTION="Nacos gRPC pushes and memory"
+echo "== gRPC push latency, $PUSH_SUBSCRIBERS subscribers: janus, then rnacos 0.8.8"
+start_janus
+bench janus "$JANUS_PORT" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES"
+stop_server
+start_rnacos
+bench rnacos "$RNACOS_PORT" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES"
+stop_server
+echo "== gRPC push latency across nodes, $PUSH_SUBSCRIBERS subscribers: janus and rnacos 3-node clusters"
+start_janus_cluster
+bench janus "$JANUS_CLUSTER_TARGETS" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES" --prefix cluster
+stop_server
+start_rnacos_cluster
+bench rnacos "$RNACOS_CLUSTER_TARGETS" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES" --prefix cluster
+stop_server
+echo "== gRPC capacity: 100000 connection-bound instances over 1000 connections"
+start_janus
+CONNS=1000 bench janus "$JANUS_PORT" capacity 100000 --api nacos-grpc --pid "$SERVER_PID"
+stop_server
+start_rnacos
+RNACOS_PID=$(pgrep -f "$RNACOS_ROOT/bin/rnacos" | head -1)
+CONNS=1000 bench rnacos "$RNACOS_PORT" capacity 100000 --api nacos-grpc --pid "$RNACOS_PID"
+stop_server
+fi
 
 SECTION="CP writes: a 3-node Janus cluster against a 3-node etcd 3.4 cluster"
 CP_CLIENTS=(1 16 64)
@@ -436,6 +495,7 @@ PREAMBLE="$WORK/preamble.md"
   echo "- Scenarios: register (each request a new instance, over 64 services); heartbeat (light beats over 10,000 registered instances); list (one service of 100 or 1000 instances); mixed (1 register : 1 heartbeat : 8 lists of a 100-instance service)."
   echo "- AP cluster: three \`janus\` processes and three rnacos 0.8.8 processes forming clusters (rnacos: node 1 starts the Raft group, nodes 2 and 3 join it; the script checks the membership and that node 3 lists an instance registered through node 1), all on CPU 0; the load generator's 64 connections spread round-robin over the three nodes."
   echo "- Cross-node watch: written through node 1, 16 blocked watchers on nodes 2 and 3; each write's latency counts from when it was sent to when a watcher's answer holds it (writes coalesced into one wake each count). Blackholed: the same with 16 watchers on node 2 while node 3 is stopped with SIGSTOP (it accepts connections and answers nothing), measured once the others have declared it down."
+  echo "- Nacos gRPC: the same servers on their gRPC port (HTTP port + 1000), $CONNS connections each set up as the SDKs do (server check, bi-stream with ConnectionSetupRequest), then unary requests: register (\`InstanceRequest\` of a new instance over 64 services; Nacos keeps one instance per connection and service, so each also replaces the connection's previous one there, on both servers), list (\`ServiceQueryRequest\` of a 100-instance service registered over HTTP). Push: $PUSH_SUBSCRIBERS connections subscribe to one service; a writer connection registers an instance with a new port every 100 ms ($PUSH_WRITES times, each replacing its previous one); latency from the write being sent to the \`NotifySubscriberRequest\` listing it at each subscriber (acknowledged at once); across nodes the writer uses node 1 and the subscribers nodes 2 and 3. Capacity: 100,000 instances batch-registered (100 per service) over 1,000 connections, held while the server's RSS is read."
   echo "- CP writes: three \`janus\` processes forming one Raft group, and three \`etcd\` $(etcd --version | awk '/etcd Version/ {print $3}') members (Debian's \`etcd-server\`, default settings), all on CPU 0; \`conns\` clients spread round-robin over the three nodes, each with one request in flight. Janus: \`POST /v1/namespaces/bench-cp/services/…/instances\` of a new persistent instance (HTTP/1.1, JSON). etcd: \`KV.Put\` over gRPC (HTTP/2) of a key naming the same service and address, whose value is the same JSON body. Both acknowledge only after a majority made the entry durable (fsync). Janus runs with its server-side health checks off (\`JANUS_HEALTH__ENABLED=false\`): etcd has none, and the tens of thousands of instances a run registers would each be probed every ~5 s."
   echo
   echo "Commands (relative to the repository root):"

@@ -14,15 +14,19 @@
 //! a write to a blocked watcher waking; native API), `capacity` (hold
 //! `--instances` instances, then read the server's RSS from `--pid`),
 //! `dns-visibility` (time from an HTTP write returning to the node's DNS
-//! answer reflecting it). With several `--target`s the load spreads over
+//! answer reflecting it), and over Nacos gRPC (`--api nacos-grpc`, any server
+//! speaking it) `register`, `list`, `push` (write-to-push latency at
+//! `--watchers` subscribers) and `capacity` (connection-bound instances). With several `--target`s the load spreads over
 //! them (a cluster's nodes); `watch` then writes through the first and
 //! blocks its watchers on the others (cross-node watch latency).
 
 mod client;
 mod dns;
 mod failover;
+mod grpc_scenarios;
 mod join;
 mod local_cluster;
+mod nacos_grpc;
 mod report;
 mod scenario;
 mod stats;
@@ -76,6 +80,10 @@ pub(crate) enum Api {
     Native,
     /// etcd v3 over gRPC (KV.Put), to compare the cp write path with etcd.
     Etcd,
+    /// The Nacos 2.x gRPC protocol on the HTTP port + 1000.
+    #[value(name = "nacos-grpc")]
+    #[serde(rename = "nacos-grpc")]
+    NacosGrpc,
 }
 
 /// What load to apply.
@@ -96,6 +104,8 @@ pub(crate) enum Scenario {
     Capacity,
     /// Time from an HTTP write returning to the node's DNS answer showing it.
     DnsVisibility,
+    /// Time from a write to the Nacos gRPC push that shows it (`--api nacos-grpc`).
+    Push,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -128,13 +138,13 @@ pub(crate) struct RunArgs {
     /// Instances in the listed service (list, mixed), beaten population (heartbeat), or held (capacity).
     #[arg(long, default_value_t = 100)]
     pub(crate) instances: usize,
-    /// Blocked watchers (watch scenario).
+    /// Blocked watchers (watch scenario), or subscribers (push scenario).
     #[arg(long, default_value_t = 16)]
     pub(crate) watchers: usize,
     /// The node's DNS address (dns-visibility scenario).
     #[arg(long, default_value = "127.0.0.1:8600")]
     pub(crate) dns: std::net::SocketAddr,
-    /// Writes to time (watch and dns-visibility scenarios).
+    /// Writes to time (watch, push and dns-visibility scenarios).
     #[arg(long, default_value_t = 500)]
     pub(crate) writes: usize,
     /// Server process id, to read its RSS (capacity scenario).

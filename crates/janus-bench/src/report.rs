@@ -27,7 +27,7 @@ pub(crate) fn write(
     type Key = (String, usize, usize);
     let mut sections: Vec<(String, BTreeMap<Key, Vec<&BenchResult>>)> = Vec::new();
     for r in &results {
-        if matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility) {
+        if matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility | Scenario::Push) {
             continue;
         }
         let index = match sections.iter().position(|(name, _)| *name == r.section) {
@@ -80,10 +80,12 @@ pub(crate) fn write(
     }
     let janus_only: Vec<_> = results
         .iter()
-        .filter(|r| matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility))
+        .filter(|r| {
+            matches!(r.scenario, Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility | Scenario::Push)
+        })
         .collect();
     if !janus_only.is_empty() {
-        text.push_str("\n## Janus only\n\n| scenario | measured |\n|---|---|\n");
+        text.push_str("\n## Latency and memory\n\n| scenario | measured |\n|---|---|\n");
         for r in janus_only {
             let measured = match r.scenario {
                 Scenario::DnsVisibility => format!(
@@ -92,6 +94,10 @@ pub(crate) fn write(
                 ),
                 Scenario::Watch => format!(
                     "{} wake samples (blocked watchers × writes): write-to-wake latency p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {} wakes missed",
+                    r.requests, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
+                ),
+                Scenario::Push => format!(
+                    "{} push samples (subscribers × writes): write-to-push latency p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {} never pushed",
                     r.requests, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
                 ),
                 _ => {
@@ -111,6 +117,14 @@ pub(crate) fn write(
                         .to_owned()
                 }
                 Scenario::Watch => "Watch, same node".to_owned(),
+                Scenario::Push if r.target.contains(',') => format!(
+                    "Nacos gRPC push, across nodes ({} subscribers on the other nodes of a 3-node cluster)",
+                    r.connections
+                ),
+                Scenario::Push => format!("Nacos gRPC push, same node ({} subscribers)", r.connections),
+                Scenario::Capacity if r.api == crate::Api::NacosGrpc => {
+                    format!("Capacity over Nacos gRPC (connection-bound, {} connections)", r.connections)
+                }
                 other => format!("{other:?}"),
             };
             if r.label != "janus" {

@@ -20,7 +20,7 @@ use crate::{Api, RunArgs, Scenario};
 const REGISTER_SERVICES: u64 = 64;
 
 /// A unique address for the n-th instance a run creates.
-fn address(n: u64) -> (String, u64) {
+pub(crate) fn address(n: u64) -> (String, u64) {
     let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
     (ip, 1000 + (n >> 24))
 }
@@ -46,7 +46,7 @@ impl Calls {
     fn register(&self, service: &str, ip: &str, port: u64) -> Call {
         let native_body = format!("{{\"ip\":\"{ip}\",\"port\":{port}}}");
         match self.api {
-            Api::Nacos => Call {
+            Api::Nacos | Api::NacosGrpc => Call {
                 method: Method::POST,
                 path: "/nacos/v1/ns/instance".to_owned(),
                 body: Some((
@@ -77,7 +77,7 @@ impl Calls {
 
     fn beat(&self, service: &str, ip: &str, port: u64) -> Call {
         match self.api {
-            Api::Nacos => Call {
+            Api::Nacos | Api::NacosGrpc => Call {
                 method: Method::PUT,
                 path: format!("/nacos/v1/ns/instance/beat?serviceName={service}&ip={ip}&port={port}"),
                 body: None,
@@ -93,7 +93,7 @@ impl Calls {
     fn list(&self, service: &str, index: Option<u64>) -> Call {
         let wait = index.map(|i| format!("&index={i}&wait=10s")).unwrap_or_default();
         match self.api {
-            Api::Nacos => Call::get(format!("/nacos/v1/ns/instance/list?serviceName={service}{wait}")),
+            Api::Nacos | Api::NacosGrpc => Call::get(format!("/nacos/v1/ns/instance/list?serviceName={service}{wait}")),
             Api::Native | Api::Etcd => {
                 let query = index.map(|i| format!("?index={i}&wait=10s")).unwrap_or_default();
                 Call::get(format!("/v1/namespaces/{}/services/{service}/instances{query}", self.namespace))
@@ -139,7 +139,7 @@ impl Workload {
                 1 => self.beat(seq * workers + worker),
                 _ => self.calls.list(&self.list_service, None),
             },
-            Scenario::List | Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility => {
+            Scenario::List | Scenario::Watch | Scenario::Capacity | Scenario::DnsVisibility | Scenario::Push => {
                 self.calls.list(&self.list_service, None)
             }
         }
@@ -150,6 +150,12 @@ pub(crate) async fn run(args: &RunArgs) -> anyhow::Result<BenchResult> {
     let calls = Calls::new(args);
     if args.targets().is_empty() {
         bail!("--target names no server");
+    }
+    if args.api == Api::NacosGrpc {
+        return crate::grpc_scenarios::run(args).await;
+    }
+    if args.scenario == Scenario::Push {
+        bail!("the push scenario is defined over Nacos gRPC (--api nacos-grpc)");
     }
     if args.api == Api::Etcd && args.scenario != Scenario::Register {
         bail!("against etcd only the register scenario (one put per request) is defined");
@@ -176,6 +182,7 @@ pub(crate) async fn run(args: &RunArgs) -> anyhow::Result<BenchResult> {
         Scenario::Watch => return watch(args, &calls).await,
         Scenario::DnsVisibility => return crate::dns::visibility(args).await,
         Scenario::Capacity => return capacity(args, &calls).await,
+        Scenario::Push => bail!("the push scenario is defined over Nacos gRPC (--api nacos-grpc)"),
     }
     load(args, workload).await
 }
@@ -210,7 +217,7 @@ async fn send_all(args: &RunArgs, calls: Vec<Call>, check: Calls) -> anyhow::Res
     Ok(())
 }
 
-async fn populate_list(args: &RunArgs, calls: &Calls, service: &str) -> anyhow::Result<()> {
+pub(crate) async fn populate_list(args: &RunArgs, calls: &Calls, service: &str) -> anyhow::Result<()> {
     let registrations = (0..args.instances as u64)
         .map(|n| {
             let (ip, port) = address(n);
@@ -378,7 +385,7 @@ async fn watch(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> {
 /// The ports of the instances a list answer holds (native or Nacos JSON):
 /// every number after a `"port":`, found by a byte scan (a full JSON parse per
 /// wake would make the load generator, not the server, the bottleneck).
-fn listed_ports(body: &[u8]) -> std::collections::HashSet<u64> {
+pub(crate) fn listed_ports(body: &[u8]) -> std::collections::HashSet<u64> {
     const KEY: &[u8] = b"\"port\":";
     let mut ports = std::collections::HashSet::new();
     let mut rest = body;
@@ -412,16 +419,20 @@ async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> 
         result.throughput = args.instances as f64 / elapsed.as_secs_f64();
     }
     if let Some(pid) = args.pid {
-        let status =
-            std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .context("no VmRSS in /proc status")?;
-        result.rss_bytes = Some(kib * 1024);
+        result.rss_bytes = Some(read_rss(pid)?);
     }
     Ok(result)
+}
+
+/// The resident memory of process `pid`, in bytes.
+pub(crate) fn read_rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kib * 1024)
 }
 
 /// Creates `--namespace` with the given mode through the native API, with

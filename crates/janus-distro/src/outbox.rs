@@ -1,10 +1,12 @@
 //! [`Outbox`]: the changes waiting to be sent, one coalescing queue per peer.
 //!
 //! A change marks its instance in every peer's queue. A queue holds each
-//! instance once however often it changed, and becomes due a fixed window
-//! after its first mark (later marks do not extend it), so a burst of writes
-//! to one instance costs one record per peer. The record is read when the
-//! batch is sent, so it carries the latest state. Each queue is bounded: past
+//! instance once however often it changed, and is sent at most once per
+//! window: a change after a quiet window goes out at once, later ones wait
+//! for the window to end (later marks do not extend it), so a burst of
+//! writes to one instance costs at most two records per peer and a lone
+//! change is not delayed. The record is read when the batch is sent, so it
+//! carries the latest state. Each queue is bounded: past
 //! `capacity` instances it is dropped and counted (the verify round repairs
 //! what the peer missed). A failed send puts the instances back and the
 //! queue waits out a retry delay; other peers' queues are not affected.
@@ -19,6 +21,8 @@ struct PeerQueue {
     keys: HashSet<DirtyKey>,
     /// When the oldest mark in `keys` was made.
     since: Option<Millis>,
+    /// When a batch was last taken for sending.
+    last_sent: Option<Millis>,
     /// Not before this (after a failed send).
     retry_at: Millis,
     /// Times the queue overflowed and was dropped.
@@ -34,8 +38,8 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues for `peers`, each due `window_ms` after its first mark, holding
-    /// at most `capacity` instances.
+    /// Queues for `peers`, each sent at most once per `window_ms`, holding at
+    /// most `capacity` instances.
     #[must_use]
     pub fn new(peers: impl IntoIterator<Item = NodeId>, window_ms: u64, capacity: usize) -> Self {
         let peers = peers.into_iter().map(|p| (p, PeerQueue::default())).collect();
@@ -76,12 +80,14 @@ impl Outbox {
         }
     }
 
-    /// When the peer's queue is due to be sent (`None`: nothing queued).
+    /// When the peer's queue is due to be sent (`None`: nothing queued): at
+    /// its first mark, or a window after the last send if that was later.
     #[must_use]
     pub fn due_at(&self, peer: NodeId) -> Option<Millis> {
         let queue = self.peers.get(&peer)?;
         let since = queue.since?;
-        Some(since.plus(self.window_ms).max(queue.retry_at))
+        let throttled = queue.last_sent.map_or(since, |sent| sent.plus(self.window_ms).max(since));
+        Some(throttled.max(queue.retry_at))
     }
 
     /// Takes up to `max` instances of the peer's queue if it is due at `now`.
@@ -101,6 +107,9 @@ impl Outbox {
         };
         if queue.keys.is_empty() {
             queue.since = None;
+        }
+        if !taken.is_empty() {
+            queue.last_sent = Some(now);
         }
         taken
     }
@@ -151,15 +160,20 @@ mod tests {
     }
 
     #[test]
-    fn marks_coalesce_within_a_window_that_later_marks_do_not_extend() {
+    fn a_change_after_a_quiet_window_goes_at_once_and_later_ones_coalesce() {
         let mut outbox = Outbox::new([2, 3], 100, 10);
         outbox.mark(&[key(1), key(2)], Millis(0));
-        outbox.mark(&[key(1)], Millis(90));
-        assert_eq!(outbox.due_at(2), Some(Millis(100)));
+        assert_eq!(outbox.due_at(2), Some(Millis(0)), "nothing was sent lately: at once");
+        assert_eq!(outbox.take(2, Millis(0), 100).len(), 2);
+        outbox.mark(&[key(1)], Millis(10));
+        outbox.mark(&[key(1), key(2)], Millis(90));
+        assert_eq!(outbox.due_at(2), Some(Millis(100)), "a window after the last send");
         assert!(outbox.take(2, Millis(99), 100).is_empty());
         assert_eq!(outbox.take(2, Millis(100), 100).len(), 2, "one record per instance however often it changed");
         assert_eq!(outbox.due_at(2), None);
-        assert_eq!(outbox.depth(3), 2, "each peer has its own queue");
+        outbox.mark(&[key(3)], Millis(500));
+        assert_eq!(outbox.due_at(2), Some(Millis(500)), "quiet again: at once");
+        assert_eq!(outbox.depth(3), 3, "each peer has its own queue");
     }
 
     #[test]
@@ -183,6 +197,7 @@ mod tests {
         let mut outbox = Outbox::new([2, 3], 100, 3);
         outbox.mark(&[key(1)], Millis(0));
         let batch = outbox.take(2, Millis(100), 100);
+        assert_eq!(batch.len(), 1);
         outbox.failed(2, batch, Millis(150), 1000);
         assert_eq!(outbox.due_at(2), Some(Millis(1150)));
         assert_eq!(outbox.take(3, Millis(100), 100).len(), 1, "peer 3 is not held up");

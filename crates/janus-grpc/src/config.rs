@@ -19,7 +19,8 @@ pub struct GrpcConfig {
     pub detect_idle: Duration,
     /// ... and is closed if it does not answer within this time.
     pub detect_timeout: Duration,
-    /// Changes to a subscribed service within this window go out as one push.
+    /// A subscribed service is pushed at once on its first change, then at
+    /// most once per this window (later changes in it go out together).
     pub push_coalesce: Duration,
     /// A push not acknowledged within this time is sent again.
     pub push_ack_timeout: Duration,

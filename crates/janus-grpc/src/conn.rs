@@ -37,6 +37,8 @@ pub(crate) struct Subscription {
     pub(crate) clusters_text: String,
     /// The revision the client last acknowledged (or was answered with).
     pub(crate) acked_revision: u64,
+    /// When the service was last pushed to the client.
+    pub(crate) last_push: Option<Instant>,
 }
 
 /// What a request sent on the bi-stream waits for.
@@ -126,7 +128,8 @@ impl Conn {
             dirty: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             push_timeouts: AtomicU32::new(0),
-            next_request_id: AtomicU64::new(1),
+            // Pushes use the revision they carry as their id; the others count from far above.
+            next_request_id: AtomicU64::new(1 << 62),
             wake: Notify::new(),
             close: CancellationToken::new(),
             close_reason: OnceLock::new(),

@@ -5,8 +5,10 @@
 //! whatever front end or engine made it (HTTP, DNS-visible updates, records
 //! from peers, Raft applies), passes through it. For a change of a service it
 //! only marks that service to push on each subscribed connection; each
-//! connection's writer then reads the service's current state when it sends
-//! (`stream.rs`). So a burst of changes costs one push per connection, no
+//! connection's writer then pushes the service's current state when it sends
+//! (`stream.rs`): at once on the first change after a quiet spell, then at
+//! most once per coalescing window; the body is encoded once per service
+//! revision for every subscriber. So a burst of changes costs one push per connection, no
 //! queue grows with the rate of change, and a missed change (the feed
 //! lagged) is repaired by marking every subscription.
 

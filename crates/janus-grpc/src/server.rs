@@ -127,6 +127,9 @@ pub(crate) struct Shared {
     pub(crate) subscribers: Subscribers,
     pub(crate) writes: Semaphore,
     pub(crate) authorizer: Arc<dyn crate::unary::Authorizer>,
+    /// Push bodies by (service, cluster filter), with the revision each shows.
+    pub(crate) push_bodies:
+        parking_lot::Mutex<std::collections::HashMap<(janus_core::ServiceKey, String), (u64, bytes::Bytes)>>,
     pub(crate) stats: Arc<GrpcStats>,
     pub(crate) tasks: TaskTracker,
 }
@@ -153,6 +156,7 @@ impl GrpcServer {
             subscribers: Subscribers::default(),
             writes: Semaphore::new(config.max_concurrent_writes.max(1)),
             authorizer: Arc::new(crate::unary::AllowAll),
+            push_bodies: parking_lot::Mutex::default(),
             stats: Arc::default(),
             tasks: TaskTracker::new(),
         });
@@ -268,7 +272,9 @@ async fn serve_connection(
     let (routed_conn, routed_shared) = (conn.clone(), shared.clone());
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let (conn, shared) = (routed_conn.clone(), routed_shared.clone());
-        async move { Ok::<_, Infallible>(route(conn, shared, request).await) }
+        // Boxed: tonic's unary and streaming futures are large, and hyper
+        // keeps the service future inline in each stream's task.
+        async move { Ok::<_, Infallible>(Box::pin(route(conn, shared, request)).await) }
     });
     let serving = builder.serve_connection(TokioIo::new(socket), service);
     tokio::pin!(serving);

@@ -16,15 +16,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
+use janus_core::ServiceKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Streaming;
 use tracing::{debug, warn};
 
+use crate::answer::Failure;
 use crate::conn::{Awaited, CloseReason, Conn, InFlight, Outbound, SetupInfo};
 use crate::server::Shared;
 use crate::unary::service_info;
-use crate::wire::envelope::{Inbound, encode};
+use crate::wire::envelope::{self, Inbound, encode};
 use crate::wire::json::{
     BareServerRequest, ClientAnswer, ConnectionSetupRequest, NotifySubscriberRequest, RESULT_SUCCESS,
     ServerRequestHeader, WireMessage,
@@ -129,7 +132,10 @@ fn acknowledge(conn: &Conn, shared: &Shared, answer: &ClientAnswer) {
             conn.mark_dirty(&service);
         }
     }
-    conn.wake.notify_one();
+    // The writer waits for this answer only if something is left to push.
+    if !conn.dirty.lock().is_empty() {
+        conn.wake.notify_one();
+    }
 }
 
 async fn write(conn: Arc<Conn>, shared: Arc<Shared>, sender: Outbound) {
@@ -140,21 +146,16 @@ async fn write(conn: Arc<Conn>, shared: Arc<Shared>, sender: Outbound) {
         if let Err(reason) = detect(&conn, &shared, &sender).await {
             break reason;
         }
-        if let Err(reason) = push(&conn, &shared, &sender).await {
-            break reason;
-        }
-        let next = next_deadline(&conn, &shared);
-        let woken = tokio::select! {
-            () = conn.close.cancelled() => return,
-            () = conn.wake.notified() => true,
-            () = tokio::time::sleep_until(next) => false,
+        let throttled = match push(&conn, &shared, &sender).await {
+            Ok(throttled) => throttled,
+            Err(reason) => break reason,
         };
-        if woken && !conn.dirty.lock().is_empty() && !shared.config.push_coalesce.is_zero() {
-            // Let a burst of changes settle into one push.
-            tokio::select! {
-                () = conn.close.cancelled() => return,
-                () = tokio::time::sleep(shared.config.push_coalesce) => {}
-            }
+        let next = next_deadline(&conn, &shared);
+        let next = throttled.map_or(next, |at| at.min(next));
+        tokio::select! {
+            () = conn.close.cancelled() => return,
+            () = conn.wake.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
         }
     };
     match reason {
@@ -216,34 +217,59 @@ async fn detect(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<(), C
     send(conn, shared, sender, &request).await
 }
 
-/// Pushes the changed subscriptions, as many as may be in flight.
-async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<(), CloseReason> {
+/// Pushes the changed subscriptions, as many as may be in flight. A service
+/// is pushed at once on its first change after a quiet spell, and then at
+/// most once per `push_coalesce` (a burst of changes becomes few pushes, each
+/// with the state of when it is sent); returns when the next throttled push
+/// is due, if one is waiting.
+async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<Option<Instant>, CloseReason> {
     loop {
         let pushing = conn.in_flight.lock().values().filter(|f| matches!(f.awaited, Awaited::Push { .. })).count();
         if pushing >= shared.config.max_in_flight.max(1) {
-            return Ok(());
+            return Ok(None);
         }
         // The next changed service without a push in flight (that one is
-        // pushed again once answered, with the state of then).
+        // pushed again once answered, with the state of then) and not pushed
+        // within the window.
+        let now = Instant::now();
+        let mut throttled: Option<Instant> = None;
         let next = {
             let in_flight = conn.in_flight.lock();
-            let busy = |service: &janus_core::ServiceKey| {
+            let busy = |service: &ServiceKey| {
                 in_flight.values().any(|f| matches!(&f.awaited, Awaited::Push { service: s, .. } if s == service))
             };
             let mut dirty = conn.dirty.lock();
-            let found = dirty.iter().find(|s| !busy(s)).cloned();
+            let subscriptions = conn.subscriptions.lock();
+            let found = dirty
+                .iter()
+                .find(|service| {
+                    if busy(service) {
+                        return false;
+                    }
+                    let due = subscriptions
+                        .get(*service)
+                        .and_then(|s| s.last_push)
+                        .map(|at| at + shared.config.push_coalesce)
+                        .filter(|due| *due > now);
+                    if let Some(due) = due {
+                        throttled = Some(throttled.map_or(due, |t| t.min(due)));
+                        return false;
+                    }
+                    true
+                })
+                .cloned();
             if let Some(service) = &found {
                 dirty.remove(service);
             }
             found
         };
-        let Some(service) = next else { return Ok(()) };
+        let Some(service) = next else { return Ok(throttled) };
         let Some((clusters_text, acked)) =
             conn.subscriptions.lock().get(&service).map(|s| (s.clusters_text.clone(), s.acked_revision))
         else {
             continue;
         };
-        let (info, revision) = match service_info(shared, &service, &clusters_text, false) {
+        let (body, revision) = match push_body(shared, &service, &clusters_text) {
             Ok(found) => found,
             Err(failure) => {
                 // The namespace went away: nothing to push.
@@ -254,20 +280,52 @@ async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<(), Clo
         if revision == acked {
             continue;
         }
-        let id = conn.next_request_id();
-        let request = NotifySubscriberRequest {
-            header: ServerRequestHeader::new(id, types::MODULE_NAMING),
-            namespace: service.namespace.to_string(),
-            service_name: service.service.to_string(),
-            group_name: service.group.to_string(),
-            service_info: info,
-        };
+        // The request id is the revision pushed: unique on the connection
+        // (revisions are node-wide), and the same body serves every subscriber.
         let deadline = Instant::now() + shared.config.push_ack_timeout;
-        conn.in_flight.lock().insert(id, InFlight { awaited: Awaited::Push { service, revision }, deadline });
+        if let Some(subscription) = conn.subscriptions.lock().get_mut(&service) {
+            subscription.last_push = Some(now);
+        }
+        conn.in_flight.lock().insert(revision, InFlight { awaited: Awaited::Push { service, revision }, deadline });
         shared.stats.pushes_sent.fetch_add(1, Ordering::Relaxed);
-        send(conn, shared, sender, &request).await?;
+        let payload = envelope::with_body(types::NOTIFY_SUBSCRIBER_REQUEST, body);
+        send_payload(shared, sender, payload).await?;
     }
 }
+
+/// The body of the push of a service's current state to subscribers with
+/// this cluster filter, and the revision it shows: encoded once per
+/// revision and shared by every subscriber.
+fn push_body(shared: &Shared, service: &ServiceKey, clusters_text: &str) -> Result<(Bytes, u64), Failure> {
+    let key = (service.clone(), clusters_text.to_owned());
+    let current = shared.nacos.registry.view().read(|r| r.service_revision(service));
+    if let Some((revision, body)) = shared.push_bodies.lock().get(&key)
+        && *revision == current
+    {
+        return Ok((body.clone(), current));
+    }
+    let (info, revision) = service_info(shared, service, clusters_text, false)?;
+    let request = NotifySubscriberRequest {
+        header: ServerRequestHeader::new(revision, types::MODULE_NAMING),
+        namespace: service.namespace.to_string(),
+        service_name: service.service.to_string(),
+        group_name: service.group.to_string(),
+        service_info: info,
+    };
+    let body = Bytes::from(serde_json::to_vec(&request).map_err(|err| {
+        Failure::protocol(crate::answer::SERVER_ERROR, format!("a push could not be encoded: {err}"))
+    })?);
+    let mut bodies = shared.push_bodies.lock();
+    if bodies.len() >= PUSH_BODIES {
+        // Bounded: start over (the bodies of busy services come back at once).
+        bodies.clear();
+    }
+    bodies.insert(key, (revision, body.clone()));
+    Ok((body, revision))
+}
+
+/// Push bodies kept for reuse, at most.
+const PUSH_BODIES: usize = 4096;
 
 /// Queues a message to the client; a client that leaves its queue full for
 /// `slow_client` is closed.
@@ -279,6 +337,10 @@ async fn send<M: WireMessage>(conn: &Conn, shared: &Shared, sender: &Outbound, m
             return Ok(());
         }
     };
+    send_payload(shared, sender, payload).await
+}
+
+async fn send_payload(shared: &Shared, sender: &Outbound, payload: Payload) -> Result<(), CloseReason> {
     match tokio::time::timeout(shared.config.slow_client, sender.send(Ok(payload))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(CloseReason::ClientGone),

@@ -172,6 +172,9 @@ impl Handler {
 
     async fn run(self, conn: &Arc<Conn>, shared: &Arc<Shared>, inbound: &Inbound, context: &RequestContext) -> Payload {
         let kind = self.response_kind();
+        // The write handlers' futures are boxed: the registry's calls make
+        // them large, and every request's future would otherwise be as large
+        // (and be moved as a whole) whatever its type.
         macro_rules! parsed {
             ($t:ty) => {
                 match inbound.parse::<$t>() {
@@ -190,17 +193,17 @@ impl Handler {
             Self::Instance => {
                 let request = parsed!(InstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(instance(conn, shared, request, context).await, kind, id)
+                respond(Box::pin(instance(conn, shared, request, context)).await, kind, id)
             }
             Self::BatchInstance => {
                 let request = parsed!(BatchInstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(batch(conn, shared, request, context).await, kind, id)
+                respond(Box::pin(batch(conn, shared, request, context)).await, kind, id)
             }
             Self::PersistentInstance => {
                 let request = parsed!(InstanceRequest);
                 let id = request.naming.request_id.clone();
-                respond(persistent(shared, request, context).await, kind, id)
+                respond(Box::pin(persistent(shared, request, context)).await, kind, id)
             }
             Self::ServiceQuery => {
                 let request = parsed!(ServiceQueryRequest);
@@ -411,7 +414,8 @@ fn subscribe(
                 let message = format!("a connection subscribes to at most {max} services");
                 return Err(NacosError::invalid(message).into());
             }
-            let subscription = Subscription { clusters_text: clusters_text.clone(), acked_revision: 0 };
+            let subscription =
+                Subscription { clusters_text: clusters_text.clone(), acked_revision: 0, last_push: None };
             if subscriptions.insert(key.clone(), subscription).is_none() {
                 shared.stats.subscribed(1);
             }

@@ -122,6 +122,15 @@ pub fn encode<M: WireMessage>(message: &M) -> Result<Payload, EnvelopeError> {
     })
 }
 
+/// A [`Payload`] of type `kind` around an already encoded JSON `body` (a
+/// push body shared by many connections).
+pub fn with_body(kind: &str, body: Bytes) -> Payload {
+    Payload {
+        metadata: Some(Metadata { r#type: kind.to_owned(), client_ip: String::new(), headers: HashMap::new() }),
+        body: Some(Any { type_url: String::new(), value: body }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
