@@ -188,9 +188,14 @@ async fn capacity(args: &RunArgs) -> anyhow::Result<BenchResult> {
     let target = args.first_target();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
+    // Connections open 64 at a time, as a fleet of clients starting would,
+    // not a thousand at once (a burst a server's accept backlog may reset).
+    let opening = Arc::new(tokio::sync::Semaphore::new(64));
     for c in 0..conns {
         let (target, prefix, instances) = (target.clone(), args.prefix.clone(), args.instances as u64);
+        let opening = opening.clone();
         tasks.spawn(async move {
+            let permit = opening.acquire_owned().await?;
             let mut conn = GrpcConn::open(&target).await?;
             for service in (c..services).step_by(usize::try_from(conns).unwrap_or(1)) {
                 let members: Vec<(String, u64)> =
@@ -198,6 +203,7 @@ async fn capacity(args: &RunArgs) -> anyhow::Result<BenchResult> {
                 let body = nacos_grpc::batch_register(&format!("{prefix}-gcap-{service}"), &members);
                 conn.request("BatchInstanceRequest", body).await?;
             }
+            drop(permit);
             anyhow::Ok(conn)
         });
     }
