@@ -26,7 +26,7 @@ use anyhow::{Context as _, bail};
 use tokio::task::JoinSet;
 
 use crate::nacos_grpc::{self, GrpcConn};
-use crate::scenario::{Calls, address, listed_ports, populate_list, read_rss};
+use crate::scenario::{Calls, address, capacity_result, listed_ports, populate_list};
 use crate::stats::{BenchResult, histogram, record};
 use crate::{Api, RunArgs, Scenario};
 
@@ -211,17 +211,8 @@ async fn capacity(args: &RunArgs) -> anyhow::Result<BenchResult> {
     while let Some(done) = tasks.join_next().await {
         held.push(done??);
     }
-    let elapsed = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut result = BenchResult::from_histogram(args, &histogram(), 0, elapsed, None);
-    result.requests = args.instances as u64;
-    #[allow(clippy::cast_precision_loss)]
-    {
-        result.throughput = args.instances as f64 / elapsed.as_secs_f64();
-    }
-    if let Some(pid) = args.pid {
-        result.rss_bytes = Some(read_rss(pid)?);
-    }
+    // Held until the RSS is read.
+    let result = capacity_result(args, started.elapsed()).await;
     drop(held);
-    Ok(result)
+    result
 }

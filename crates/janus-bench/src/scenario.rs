@@ -410,7 +410,12 @@ async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> 
         })
         .collect();
     send_all(args, registrations, calls.clone()).await.context("registering the capacity population")?;
-    let elapsed = started.elapsed();
+    capacity_result(args, started.elapsed()).await
+}
+
+/// What a capacity run reports: `--instances` registered in `elapsed`, and
+/// the server's RSS (read after 2 s of rest) when `--pid` names it.
+pub(crate) async fn capacity_result(args: &RunArgs, elapsed: Duration) -> anyhow::Result<BenchResult> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut result = BenchResult::from_histogram(args, &histogram(), 0, elapsed, None);
     result.requests = args.instances as u64;
@@ -425,7 +430,7 @@ async fn capacity(args: &RunArgs, calls: &Calls) -> anyhow::Result<BenchResult> 
 }
 
 /// The resident memory of process `pid`, in bytes.
-pub(crate) fn read_rss(pid: u32) -> anyhow::Result<u64> {
+fn read_rss(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's /proc status")?;
     let kib = status
         .lines()
