@@ -695,7 +695,9 @@ impl ServerConfig {
         if p.eviction_window_ms == 0 {
             return invalid("self_preservation.eviction_window_ms", "must be positive");
         }
-        self.grpc.listen_addr(self.http.addr)?;
+        if self.grpc.enabled {
+            self.grpc.listen_addr(self.http.addr)?;
+        }
         let g = &self.grpc;
         let positive = [
             ("grpc.max_connections", g.max_connections == 0),

@@ -179,3 +179,23 @@ fn dns_payload_cap_and_rate_limit_settings_are_checked() {
     let defaults = ServerConfig::default();
     assert_eq!((defaults.dns.max_udp_payload_bytes(), defaults.dns.rrl().responses_per_second), (1232, 0));
 }
+
+#[test]
+fn the_grpc_address_follows_the_http_port_unless_given() {
+    let config = ServerConfig::default();
+    let http = "127.0.0.1:8848".parse().unwrap();
+    assert_eq!(config.grpc.listen_addr(http).unwrap().to_string(), "127.0.0.1:9848");
+    assert_eq!(config.grpc.listen_addr("0.0.0.0:0".parse().unwrap()).unwrap().to_string(), "0.0.0.0:0");
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    let given = ServerConfig::load(None, env(&[("JANUS_GRPC__ADDR", "127.0.0.1:7000")]), &[]).unwrap();
+    assert_eq!(given.grpc.listen_addr(http).unwrap().to_string(), "127.0.0.1:7000");
+    let bad = ServerConfig::load(None, env(&[("JANUS_GRPC__ADDR", "nowhere")]), &[]).unwrap_err().to_string();
+    assert!(bad.contains("grpc.addr") && bad.contains("JANUS_GRPC__ADDR"), "{bad}");
+    // No room for port + 1000: refused while gRPC is on, fine once it is off.
+    let high = ServerConfig::load(None, env(&[("JANUS_HTTP__ADDR", "127.0.0.1:65000")]), &[]).unwrap_err();
+    assert!(high.to_string().contains("grpc.addr"), "{high}");
+    let off = [("JANUS_HTTP__ADDR", "127.0.0.1:65000"), ("JANUS_GRPC__ENABLED", "false")];
+    ServerConfig::load(None, env(&off), &[]).unwrap();
+}
