@@ -56,14 +56,70 @@ impl Subscribers {
     }
 }
 
+/// The registry's change feed, read only while some connection subscribes:
+/// a node with no gRPC subscriptions pays nothing per write.
+#[derive(Default)]
+pub(crate) struct Feed {
+    /// The receiver for the dispatcher to take, and whether one is live.
+    slot: parking_lot::Mutex<(Option<tokio::sync::broadcast::Receiver<janus_core::Change>>, bool)>,
+    opened: tokio::sync::Notify,
+}
+
+impl Feed {
+    /// Opens the feed if it is closed. Called by a subscription after it is
+    /// counted and before it reads the service, so no change in between is
+    /// missed.
+    pub(crate) fn ensure_open(&self, shared: &Shared) {
+        let mut slot = self.slot.lock();
+        if !slot.1 {
+            *slot = (Some(shared.nacos.registry.subscribe()), true);
+            self.opened.notify_one();
+        }
+    }
+
+    /// Closes the feed if no subscription is left (checked under the lock
+    /// `ensure_open` takes); returns whether it did.
+    fn close_if_unused(&self, shared: &Shared) -> bool {
+        let mut slot = self.slot.lock();
+        if shared.stats.subscriptions.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return false;
+        }
+        *slot = (None, false);
+        true
+    }
+}
+
 /// Runs until `stop`: marks the subscriptions of every changed service.
 pub(crate) async fn dispatch(shared: Arc<Shared>, stop: CancellationToken) {
-    let mut changes = shared.nacos.registry.subscribe();
+    loop {
+        let taken = shared.feed.slot.lock().0.take();
+        let Some(changes) = taken else {
+            tokio::select! {
+                () = shared.feed.opened.notified() => continue,
+                () = stop.cancelled() => return,
+            }
+        };
+        if !follow(&shared, changes, &stop).await {
+            return;
+        }
+    }
+}
+
+/// Marks the subscriptions of every change on `changes` until no
+/// subscription is left (`true`) or the node stops (`false`).
+async fn follow(
+    shared: &Shared,
+    mut changes: tokio::sync::broadcast::Receiver<janus_core::Change>,
+    stop: &CancellationToken,
+) -> bool {
     loop {
         let change = tokio::select! {
             change = changes.recv() => change,
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return false,
         };
+        if shared.feed.close_if_unused(shared) {
+            return true;
+        }
         match change {
             Ok(change) => {
                 if let Some(service) = &change.service {
@@ -76,7 +132,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, stop: CancellationToken) {
                     conn.mark_all_dirty();
                 }
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => return false,
         }
     }
 }

@@ -125,6 +125,7 @@ pub(crate) struct Shared {
     pub(crate) epoch: Instant,
     pub(crate) conns: ConnTable,
     pub(crate) subscribers: Subscribers,
+    pub(crate) feed: push::Feed,
     pub(crate) writes: Semaphore,
     pub(crate) authorizer: Arc<dyn crate::unary::Authorizer>,
     /// Push bodies by (service, cluster filter), with the revision each shows.
@@ -154,6 +155,7 @@ impl GrpcServer {
             epoch: Instant::now(),
             conns: ConnTable::default(),
             subscribers: Subscribers::default(),
+            feed: push::Feed::default(),
             writes: Semaphore::new(config.max_concurrent_writes.max(1)),
             authorizer: Arc::new(crate::unary::AllowAll),
             push_bodies: parking_lot::Mutex::default(),

@@ -420,8 +420,10 @@ fn subscribe(
                 shared.stats.subscribed(1);
             }
         }
-        // Indexed before the read: a change after it is pushed, one before it is in the answer.
+        // Indexed (and the change feed open) before the read: a change after
+        // it is pushed, one before it is in the answer.
         shared.subscribers.add(&key, conn);
+        shared.feed.ensure_open(shared);
         let (info, revision) = service_info(shared, &key, &clusters_text, false)?;
         if let Some(subscription) = conn.subscriptions.lock().get_mut(&key) {
             subscription.acked_revision = subscription.acked_revision.max(revision);
