@@ -13,6 +13,7 @@
 //! - `conn`: a client connection: setup, activity, subscriptions, requests
 //!   in flight, close;
 //! - `unary`: the checks of every request and the naming handlers;
+//!   `unary_framing`: its messages framed without tonic's stream codec;
 //! - `stream`: the bi-stream: setup and answers in, pushes and client
 //!   detection out;
 //! - `push`: subscriptions by service and the dispatcher that turns registry
@@ -30,6 +31,7 @@ mod push;
 mod server;
 mod stream;
 mod unary;
+mod unary_framing;
 pub mod wire;
 
 pub use config::GrpcConfig;

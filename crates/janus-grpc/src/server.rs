@@ -6,7 +6,8 @@
 //!   connection holds its client's instances.
 //! - Each socket is served by hyper's HTTP/2 server (h2c with prior
 //!   knowledge, which every Nacos SDK speaks) with bounded streams, headers
-//!   and windows; messages are bounded by tonic's codec (`max_message_bytes`).
+//!   and windows; messages are bounded (`max_message_bytes`) by tonic's
+//!   codec on the bi-stream and by `unary_framing` on the unary method.
 //! - `/Request/request` is answered by [`crate::unary`], the bi-stream
 //!   `/BiRequestStream/requestBiStream` by [`crate::stream`]; any other path
 //!   gets `UNIMPLEMENTED`.
@@ -45,7 +46,7 @@ use crate::config::GrpcConfig;
 use crate::conn::{CloseReason, Conn, ConnTable};
 use crate::push::{self, Subscribers};
 use crate::wire::proto::Payload;
-use crate::{stream, unary};
+use crate::{stream, unary, unary_framing};
 
 /// The unary method's path.
 pub const UNARY_PATH: &str = "/Request/request";
@@ -255,6 +256,8 @@ fn http2_builder(config: &GrpcConfig) -> hyper::server::conn::http2::Builder<Tok
     let window = u32::try_from(config.max_message_bytes.clamp(64 * 1024, 1024 * 1024)).unwrap_or(1024 * 1024);
     builder
         .timer(TokioTimer::new())
+        // gRPC has no use for a `date` header; leaving it out saves encoding one per answer.
+        .auto_date_header(false)
         .max_concurrent_streams(128)
         .max_header_list_size(16 * 1024)
         .max_send_buf_size(256 * 1024)
@@ -347,7 +350,10 @@ async fn route(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     match request.uri().path() {
-        UNARY_PATH => grpc.unary(UnaryMethod { conn, shared }, request).await,
+        UNARY_PATH => match unary_framing::read_request(request.into_body(), limit).await {
+            Ok(payload) => unary_framing::respond(&unary::handle(&conn, &shared, payload).await, limit),
+            Err(status) => status.into_http(),
+        },
         BI_STREAM_PATH => grpc.streaming(StreamMethod { conn, shared }, request).await,
         path => Status::unimplemented(format!(
             "no gRPC method {path}; Nacos clients call {UNARY_PATH} and {BI_STREAM_PATH}"
@@ -357,27 +363,6 @@ async fn route(
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// `/Request/request` of one connection.
-struct UnaryMethod {
-    conn: Arc<Conn>,
-    shared: Arc<Shared>,
-}
-
-impl tower_service::Service<tonic::Request<Payload>> for UnaryMethod {
-    type Response = tonic::Response<Payload>;
-    type Error = Status;
-    type Future = BoxFuture<Result<Self::Response, Status>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: tonic::Request<Payload>) -> Self::Future {
-        let (conn, shared) = (self.conn.clone(), self.shared.clone());
-        Box::pin(async move { Ok(tonic::Response::new(unary::handle(&conn, &shared, request.into_inner()).await)) })
-    }
-}
 
 /// `/BiRequestStream/requestBiStream` of one connection.
 struct StreamMethod {
