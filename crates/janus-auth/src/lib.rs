@@ -15,13 +15,16 @@
 //! - [`state`]: [`AuthState`], the commands that change it, and the two
 //!   checks every front end makes: [`AuthState::authenticate`] (who is this
 //!   token?) and [`AuthState::authorize`] (may they do this here?);
-//! - [`limiter`]: failed logins counted per user and per source address.
+//! - [`limiter`]: failed logins counted per user and per source address;
+//! - [`AuthStore`]: a node's state behind a lock, applied to by Raft and
+//!   read by the front ends.
 
 mod error;
 pub mod limiter;
 pub mod model;
 pub mod password;
 pub mod state;
+mod store;
 pub mod token;
 
 pub use error::AuthError;
@@ -29,4 +32,5 @@ pub use limiter::LoginLimiter;
 pub use model::{Principal, Role, Scope, UserName};
 pub use password::PasswordHash;
 pub use state::{AuthCommand, AuthOutcome, AuthState, TokenInfo, TokenKind, UserInfo};
-pub use token::{IssuedToken, TokenId};
+pub use store::AuthStore;
+pub use token::{IssuedToken, SecretHash, TokenId};

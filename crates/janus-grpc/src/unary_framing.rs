@@ -34,11 +34,11 @@ const PREFIX: usize = 5;
 pub(crate) async fn read_request(mut body: Incoming, limit: usize) -> Result<Payload, Status> {
     let mut buffer = BytesMut::new();
     loop {
-        if let Some(length) = message_length(&buffer, limit)? {
-            if buffer.len() >= PREFIX + length {
-                let message = buffer.split_to(PREFIX + length).freeze().slice(PREFIX..);
-                return decode(message);
-            }
+        if let Some(length) = message_length(&buffer, limit)?
+            && buffer.len() >= PREFIX + length
+        {
+            let message = buffer.split_to(PREFIX + length).freeze().slice(PREFIX..);
+            return decode(message);
         }
         match http_body_util::BodyExt::frame(&mut body).await {
             Some(Ok(frame)) => {

@@ -169,6 +169,7 @@ pub enum PeerRpcError {
 pub struct CpEngine {
     raft: Raft<TypeConfig, StateMachine>,
     store: Arc<RegistryStore>,
+    auth: Arc<janus_auth::AuthStore>,
     transport: Arc<dyn PeerTransport>,
     node_id: u64,
     write_timeout: Duration,
@@ -288,6 +289,7 @@ impl CpEngine {
             return Err(CpStartError::NotAMember { node_id: config.node_id, members: members.into_keys().collect() });
         }
         let (log, machine) = open_storage(&store, &config.dir).await?;
+        let auth = machine.auth().clone();
         let log_closed = futures_util::FutureExt::shared(futures_util::FutureExt::boxed(log.closed()));
         let raft_config = Config {
             cluster_name: "janus".to_owned(),
@@ -325,7 +327,7 @@ impl CpEngine {
                 .await
                 .map_err(|e| CpStartError::Raft(e.to_string()))?;
         }
-        Ok(Self { raft, store, transport, node_id: config.node_id, write_timeout, log_closed })
+        Ok(Self { raft, store, auth, transport, node_id: config.node_id, write_timeout, log_closed })
     }
 
     /// Proposes `command`, waits for it to be applied and returns its outcome.
@@ -423,6 +425,14 @@ impl CpEngine {
     #[must_use]
     pub const fn node_id(&self) -> u64 {
         self.node_id
+    }
+
+    /// The node's users, tokens and grants as committed: what the front
+    /// ends check requests against. [`Command::Auth`](janus_core::Command::Auth)
+    /// writes change it.
+    #[must_use]
+    pub fn auth(&self) -> &Arc<janus_auth::AuthStore> {
+        &self.auth
     }
 
     /// The current leader as this node knows it.

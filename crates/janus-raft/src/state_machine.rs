@@ -6,17 +6,23 @@
 //! file is written to a temporary name, synced, renamed over the old one and
 //! the directory synced, so a crash leaves either the old or the new snapshot.
 //!
+//! Beside the registry it applies [`Command::Auth`] to the node's
+//! [`AuthStore`] (users, tokens, grants), which the snapshot carries too.
+//!
 //! A snapshot (on disk and as sent to a follower) is framed: the magic
-//! `JANUSSN1`, the XXH3-64 checksum of the payload (little endian), then the
+//! `JANUSSN2`, the XXH3-64 checksum of the payload (little endian), then the
 //! postcard-encoded payload. A snapshot whose frame or checksum does not
-//! match is refused with an error naming the file, never loaded.
+//! match is refused with an error naming the file, never loaded. A
+//! `JANUSSN1` snapshot (written before the auth state existed) is still
+//! read, with an empty auth state.
 
 use std::io::{self, Cursor, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
-use janus_core::{CommandOutcome, CpState, Millis, RegistryStore};
+use janus_auth::{AuthState, AuthStore};
+use janus_core::{Command, CommandOutcome, CpState, Millis, RegistryStore};
 use openraft::EntryPayload;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -27,7 +33,9 @@ use crate::{RaftResponse, TypeConfig};
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 /// The first bytes of every snapshot.
-const MAGIC: &[u8; 8] = b"JANUSSN1";
+const MAGIC: &[u8; 8] = b"JANUSSN2";
+/// The first bytes of a snapshot without the auth state.
+const MAGIC_V1: &[u8; 8] = b"JANUSSN1";
 
 fn io_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::other(error.to_string())
@@ -45,7 +53,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 /// Checks a framed snapshot from `source` (a file, or the leader) and decodes it.
 fn unframe(bytes: &[u8], source: &str) -> io::Result<SnapshotFile> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, format!("{source}: {what}"));
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+    if bytes.len() < 16 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
         return Err(invalid("not a Janus snapshot (bad header)".to_owned()));
     }
     let (checksum, payload) = bytes[8..].split_at(8);
@@ -58,7 +66,12 @@ fn unframe(bytes: &[u8], source: &str) -> io::Result<SnapshotFile> {
             u64::from_le_bytes(expected)
         )));
     }
-    postcard::from_bytes(payload).map_err(|e| invalid(format!("cannot decode the snapshot: {e}")))
+    let decode_error = |e: postcard::Error| invalid(format!("cannot decode the snapshot: {e}"));
+    if &bytes[..8] == MAGIC_V1 {
+        let old: SnapshotFileV1 = postcard::from_bytes(payload).map_err(decode_error)?;
+        return Ok(SnapshotFile { meta: old.meta, state: old.state, auth: AuthState::default() });
+    }
+    postcard::from_bytes(payload).map_err(decode_error)
 }
 
 /// `error` with the path it happened on.
@@ -71,12 +84,21 @@ pub(crate) fn named(path: &Path, error: &io::Error) -> io::Error {
 struct SnapshotFile {
     meta: SnapshotMetaOf<TypeConfig>,
     state: CpState,
+    auth: AuthState,
+}
+
+/// What a `JANUSSN1` snapshot file holds.
+#[derive(Deserialize)]
+struct SnapshotFileV1 {
+    meta: SnapshotMetaOf<TypeConfig>,
+    state: CpState,
 }
 
 /// The state machine over a node's registry.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     store: Arc<RegistryStore>,
+    auth: Arc<AuthStore>,
     dir: PathBuf,
     last_applied: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
@@ -84,7 +106,7 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// A state machine writing snapshots into `dir`; loads the latest snapshot
-    /// there into `store`, if any.
+    /// there into `store` and a new auth store ([`Self::auth`]), if any.
     ///
     /// # Errors
     /// The directory cannot be created, or the snapshot cannot be read or
@@ -93,16 +115,24 @@ impl StateMachine {
         std::fs::create_dir_all(dir).map_err(|e| named(dir, &e))?;
         let mut machine = Self {
             store,
+            auth: Arc::default(),
             dir: dir.to_owned(),
             last_applied: None,
             membership: StoredMembershipOf::<TypeConfig>::default(),
         };
         if let Some(file) = machine.read_snapshot_file()? {
             machine.store.write(|registry, _| registry.import_cp(file.state));
+            machine.auth.import(file.auth);
             machine.last_applied = file.meta.last_log_id;
             machine.membership = file.meta.last_membership;
         }
         Ok(machine)
+    }
+
+    /// The node's users, tokens and grants, as committed.
+    #[must_use]
+    pub fn auth(&self) -> &Arc<AuthStore> {
+        &self.auth
     }
 
     /// Where the latest snapshot is kept.
@@ -152,9 +182,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<TypeConfig, Cursor<Vec<u8>>>> {
         let state = self.store.read(janus_core::Registry::export_cp);
+        let auth = self.auth.export();
         let meta =
             SnapshotMetaOf::<TypeConfig> { last_log_id: self.last_applied, last_membership: self.membership.clone() };
-        let bytes = self.write_snapshot_file(&SnapshotFile { meta: meta.clone(), state })?;
+        let bytes = self.write_snapshot_file(&SnapshotFile { meta: meta.clone(), state, auth })?;
         Ok(Self::snapshot_of(meta, bytes))
     }
 }
@@ -176,9 +207,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => RaftResponse(Ok(CommandOutcome::Done)),
-                EntryPayload::Normal(request) => {
-                    RaftResponse(self.store.write(|registry, _| registry.apply(request.command, Millis(request.at))))
-                }
+                EntryPayload::Normal(request) => match request.command {
+                    Command::Auth(command) => RaftResponse(Ok(CommandOutcome::Auth(self.auth.apply(command)))),
+                    command => {
+                        RaftResponse(self.store.write(|registry, _| registry.apply(command, Millis(request.at))))
+                    }
+                },
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership);
                     RaftResponse(Ok(CommandOutcome::Done))
@@ -201,9 +235,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Self::SnapshotData,
     ) -> io::Result<()> {
         let file = unframe(snapshot.get_ref(), "the snapshot sent by the leader")?;
-        let file = SnapshotFile { meta: meta.clone(), state: file.state };
+        let file = SnapshotFile { meta: meta.clone(), state: file.state, auth: file.auth };
         self.write_snapshot_file(&file)?;
         self.store.write(|registry, _| registry.import_cp(file.state));
+        self.auth.import(file.auth);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())

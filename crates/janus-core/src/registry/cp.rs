@@ -109,6 +109,10 @@ pub enum Command {
     },
     /// Health checkers' verdicts, batched.
     ReportHealth(Vec<HealthReport>),
+    /// A change of users, tokens or grants. Raft's state machine applies it
+    /// to the node's auth state (`janus_auth::AuthStore`) beside the
+    /// registry; [`Registry::apply`] never sees it.
+    Auth(janus_auth::AuthCommand),
 }
 
 /// What applying a command produced.
@@ -122,6 +126,8 @@ pub enum CommandOutcome {
     Revision(u64),
     /// A deletion.
     Done,
+    /// What an auth command did, or its deterministic refusal.
+    Auth(Result<janus_auth::AuthOutcome, janus_auth::AuthError>),
 }
 
 impl CommandOutcome {
@@ -219,6 +225,11 @@ impl Registry {
             }
             Command::SetCluster { key, cluster, settings } => {
                 CommandOutcome::Service(self.set_cluster(&key, &cluster, settings)?)
+            }
+            Command::Auth(_) => {
+                return Err(RegistryError::Internal(
+                    "an auth command reached the registry; the state machine applies it to the auth state".to_owned(),
+                ));
             }
             Command::ReportHealth(reports) => {
                 self.report_health(&reports);

@@ -119,6 +119,7 @@ fn shape(outcome: &Result<CommandOutcome, RegistryError>) -> String {
         Ok(CommandOutcome::Service(info)) => format!("service {} {:?}", info.key, info.settings),
         Ok(CommandOutcome::Revision(_)) => "revision".to_owned(),
         Ok(CommandOutcome::Done) => "done".to_owned(),
+        Ok(CommandOutcome::Auth(outcome)) => format!("auth {outcome:?}"),
         Err(error) => format!("refused: {error}"),
     }
 }

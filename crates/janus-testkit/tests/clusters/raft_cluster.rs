@@ -209,3 +209,73 @@ async fn a_slow_follower_does_not_slow_commits_and_catches_up() {
     cluster.net.slow(slow, Duration::ZERO);
     cluster.shutdown().await;
 }
+
+/// Users, tokens and grants are Raft state: a token issued through one node
+/// works on every node, and once its revocation through another node is
+/// committed, every node refuses it as soon as it has applied that entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_node_is_refused_by_every_node_once_applied() {
+    use janus_auth::{AuthCommand, AuthOutcome, IssuedToken, Role, Scope, TokenKind, UserName};
+    use janus_core::CommandOutcome;
+
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let auth = |command| Command::Auth(command);
+    let ops = UserName::parse("ops").unwrap();
+    cluster
+        .engine(follower)
+        .write(auth(AuthCommand::CreateUser { name: ops.clone(), password: None, at_unix_ms: 1 }))
+        .await
+        .unwrap()
+        .unwrap();
+    let grant = AuthCommand::Grant { user: ops.clone(), scope: Scope::Namespace("pay".into()), role: Role::Write };
+    cluster.engine(leader).write(auth(grant)).await.unwrap().unwrap();
+    let token = IssuedToken::mint([5; 40]);
+    let issued = cluster
+        .engine(follower)
+        .write(auth(AuthCommand::IssueToken {
+            id: token.id.clone(),
+            hash: token.hash.clone(),
+            user: ops.clone(),
+            kind: TokenKind::Api { name: "deploys".into() },
+            at_unix_ms: 2,
+            expires_unix_ms: None,
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(issued, CommandOutcome::Auth(Ok(AuthOutcome::Token(_)))), "{issued:?}");
+    // A refusal is the same deterministic outcome, also when forwarded.
+    let again = cluster
+        .engine(follower)
+        .write(auth(AuthCommand::CreateUser { name: ops.clone(), password: None, at_unix_ms: 3 }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(again, CommandOutcome::Auth(Err(janus_auth::AuthError::UserExists(_)))), "{again:?}");
+
+    for id in 1..=3 {
+        let engine = cluster.engine(id);
+        eventually(&format!("node {id} knows the token"), || async {
+            engine.auth().read(|s| s.authenticate(token.text(), 10).ok())
+        })
+        .await;
+        let principal = engine.auth().read(|s| s.authenticate(token.text(), 10)).unwrap();
+        assert!(
+            engine.auth().read(|s| s.authorize(&principal.user, Role::Write, &Scope::Namespace("pay".into())).is_ok())
+        );
+    }
+
+    let revoker = (1..=3).find(|id| *id != follower).unwrap();
+    cluster.engine(revoker).write(auth(AuthCommand::RevokeToken { id: token.id.clone() })).await.unwrap().unwrap();
+    let committed = cluster.engine(revoker).applied_index();
+    for id in 1..=3 {
+        // A read fence makes the node apply at least what was committed before it.
+        let fenced = cluster.engine(id).linearize().await.unwrap();
+        assert!(fenced >= committed);
+        let refused = cluster.engine(id).auth().read(|s| s.authenticate(token.text(), 10));
+        assert_eq!(refused, Err(janus_auth::AuthError::UnknownToken), "node {id}");
+    }
+    cluster.shutdown().await;
+}
