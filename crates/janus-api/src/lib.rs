@@ -10,9 +10,12 @@
 //! - [`native`]: request and response bodies of the native API under `/v1/`.
 //! - [`nacos`]: response shapes of the Nacos v1 naming, console and operator
 //!   APIs (the Nacos v2 routes wrap the same data in v2's envelope).
+//! - [`auth`]: login, users, tokens and grants under `/v1/auth/`, and
+//!   Nacos's login answer.
 //! - [`ErrorBody`]: the `{code, message}` body of every native error.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod nacos;
 pub mod native;
 

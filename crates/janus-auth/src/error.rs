@@ -53,6 +53,9 @@ pub enum AuthError {
     /// A bound on the number of users or tokens.
     #[error("{0}")]
     Limit(String),
+    /// Users, tokens and grants cannot be changed now (no Raft quorum).
+    #[error("users, tokens and grants cannot be changed now: {0}")]
+    Unavailable(String),
 }
 
 impl AuthError {

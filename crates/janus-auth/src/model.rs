@@ -115,8 +115,9 @@ impl fmt::Display for Scope {
 pub struct Principal {
     /// The token's user.
     pub user: UserName,
-    /// The token presented (for audit lines; never its secret).
-    pub token: crate::TokenId,
+    /// The token presented (for audit lines; never its secret); none when
+    /// the request came with a user name and password (Eureka's basic auth).
+    pub token: Option<crate::TokenId>,
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ impl AuthState {
         if record.expires_unix_ms.is_some_and(|expires| expires <= now_unix_ms) {
             return Err(AuthError::Expired);
         }
-        Ok(Principal { user: record.user.clone(), token: id.clone() })
+        Ok(Principal { user: record.user.clone(), token: Some(id.clone()) })
     }
 
     /// Whether `user` holds `needed` (or more) in `scope`: a global grant
@@ -207,6 +207,12 @@ impl AuthState {
             return Ok(());
         }
         Err(AuthError::Forbidden { user: user.clone(), needed, scope: scope.clone() })
+    }
+
+    /// The grants of `name`, by scope.
+    #[must_use]
+    pub fn grants_of(&self, name: &UserName) -> Vec<(Scope, Role)> {
+        self.grants.get(name).map(|g| g.iter().map(|(s, r)| (s.clone(), *r)).collect()).unwrap_or_default()
     }
 
     /// The password hash of `name`, to verify a login outside any lock.

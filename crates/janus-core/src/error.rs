@@ -79,6 +79,11 @@ pub enum RegistryError {
     /// A built-in object that cannot be changed or removed.
     #[error("{0}")]
     Forbidden(String),
+    /// Authentication or authorization refused the request, or a change of
+    /// users, tokens or grants was refused or could not be made
+    /// ([`janus_auth::AuthError`] says which).
+    #[error("{0}")]
+    Auth(janus_auth::AuthError),
     /// A fault inside the server (a bug or a broken invariant), not the
     /// client's doing: the string says what went wrong and where. The code
     /// that creates one logs it at error level.

@@ -149,6 +149,19 @@ pub trait RegistryService: Send + Sync + 'static {
         Err(bound_unsupported())
     }
 
+    /// The node's users, tokens and grants as committed; `None` where this
+    /// registry keeps none (the front ends' test fakes).
+    fn auth_state(&self) -> Option<std::sync::Arc<janus_auth::AuthStore>> {
+        None
+    }
+
+    /// Changes users, tokens or grants through Raft, once this node's state
+    /// accepts the command ([`janus_auth::AuthState::check`]).
+    async fn auth_write(&self, command: janus_auth::AuthCommand) -> Result<janus_auth::AuthOutcome, RegistryError> {
+        let _ = command;
+        Err(RegistryError::Auth(janus_auth::AuthError::Unavailable("this registry keeps no users".to_owned())))
+    }
+
     /// Whether the node is ready, and its counters.
     fn health(&self) -> NodeHealth;
 

@@ -28,6 +28,7 @@
 //!   unknown routes.
 
 mod admission;
+mod auth;
 mod consistency;
 mod convert;
 pub mod error;
@@ -44,13 +45,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use janus_core::RegistryService;
 use janus_nacos::NacosContext;
 use janus_nacos::list_cache::ListCache;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::rules::{Need as AccessNeed, Scoped as AccessScope, TABLE as ACCESS_TABLE};
 pub use axum::Router;
 pub use metrics::HttpMetrics;
 pub use serve::{ServeLimits, ServeStats, serve, serve_with};
@@ -85,6 +87,13 @@ pub struct HttpConfig {
     pub eureka_namespace: String,
     /// The group whose services are the Eureka applications.
     pub eureka_group: String,
+    /// Whether every request is checked against the node's users, tokens
+    /// and grants (`docs/auth.md`); logins and the access API work either way.
+    pub auth_enabled: bool,
+    /// Whether `/metrics` is served without a token while auth is on.
+    pub metrics_open: bool,
+    /// Lifetime of a token issued by a login.
+    pub login_token_ttl: Duration,
 }
 
 impl Default for HttpConfig {
@@ -103,6 +112,10 @@ impl Default for HttpConfig {
             list_cache_bytes: 64 * 1024 * 1024,
             eureka_namespace: janus_core::name::PUBLIC_NAMESPACE.to_owned(),
             eureka_group: janus_core::name::DEFAULT_GROUP.to_owned(),
+            auth_enabled: false,
+            metrics_open: true,
+            // Nacos's default `tokenTtl`.
+            login_token_ttl: Duration::from_secs(18_000),
         }
     }
 }
@@ -127,6 +140,8 @@ pub(crate) struct AppState {
     pub(crate) watchers: Arc<Semaphore>,
     /// The Nacos layer's context; its list cache serves native lists too.
     pub(crate) nacos: NacosContext,
+    /// Authentication and authorization (checks only while enabled).
+    pub(crate) auth: Arc<auth::Guard>,
 }
 
 /// Builds the router over a registry.
@@ -161,7 +176,9 @@ pub fn router_with(
     metrics: Arc<HttpMetrics>,
     shutdown: CancellationToken,
 ) -> Router {
+    let auth_store = nacos.registry.auth_state().unwrap_or_default();
     let state = AppState {
+        auth: Arc::new(auth::Guard::new(config.auth_enabled, auth_store)),
         shutdown,
         reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
         writes: Arc::new(Semaphore::new(config.max_concurrent_writes)),
@@ -186,7 +203,7 @@ pub fn router_with(
         .layer(tower_http::compression::CompressionLayer::new().gzip(true));
     let ns = "/v1/namespaces/{ns}";
     let svc = "/v1/namespaces/{ns}/services/{service}";
-    Router::new()
+    let routes = Router::new()
         .route("/v1/namespaces", get(native::namespaces::list).post(native::namespaces::create))
         .route(ns, get(native::namespaces::get).patch(native::namespaces::update).delete(native::namespaces::delete))
         .route(&format!("{ns}/services"), get(native::services::list).post(native::services::create))
@@ -207,8 +224,27 @@ pub fn router_with(
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/v1/cluster", get(ops::cluster))
+        .route("/v1/auth/login", post(auth::login::native))
+        .route("/v1/auth/whoami", get(auth::admin::whoami))
+        .route("/v1/auth/users", get(auth::admin::list_users).post(auth::admin::create_user))
+        .route("/v1/auth/users/{user}", get(auth::admin::get_user).delete(auth::admin::delete_user))
+        .route("/v1/auth/users/{user}/password", put(auth::admin::set_password))
+        .route("/v1/auth/users/{user}/grants", put(auth::admin::grant))
+        .route("/v1/auth/users/{user}/grants/{namespace}", delete(auth::admin::revoke_grant))
+        .route("/v1/auth/tokens", get(auth::admin::list_tokens).post(auth::admin::create_token))
+        .route("/v1/auth/tokens/{id}", delete(auth::admin::revoke_token))
+        .route("/nacos/v1/auth/login", post(auth::login::nacos))
+        .route("/nacos/v1/auth/users/login", post(auth::login::nacos))
         .merge(nacos::routes())
-        .merge(eureka)
+        .merge(eureka);
+    // On matched routes only, after routing: the route decides what it needs.
+    // With auth off the layer is left out, so it costs nothing.
+    let routes = if config.auth_enabled {
+        routes.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+    } else {
+        routes
+    };
+    routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

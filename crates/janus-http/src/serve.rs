@@ -156,8 +156,8 @@ pub async fn serve_with(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, mostly: say so once a second and back off.
                 if last_accept_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
@@ -174,7 +174,7 @@ pub async fn serve_with(
             drop(stream);
             continue;
         };
-        let serving = serve_connection(stream, router.clone(), builder.clone(), connection, stop.clone());
+        let serving = serve_connection(stream, peer, router.clone(), builder.clone(), connection, stop.clone());
         let (connections, stats) = (connections.clone(), stats.clone());
         tasks.spawn(async move {
             serving.await;
@@ -191,6 +191,7 @@ pub async fn serve_with(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     builder: Arc<hyper::server::conn::http1::Builder>,
     connection: Arc<Connection>,
@@ -199,9 +200,13 @@ async fn serve_connection(
     // Small answers should leave at once; errors only mean the peer is gone.
     let _ = stream.set_nodelay(true);
     let tracked = connection.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let guard = BusyGuard::new(tracked.clone());
         let router = router.clone();
+        // Logins are throttled by source address too; only they are told it.
+        if request.uri().path().ends_with("/login") {
+            request.extensions_mut().insert(crate::auth::login::PeerAddr(peer));
+        }
         async move {
             let response = router.oneshot(request.map(Body::new)).await?;
             Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))

@@ -8,6 +8,7 @@
 //! data}` envelope.
 
 use http::StatusCode;
+use janus_auth::AuthError;
 use janus_core::RegistryError;
 
 /// The HTTP status of a registry error and its stable native code
@@ -26,7 +27,26 @@ pub fn http_status(error: &RegistryError) -> (StatusCode, &'static str) {
         RegistryError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         RegistryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         RegistryError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        RegistryError::Auth(error) => auth_status(error),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+/// 401 for "who are you?", 403 for "not you", and the admin API's own
+/// refusals as their kind.
+fn auth_status(error: &AuthError) -> (StatusCode, &'static str) {
+    match error {
+        AuthError::Missing
+        | AuthError::MalformedToken
+        | AuthError::UnknownToken
+        | AuthError::Expired
+        | AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        AuthError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        AuthError::Invalid(_) | AuthError::Limit(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        AuthError::UserExists(_) => (StatusCode::CONFLICT, "already_exists"),
+        AuthError::NoSuchUser(_) | AuthError::NoSuchToken(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AuthError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     }
 }
 
@@ -145,7 +165,8 @@ impl NacosError {
             (_, "invalid_argument" | "mode_mismatch" | "unsupported_media_type" | "body_too_large") => {
                 (ErrorResponse, 400, 400)
             }
-            (_, "forbidden") => (Typed, 500, 403),
+            // Nacos's auth filter answers every refusal with 403.
+            (_, "forbidden" | "unauthenticated" | "too_many_requests") => (Typed, 500, 403),
             (_, "not_found") => (Typed, 500, 404),
             (_, "already_exists" | "not_empty") => (Typed, 500, 409),
             (_, "unavailable" | "overloaded" | "timeout") => (ErrorResponse, 503, 503),
@@ -171,6 +192,12 @@ fn registry_v2_code(error: &RegistryError) -> u32 {
         | RegistryError::NotEmpty { .. }
         | RegistryError::Forbidden(_) => 10000,
         RegistryError::Unavailable { .. } | RegistryError::Internal(_) => 30000,
+        RegistryError::Auth(error) => match auth_status(error).0 {
+            StatusCode::UNAUTHORIZED => 401,
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => 403,
+            StatusCode::SERVICE_UNAVAILABLE => 30000,
+            _ => 10000,
+        },
         _ => 30000,
     }
 }
@@ -180,7 +207,7 @@ mod tests {
     use http::StatusCode;
     use janus_core::{Mode, RegistryError};
 
-    use super::{GrpcFailure, GrpcStyle, NacosError, http_status};
+    use super::{AuthError, GrpcFailure, GrpcStyle, NacosError, http_status};
 
     fn exists(what: &str) -> RegistryError {
         RegistryError::AlreadyExists { what: what.to_owned(), name: "x".to_owned() }
@@ -222,6 +249,31 @@ mod tests {
                 10000,
             ),
             (RegistryError::NamespaceNotFound("pay".to_owned()), StatusCode::NOT_FOUND, "not_found", 22001),
+            (RegistryError::Auth(AuthError::Missing), StatusCode::UNAUTHORIZED, "unauthenticated", 401),
+            (RegistryError::Auth(AuthError::Expired), StatusCode::UNAUTHORIZED, "unauthenticated", 401),
+            (
+                RegistryError::Auth(AuthError::Forbidden {
+                    user: janus_auth::UserName::parse("a").expect("a valid name"),
+                    needed: janus_auth::Role::Write,
+                    scope: janus_auth::Scope::Global,
+                }),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                403,
+            ),
+            (
+                RegistryError::Auth(AuthError::Throttled { retry_after_secs: 3 }),
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                403,
+            ),
+            (RegistryError::Auth(AuthError::Invalid("x".into())), StatusCode::BAD_REQUEST, "invalid_argument", 10000),
+            (
+                RegistryError::Auth(AuthError::Unavailable("no quorum".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                30000,
+            ),
             (service_missing, StatusCode::NOT_FOUND, "not_found", 21008),
             (instance_missing, StatusCode::NOT_FOUND, "not_found", 21003),
             (exists("service"), StatusCode::CONFLICT, "already_exists", 21007),
@@ -276,6 +328,9 @@ mod tests {
             RegistryError::ServiceNotFound { .. } | RegistryError::InstanceNotFound { .. } => (Typed, 500, 404),
             RegistryError::AlreadyExists { .. } | RegistryError::NotEmpty { .. } => (Typed, 500, 409),
             RegistryError::Forbidden(_) => (Typed, 500, 403),
+            RegistryError::Auth(AuthError::Invalid(_)) => (ErrorResponse, 400, 400),
+            RegistryError::Auth(AuthError::Unavailable(_)) => (ErrorResponse, 503, 503),
+            RegistryError::Auth(_) => (Typed, 500, 403),
             RegistryError::Unavailable { .. } => (ErrorResponse, 503, 503),
             _ => (ErrorResponse, 500, 500),
         };

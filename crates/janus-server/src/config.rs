@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub health: HealthSection,
     /// The Eureka REST API.
     pub eureka: EurekaSection,
+    /// Authentication and authorization.
+    pub auth: AuthSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -238,6 +240,31 @@ impl Default for EurekaSection {
     fn default() -> Self {
         let http = HttpConfig::default();
         Self { namespace: http.eureka_namespace, group: http.eureka_group }
+    }
+}
+
+/// `[auth]`: who may do what (`docs/auth.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Whether every request of the HTTP and gRPC front ends is checked
+    /// against the users, tokens and grants. Logins and the access API under
+    /// `/v1/auth/` work either way.
+    pub enabled: bool,
+    /// Whether `/metrics` is served without a token while auth is on.
+    pub metrics_open: bool,
+    /// Lifetime of a token issued by a login (Nacos's `tokenTtl`).
+    pub login_token_ttl_ms: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let http = HttpConfig::default();
+        Self {
+            enabled: http.auth_enabled,
+            metrics_open: http.metrics_open,
+            login_token_ttl_ms: u64::try_from(http.login_token_ttl.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -695,6 +722,9 @@ impl ServerConfig {
         if p.eviction_window_ms == 0 {
             return invalid("self_preservation.eviction_window_ms", "must be positive");
         }
+        if !(1000..=90 * 24 * 3_600_000).contains(&self.auth.login_token_ttl_ms) {
+            return invalid("auth.login_token_ttl_ms", "must be between 1000 (1 s) and 7776000000 (90 days)");
+        }
         if self.grpc.enabled {
             self.grpc.listen_addr(self.http.addr)?;
         }
@@ -908,6 +938,9 @@ impl ServerConfig {
             list_cache_bytes: self.http.list_cache_bytes,
             eureka_namespace: self.eureka.namespace.clone(),
             eureka_group: self.eureka.group.clone(),
+            auth_enabled: self.auth.enabled,
+            metrics_open: self.auth.metrics_open,
+            login_token_ttl: Duration::from_millis(self.auth.login_token_ttl_ms),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
 //! - [`cli`]: the operator's subcommands of the `janus` binary.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod members;
@@ -320,7 +321,10 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         let listener = TcpListener::bind(addr).await.with_context(|| {
             format!("cannot bind gRPC address {addr} (set grpc.addr, or grpc.enabled = false to serve no gRPC)")
         })?;
-        let server = janus_grpc::GrpcServer::new(listener, nacos, config.node.id, config.grpc.config());
+        let mut server = janus_grpc::GrpcServer::new(listener, nacos, config.node.id, config.grpc.config());
+        if config.auth.enabled {
+            server = server.with_authorizer(Arc::new(access::TokenAuthorizer(node.cp().auth().clone())));
+        }
         let (addr, stats) = (server.local_addr()?, server.stats());
         node.show_grpc(stats.clone());
         let stop = shutdown.clone();
@@ -336,6 +340,9 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),
     );
+    if config.auth.enabled {
+        tokio::spawn(access::bootstrap_admin(node.clone(), config.node.data_dir.clone()).instrument(span.clone()));
+    }
     let listeners = startup::Listeners { http: http_addr, dns: dns_addr, grpc: grpc_addr, cluster: cluster_addr };
     span.in_scope(|| startup::log_summary(&config, &node, &listeners));
     span.in_scope(|| info!(%http_addr, "janus serving"));

@@ -366,6 +366,32 @@ impl RegistryService for Node {
         }
     }
 
+    fn auth_state(&self) -> Option<Arc<janus_auth::AuthStore>> {
+        Some(self.cp.auth().clone())
+    }
+
+    async fn auth_write(&self, command: janus_auth::AuthCommand) -> Result<janus_auth::AuthOutcome, RegistryError> {
+        // Checked here first, as registry commands are: a refusal that may
+        // come from lagging the leader is checked again after a read fence.
+        let check = || self.cp.auth().read(|state| state.check(&command));
+        if let Err(refused) = check() {
+            if self.cp.linearize().await.is_err() {
+                return Err(RegistryError::Auth(refused));
+            }
+            check().map_err(RegistryError::Auth)?;
+        }
+        match self.cp.write(Command::Auth(command)).await {
+            Ok(Ok(CommandOutcome::Auth(outcome))) => outcome.map_err(RegistryError::Auth),
+            Ok(Ok(other)) => {
+                let error = RegistryError::Internal(format!("unexpected Raft outcome {other:?} of an auth command"));
+                log_fault(&error);
+                Err(error)
+            }
+            Ok(Err(error)) => Err(error),
+            Err(error) => Err(RegistryError::Auth(janus_auth::AuthError::Unavailable(error.to_string()))),
+        }
+    }
+
     fn health(&self) -> NodeHealth {
         let now = self.store.now();
         NodeHealth { ready: self.ap.is_ready(), stats: self.store.read(|r| r.stats(now)) }

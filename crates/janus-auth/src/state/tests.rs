@@ -45,7 +45,7 @@ fn a_global_admin_may_do_anything_anywhere() {
     assert!(state.has_global_admin());
     let token = issue(&mut state, "admin", 1, 10, None);
     let principal = state.authenticate(token.text(), 20).expect("authenticated");
-    assert_eq!((principal.user.as_str(), &principal.token), ("admin", &token.id));
+    assert_eq!((principal.user.as_str(), principal.token.as_ref()), ("admin", Some(&token.id)));
     for scope in [Scope::Global, ns("public"), ns("team-b")] {
         assert!(state.authorize(&principal.user, Role::Admin, &scope).is_ok(), "{scope}");
     }

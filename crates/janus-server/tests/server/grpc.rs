@@ -464,3 +464,67 @@ async fn the_access_token_reaches_the_authorizer() {
     assert_eq!(query.1["serviceInfo"]["hosts"].as_array().map(Vec::len), Some(1), "reads need no token");
     shutdown.cancel();
 }
+
+/// With auth on, the node's own users decide: the bootstrap admin's token
+/// (written to the data directory, owner-only) registers over gRPC, a
+/// request without a token or with a token of another namespace gets 403.
+#[tokio::test]
+async fn with_auth_on_grpc_requests_need_a_token_of_the_namespace() {
+    let node = server(|config| config.auth.enabled = true).await;
+    let file = node._data.path().join(janus_server::access::BOOTSTRAP_TOKEN_FILE);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "no bootstrap token was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "owner-only");
+    }
+    let admin = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let mut client = node.client().await;
+    client.set_up().await;
+    let register = json!({"requestId": "w", "serviceName": "guarded", "type": "registerInstance",
+        "instance": {"ip": "127.0.0.1", "port": 1}});
+    let with = |token: &str| {
+        let mut request = payload("InstanceRequest", &register);
+        request.metadata.as_mut().unwrap().headers.insert("accessToken".to_owned(), token.to_owned());
+        request
+    };
+    let missing = read(&client.raw(payload("InstanceRequest", &register)).await.unwrap());
+    assert_eq!(error_code(&missing), ("InstanceResponse", 500, 403), "{}", missing.1);
+    let bad = read(&client.raw(with("jns_0000000000000000_00")).await.unwrap());
+    assert_eq!(error_code(&bad), ("InstanceResponse", 500, 403), "{}", bad.1);
+    let allowed = read(&client.raw(with(&admin)).await.unwrap());
+    assert_eq!(error_code(&allowed), ("InstanceResponse", 200, 0), "{}", allowed.1);
+    // A user of another namespace may not write to public.
+    use janus_auth::{AuthCommand, IssuedToken, Role, Scope, TokenKind, UserName};
+    use janus_core::RegistryService as _;
+    let other = UserName::parse("team-b").unwrap();
+    let registry = &node.server.node;
+    registry.auth_write(AuthCommand::CreateUser { name: other.clone(), password: None, at_unix_ms: 1 }).await.unwrap();
+    let grant = AuthCommand::Grant { user: other.clone(), scope: Scope::Namespace("team-b".into()), role: Role::Admin };
+    registry.auth_write(grant).await.unwrap();
+    let token = IssuedToken::mint([3; 40]);
+    registry
+        .auth_write(AuthCommand::IssueToken {
+            id: token.id.clone(),
+            hash: token.hash.clone(),
+            user: other,
+            kind: TokenKind::Login,
+            at_unix_ms: 1,
+            expires_unix_ms: None,
+        })
+        .await
+        .unwrap();
+    let elsewhere = read(&client.raw(with(token.text())).await.unwrap());
+    assert_eq!(error_code(&elsewhere), ("InstanceResponse", 500, 403), "{}", elsewhere.1);
+    assert!(
+        elsewhere.1["message"].as_str().unwrap().contains("team-b may not write in namespace public"),
+        "{}",
+        elsewhere.1
+    );
+    assert_eq!(node.ports("guarded"), vec![1]);
+    node.shutdown.cancel();
+}

@@ -9,6 +9,7 @@
 mod support;
 
 mod api;
+mod auth;
 mod cli;
 mod cluster_process;
 mod config;

@@ -1,0 +1,274 @@
+//! Authentication and authorization of every HTTP request (`docs/auth.md`):
+//! one middleware, run on the matched route before its handler.
+//!
+//! While auth is on, a request's route decides what it needs
+//! ([`rules::TABLE`]); its credentials say who it is:
+//! - `Authorization: Bearer <token>` (the native API, the CLI);
+//! - `accessToken` as a header, a query parameter or a form field (Nacos
+//!   clients, after `POST /nacos/v1/auth/login`);
+//! - `Authorization: Basic` with a user name and password (Eureka clients).
+//!   A verified password is remembered (by a hash of it) for a few minutes
+//!   and while the user's password is unchanged, so a client sending it with
+//!   every heartbeat costs one argon2 verification, not one per request.
+//!
+//! A request without valid credentials gets 401, one whose user lacks the
+//! role gets 403, in the shape of the API it called. Denials are logged as
+//! audit lines (`target: "janus::audit"`), never with a secret.
+
+pub(crate) mod admin;
+pub(crate) mod login;
+pub(crate) mod rules;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use janus_auth::{AuthError, AuthStore, LoginLimiter, PasswordHash, Principal, Scope, UserName};
+use janus_core::RegistryError;
+use janus_nacos::NacosError;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::{ApiError, NacosHttpError};
+use rules::{Need, Scoped};
+
+/// How long a verified basic-auth password is remembered.
+const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Verified basic-auth passwords remembered at most.
+const BASIC_CACHE_ENTRIES: usize = 4096;
+
+/// A basic-auth login: the user and the SHA-256 of the password.
+type BasicKey = (String, [u8; 32]);
+/// The password hash a basic-auth login was verified against, and when.
+type Verified = (PasswordHash, Instant);
+
+/// The checks of a node with auth on.
+pub(crate) struct Guard {
+    /// Whether requests are checked; logins and the admin API work either way.
+    pub(crate) enabled: bool,
+    pub(crate) store: Arc<AuthStore>,
+    pub(crate) limiter: Mutex<LoginLimiter>,
+    basic: Mutex<HashMap<BasicKey, Verified>>,
+}
+
+impl Guard {
+    pub(crate) fn new(enabled: bool, store: Arc<AuthStore>) -> Self {
+        Self { enabled, store, limiter: Mutex::new(LoginLimiter::default()), basic: Mutex::new(HashMap::new()) }
+    }
+
+    /// Who `credentials` are.
+    async fn authenticate(&self, credentials: Credentials) -> Result<Principal, AuthError> {
+        match credentials {
+            Credentials::None => Err(AuthError::Missing),
+            Credentials::Token(token) => self.store.read(|state| state.authenticate(&token, unix_millis())),
+            Credentials::Basic { user, password } => self.basic(user, password).await,
+        }
+    }
+
+    async fn basic(&self, user: String, password: String) -> Result<Principal, AuthError> {
+        let name = UserName::parse(&user).map_err(|_| AuthError::BadCredentials)?;
+        let key = (user, Sha256::digest(password.as_bytes()).into());
+        let current = self.store.read(|state| state.password_of(&name));
+        let remembered = self.basic.lock().get(&key).cloned();
+        if let (Some(current), Some((verified, at))) = (&current, remembered)
+            && *current == verified
+            && at.elapsed() < BASIC_CACHE_TTL
+        {
+            return Ok(Principal { user: name, token: None });
+        }
+        let limiter_keys = [format!("user:{}", name.as_str())];
+        let keys: Vec<&str> = limiter_keys.iter().map(String::as_str).collect();
+        self.limiter.lock().check(&keys, monotonic_millis())?;
+        if verify_password(current.clone(), password).await {
+            let mut basic = self.basic.lock();
+            if basic.len() >= BASIC_CACHE_ENTRIES {
+                basic.clear();
+            }
+            if let Some(current) = current {
+                basic.insert(key, (current, Instant::now()));
+            }
+            Ok(Principal { user: name, token: None })
+        } else {
+            self.limiter.lock().failed(&keys, monotonic_millis());
+            Err(AuthError::BadCredentials)
+        }
+    }
+}
+
+/// Verifies `password` against `hash` off the async threads (argon2 takes
+/// tens of milliseconds); without a hash it spends the same time and fails.
+pub(crate) async fn verify_password(hash: Option<PasswordHash>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => hash.verify(&password),
+        None => {
+            PasswordHash::verify_dummy(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Wall-clock milliseconds since the Unix epoch (token expiry).
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds of a monotonic clock (login throttling).
+pub(crate) fn monotonic_millis() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a request presents.
+enum Credentials {
+    None,
+    Token(String),
+    Basic { user: String, password: String },
+}
+
+/// The middleware (see the module docs).
+pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let guard = state.auth.clone();
+    if !guard.enabled {
+        return next.run(request).await;
+    }
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let method = request.method().clone();
+    let Some(need) = rules::need(&method, &path, state.config.metrics_open) else {
+        tracing::warn!(target: "janus::audit", %method, route = %path, "refused: the route has no access rule");
+        return refusal(&path, RegistryError::Forbidden(format!("{method} {path} has no access rule; refused")));
+    };
+    if need == Need::Open {
+        return next.run(request).await;
+    }
+    let (request, credentials, namespace) = match inspect(request, &state, need).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let principal = match guard.authenticate(credentials).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            tracing::info!(target: "janus::audit", %method, route = %path, reason = %error, "refused: not authenticated");
+            return refusal(&path, RegistryError::Auth(error));
+        }
+    };
+    if let Need::Role(role, _) = need {
+        let scope = namespace.map_or(Scope::Global, Scope::Namespace);
+        if let Err(error) = guard.store.read(|s| s.authorize(&principal.user, role, &scope)) {
+            tracing::info!(target: "janus::audit", user = %principal.user, %method, route = %path, %scope,
+                needed = %role, "refused: not granted");
+            return refusal(&path, RegistryError::Auth(error));
+        }
+        if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+            tracing::info!(target: "janus::audit", user = %principal.user,
+                token = %principal.token.as_ref().map_or("-", |t| t.as_str()), %method, route = %path, %scope, "write");
+        }
+    }
+    let mut request = request;
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// The request's credentials and the namespace it acts on; a form body is
+/// read (within the body limit) and put back.
+async fn inspect(
+    request: Request,
+    state: &AppState,
+    need: Need,
+) -> Result<(Request, Credentials, Option<String>), Response> {
+    let (mut parts, body) = request.into_parts();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let (body, form) = if is_form {
+        let bytes = axum::body::to_bytes(body, state.config.max_body_bytes).await.map_err(|_| {
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "body_too_large",
+                message: format!("the request body is over the limit of {} bytes", state.config.max_body_bytes),
+            }
+            .into_response()
+        })?;
+        let form = String::from_utf8_lossy(&bytes).into_owned();
+        (Body::from(bytes), form)
+    } else {
+        (body, String::new())
+    };
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .chain(form_urlencoded::parse(form.as_bytes()))
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let credentials = credentials(&parts.headers).unwrap_or_else(|| match param("accessToken") {
+        Some(token) => Credentials::Token(token),
+        None => Credentials::None,
+    });
+    let namespace = match need {
+        Need::Role(_, Scoped::PathNamespace) => {
+            let params =
+                <RawPathParams as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state)
+                    .await
+                    .ok();
+            params.and_then(|p| p.iter().find(|(key, _)| *key == "ns").map(|(_, value)| value.to_owned()))
+        }
+        Need::Role(_, Scoped::NacosNamespace) => Some(
+            param("namespaceId")
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| janus_core::name::PUBLIC_NAMESPACE.to_owned()),
+        ),
+        Need::Role(_, Scoped::Eureka) => Some(state.config.eureka_namespace.clone()),
+        Need::Role(_, Scoped::Global) | Need::Open | Need::Authenticated => None,
+    };
+    Ok((Request::from_parts(parts, body), credentials, namespace))
+}
+
+/// Credentials in the headers: `Authorization` (Bearer or Basic) or Nacos's
+/// `accessToken` header.
+fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(Credentials::Token(rest.trim().to_owned()));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok();
+            let text = decoded.and_then(|bytes| String::from_utf8(bytes).ok());
+            return Some(match text.as_deref().and_then(|t| t.split_once(':')) {
+                Some((user, password)) => Credentials::Basic { user: user.to_owned(), password: password.to_owned() },
+                None => Credentials::Token(String::new()),
+            });
+        }
+        return Some(Credentials::Token(value.to_owned()));
+    }
+    headers.get("accesstoken").and_then(|v| v.to_str().ok()).map(|token| Credentials::Token(token.to_owned()))
+}
+
+/// A refusal in the shape of the API `route` belongs to, with a
+/// `WWW-Authenticate` challenge on a 401.
+pub(crate) fn refusal(route: &str, error: RegistryError) -> Response {
+    let challenge = if route.starts_with("/eureka") { "Basic realm=\"janus\"" } else { "Bearer realm=\"janus\"" };
+    let unauthenticated = matches!(&error, RegistryError::Auth(e) if e.is_unauthenticated());
+    let mut response = if route.starts_with("/nacos/v2") {
+        crate::nacos::v2::failure(&NacosError::from(error))
+    } else if route.starts_with("/nacos/") {
+        NacosHttpError(NacosError::from(error)).into_response()
+    } else {
+        ApiError::from(error).into_response()
+    };
+    if unauthenticated {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    response
+}

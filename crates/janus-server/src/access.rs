@@ -1,0 +1,123 @@
+//! The server's part of auth (`docs/auth.md`): the gRPC front end's
+//! [`Authorizer`] over the node's users, tokens and grants, and the
+//! bootstrap admin of a node that starts with auth on and no admin.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use janus_auth::{AuthCommand, AuthError, AuthStore, IssuedToken, Role, Scope, TokenKind, UserName};
+use janus_core::{NamespaceId, RegistryError, RegistryService};
+use janus_grpc::{Access, Authorizer, RequestContext};
+use tracing::{info, warn};
+
+use crate::node::Node;
+
+/// The file in the data directory the bootstrap admin's token is written to.
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+/// The bootstrap admin's name.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks Nacos gRPC requests: the `accessToken` of the request's metadata
+/// (which Nacos SDKs get from `POST /nacos/v1/auth/login`) must be a valid
+/// token whose user holds the role in the namespace.
+#[derive(Debug)]
+pub struct TokenAuthorizer(pub Arc<AuthStore>);
+
+impl Authorizer for TokenAuthorizer {
+    fn authorize(
+        &self,
+        context: &RequestContext,
+        access: Access,
+        namespace: &NamespaceId,
+    ) -> Result<(), RegistryError> {
+        let token = context.access_token.as_deref().filter(|t| !t.is_empty());
+        let token = token.ok_or(RegistryError::Auth(AuthError::Missing))?;
+        let role = match access {
+            Access::Read => Role::Read,
+            Access::Write => Role::Write,
+        };
+        let scope = Scope::Namespace(namespace.to_string());
+        self.0
+            .read(|state| {
+                let principal = state.authenticate(token, unix_millis())?;
+                state.authorize(&principal.user, role, &scope).inspect_err(|_| {
+                    info!(target: "janus::audit", user = %principal.user, connection = %context.connection_id,
+                        %scope, needed = %role, "gRPC request refused: not granted");
+                })
+            })
+            .map_err(RegistryError::Auth)
+    }
+}
+
+/// With auth on and no global admin yet (a new cluster): creates the user
+/// `admin` with the global admin role and a token, and writes the token to
+/// `<data_dir>/bootstrap-token`, readable by its owner only; logs where,
+/// never the token. Retries until the Raft group can take the writes; every
+/// node of a new cluster may do it, and each keeps the token it made.
+pub async fn bootstrap_admin(node: Arc<Node>, data_dir: PathBuf) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match try_bootstrap(&node, &data_dir).await {
+            Ok(Some(path)) => {
+                warn!(file = %path.display(), user = BOOTSTRAP_ADMIN,
+                    "auth is on and there was no admin: created one; its token is in this file (readable by its owner \
+                     only). Use it to create users and grants, then revoke it");
+                return;
+            }
+            Ok(None) => return,
+            Err(error) => {
+                info!(%error, "bootstrap admin not created yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_bootstrap(node: &Node, data_dir: &Path) -> Result<Option<PathBuf>, RegistryError> {
+    // Caught up with the leader first, so an admin created elsewhere is seen.
+    node.cp().linearize().await.map_err(|e| RegistryError::Auth(AuthError::Unavailable(e.to_string())))?;
+    if node.cp().auth().read(|s| s.has_global_admin()) {
+        return Ok(None);
+    }
+    let admin = UserName::parse(BOOTSTRAP_ADMIN).map_err(RegistryError::Auth)?;
+    let now = unix_millis();
+    match node.auth_write(AuthCommand::CreateUser { name: admin.clone(), password: None, at_unix_ms: now }).await {
+        Ok(_) | Err(RegistryError::Auth(AuthError::UserExists(_))) => {}
+        Err(error) => return Err(error),
+    }
+    node.auth_write(AuthCommand::Grant { user: admin.clone(), scope: Scope::Global, role: Role::Admin }).await?;
+    let mut random = [0u8; 40];
+    rand::Rng::fill(&mut rand::rng(), &mut random[..]);
+    let token = IssuedToken::mint(random);
+    node.auth_write(AuthCommand::IssueToken {
+        id: token.id.clone(),
+        hash: token.hash.clone(),
+        user: admin,
+        kind: TokenKind::Bootstrap,
+        at_unix_ms: now,
+        expires_unix_ms: None,
+    })
+    .await?;
+    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    write_private(&path, &format!("{}\n", token.text()))
+        .map_err(|e| RegistryError::Internal(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(path))
+}
+
+/// Writes `text` to a new file only its owner may read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
