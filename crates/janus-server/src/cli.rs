@@ -60,6 +60,10 @@ pub struct Target {
     /// host) [default: 127.0.0.1:8848]
     #[arg(long, env = "JANUS_HTTP__ADDR")]
     pub addr: Option<String>,
+    /// An API token, sent as `Authorization: Bearer …`, for a node with
+    /// auth on (docs/auth.md)
+    #[arg(long, env = "JANUS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl Target {
@@ -328,7 +332,9 @@ impl CliError {
 /// The CLI's deadline of a call.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A client of one address with the CLI's deadline; `secret` for the admin API.
+/// A client of one address with the CLI's deadline; `secret` (the cluster
+/// secret for the membership API, an API token for the node's API) is sent
+/// as a bearer token.
 fn client(addr: &str, secret: Option<&str>) -> Result<Client, CliError> {
     // The connect shares the request's deadline, so a silent address is
     // reported as not answering within it, as a fresh TCP connect was.
@@ -341,7 +347,7 @@ fn client(addr: &str, secret: Option<&str>) -> Result<Client, CliError> {
 
 /// A client of the node's HTTP address.
 fn node_client(target: &Target) -> Result<Client, CliError> {
-    client(&target.resolve(), None)
+    client(&target.resolve(), target.token.as_deref())
 }
 
 /// `ap` or `cp`.
@@ -492,6 +498,9 @@ fn described(error: &janus_client::Error) -> String {
     match error {
         janus_client::Error::Refused { status, message, .. } if message.is_empty() => {
             format!("the node answered {status} and no reason")
+        }
+        janus_client::Error::Refused { status, .. } if *status == StatusCode::UNAUTHORIZED => {
+            format!("{error}; this node checks tokens: give one with --token or JANUS_TOKEN (docs/auth.md)")
         }
         error => error.to_string(),
     }

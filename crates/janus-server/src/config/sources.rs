@@ -102,6 +102,8 @@ const NOT_SETTINGS: &[(&str, NotASetting)] = &[
              JANUS_CLUSTER__SECRET)",
         ),
     ),
+    // The CLI's API token (`janus … --token`).
+    ("JANUS_TOKEN", NotASetting::Quiet),
     // bench/compare.sh's own variables.
     ("JANUS_PORT", NotASetting::Quiet),
     ("JANUS_DNS_PORT", NotASetting::Quiet),

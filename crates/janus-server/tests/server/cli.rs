@@ -29,12 +29,17 @@ struct Node {
 
 impl Node {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut config = ServerConfig::default();
         config.http.addr = "127.0.0.1:0".parse().unwrap();
         config.dns.enabled = false;
         config.node.data_dir = data.path().to_owned();
         config.health.probe_allow = vec!["127.0.0.0/8".to_owned()];
+        tweak(&mut config);
         let shutdown = CancellationToken::new();
         let server = janus_server::start(config, shutdown.clone()).await.unwrap();
         Self { server: Some(server), shutdown, _data: data }
@@ -220,4 +225,30 @@ fn the_start_up_log_says_what_is_running() {
     }
     assert!(!log.contains("never-logged-compose-secret"), "{log}");
     assert!(!log.lines().any(|l| l.contains("DEBUG") && l.contains("openraft")), "openraft stays at warn:\n{log}");
+}
+
+/// Against a node with auth on, the CLI says how to give a token, and takes
+/// it from `--token` or `JANUS_TOKEN`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_takes_a_token_for_a_node_with_auth_on() {
+    let node = Node::start_with(|config| config.auth.enabled = true).await;
+    let file = node._data.path().join(janus_server::access::BOOTSTRAP_TOKEN_FILE);
+    for _ in 0..500 {
+        if file.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let token = std::fs::read_to_string(&file).expect("the bootstrap token").trim().to_owned();
+    let addr = node.addr();
+    let refused = janus(&["namespaces", "list", "--addr", &addr], &[]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("give one with --token or JANUS_TOKEN"), "{}", stderr(&refused));
+    let by_flag = janus(&["namespaces", "list", "--addr", &addr, "--token", &token], &[]).await;
+    assert!(by_flag.status.success(), "{}", stderr(&by_flag));
+    assert!(stdout(&by_flag).contains("public"), "{}", stdout(&by_flag));
+    let by_env = janus(&["namespaces", "list", "--addr", &addr], &[("JANUS_TOKEN", &token)]).await;
+    assert!(by_env.status.success(), "{}", stderr(&by_env));
+    assert!(!stderr(&by_env).contains(&token) && !stdout(&by_env).contains(&token), "the token is never printed");
+    node.stop().await;
 }
