@@ -3,7 +3,9 @@
 # shows, and by the real client libraries py-eureka-client and
 # nacos-sdk-python 1.x over HTTP (installed into target/e2e-venv from PyPI), and
 # nacos-sdk-python 2.x over the Nacos gRPC port (its v2.nacos package, in
-# target/e2e-venv-grpc: the same distribution name, so a venv of its own).
+# target/e2e-venv-grpc: the same distribution name, so a venv of its own);
+# then, against a second node with auth on, the same libraries with
+# credentials (docs/auth.md).
 # Installs dig (Debian's dnsutils) when it is missing. Prints one closing line,
 # "e2e: N passed, M failed", and exits non-zero on any failure.
 set -euo pipefail
@@ -202,6 +204,45 @@ for _ in $(seq 1 50); do [ -z "$(nacos_hosts grpc-py-killed)" ] && break; sleep 
 check "a SIGKILLed gRPC client's instance leaves the HTTP list with its connection" "" "$(nacos_hosts grpc-py-killed)"
 check "and DNS" "" "$("${DIG[@]}" +short grpc-py-killed.svc.janus. A)"
 check "and gRPC" "hosts (none)" "$(grpc_query grpc-py-killed)"
+
+# --- auth on: the same client libraries with credentials (docs/auth.md) -------
+ALOG="$WORK/janus-auth.log"
+JANUS_AUTH__ENABLED=true JANUS_HEALTH__PROBE_ALLOW=127.0.0.0/8 JANUS_DNS__ENABLED=false \
+  "$JANUS" --http-addr 127.0.0.1:0 --data-dir "$WORK/auth-data" --log info >"$ALOG" 2>&1 &
+APID=$!
+CHILDREN+=("$APID")
+for _ in $(seq 1 100); do
+  grep -q "grpc serving" "$ALOG" && grep -q "janus serving" "$ALOG" && [ -s "$WORK/auth-data/bootstrap-token" ] && break
+  sleep 0.1
+done
+AHTTP=$(sed -n 's/.*janus serving http_addr=\([0-9.:]*\).*/\1/p' "$ALOG" | head -1)
+AGRPC=$(sed -n 's/.*grpc serving grpc_addr=\([0-9.:]*\).*/\1/p' "$ALOG" | head -1)
+ADMIN=$(cat "$WORK/auth-data/bootstrap-token" 2>/dev/null || true)
+check "auth on: the bootstrap admin token is written, owner-only" "600" "$(stat -c %a "$WORK/auth-data/bootstrap-token" 2>&1)"
+check "auth on: the log names the file, never the token" "1 0" \
+  "$(grep -c 'bootstrap-token' "$ALOG") $(grep -c "${ADMIN:-no-token}" "$ALOG")"
+admin() { curl -fsS -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' "$@" >/dev/null; }
+admin -XPOST "http://$AHTTP/v1/auth/users" -d '{"name":"team-py","password":"correct horse battery"}'
+admin -XPUT "http://$AHTTP/v1/auth/users/team-py/grants" -d '{"namespace":"public","role":"write"}'
+check "auth on: no credentials is 401" "401" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://$AHTTP/nacos/v1/ns/instance/list?serviceName=x")"
+auth_http() { (cd tests/clients && timeout 60 "$PY" auth_http_clients.py "$AHTTP" "$@" 2>&1 | tail -1); }
+check "nacos-sdk-python 1.0.0 with username/password registers and lists" "nacos 127.0.0.1:7101" \
+  "$(auth_http team-py 'correct horse battery' nacos)"
+check "nacos-sdk-python 1.0.0 with a wrong password is refused" "nacos refused" \
+  "$(auth_http team-py 'wrong horse battery' nacos | cut -d' ' -f1-2)"
+check "py-eureka-client with basic auth registers" "eureka 1" "$(auth_http team-py 'correct horse battery' eureka)"
+check "py-eureka-client with a wrong password is refused" "eureka refused" \
+  "$(auth_http team-py 'wrong horse battery' eureka | cut -d' ' -f1-2)"
+auth_grpc() { # user password
+  (cd tests/clients && NACOS_USERNAME=$1 NACOS_PASSWORD=$2 timeout 60 "$GPY" nacos_grpc_client.py "$AHTTP" "$AGRPC" \
+    "$WORK/grpc-auth" auth 2>&1 | grep -m1 '^auth\|^error' | cut -c1-60)
+}
+check "nacos-sdk-python 2.0.11 (gRPC) with username/password registers and lists" "auth 10.0.0.41:7201" \
+  "$(auth_grpc team-py 'correct horse battery')"
+check "nacos-sdk-python 2.0.11 (gRPC) with a wrong password is refused" "error" \
+  "$(auth_grpc team-py 'wrong horse battery' | cut -d' ' -f1)"
+kill -TERM $APID 2>/dev/null; wait $APID 2>/dev/null || true
 
 kill -TERM $PID
 status=0; wait $PID || status=$?

@@ -17,6 +17,10 @@ hold   registers grpc-py-killed 10.0.0.32:7002, prints "ready" and sleeps:
        the instance lives as long as the gRPC connection.
 query  prints "hosts <ip:port,...>" (or "hosts (none)") as a fresh client
        reads <service>.
+auth   with NACOS_USERNAME and NACOS_PASSWORD set (the SDK logs in over HTTP
+       and sends the accessToken with every gRPC request): registers
+       grpc-auth 10.0.0.41:7201, lists it ("auth <ip:port,...>") and
+       deregisters it.
 Any error, or a step of run that sees the wrong thing, prints "error <what>"
 and exits 1. No step waits more than 5 s; run and query give up after 30 s.
 """
@@ -49,7 +53,10 @@ def addrs(instances):
 
 
 async def client():
-    config = (ClientConfigBuilder()
+    builder = ClientConfigBuilder()
+    if os.environ.get("NACOS_USERNAME"):
+        builder = builder.username(os.environ["NACOS_USERNAME"]).password(os.environ.get("NACOS_PASSWORD", ""))
+    config = (builder
               .server_address(http)
               .namespace_id("")  # public
               .log_dir(os.path.join(work, "log"))
@@ -135,9 +142,20 @@ async def query(service):
     await close(naming)
 
 
+async def auth():
+    naming = await client()
+    ok = await naming.register_instance(RegisterInstanceParam(service_name="grpc-auth", ip="10.0.0.41", port=7201))
+    listed = await naming.list_instances(ListInstanceParam(service_name="grpc-auth", subscribe=False, healthy_only=None))
+    say("auth", addrs(listed) if ok else "refused")
+    await naming.deregister_instance(DeregisterInstanceParam(service_name="grpc-auth", ip="10.0.0.41", port=7201))
+    await close(naming)
+
+
 async def main():
     if mode == "hold":
         await hold()
+    elif mode == "auth":
+        await asyncio.wait_for(auth(), 30)
     else:
         await asyncio.wait_for(run() if mode == "run" else query(sys.argv[5]), 30)
 

@@ -310,10 +310,17 @@ enum CliError {
 }
 
 impl CliError {
-    /// A failed call to the node's HTTP address: an unreachable node is explained.
+    /// A failed call to the node's HTTP address: an unreachable node is
+    /// explained, and so is a node that wants a token.
     fn from_node(error: janus_client::Error) -> Self {
         match error {
             janus_client::Error::Unreachable { .. } => Self::NodeUnreachable { error },
+            janus_client::Error::Refused { status, .. } if status == StatusCode::UNAUTHORIZED => {
+                Self::Refused(format!(
+                    "{}; this node checks tokens: give one with --token or JANUS_TOKEN (docs/auth.md)",
+                    described(&error)
+                ))
+            }
             error => Self::answered(error),
         }
     }
@@ -498,9 +505,6 @@ fn described(error: &janus_client::Error) -> String {
     match error {
         janus_client::Error::Refused { status, message, .. } if message.is_empty() => {
             format!("the node answered {status} and no reason")
-        }
-        janus_client::Error::Refused { status, .. } if *status == StatusCode::UNAUTHORIZED => {
-            format!("{error}; this node checks tokens: give one with --token or JANUS_TOKEN (docs/auth.md)")
         }
         error => error.to_string(),
     }
