@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers);
+#   --only:  run some sections (single, auth, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000; PUSH_WRITES=50 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,auth,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -222,6 +222,7 @@ bench() { # label target scenario instances [extra args...]; a bare port means h
   RESULT_FILES+=("$out")
   local line="${cmd[*]}"
   line="${line//$ROOT\//}"
+  [ -z "${AUTH_TOKEN:-}" ] || line="${line//$AUTH_TOKEN/<bootstrap token>}"
   line="${line//--pid $SERVER_PID/--pid <janus pid>}"
   COMMANDS+=("${line//--pid ${RNACOS_PID:-none}/--pid <rnacos pid>}")
 }
@@ -251,6 +252,23 @@ for entry in "${AP_SCENARIOS[@]}"; do
   stop_server
   echo "== $scenario ($instances): rnacos 3-node cluster"
   if start_rnacos_cluster; then bench rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"; else rnacos_cluster_failed; fi
+  stop_server
+done
+
+SECTION="Auth on against auth off: the same Janus binary, one node, the Nacos v1 API; with auth on every request carries an accessToken (a global admin's token) that the node checks"
+AUTH_SCENARIOS=("register 0" "heartbeat 10000" "list 100")
+want auth || AUTH_SCENARIOS=()
+for entry in "${AUTH_SCENARIOS[@]}"; do
+  read -r scenario instances <<<"$entry"
+  echo "== $scenario ($instances): janus, auth on"
+  start_janus JANUS_AUTH__ENABLED=true
+  for _ in $(seq 1 100); do [ -s "$WORK/janus-data/bootstrap-token" ] && break; sleep 0.1; done
+  AUTH_TOKEN=$(cat "$WORK/janus-data/bootstrap-token")
+  bench janus "$JANUS_PORT" "$scenario" "$instances" --token "$AUTH_TOKEN"
+  stop_server
+  echo "== $scenario ($instances): janus, auth off"
+  start_janus
+  bench janus-auth-off "$JANUS_PORT" "$scenario" "$instances"
   stop_server
 done
 

@@ -195,6 +195,48 @@ impl AuthState {
         Ok(Principal { user: record.user.clone(), token: Some(id.clone()) })
     }
 
+    /// [`authenticate`](Self::authenticate) and, with `needed`,
+    /// [`authorize`](Self::authorize) in one look, for the check of every
+    /// request: `namespace` is where the request acts (`None`: globally).
+    /// Allocates nothing unless `identify` asks for the [`Principal`] (for
+    /// an audit line or a handler that needs it) or the request is refused.
+    ///
+    /// # Errors
+    /// What `authenticate` or `authorize` refuses.
+    pub fn admit(
+        &self,
+        token_text: &str,
+        now_unix_ms: u64,
+        needed: Option<Role>,
+        namespace: Option<&str>,
+        identify: bool,
+    ) -> Result<Option<Principal>, AuthError> {
+        let presented = token::split(token_text)?;
+        let (id, record) = self.tokens.get_key_value(presented.id).ok_or(AuthError::UnknownToken)?;
+        if !record.hash.matches(presented.secret) {
+            return Err(AuthError::UnknownToken);
+        }
+        if record.expires_unix_ms.is_some_and(|expires| expires <= now_unix_ms) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(needed) = needed {
+            let holds = self.grants.get(&record.user).is_some_and(|grants| {
+                grants.iter().any(|(scope, role)| {
+                    *role >= needed
+                        && match scope {
+                            Scope::Global => true,
+                            Scope::Namespace(id) => Some(id.as_str()) == namespace,
+                        }
+                })
+            });
+            if !holds {
+                let scope = namespace.map_or(Scope::Global, |ns| Scope::Namespace(ns.to_owned()));
+                return Err(AuthError::Forbidden { user: record.user.clone(), needed, scope });
+            }
+        }
+        Ok(identify.then(|| Principal { user: record.user.clone(), token: Some(id.clone()) }))
+    }
+
     /// Whether `user` holds `needed` (or more) in `scope`: a global grant
     /// counts in every namespace.
     ///

@@ -21,6 +21,17 @@ pub(crate) struct Conn {
     authority: String,
 }
 
+/// The API token of this run (`--token`), set once at its start: every
+/// connection of the run presents it, as a Nacos client does on Nacos routes
+/// (`accessToken` query parameter) and as a native client does elsewhere
+/// (`Authorization: Bearer`).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every call of this run present `token` (see [`TOKEN`]).
+pub(crate) fn present_token(token: &str) {
+    let _ = TOKEN.set(token.to_owned());
+}
+
 /// Which wire a call travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wire {
@@ -92,15 +103,24 @@ impl Conn {
             }
             None => Full::default(),
         };
+        let mut path = std::borrow::Cow::Borrowed(call.path.as_str());
+        if let Some(token) = TOKEN.get() {
+            if call.path.starts_with("/nacos/") {
+                let joint = if call.path.contains('?') { '&' } else { '?' };
+                path = std::borrow::Cow::Owned(format!("{}{joint}accessToken={token}", call.path));
+            } else {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+        }
         let response = match &mut self.sender {
             Sender::Http1(sender) => {
                 sender.ready().await?;
-                let request = builder.uri(&call.path).header("host", &self.authority).body(body)?;
+                let request = builder.uri(path.as_ref()).header("host", &self.authority).body(body)?;
                 sender.send_request(request).await?
             }
             Sender::Http2(sender) => {
                 sender.ready().await?;
-                let uri = format!("http://{}{}", self.authority, call.path);
+                let uri = format!("http://{}{}", self.authority, path);
                 let request = builder.uri(uri).header("te", "trailers").body(body)?;
                 sender.send_request(request).await?
             }

@@ -47,7 +47,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one scenario against a server.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Kill the Raft leader of a local 3-node cluster and time until cp writes succeed again.
     Failover(failover::FailoverArgs),
     /// Restart a node of a local 3-node cluster holding many instances and time until it is ready.
@@ -162,6 +162,11 @@ pub(crate) struct RunArgs {
     /// Prefix of the service names used, so runs do not collide.
     #[arg(long, default_value = "bench")]
     pub(crate) prefix: String,
+    /// An API token for a server with auth on: sent as `accessToken` on
+    /// Nacos routes (as Nacos SDKs send it) and as `Authorization: Bearer`
+    /// elsewhere, setup calls included.
+    #[arg(long)]
+    pub(crate) token: Option<String>,
 }
 
 impl RunArgs {
@@ -191,6 +196,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
+            if let Some(token) = &args.token {
+                client::present_token(token);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let result = runtime.block_on(scenario::run(&args))?;
             println!("{}", result.summary_line());

@@ -449,7 +449,8 @@ async fn create_namespace(args: &RunArgs, mode: &str) -> anyhow::Result<()> {
         other => bail!("--create-namespace takes ap or cp, not {other:?}"),
     };
     let namespace = CreateNamespace { id: args.namespace.clone(), name: None, description: None, mode };
-    let client = Client::new([args.first_target()], Options::default())?;
+    let options = args.token.as_deref().map_or_else(Options::default, |token| Options::default().bearer(token));
+    let client = Client::new([args.first_target()], options)?;
     // A cluster that just started may still be electing its Raft leader (503).
     let started = Instant::now();
     loop {

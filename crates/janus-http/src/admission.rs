@@ -97,7 +97,7 @@ pub(crate) async fn admit(State(state): State<AppState>, request: Request, next:
     }
     let (pool, deadline, what) = match class {
         // Its permit is taken in the handler and lives as long as the stream.
-        Class::EventStream => return next.run(request).await,
+        Class::EventStream => return crate::auth::checked(&state.auth, request, next).await,
         Class::BlockingQuery => {
             (&state.watchers, state.config.max_wait + state.config.request_timeout, "blocking queries")
         }
@@ -108,7 +108,7 @@ pub(crate) async fn admit(State(state): State<AppState>, request: Request, next:
         state.metrics.shed.inc();
         return ApiError::overloaded(format!("too many concurrent {what}; retry shortly")).into_response();
     };
-    let response = match tokio::time::timeout(deadline, next.run(request)).await {
+    let response = match tokio::time::timeout(deadline, crate::auth::checked(&state.auth, request, next)).await {
         Ok(response) => response,
         Err(_) => refuse(
             StatusCode::REQUEST_TIMEOUT,

@@ -1,5 +1,6 @@
 //! Authentication and authorization of every HTTP request (`docs/auth.md`):
-//! one middleware, run on the matched route before its handler.
+//! one check ([`checked`]), run by the admission middleware on the matched
+//! route before its handler.
 //!
 //! While auth is on, a request's route decides what it needs
 //! ([`rules::TABLE`]); its credentials say who it is:
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +36,6 @@ use janus_nacos::NacosError;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
-use crate::AppState;
 use crate::error::{ApiError, NacosHttpError};
 use rules::{Need, Scoped};
 
@@ -53,14 +53,28 @@ type Verified = (PasswordHash, Instant);
 pub(crate) struct Guard {
     /// Whether requests are checked; logins and the admin API work either way.
     pub(crate) enabled: bool,
+    /// Whether `/metrics` is open.
+    metrics_open: bool,
+    /// The body limit, for a form read to find its parameters.
+    max_body_bytes: usize,
+    /// The namespace Eureka's routes act on.
+    eureka_namespace: String,
     pub(crate) store: Arc<AuthStore>,
     pub(crate) limiter: Mutex<LoginLimiter>,
     basic: Mutex<HashMap<BasicKey, Verified>>,
 }
 
 impl Guard {
-    pub(crate) fn new(enabled: bool, store: Arc<AuthStore>) -> Self {
-        Self { enabled, store, limiter: Mutex::new(LoginLimiter::default()), basic: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(config: &crate::HttpConfig, store: Arc<AuthStore>) -> Self {
+        Self {
+            enabled: config.auth_enabled,
+            metrics_open: config.metrics_open,
+            max_body_bytes: config.max_body_bytes,
+            eureka_namespace: config.eureka_namespace.clone(),
+            store,
+            limiter: Mutex::new(LoginLimiter::default()),
+            basic: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Who `credentials` are.
@@ -134,43 +148,69 @@ enum Credentials {
     Basic { user: String, password: String },
 }
 
-/// The middleware (see the module docs).
-pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let guard = state.auth.clone();
+/// Checks a routed request, then runs the rest (see the module docs).
+/// Called by the admission middleware, inside its deadline, so that the
+/// check costs no layer of its own; a request no route matched goes on to
+/// the fallback, which only answers what is not there.
+pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Response {
     if !guard.enabled {
         return next.run(request).await;
     }
-    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let Some(path) = request.extensions().get::<MatchedPath>().cloned() else {
+        return next.run(request).await;
+    };
+    let path = path.as_str();
     let method = request.method().clone();
-    let Some(need) = rules::need(&method, &path, state.config.metrics_open) else {
+    let Some(need) = rules::need(&method, path, guard.metrics_open) else {
         tracing::warn!(target: "janus::audit", %method, route = %path, "refused: the route has no access rule");
-        return refusal(&path, RegistryError::Forbidden(format!("{method} {path} has no access rule; refused")));
+        return refusal(path, RegistryError::Forbidden(format!("{method} {path} has no access rule; refused")));
     };
     if need == Need::Open {
         return next.run(request).await;
     }
-    let (request, credentials, namespace) = match inspect(request, &state, need).await {
+    let (request, credentials, namespace) = match inspect(request, guard, need).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let principal = match guard.authenticate(credentials).await {
+    let (needed, namespace) = match need {
+        Need::Role(role, Scoped::Global) => (Some(role), None),
+        Need::Role(role, _) => (Some(role), namespace),
+        Need::Open | Need::Authenticated => (None, None),
+    };
+    let is_write = method != axum::http::Method::GET && method != axum::http::Method::HEAD;
+    // The access API's handlers read the caller; writes get an audit line.
+    let identify = is_write || path.starts_with("/v1/auth/");
+    let admitted = match credentials {
+        Credentials::Token(token) => {
+            let now = unix_millis();
+            guard.store.read(|s| s.admit(&token, now, needed, namespace.as_deref(), identify))
+        }
+        other => match guard.authenticate(other).await {
+            Ok(principal) => {
+                let scope = namespace.clone().map_or(Scope::Global, Scope::Namespace);
+                let granted =
+                    needed.map_or(Ok(()), |role| guard.store.read(|s| s.authorize(&principal.user, role, &scope)));
+                granted.map(|()| Some(principal))
+            }
+            Err(error) => Err(error),
+        },
+    };
+    let principal = match admitted {
         Ok(principal) => principal,
+        Err(error @ AuthError::Forbidden { .. }) => {
+            tracing::info!(target: "janus::audit", %method, route = %path, reason = %error, "refused: not granted");
+            return refusal(path, RegistryError::Auth(error));
+        }
         Err(error) => {
             tracing::info!(target: "janus::audit", %method, route = %path, reason = %error, "refused: not authenticated");
-            return refusal(&path, RegistryError::Auth(error));
+            return refusal(path, RegistryError::Auth(error));
         }
     };
-    if let Need::Role(role, _) = need {
-        let scope = namespace.map_or(Scope::Global, Scope::Namespace);
-        if let Err(error) = guard.store.read(|s| s.authorize(&principal.user, role, &scope)) {
-            tracing::info!(target: "janus::audit", user = %principal.user, %method, route = %path, %scope,
-                needed = %role, "refused: not granted");
-            return refusal(&path, RegistryError::Auth(error));
-        }
-        if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
-            tracing::info!(target: "janus::audit", user = %principal.user,
-                token = %principal.token.as_ref().map_or("-", |t| t.as_str()), %method, route = %path, %scope, "write");
-        }
+    let Some(principal) = principal else { return next.run(request).await };
+    if is_write {
+        tracing::info!(target: "janus::audit", user = %principal.user,
+            token = %principal.token.as_ref().map_or("-", |t| t.as_str()), %method, route = %path,
+            namespace = namespace.as_deref().unwrap_or("-"), "write");
     }
     let mut request = request;
     request.extensions_mut().insert(principal);
@@ -178,57 +218,57 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
 }
 
 /// The request's credentials and the namespace it acts on; a form body is
-/// read (within the body limit) and put back.
+/// read (within the body limit) and put back. The query and the form are
+/// read in one pass.
 async fn inspect(
     request: Request,
-    state: &AppState,
+    guard: &Guard,
     need: Need,
 ) -> Result<(Request, Credentials, Option<String>), Response> {
     let (mut parts, body) = request.into_parts();
-    let query = parts.uri.query().unwrap_or_default().to_owned();
     let is_form = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let (body, form) = if is_form {
-        let bytes = axum::body::to_bytes(body, state.config.max_body_bytes).await.map_err(|_| {
+        let limit = guard.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
             ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: "body_too_large",
-                message: format!("the request body is over the limit of {} bytes", state.config.max_body_bytes),
+                message: format!("the request body is over the limit of {limit} bytes"),
             }
             .into_response()
         })?;
-        let form = String::from_utf8_lossy(&bytes).into_owned();
-        (Body::from(bytes), form)
+        (Body::from(bytes.clone()), Some(bytes))
     } else {
-        (body, String::new())
+        (body, None)
     };
-    let param = |name: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .chain(form_urlencoded::parse(form.as_bytes()))
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-    };
-    let credentials = credentials(&parts.headers).unwrap_or_else(|| match param("accessToken") {
+    let (mut token, mut namespace_id) = (None, None);
+    let query = parts.uri.query().unwrap_or_default().as_bytes();
+    for (key, value) in form_urlencoded::parse(query).chain(form_urlencoded::parse(form.as_deref().unwrap_or_default()))
+    {
+        match key.as_ref() {
+            "accessToken" if token.is_none() => token = Some(value.into_owned()),
+            "namespaceId" if namespace_id.is_none() => namespace_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let credentials = credentials(&parts.headers).unwrap_or(match token {
         Some(token) => Credentials::Token(token),
         None => Credentials::None,
     });
     let namespace = match need {
         Need::Role(_, Scoped::PathNamespace) => {
             let params =
-                <RawPathParams as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state)
-                    .await
-                    .ok();
+                <RawPathParams as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &()).await.ok();
             params.and_then(|p| p.iter().find(|(key, _)| *key == "ns").map(|(_, value)| value.to_owned()))
         }
         Need::Role(_, Scoped::NacosNamespace) => Some(
-            param("namespaceId")
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| janus_core::name::PUBLIC_NAMESPACE.to_owned()),
+            namespace_id.filter(|ns| !ns.is_empty()).unwrap_or_else(|| janus_core::name::PUBLIC_NAMESPACE.to_owned()),
         ),
-        Need::Role(_, Scoped::Eureka) => Some(state.config.eureka_namespace.clone()),
+        Need::Role(_, Scoped::Eureka) => Some(guard.eureka_namespace.clone()),
         Need::Role(_, Scoped::Global) | Need::Open | Need::Authenticated => None,
     };
     Ok((Request::from_parts(parts, body), credentials, namespace))

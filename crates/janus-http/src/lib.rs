@@ -178,7 +178,7 @@ pub fn router_with(
 ) -> Router {
     let auth_store = nacos.registry.auth_state().unwrap_or_default();
     let state = AppState {
-        auth: Arc::new(auth::Guard::new(config.auth_enabled, auth_store)),
+        auth: Arc::new(auth::Guard::new(&config, auth_store)),
         shutdown,
         reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
         writes: Arc::new(Semaphore::new(config.max_concurrent_writes)),
@@ -237,13 +237,6 @@ pub fn router_with(
         .route("/nacos/v1/auth/users/login", post(auth::login::nacos))
         .merge(nacos::routes())
         .merge(eureka);
-    // On matched routes only, after routing: the route decides what it needs.
-    // With auth off the layer is left out, so it costs nothing.
-    let routes = if config.auth_enabled {
-        routes.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
-    } else {
-        routes
-    };
     routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -230,3 +230,33 @@ fn every_node_applying_the_same_log_agrees_also_through_a_snapshot() {
         assert_eq!(replayed, outcomes, "cut at {cut}");
     }
 }
+
+#[test]
+fn admit_decides_as_authenticate_and_authorize_do() {
+    let mut state = AuthState::default();
+    create(&mut state, "team-a");
+    grant(&mut state, "team-a", ns("a"), Role::Write);
+    let token = issue(&mut state, "team-a", 1, 1, Some(100));
+    let text = token.text();
+    for (needed, namespace) in [
+        (None, None),
+        (Some(Role::Read), Some("a")),
+        (Some(Role::Write), Some("a")),
+        (Some(Role::Admin), Some("a")),
+        (Some(Role::Read), Some("b")),
+        (Some(Role::Read), None),
+    ] {
+        for now in [50, 100] {
+            let separately = state.authenticate(text, now).and_then(|principal| match needed {
+                Some(role) => {
+                    let scope = namespace.map_or(Scope::Global, |n: &str| Scope::Namespace(n.to_owned()));
+                    state.authorize(&principal.user, role, &scope).map(|()| principal)
+                }
+                None => Ok(principal),
+            });
+            let at_once = state.admit(text, now, needed, namespace, true).map(|p| p.expect("identified"));
+            assert_eq!(at_once, separately, "{needed:?} in {namespace:?} at {now}");
+            assert_eq!(state.admit(text, now, needed, namespace, false).map(|p| p.is_none()), at_once.map(|_| true));
+        }
+    }
+}

@@ -5,6 +5,9 @@
 //! router test walks this table so that a row for a route that does not
 //! exist fails too.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use axum::http::Method;
 use janus_auth::Role;
 
@@ -150,6 +153,15 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/eureka/svips/{svip}", role(READ, Eureka)),
 ];
 
+/// The table by route, then method: looked up on every request.
+static BY_ROUTE: LazyLock<HashMap<&'static str, Vec<(&'static str, Need)>>> = LazyLock::new(|| {
+    let mut by_route: HashMap<&'static str, Vec<(&'static str, Need)>> = HashMap::new();
+    for (method, path, need) in TABLE {
+        by_route.entry(path).or_default().push((method, *need));
+    }
+    by_route
+});
+
 /// What `method` on the route `path` needs; `None` for a route without a
 /// row (refused). `HEAD` needs what `GET` needs.
 pub(crate) fn need(method: &Method, path: &str, metrics_open: bool) -> Option<Need> {
@@ -157,5 +169,5 @@ pub(crate) fn need(method: &Method, path: &str, metrics_open: bool) -> Option<Ne
         return Some(if metrics_open { Open } else { role(READ, Global) });
     }
     let method = if *method == Method::HEAD { "GET" } else { method.as_str() };
-    TABLE.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, need)| *need)
+    BY_ROUTE.get(path)?.iter().find(|(m, _)| *m == method).map(|(_, need)| *need)
 }
