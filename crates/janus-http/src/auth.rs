@@ -178,8 +178,10 @@ pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Resp
         Need::Open | Need::Authenticated => (None, None),
     };
     let is_write = method != axum::http::Method::GET && method != axum::http::Method::HEAD;
-    // The access API's handlers read the caller; writes get an audit line.
-    let identify = is_write || path.starts_with("/v1/auth/");
+    // The access API's handlers read the caller; writes get an audit line
+    // (when the log takes it).
+    let audited = is_write && tracing::enabled!(target: "janus::audit", tracing::Level::INFO);
+    let identify = audited || path.starts_with("/v1/auth/");
     let admitted = match credentials {
         Credentials::Token(token) => {
             let now = unix_millis();
@@ -207,7 +209,7 @@ pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Resp
         }
     };
     let Some(principal) = principal else { return next.run(request).await };
-    if is_write {
+    if audited {
         tracing::info!(target: "janus::audit", user = %principal.user,
             token = %principal.token.as_ref().map_or("-", |t| t.as_str()), %method, route = %path,
             namespace = namespace.as_deref().unwrap_or("-"), "write");
