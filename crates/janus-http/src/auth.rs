@@ -168,7 +168,7 @@ pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Resp
     if need == Need::Open {
         return next.run(request).await;
     }
-    let (request, credentials, namespace) = match inspect(request, guard, need).await {
+    let (request, credentials, namespace) = match inspect(request, guard, need, path.starts_with("/nacos/")).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -219,21 +219,21 @@ pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
-/// The request's credentials and the namespace it acts on; a form body is
-/// read (within the body limit) and put back. The query and the form are
-/// read in one pass.
+/// The request's credentials and the namespace it acts on; on a Nacos route
+/// (`nacos`) a form body is read (within the body limit) and put back. The
+/// query and the form are read in one pass.
 async fn inspect(
     request: Request,
     guard: &Guard,
     need: Need,
+    nacos: bool,
 ) -> Result<(Request, Credentials, Option<String>), Response> {
     let (mut parts, body) = request.into_parts();
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let (body, form) = if is_form {
+    // Nacos's parameters, read as its endpoints read them (`nacos::params`):
+    // the query, then a form body (also one without a content type); the
+    // first occurrence of a name counts, and an empty, `None` or `null`
+    // value is absent.
+    let (body, form) = if nacos && crate::nacos::has_form_body(&parts.headers) {
         let limit = guard.max_body_bytes;
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
             ApiError {
@@ -268,7 +268,9 @@ async fn inspect(
             params.and_then(|p| p.iter().find(|(key, _)| *key == "ns").map(|(_, value)| value.to_owned()))
         }
         Need::Role(_, Scoped::NacosNamespace) => Some(
-            namespace_id.filter(|ns| !ns.is_empty()).unwrap_or_else(|| janus_core::name::PUBLIC_NAMESPACE.to_owned()),
+            namespace_id
+                .filter(|ns| crate::nacos::is_present(ns))
+                .unwrap_or_else(|| janus_core::name::PUBLIC_NAMESPACE.to_owned()),
         ),
         Need::Role(_, Scoped::Eureka) => Some(guard.eureka_namespace.clone()),
         Need::Role(_, Scoped::Global) | Need::Open | Need::Authenticated => None,

@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 
 use params::Params;
+pub(crate) use params::{has_form_body, is_present};
 
 use crate::AppState;
 use crate::error::NacosError;

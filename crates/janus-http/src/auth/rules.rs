@@ -95,7 +95,8 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("DELETE", "/nacos/v1/ns/instance", role(WRITE, NacosNamespace)),
     ("GET", "/nacos/v1/ns/instance/list", role(READ, NacosNamespace)),
     ("PUT", "/nacos/v1/ns/instance/beat", role(WRITE, NacosNamespace)),
-    ("GET", "/nacos/v1/ns/instance/statuses", role(READ, NacosNamespace)),
+    // Its `key` may name any namespace (`namespace##group@@service`).
+    ("GET", "/nacos/v1/ns/instance/statuses", role(READ, Global)),
     ("PUT", "/nacos/v1/ns/instance/metadata/batch", role(WRITE, NacosNamespace)),
     ("DELETE", "/nacos/v1/ns/instance/metadata/batch", role(WRITE, NacosNamespace)),
     ("PUT", "/nacos/v1/ns/health/instance", role(WRITE, NacosNamespace)),

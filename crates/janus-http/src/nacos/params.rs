@@ -29,6 +29,22 @@ use crate::error::{ApiError, NacosError, NacosHttpError};
 /// occurrence of a name wins.
 pub(crate) struct Params(Vec<(String, String)>);
 
+/// Whether a request's body is read as form parameters: a form content type,
+/// or none at all (as Nacos clients send it). The auth check reads a body by
+/// the same rule, so it sees the parameters the endpoint will act on.
+pub(crate) fn has_form_body(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Whether a parameter's value counts: empty values, and `None`/`null`
+/// (what Python and Java clients send for a missing value), are absent.
+pub(crate) fn is_present(value: &str) -> bool {
+    !value.is_empty() && value != "None" && value != "null"
+}
+
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = NacosHttpError;
 
@@ -38,12 +54,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if form {
+        if has_form_body(request.headers()) {
             let body = Bytes::from_request(request, state).await.map_err(|rejection| {
                 NacosHttpError(NacosError::new(rejection.status(), "invalid_body", rejection.body_text()))
             })?;
@@ -58,11 +69,7 @@ impl Params {
     /// A parameter's value; empty values, and `None`/`null` (what Python and Java
     /// clients send for a missing value), count as absent.
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty() && *v != "None" && *v != "null")
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| is_present(v))
     }
 
     fn any(&self, names: &[&str]) -> Option<&str> {

@@ -289,3 +289,77 @@ async fn the_roles_mean_what_the_docs_say() {
         assert_eq!(!refused, allowed, "{what}: {} {}", reply.status, reply.text());
     }
 }
+
+/// The check reads a Nacos request's namespace exactly as the endpoint
+/// does, so no spelling makes it authorize one namespace while the endpoint
+/// acts on another.
+#[tokio::test]
+async fn a_nacos_request_cannot_slip_into_another_namespace() {
+    let app = auth_app().await;
+    let root = user_with_token(&app, "root", Some((Scope::Global, Role::Admin)), 9, None).await;
+    let create = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/namespaces")
+        .header("authorization", format!("Bearer {root}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"id": "victim", "mode": "ap"}).to_string()))
+        .unwrap();
+    assert_eq!(app.send(create).await.status, StatusCode::CREATED);
+    // One may write in public, the other in the namespace "null" (a legal id).
+    let public_writer =
+        user_with_token(&app, "public-writer", Some((Scope::Namespace("public".into()), Role::Write)), 1, None).await;
+    let null_writer =
+        user_with_token(&app, "null-writer", Some((Scope::Namespace("null".into()), Role::Write)), 2, None).await;
+    // (what, token, method, uri, content type, body)
+    type Attempt<'a> = (&'a str, &'a String, Method, &'a str, Option<&'a str>, &'a str);
+    let attempts: [Attempt<'_>; 4] = [
+        // A body without a content type is a form to the endpoint: to the check too.
+        (
+            "an untyped form body",
+            &public_writer,
+            Method::POST,
+            "/nacos/v1/ns/instance?serviceName=s&ip=127.0.0.1&port=81",
+            None,
+            "namespaceId=victim",
+        ),
+        // `null` is "absent" (public) to the endpoint: to the check too.
+        (
+            "namespaceId=null",
+            &null_writer,
+            Method::POST,
+            "/nacos/v1/ns/instance?serviceName=s&ip=127.0.0.1&port=82&namespaceId=null",
+            None,
+            "",
+        ),
+        // The first occurrence counts, for both: here `null`, so public.
+        (
+            "a second namespaceId in the form",
+            &null_writer,
+            Method::POST,
+            "/nacos/v1/ns/instance?serviceName=s&ip=127.0.0.1&port=83&namespaceId=null",
+            Some("application/x-www-form-urlencoded"),
+            "namespaceId=victim",
+        ),
+        // Its key names any namespace: it needs a global grant.
+        (
+            "statuses by key",
+            &public_writer,
+            Method::GET,
+            "/nacos/v1/ns/instance/statuses?key=victim%23%23DEFAULT_GROUP%40%40s",
+            None,
+            "",
+        ),
+    ];
+    for (what, token, method, uri, content_type, body) in attempts {
+        let mut request = Request::builder().method(method).uri(uri).header("accessToken", token.as_str());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let reply = app.send(request.body(Body::from(body.to_owned())).unwrap()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{what}: {}", reply.text());
+    }
+    for ns in ["victim", "public"] {
+        let key = janus_nacos::input::service_key(Some(ns), None, "s").unwrap();
+        assert!(app.app.node.snapshot(&key).map_or(true, |s| s.instances.is_empty()), "nothing was written to {ns}");
+    }
+}
