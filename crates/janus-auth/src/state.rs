@@ -184,6 +184,13 @@ impl AuthState {
     /// [`AuthError::MalformedToken`], [`AuthError::UnknownToken`] (never
     /// issued, revoked, wrong secret) or [`AuthError::Expired`].
     pub fn authenticate(&self, token_text: &str, now_unix_ms: u64) -> Result<Principal, AuthError> {
+        let (id, record) = self.live_token(token_text, now_unix_ms)?;
+        Ok(Principal { user: record.user.clone(), token: Some(id.clone()) })
+    }
+
+    /// The token `token_text` presents, if it is well formed, known, its
+    /// secret matches and it has not expired at `now_unix_ms`.
+    fn live_token(&self, token_text: &str, now_unix_ms: u64) -> Result<(&TokenId, &TokenRecord), AuthError> {
         let presented = token::split(token_text)?;
         let (id, record) = self.tokens.get_key_value(presented.id).ok_or(AuthError::UnknownToken)?;
         if !record.hash.matches(presented.secret) {
@@ -192,7 +199,7 @@ impl AuthState {
         if record.expires_unix_ms.is_some_and(|expires| expires <= now_unix_ms) {
             return Err(AuthError::Expired);
         }
-        Ok(Principal { user: record.user.clone(), token: Some(id.clone()) })
+        Ok((id, record))
     }
 
     /// [`authenticate`](Self::authenticate) and, with `needed`,
@@ -211,14 +218,7 @@ impl AuthState {
         namespace: Option<&str>,
         identify: bool,
     ) -> Result<Option<Principal>, AuthError> {
-        let presented = token::split(token_text)?;
-        let (id, record) = self.tokens.get_key_value(presented.id).ok_or(AuthError::UnknownToken)?;
-        if !record.hash.matches(presented.secret) {
-            return Err(AuthError::UnknownToken);
-        }
-        if record.expires_unix_ms.is_some_and(|expires| expires <= now_unix_ms) {
-            return Err(AuthError::Expired);
-        }
+        let (id, record) = self.live_token(token_text, now_unix_ms)?;
         if let Some(needed) = needed {
             let holds = self.grants.get(&record.user).is_some_and(|grants| {
                 grants.iter().any(|(scope, role)| {
