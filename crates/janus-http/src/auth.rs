@@ -116,9 +116,18 @@ impl Guard {
     }
 }
 
+/// Password verifications running at once, at most: each takes argon2's
+/// 19 MiB and tens of milliseconds of a core, so a flood of logins (or of
+/// basic-auth requests under ever new user names) queues here, within the
+/// request deadline, instead of taking the node's memory.
+const CONCURRENT_PASSWORD_CHECKS: usize = 4;
+
 /// Verifies `password` against `hash` off the async threads (argon2 takes
 /// tens of milliseconds); without a hash it spends the same time and fails.
+/// At most [`CONCURRENT_PASSWORD_CHECKS`] run at once.
 pub(crate) async fn verify_password(hash: Option<PasswordHash>, password: String) -> bool {
+    static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_PASSWORD_CHECKS);
+    let Ok(_permit) = CHECKS.acquire().await else { return false };
     tokio::task::spawn_blocking(move || match hash {
         Some(hash) => hash.verify(&password),
         None => {

@@ -71,7 +71,8 @@ fn token_body(info: janus_auth::TokenInfo) -> Token {
     }
 }
 
-/// Hashes a password off the async threads, with a fresh salt.
+/// Hashes a password off the async threads, with a fresh salt (global
+/// admins only, so not bounded beyond the write pool).
 async fn hash(password: String) -> Result<PasswordHash, ApiError> {
     let mut salt = [0u8; 16];
     rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
