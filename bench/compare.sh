@@ -120,7 +120,7 @@ start_janus_cluster() { # extra env assignments...
     rm -rf "$WORK/cluster-$i"
     env "$@" JANUS_NODE__ID=$i JANUS_NODE__DATA_DIR="$WORK/cluster-$i" JANUS_HTTP__ADDR="127.0.0.1:${JANUS_CLUSTER_HTTP[$((i - 1))]}" \
       JANUS_DNS__ENABLED=false JANUS_CLUSTER__MEMBERS="$members" JANUS_CLUSTER__ADDR="127.0.0.1:1785$i" \
-      JANUS_CLUSTER__SECRET="$CLUSTER_SECRET" JANUS_LOG__FILTER=warn "${SERVER_CPU[@]}" "$JANUS" >"$WORK/cluster-$i.log" 2>&1 &
+      JANUS_CLUSTER__SECRET="$CLUSTER_SECRET" JANUS_AUTH__ENABLED=false JANUS_LOG__FILTER=warn "${SERVER_CPU[@]}" "$JANUS" >"$WORK/cluster-$i.log" 2>&1 &
     CLUSTER_PIDS+=($!)
   done
   for port in "${JANUS_CLUSTER_HTTP[@]}"; do wait_for "http://127.0.0.1:$port/ready"; done

@@ -99,6 +99,8 @@ impl LocalCluster {
             .env("JANUS_CLUSTER__MEMBERS", &self.members)
             .env("JANUS_CLUSTER__ADDR", format!("127.0.0.1:{}", node.cluster))
             .env("JANUS_CLUSTER__SECRET", SECRET)
+            // Measured like the peers it is compared with: no auth (a cluster has it on by default).
+            .env("JANUS_AUTH__ENABLED", "false")
             .env("JANUS_LOG__FILTER", "warn")
             .stdout(Stdio::null());
         for (key, value) in &self.env {

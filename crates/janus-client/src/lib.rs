@@ -52,6 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod access;
 mod client;
 pub mod dns;
 mod error;

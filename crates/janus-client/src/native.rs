@@ -138,7 +138,7 @@ fn instance_path(service: &ServiceRef, ip: &str, port: u16, cluster: Option<&str
 
 impl Client {
     /// Sends `request` and parses a successful answer as `T`.
-    async fn typed<T: DeserializeOwned>(&self, request: Request) -> Result<T, Error> {
+    pub(crate) async fn typed<T: DeserializeOwned>(&self, request: Request) -> Result<T, Error> {
         self.send(request).await?.error_for_status()?.json()
     }
 

@@ -69,13 +69,15 @@ impl Authorizer for TokenAuthorizer {
 
 /// With auth on and no global admin yet (a new cluster): creates the user
 /// `admin` with the global admin role and a token, and writes the token to
-/// `<data_dir>/bootstrap-token`, readable by its owner only; logs where,
+/// `file` (`auth.bootstrap_token_file`, by default
+/// `<data_dir>/bootstrap-token`), readable by its owner only; logs where,
 /// never the token. Retries until the Raft group can take the writes; every
-/// node of a new cluster may do it, and each keeps the token it made.
-pub async fn bootstrap_admin(node: Arc<Node>, data_dir: PathBuf) {
+/// node of a new cluster may do it, and each writes the token it made (all
+/// of them work).
+pub async fn bootstrap_admin(node: Arc<Node>, file: PathBuf) {
     let mut pause = Duration::from_millis(200);
     loop {
-        match try_bootstrap(&node, &data_dir).await {
+        match try_bootstrap(&node, &file).await {
             Ok(Some(path)) => {
                 warn!(file = %path.display(), user = BOOTSTRAP_ADMIN,
                     "auth is on and there was no admin: created one; its token is in this file (readable by its owner \
@@ -92,7 +94,7 @@ pub async fn bootstrap_admin(node: Arc<Node>, data_dir: PathBuf) {
     }
 }
 
-async fn try_bootstrap(node: &Node, data_dir: &Path) -> Result<Option<PathBuf>, RegistryError> {
+async fn try_bootstrap(node: &Node, file: &Path) -> Result<Option<PathBuf>, RegistryError> {
     // Caught up with the leader first, so an admin created elsewhere is seen.
     node.cp().linearize().await.map_err(|e| RegistryError::Auth(AuthError::Unavailable(e.to_string())))?;
     if node.cp().auth().read(|s| s.has_global_admin()) {
@@ -117,7 +119,7 @@ async fn try_bootstrap(node: &Node, data_dir: &Path) -> Result<Option<PathBuf>, 
         expires_unix_ms: None,
     })
     .await?;
-    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    let path = file.to_owned();
     write_private(&path, &format!("{}\n", token.text()))
         .map_err(|e| RegistryError::Internal(format!("cannot write {}: {e}", path.display())))?;
     Ok(Some(path))
@@ -126,6 +128,9 @@ async fn try_bootstrap(node: &Node, data_dir: &Path) -> Result<Option<PathBuf>, 
 /// Writes `text` to a new file only its owner may read.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

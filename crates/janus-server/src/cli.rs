@@ -7,7 +7,8 @@
 //!   leader/term/indexes/lag and health-check counters;
 //! - `janus namespaces list|create`;
 //! - `janus instances list|register|deregister`;
-//! - `janus members list|add|promote|remove` (the Raft admin API).
+//! - `janus members list|add|promote|remove` (the Raft admin API);
+//! - `janus auth whoami|users|grants|tokens` (the access API, [`access`]).
 //!
 //! The node's addresses and the secret are read as the server reads them:
 //! `--addr` or `JANUS_HTTP__ADDR` (`http.addr`), `--cluster-addr` or
@@ -19,6 +20,8 @@
 //!
 //! Every call goes through `janus-client`, one address at a time, with a
 //! 10 s deadline.
+
+pub mod access;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -46,6 +49,9 @@ pub enum Command {
     /// Raft members (through the cluster address, with the cluster secret).
     #[command(subcommand)]
     Members(MemberCommand),
+    /// Users, grants and API tokens (a global admin's token; docs/auth.md).
+    #[command(subcommand)]
+    Auth(access::AuthCommand),
 }
 
 /// The node's HTTP address when none is given.
@@ -428,6 +434,7 @@ async fn execute(command: Command) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members(command) => members(command).await,
+        Command::Auth(command) => access::execute(command).await,
     }
 }
 

@@ -22,6 +22,7 @@ use janus_health::{DEFAULT_PROBE_ALLOW, DEFAULT_PROBE_DENY, HealthConfig, Policy
 use janus_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
+mod secret_file;
 mod sources;
 
 use sources::Set;
@@ -126,8 +127,15 @@ pub struct ClusterSection {
     /// Where this node listens for cluster (Raft) traffic.
     pub addr: SocketAddr,
     /// The shared secret every cluster call carries (at least 16 visible
-    /// ASCII characters); required when `members` is set.
+    /// ASCII characters); required when `members` is set, unless
+    /// `secret_file` is. When `addr` is not loopback, none of the samples in
+    /// Janus's own files is taken.
     pub secret: String,
+    /// Used when `secret` is empty: the file holding the secret, created
+    /// with a random one (readable by its owner only) by the first node to
+    /// start if it does not exist; nodes sharing the file (a volume, in
+    /// `docker-compose.yml`) share the secret.
+    pub secret_file: Option<PathBuf>,
     /// Largest Raft message (a whole snapshot travels in one).
     pub max_message_bytes: usize,
     /// Start empty and wait to be added to a running group through its admin
@@ -145,6 +153,7 @@ impl Default for ClusterSection {
             members: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 7848)),
             secret: String::new(),
+            secret_file: None,
             max_message_bytes: 256 << 20,
             join: false,
             runtime_threads: 2,
@@ -157,6 +166,55 @@ impl ClusterSection {
     #[must_use]
     pub fn is_clustered(&self) -> bool {
         !self.members.is_empty() || self.join
+    }
+
+    /// Checks a cluster secret given as `key`: long enough, and, when the
+    /// cluster address is not loopback, none of [`SAMPLE_SECRETS`].
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `key`.
+    pub fn check_secret(&self, key: &'static str, secret: &str) -> Result<janus_peer::ClusterSecret, ConfigError> {
+        let checked = janus_peer::ClusterSecret::new(secret)
+            .map_err(|error| ConfigError::Invalid { key, rule: format!("{error} (the shared cluster secret)") })?;
+        if !self.addr.ip().is_loopback() && is_sample_secret(secret) {
+            return Err(ConfigError::Invalid {
+                key,
+                rule: format!(
+                    "is a sample secret from Janus's own files, and cluster.addr {} is not loopback: set one of your \
+                     own (for example the output of `openssl rand -hex 24`) on every node",
+                    self.addr
+                ),
+            });
+        }
+        Ok(checked)
+    }
+
+    /// The cluster secret: `secret`, or else the one in `secret_file`,
+    /// which the first node to start creates with a random secret.
+    ///
+    /// # Errors
+    /// Neither is set, the file cannot be read or created, or the secret is
+    /// refused by [`check_secret`](Self::check_secret).
+    pub fn load_secret(&self) -> Result<janus_peer::ClusterSecret, ConfigError> {
+        if !self.secret.is_empty() {
+            return self.check_secret("cluster.secret", &self.secret);
+        }
+        let Some(file) = &self.secret_file else {
+            return Err(ConfigError::Invalid {
+                key: "cluster.secret",
+                rule: "is required with cluster.members or cluster.join (or cluster.secret_file)".to_owned(),
+            });
+        };
+        let unusable = |error: std::io::Error| ConfigError::Invalid {
+            key: "cluster.secret_file",
+            rule: format!("{}: {error}", file.display()),
+        };
+        let (text, created) = secret_file::read_or_create(file).map_err(unusable)?;
+        if created {
+            tracing::warn!(file = %file.display(), "cluster.secret is empty: wrote a new random cluster secret to this \
+                file; every node of the cluster must read the same file (a shared volume) or be given that secret");
+        }
+        self.check_secret("cluster.secret_file", text.trim())
     }
 
     /// The members by node id.
@@ -249,21 +307,27 @@ impl Default for EurekaSection {
 pub struct AuthSection {
     /// Whether every request of the HTTP and gRPC front ends is checked
     /// against the users, tokens and grants. Logins and the access API under
-    /// `/v1/auth/` work either way.
-    pub enabled: bool,
+    /// `/v1/auth/` work either way. Unset: on when a listener binds an address
+    /// other than loopback or a cluster is configured, off otherwise (see
+    /// [`ServerConfig::auth_enabled`]); `false` there logs a warning at every start.
+    pub enabled: Option<bool>,
     /// Whether `/metrics` is served without a token while auth is on.
     pub metrics_open: bool,
     /// Lifetime of a token issued by a login (Nacos's `tokenTtl`).
     pub login_token_ttl_ms: u64,
+    /// Where a node that creates the bootstrap admin writes its token;
+    /// unset: `<node.data_dir>/bootstrap-token`.
+    pub bootstrap_token_file: Option<PathBuf>,
 }
 
 impl Default for AuthSection {
     fn default() -> Self {
         let http = HttpConfig::default();
         Self {
-            enabled: http.auth_enabled,
+            enabled: None,
             metrics_open: http.metrics_open,
             login_token_ttl_ms: u64::try_from(http.login_token_ttl.as_millis()).unwrap_or(u64::MAX),
+            bootstrap_token_file: None,
         }
     }
 }
@@ -612,6 +676,30 @@ fn hickory_name_ok(domain: &str) -> Result<(), ()> {
     if valid { Ok(()) } else { Err(()) }
 }
 
+/// Cluster secrets that appear in Janus's own files (the compose file and
+/// sample configurations, the docs, the benchmark and test harnesses): a
+/// node whose cluster address is not loopback refuses them. A test keeps
+/// this list and the files in step.
+pub const SAMPLE_SECRETS: &[&str] = &[
+    "compose-demo-secret-change-me",
+    "compose-demo-secret",
+    "change-me-to-a-long-random-secret",
+    "janus-bench-cluster-secret",
+    "process-cluster-secret-0123456789",
+    "a-very-secret-cluster-secret",
+    "never-logged-compose-secret",
+    "correct-horse-battery",
+    "0123456789abcdef",
+];
+
+/// Whether `secret` is one of [`SAMPLE_SECRETS`], or says it is a
+/// placeholder.
+#[must_use]
+pub fn is_sample_secret(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    SAMPLE_SECRETS.contains(&secret) || ["change-me", "changeme", "change_me"].iter().any(|p| lower.contains(p))
+}
+
 impl ServerConfig {
     /// Loads from an optional TOML file, the given environment (pass
     /// `std::env::vars()` in a binary, a map in tests) and `key = value`
@@ -694,6 +782,40 @@ impl ServerConfig {
             warnings: env.warnings,
         };
         Ok((config, used))
+    }
+
+    /// Why auth is on when `auth.enabled` is unset, if it is: the first
+    /// listener bound to an address other than loopback, or the cluster.
+    #[must_use]
+    pub fn exposure(&self) -> Option<String> {
+        let exposed = |what: &str, addr: SocketAddr| {
+            (!addr.ip().is_loopback()).then(|| format!("{what} {addr} is not a loopback address"))
+        };
+        exposed("http.addr", self.http.addr)
+            .or_else(|| match self.grpc.enabled {
+                true => self.grpc.listen_addr(self.http.addr).ok().and_then(|addr| exposed("the gRPC address", addr)),
+                false => None,
+            })
+            .or_else(|| if self.dns.enabled { exposed("dns.addr", self.dns.addr) } else { None })
+            .or_else(|| self.cluster.is_clustered().then(|| "a cluster is configured".to_owned()))
+    }
+
+    /// Whether requests are checked against users, tokens and grants:
+    /// `auth.enabled` if set, else whether [`exposure`](Self::exposure) finds
+    /// a reason.
+    #[must_use]
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.enabled.unwrap_or_else(|| self.exposure().is_some())
+    }
+
+    /// Where the bootstrap admin's token goes: `auth.bootstrap_token_file`,
+    /// or `bootstrap-token` in the data directory.
+    #[must_use]
+    pub fn bootstrap_token_file(&self) -> PathBuf {
+        self.auth
+            .bootstrap_token_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join(crate::access::BOOTSTRAP_TOKEN_FILE))
     }
 
     /// Checks ranges the types cannot express.
@@ -792,11 +914,16 @@ impl ServerConfig {
         if !members.is_empty() && !self.cluster.join && !members.contains_key(&self.node.id) {
             return invalid("cluster.members", "must include this node (node.id)");
         }
-        if self.cluster.is_clustered() && janus_peer::ClusterSecret::new(&self.cluster.secret).is_err() {
-            return invalid(
-                "cluster.secret",
-                "is required with cluster.members or cluster.join: at least 16 visible ASCII characters",
-            );
+        if self.cluster.is_clustered() {
+            if !self.cluster.secret.is_empty() {
+                self.cluster.check_secret("cluster.secret", &self.cluster.secret)?;
+            } else if self.cluster.secret_file.is_none() {
+                return invalid(
+                    "cluster.secret",
+                    "is required with cluster.members or cluster.join (or cluster.secret_file): at least 16 visible \
+                     ASCII characters",
+                );
+            }
         }
         if self.cluster.runtime_threads == 0 || self.cluster.runtime_threads > 64 {
             return invalid("cluster.runtime_threads", "must be between 1 and 64");
@@ -938,7 +1065,7 @@ impl ServerConfig {
             list_cache_bytes: self.http.list_cache_bytes,
             eureka_namespace: self.eureka.namespace.clone(),
             eureka_group: self.eureka.group.clone(),
-            auth_enabled: self.auth.enabled,
+            auth_enabled: self.auth_enabled(),
             metrics_open: self.auth.metrics_open,
             login_token_ttl: Duration::from_millis(self.auth.login_token_ttl_ms),
         }

@@ -185,8 +185,7 @@ fn cluster_secret(config: &ServerConfig) -> anyhow::Result<Option<janus_peer::Cl
     if !config.cluster.is_clustered() {
         return Ok(None);
     }
-    let secret = janus_peer::ClusterSecret::new(&config.cluster.secret).context("bad cluster.secret")?;
-    Ok(Some(secret))
+    Ok(Some(config.cluster.load_secret()?))
 }
 
 /// The file in a data directory naming the node it belongs to.
@@ -322,7 +321,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             format!("cannot bind gRPC address {addr} (set grpc.addr, or grpc.enabled = false to serve no gRPC)")
         })?;
         let mut server = janus_grpc::GrpcServer::new(listener, nacos, config.node.id, config.grpc.config());
-        if config.auth.enabled {
+        if config.auth_enabled() {
             server = server.with_authorizer(Arc::new(access::TokenAuthorizer(node.cp().auth().clone())));
         }
         let (addr, stats) = (server.local_addr()?, server.stats());
@@ -340,8 +339,8 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),
     );
-    if config.auth.enabled {
-        tokio::spawn(access::bootstrap_admin(node.clone(), config.node.data_dir.clone()).instrument(span.clone()));
+    if config.auth_enabled() {
+        tokio::spawn(access::bootstrap_admin(node.clone(), config.bootstrap_token_file()).instrument(span.clone()));
     }
     let listeners = startup::Listeners { http: http_addr, dns: dns_addr, grpc: grpc_addr, cluster: cluster_addr };
     span.in_scope(|| startup::log_summary(&config, &node, &listeners));

@@ -99,6 +99,7 @@ pub fn summary(config: &ServerConfig, data_dir: &Path, listeners: &Listeners, re
     vec![
         format!("node {}, data directory {}", config.node.id, data_dir.display()),
         format!("listening: HTTP {}, gRPC {grpc}, DNS {dns}, cluster address {cluster}", listeners.http),
+        auth_line(config),
         format!(
             "recovered from disk: {}, {}, {}, Raft applied index {}",
             count(recovered.namespaces, "namespace"),
@@ -107,6 +108,35 @@ pub fn summary(config: &ServerConfig, data_dir: &Path, listeners: &Listeners, re
             recovered.raft_applied_index
         ),
     ]
+}
+
+/// Whether requests are checked, and why.
+fn auth_line(config: &ServerConfig) -> String {
+    match (config.auth.enabled, config.exposure()) {
+        (Some(true), _) => "auth on (auth.enabled = true): every request needs a token (docs/auth.md)".to_owned(),
+        (Some(false), _) => "auth off (auth.enabled = false)".to_owned(),
+        (None, Some(reason)) => {
+            format!(
+                "auth on, since {reason}: every request needs a token (docs/auth.md; auth.enabled = false turns it off)"
+            )
+        }
+        (None, None) => "auth off: every listener is on loopback and no cluster is configured (auth.enabled = true \
+                         turns it on)"
+            .to_owned(),
+    }
+}
+
+/// The warning a node logs at every start when auth is off although it
+/// would be on by default.
+#[must_use]
+pub fn auth_off_warning(config: &ServerConfig) -> Option<String> {
+    match (config.auth.enabled, config.exposure()) {
+        (Some(false), Some(reason)) => Some(format!(
+            "auth is off (auth.enabled = false) although {reason}: anyone who can reach this node can read, change \
+             and delete everything it holds; remove the setting to have it on (docs/auth.md)"
+        )),
+        _ => None,
+    }
 }
 
 /// `1 namespace`, `2 namespaces`.
@@ -119,6 +149,9 @@ pub fn log_summary(config: &ServerConfig, node: &Node, listeners: &Listeners) {
     let data_dir = std::fs::canonicalize(&config.node.data_dir).unwrap_or_else(|_| config.node.data_dir.clone());
     for line in summary(config, &data_dir, listeners, &Recovered::of(node)) {
         info!("{line}");
+    }
+    if let Some(warning) = auth_off_warning(config) {
+        warn!("{warning}");
     }
 }
 
@@ -180,5 +213,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("gRPC off (grpc.enabled = false)"), "{text}");
+    }
+
+    #[test]
+    fn auth_is_on_off_loopback_or_in_a_cluster_and_turning_it_off_there_warns() {
+        let listeners = Listeners { http: "127.0.0.1:8848".parse().unwrap(), dns: None, grpc: None, cluster: None };
+        let line =
+            |config: &ServerConfig| summary(config, Path::new("d"), &listeners, &Recovered::default()).join("\n");
+        let local = ServerConfig::default();
+        assert!(!local.auth_enabled() && auth_off_warning(&local).is_none());
+        assert!(line(&local).contains("auth off: every listener is on loopback"), "{}", line(&local));
+
+        let mut public = ServerConfig::default();
+        public.http.addr = "0.0.0.0:8848".parse().unwrap();
+        assert!(public.auth_enabled());
+        assert!(line(&public).contains("auth on, since http.addr 0.0.0.0:8848 is not a loopback address"));
+        let mut dns = ServerConfig::default();
+        dns.dns.addr = "10.1.2.3:53".parse().unwrap();
+        assert!(dns.auth_enabled(), "a DNS listener off loopback counts too");
+        dns.dns.enabled = false;
+        assert!(!dns.auth_enabled());
+        let mut grpc = ServerConfig::default();
+        grpc.grpc.addr = "[::]:9848".to_owned();
+        assert!(grpc.auth_enabled(), "so does the gRPC one");
+        let mut clustered = ServerConfig::default();
+        clustered.cluster.members = vec!["1@127.0.0.1:7848".to_owned()];
+        assert!(clustered.auth_enabled(), "a cluster on loopback still has auth on");
+        assert!(line(&clustered).contains("since a cluster is configured"));
+
+        public.auth.enabled = Some(false);
+        assert!(!public.auth_enabled());
+        let warning = auth_off_warning(&public).expect("turning auth off on a public address warns");
+        assert!(warning.contains("http.addr 0.0.0.0:8848") && warning.contains("auth.enabled = false"), "{warning}");
+        let mut forced = ServerConfig::default();
+        forced.auth.enabled = Some(true);
+        assert!(forced.auth_enabled() && line(&forced).contains("auth on (auth.enabled = true)"));
     }
 }

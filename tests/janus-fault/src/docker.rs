@@ -30,10 +30,13 @@ pub(crate) struct Node {
 
 impl Node {
     /// Node `id` of the compose file, at `172.29.0.1{id}` for clients and
-    /// `172.28.0.1{id}` in the cluster.
-    fn new(id: u64) -> anyhow::Result<Self> {
+    /// `172.28.0.1{id}` in the cluster; its client sends `token`, if any.
+    fn new(id: u64, token: Option<&str>) -> anyhow::Result<Self> {
         let client_ip = format!("172.29.0.1{id}");
-        let options = Options::default().request_timeout(TIMEOUT).connect_timeout(TIMEOUT);
+        let mut options = Options::default().request_timeout(TIMEOUT).connect_timeout(TIMEOUT);
+        if let Some(token) = token {
+            options = options.bearer(token);
+        }
         let client = Client::new([format!("{client_ip}:8848")], options)?;
         Ok(Self { id, name: format!("janus-{id}"), client_ip, cluster_ip: format!("172.28.0.1{id}"), client })
     }
@@ -72,7 +75,7 @@ impl Compose {
     /// `command` is the compose command line, split at whitespace
     /// (`docker-compose` or `docker compose`).
     pub(crate) fn new(command: &str, project: &str, files: &[String]) -> anyhow::Result<Self> {
-        let nodes = (1..=3).map(Node::new).collect::<anyhow::Result<Vec<_>>>()?;
+        let nodes = (1..=3).map(|id| Node::new(id, None)).collect::<anyhow::Result<Vec<_>>>()?;
         let mut command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
         if command.is_empty() {
             command.push("docker-compose".to_owned());
@@ -91,13 +94,42 @@ impl Compose {
     }
 
     /// A fresh cluster (volumes from an earlier run removed); returns how long
-    /// until every container reported healthy.
-    pub(crate) async fn up_fresh(&self) -> anyhow::Result<Duration> {
+    /// until every container reported healthy. Auth is on in the compose
+    /// file: the nodes' clients then carry the bootstrap admin's token.
+    pub(crate) async fn up_fresh(&mut self) -> anyhow::Result<Duration> {
         self.compose(&["down", "-v", "--remove-orphans"]).await?;
         let started = Instant::now();
         self.compose(&["up", "-d", "--no-build"]).await?;
         self.wait_healthy(Duration::from_secs(60)).await?;
-        Ok(started.elapsed())
+        let healthy = started.elapsed();
+        let token = self.bootstrap_token(Duration::from_secs(30)).await?;
+        self.nodes = (1..=3).map(|id| Node::new(id, Some(&token))).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(healthy)
+    }
+
+    /// The bootstrap admin's token, which a node of a new cluster writes to
+    /// the shared volume (`docker cp`, as the compose file tells a user), once
+    /// a node accepts it.
+    async fn bootstrap_token(&self, limit: Duration) -> anyhow::Result<String> {
+        let started = Instant::now();
+        let copy = std::env::temp_dir().join(format!("janus-fault-bootstrap-token-{}", std::process::id()));
+        let copy_arg = copy.to_string_lossy().into_owned();
+        loop {
+            let mut last = String::from("no token file yet");
+            if run("docker", &["cp", "janus-1:/shared/bootstrap-token", &copy_arg]).await.is_ok() {
+                let token = std::fs::read_to_string(&copy)?.trim().to_owned();
+                std::fs::remove_file(&copy)?;
+                let node = Node::new(1, Some(&token))?;
+                match node.client.cluster_status().await {
+                    Ok(_) => return Ok(token),
+                    Err(error) => last = format!("the token was refused: {error}"),
+                }
+            }
+            if started.elapsed() > limit {
+                bail!("no working bootstrap token within {limit:?}: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops and removes everything, volumes included.

@@ -66,7 +66,7 @@ pub(crate) async fn run_all(
     chosen: &[String],
     report: Option<&Path>,
 ) -> anyhow::Result<bool> {
-    let compose = Compose::new(compose_command, project, files)?;
+    let mut compose = Compose::new(compose_command, project, files)?;
     let mut outcomes = Vec::new();
     for name in ALL {
         if !chosen.is_empty() && !chosen.iter().any(|c| c == name) {
@@ -74,11 +74,11 @@ pub(crate) async fn run_all(
         }
         println!("== {name}");
         let outcome = match name {
-            "partition" => partition(&compose).await,
-            "leader-kill" => leader_kill(&compose).await,
-            "pause" => pause(&compose).await,
-            "rolling-restart" => rolling_restart(&compose).await,
-            _ => full_restart(&compose).await,
+            "partition" => partition(&mut compose).await,
+            "leader-kill" => leader_kill(&mut compose).await,
+            "pause" => pause(&mut compose).await,
+            "rolling-restart" => rolling_restart(&mut compose).await,
+            _ => full_restart(&mut compose).await,
         };
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -99,7 +99,7 @@ pub(crate) async fn run_all(
 }
 
 /// A fresh cluster with the cp namespace; returns the time it took to be healthy.
-async fn fresh(compose: &Compose, outcome: &mut Outcome) -> anyhow::Result<()> {
+async fn fresh(compose: &mut Compose, outcome: &mut Outcome) -> anyhow::Result<()> {
     let healthy = compose.up_fresh().await?;
     outcome.measure("`compose up -d` to three healthy containers", format!("{:.1} s", healthy.as_secs_f64()));
     outcome.check(
@@ -232,7 +232,7 @@ async fn common_checks(compose: &Compose, outcome: &mut Outcome, load: Load) -> 
     Ok(())
 }
 
-async fn partition(compose: &Compose) -> anyhow::Result<Outcome> {
+async fn partition(compose: &mut Compose) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::new(
         "partition",
         "node 3 cut off from the other nodes (`docker network disconnect` of the cluster network) for 15 s; clients still reach every node",
@@ -304,7 +304,7 @@ async fn partition(compose: &Compose) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn leader_kill(compose: &Compose) -> anyhow::Result<Outcome> {
+async fn leader_kill(compose: &mut Compose) -> anyhow::Result<Outcome> {
     let mut outcome =
         Outcome::new("leader-kill", "the Raft leader's container killed with SIGKILL, then started again");
     fresh(compose, &mut outcome).await?;
@@ -348,7 +348,7 @@ async fn leader_kill(compose: &Compose) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn pause(compose: &Compose) -> anyhow::Result<Outcome> {
+async fn pause(compose: &mut Compose) -> anyhow::Result<Outcome> {
     let mut outcome =
         Outcome::new("pause", "node 2 frozen (`docker pause`) for 10 s, longer than the failure detector (3 s)");
     fresh(compose, &mut outcome).await?;
@@ -378,7 +378,7 @@ async fn pause(compose: &Compose) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn rolling_restart(compose: &Compose) -> anyhow::Result<Outcome> {
+async fn rolling_restart(compose: &mut Compose) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::new(
         "rolling-restart",
         "each node in turn restarted (`docker restart`, SIGTERM) under load; the next once it is healthy",
@@ -401,7 +401,7 @@ async fn rolling_restart(compose: &Compose) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn full_restart(compose: &Compose) -> anyhow::Result<Outcome> {
+async fn full_restart(compose: &mut Compose) -> anyhow::Result<Outcome> {
     let mut outcome =
         Outcome::new("full-restart", "all three stopped (`compose stop`), then started (`compose start`)");
     fresh(compose, &mut outcome).await?;

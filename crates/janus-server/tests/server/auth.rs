@@ -54,7 +54,7 @@ async fn user_with_token(
 
 async fn auth_app() -> TestApp {
     let mut config = ServerConfig::default();
-    config.auth.enabled = true;
+    config.auth.enabled = Some(true);
     TestApp::with(config).await
 }
 

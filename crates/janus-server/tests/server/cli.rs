@@ -219,6 +219,7 @@ fn the_start_up_log_says_what_is_running() {
         format!("node 1, data directory {}", dir.display()),
         "listening: HTTP 127.0.0.1:".to_owned(),
         "(UDP and TCP), cluster address none, this node is not clustered".to_owned(),
+        "auth off: every listener is on loopback and no cluster is configured".to_owned(),
         "recovered from disk: 1 namespace, 0 service definitions, 0 persistent instances".to_owned(),
     ] {
         assert!(log.contains(&wanted), "{wanted:?} missing from\n{log}");
@@ -227,11 +228,82 @@ fn the_start_up_log_says_what_is_running() {
     assert!(!log.lines().any(|l| l.contains("DEBUG") && l.contains("openraft")), "openraft stays at warn:\n{log}");
 }
 
+/// The log lines of a `janus` process started with `args` and `env`, up to
+/// the line saying it serves.
+fn start_up_log(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(JANUS)
+        .args(args)
+        .env_clear()
+        .env("JANUS_HEALTH__PROBE_ALLOW", "127.0.0.0/8")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("janus serving");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    log.join("\n")
+}
+
+/// Secure by default: a node listening beyond loopback checks tokens unless
+/// told not to, which it warns about at every start.
+#[test]
+fn a_node_off_loopback_has_auth_on_and_turning_it_off_warns() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let args = ["--http-addr", "0.0.0.0:0", "--dns-addr", "127.0.0.1:0", "--data-dir", dir];
+    let log = start_up_log(&args, &[("JANUS_GRPC__ENABLED", "false")]);
+    assert!(log.contains("auth on, since http.addr 0.0.0.0:0 is not a loopback address"), "{log}");
+    assert!(!log.contains("WARN") || !log.contains("auth is off"), "{log}");
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let args = ["--http-addr", "0.0.0.0:0", "--dns-addr", "127.0.0.1:0", "--data-dir", dir];
+    let log = start_up_log(&args, &[("JANUS_GRPC__ENABLED", "false"), ("JANUS_AUTH__ENABLED", "false")]);
+    let warning = log.lines().find(|l| l.contains("auth is off (auth.enabled = false) although http.addr 0.0.0.0:0"));
+    assert!(warning.is_some_and(|l| l.contains("WARN")), "{log}");
+}
+
+/// A node whose cluster address is not loopback refuses a secret from our
+/// own files, and one that is too short.
+#[test]
+fn a_sample_or_short_cluster_secret_stops_a_node_off_loopback() {
+    let data = tempfile::tempdir().unwrap();
+    for (secret, said) in [
+        ("compose-demo-secret-change-me", "is a sample secret from Janus's own files"),
+        ("change-me-to-a-long-random-secret", "is a sample secret"),
+        ("short", "at least 16 characters"),
+    ] {
+        let output = Command::new(JANUS)
+            .env_clear()
+            .env("JANUS_NODE__DATA_DIR", data.path())
+            .env("JANUS_HTTP__ADDR", "127.0.0.1:0")
+            .env("JANUS_CLUSTER__ADDR", "0.0.0.0:0")
+            .env("JANUS_CLUSTER__MEMBERS", "1@10.0.0.1:7848")
+            .env("JANUS_CLUSTER__SECRET", secret)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(64), "{secret}");
+        let text = stderr(&output);
+        assert!(text.contains("cluster.secret") && text.contains(said), "{secret}: {text}");
+        assert!(!text.contains(secret) || secret == "short", "the secret is not echoed: {text}");
+    }
+}
+
 /// Against a node with auth on, the CLI says how to give a token, and takes
 /// it from `--token` or `JANUS_TOKEN`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_takes_a_token_for_a_node_with_auth_on() {
-    let node = Node::start_with(|config| config.auth.enabled = true).await;
+    let node = Node::start_with(|config| config.auth.enabled = Some(true)).await;
     let file = node._data.path().join(janus_server::access::BOOTSTRAP_TOKEN_FILE);
     for _ in 0..500 {
         if file.exists() {
@@ -250,5 +322,64 @@ async fn the_cli_takes_a_token_for_a_node_with_auth_on() {
     let by_env = janus(&["namespaces", "list", "--addr", &addr], &[("JANUS_TOKEN", &token)]).await;
     assert!(by_env.status.success(), "{}", stderr(&by_env));
     assert!(!stderr(&by_env).contains(&token) && !stdout(&by_env).contains(&token), "the token is never printed");
+
+    // Users, grants and tokens from the CLI, with the admin's token.
+    let admin = [("JANUS_TOKEN", token.as_str()), ("JANUS_HTTP__ADDR", addr.as_str())];
+    let created =
+        janus_with_stdin(&["auth", "users", "create", "team-a", "--password-stdin"], &admin, "a long pass\n").await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("created user team-a (with a password)"), "{}", stdout(&created));
+    let granted = janus(&["auth", "grants", "set", "team-a", "public", "read"], &admin).await;
+    assert!(granted.status.success(), "{}", stderr(&granted));
+    assert!(stdout(&granted).contains("read   on public"), "{}", stdout(&granted));
+    let issued = janus(&["auth", "tokens", "create", "ci", "--user", "team-a", "--ttl-seconds", "3600"], &admin).await;
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    let team_token = stdout(&issued).trim().to_owned();
+    assert!(team_token.starts_with("jns_"), "only the token on stdout: {team_token}");
+    assert!(stderr(&issued).contains("shown this once"), "{}", stderr(&issued));
+    let team = [("JANUS_TOKEN", team_token.as_str()), ("JANUS_HTTP__ADDR", addr.as_str())];
+    let me = janus(&["auth", "whoami"], &team).await;
+    assert!(stdout(&me).contains("user team-a") && stdout(&me).contains("read   on public"), "{}", stdout(&me));
+    assert!(janus(&["namespaces", "list"], &team).await.status.success());
+    let denied = janus(&["namespaces", "create", "team-b", "--mode", "ap"], &team).await;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(stderr(&denied).contains("403") || stderr(&denied).contains("team-a"), "{}", stderr(&denied));
+    let not_admin = janus(&["auth", "users", "list"], &team).await;
+    assert_eq!(not_admin.status.code(), Some(1), "only a global admin manages users");
+    let users = janus(&["auth", "users", "list"], &admin).await;
+    assert!(stdout(&users).contains("team-a") && stdout(&users).contains("admin"), "{}", stdout(&users));
+    let tokens = janus(&["auth", "tokens", "list", "--user", "team-a"], &admin).await;
+    assert!(stdout(&tokens).contains("ci") && !stdout(&tokens).contains(&team_token), "{}", stdout(&tokens));
+    let revoked = janus(&["auth", "tokens", "revoke", &team_token], &admin).await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let after = janus(&["namespaces", "list"], &team).await;
+    assert!(stderr(&after).contains("give one with --token"), "a revoked token is refused: {}", stderr(&after));
+    let no_password = janus_with_stdin(&["auth", "users", "password", "team-a"], &admin, "").await;
+    assert!(stderr(&no_password).contains("no password on standard input"), "{}", stderr(&no_password));
+    let deleted = janus(&["auth", "users", "delete", "team-a"], &admin).await;
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
     node.stop().await;
+}
+
+/// `janus` with `args`, only `vars` in its environment and `input` on stdin.
+async fn janus_with_stdin(args: &[&str], vars: &[(&str, &str)], input: &str) -> Output {
+    use std::io::Write as _;
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(JANUS)
+            .args(&args)
+            .env_clear()
+            .envs(vars)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
 }

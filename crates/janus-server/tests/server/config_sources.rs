@@ -186,3 +186,49 @@ fn map_settings_take_their_entries_from_the_environment() {
         ServerConfig::load_with_flags(None, env(&[("JANUS_DNS__NAMESPACE_TTL_SECS__TEAM", "5")]), &[]).unwrap();
     assert_eq!(config.dns.namespace_ttl_secs.get("team"), Some(&5));
 }
+
+/// Every cluster secret written in the repository's user-facing files (the
+/// compose file, sample configurations, docs, scripts, the benchmark and
+/// process-test harnesses) is one a node off loopback refuses.
+#[test]
+fn every_cluster_secret_in_the_repository_is_a_refused_sample() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![
+        root.join("Dockerfile"),
+        root.join("docker-compose.yml"),
+        root.join("README.md"),
+        root.join("crates/janus-server/tests/server/cluster_process.rs"),
+    ];
+    for dir in ["bench", "scripts", "tests", "docs", "crates/janus-bench/src"] {
+        walk(&root.join(dir), &mut files);
+    }
+    let mut found = std::collections::BTreeSet::new();
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        for line in text.lines().filter(|l| l.to_ascii_lowercase().contains("secret")) {
+            let quoted = line.split('"').skip(1).step_by(2);
+            let assigned = line.split("SECRET=").skip(1).filter_map(|rest| rest.split_whitespace().next());
+            let defaulted = line.split(":-").skip(1).filter_map(|rest| rest.split('}').next());
+            for candidate in quoted.chain(assigned).chain(defaulted) {
+                let candidate = candidate.trim_matches(|c| c == '\'' || c == '"');
+                if candidate.len() >= 16
+                    && candidate.bytes().all(|b| b.is_ascii_graphic())
+                    && !candidate.starts_with("JANUS_")
+                    && !candidate.contains(['$', '{', '/'])
+                {
+                    found.insert(candidate.to_owned());
+                }
+            }
+        }
+    }
+    assert!(
+        found.contains("compose-demo-secret-change-me") || found.contains("janus-bench-cluster-secret"),
+        "{found:?}"
+    );
+    for secret in found {
+        assert!(
+            janus_server::config::is_sample_secret(&secret),
+            "{secret:?} is in our files: add it to SAMPLE_SECRETS"
+        );
+    }
+}

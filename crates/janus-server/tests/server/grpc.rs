@@ -470,7 +470,7 @@ async fn the_access_token_reaches_the_authorizer() {
 /// request without a token or with a token of another namespace gets 403.
 #[tokio::test]
 async fn with_auth_on_grpc_requests_need_a_token_of_the_namespace() {
-    let node = server(|config| config.auth.enabled = true).await;
+    let node = server(|config| config.auth.enabled = Some(true)).await;
     let file = node._data.path().join(janus_server::access::BOOTSTRAP_TOKEN_FILE);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !file.exists() {

@@ -58,6 +58,7 @@ fn member_config(
         config.cluster.members = members;
         config.cluster.addr = ([127, 0, 0, 1], port).into();
         config.cluster.secret = secret;
+        config.auth.enabled = Some(false);
         config.raft.heartbeat_ms = 50;
         config.raft.election_timeout_min_ms = 300;
         config.raft.election_timeout_max_ms = 600;
@@ -343,6 +344,7 @@ async fn a_node_added_and_removed_through_the_admin_api_joins_and_leaves_ap_repl
         config.cluster.join = true;
         config.cluster.addr = addr4;
         config.cluster.secret = secret;
+        config.auth.enabled = Some(false);
         config.raft.heartbeat_ms = 50;
         config.raft.election_timeout_min_ms = 300;
         config.raft.election_timeout_max_ms = 600;
