@@ -270,3 +270,70 @@ async fn a_killed_clients_instances_go_at_once_and_a_frozen_ones_after_detection
     let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
     eprintln!("killed client's instance gone after {gone_after:?}");
 }
+
+/// A Nacos SDK client of `node` logging in as `username` (Nacos's
+/// `auth-by-http` plugin: `POST /nacos/v1/auth/login`, then `accessToken` on
+/// every gRPC request).
+async fn sdk_as(
+    node: &Node,
+    username: &str,
+    password: &str,
+) -> Result<(NamingService, tempfile::TempDir), nacos_sdk::api::error::Error> {
+    let cache = tempfile::tempdir().unwrap();
+    let props = ClientProps::new()
+        .server_addr(node.server.http_addr.to_string())
+        .remote_grpc_port(node.server.grpc_addr.expect("gRPC is served").port())
+        .env_first(false)
+        .naming_push_empty_protection(false)
+        .naming_load_cache_at_start(false)
+        .cache_dir(cache.path())
+        .auth_username(username)
+        .auth_password(password);
+    let naming = NamingServiceBuilder::new(props).enable_auth_plugin_http().build().await?;
+    Ok((naming, cache))
+}
+
+/// With auth on, the Rust Nacos SDK logs in with a user's password and
+/// works within its grant; wrong credentials fail every call cleanly, and a
+/// read grant cannot register.
+#[tokio::test]
+async fn the_nacos_sdk_logs_in_with_username_and_password_when_auth_is_on() {
+    let node = Node::start(|config| config.auth.enabled = Some(true)).await;
+    let file = node.data.path().join(janus_server::access::BOOTSTRAP_TOKEN_FILE);
+    until(Duration::from_secs(10), "the bootstrap token is written", || async { file.exists() }).await;
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    let admin =
+        janus_client::Client::new([node.server.http_addr.to_string()], janus_e2e::options().bearer(&token)).unwrap();
+    admin.create_user("svc-orders", Some("orders pass phrase")).await.unwrap();
+    admin.grant("svc-orders", "public", "write").await.unwrap();
+    admin.create_user("svc-reader", Some("reader pass phrase")).await.unwrap();
+    admin.grant("svc-reader", "public", "read").await.unwrap();
+
+    let (naming, _cache) = sdk_as(&node, "svc-orders", "orders pass phrase").await.expect("the SDK logs in");
+    naming.register_instance("orders".into(), None, instance("127.0.0.1", 8091)).await.unwrap();
+    let all = naming.get_all_instances("orders".into(), None, vec![], false).await.unwrap();
+    assert_eq!(ports(&all), [8091]);
+
+    let (reader, _cache2) = sdk_as(&node, "svc-reader", "reader pass phrase").await.expect("the SDK logs in");
+    let seen = reader.get_all_instances("orders".into(), None, vec![], false).await.unwrap();
+    assert_eq!(ports(&seen), [8091], "a read grant lists");
+    let refused = reader.register_instance("orders".into(), None, instance("127.0.0.1", 8092)).await;
+    assert!(refused.is_err(), "a read grant cannot register: {refused:?}");
+
+    // A wrong password: the login fails, and so does every call, with an
+    // error, never a hang or a success.
+    match sdk_as(&node, "svc-orders", "not the password").await {
+        Err(_) => {}
+        Ok((wrong, _cache3)) => {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(20),
+                wrong.register_instance("orders".into(), None, instance("127.0.0.1", 8093)),
+            )
+            .await
+            .expect("a refused call answers");
+            assert!(answer.is_err(), "wrong credentials cannot register: {answer:?}");
+        }
+    }
+    let listed = admin.list_instances(&janus_client::ServiceRef::new("public", "orders"), &Default::default()).await;
+    assert_eq!(listed.unwrap().instances.iter().map(|i| i.port).collect::<Vec<_>>(), [8091]);
+}
