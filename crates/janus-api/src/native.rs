@@ -28,6 +28,11 @@ pub struct CreateNamespace {
     pub description: Option<String>,
     /// `ap` or `cp`.
     pub mode: Mode,
+    /// Whether DNS answers for its services (the DNS access rule; default
+    /// `true`). DNS carries no credentials: `false` keeps the namespace out
+    /// of it (queries are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
 }
 
 /// `PATCH /v1/namespaces/{ns}`: the mode can never change.
@@ -44,6 +49,9 @@ pub struct UpdateNamespace {
     /// the whole namespace back); any other mode is refused with 409.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// Whether DNS answers for its services (the DNS access rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
 }
 
 /// A namespace as the API shows it.
@@ -57,10 +65,18 @@ pub struct Namespace {
     pub description: String,
     /// `ap` or `cp`.
     pub mode: Mode,
+    /// Whether DNS answers for its services (the DNS access rule).
+    #[serde(default = "answered_over_dns")]
+    pub dns: bool,
     /// Number of services in the namespace.
     pub service_count: u64,
     /// Revision of the namespace: passes every change to it or its services.
     pub revision: u64,
+}
+
+/// A namespace is answered over DNS unless it says otherwise.
+fn answered_over_dns() -> bool {
+    true
 }
 
 /// `GET /v1/namespaces`.

@@ -54,7 +54,8 @@ pub(crate) async fn run(args: &FailoverArgs) -> anyhow::Result<Vec<Duration>> {
     let mut cluster = LocalCluster::plan(&args.janus, &args.work, 3, &[])?;
     cluster.start_all()?;
     let first = &cluster.nodes[0].client;
-    let namespace = CreateNamespace { id: "failover".to_owned(), name: None, description: None, mode: Mode::Cp };
+    let namespace =
+        CreateNamespace { id: "failover".to_owned(), name: None, description: None, mode: Mode::Cp, dns: None };
     let created = within(Duration::from_secs(15), || async { first.create_namespace(&namespace).await.is_ok() }).await;
     if !created {
         bail!("the cluster did not accept a cp namespace within 15 s");

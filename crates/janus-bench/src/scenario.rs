@@ -448,7 +448,7 @@ async fn create_namespace(args: &RunArgs, mode: &str) -> anyhow::Result<()> {
         "cp" => Mode::Cp,
         other => bail!("--create-namespace takes ap or cp, not {other:?}"),
     };
-    let namespace = CreateNamespace { id: args.namespace.clone(), name: None, description: None, mode };
+    let namespace = CreateNamespace { id: args.namespace.clone(), name: None, description: None, mode, dns: None };
     let options = args.token.as_deref().map_or_else(Options::default, |token| Options::default().bearer(token));
     let client = Client::new([args.first_target()], options)?;
     // A cluster that just started may still be electing its Raft leader (503).

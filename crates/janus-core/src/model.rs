@@ -79,6 +79,8 @@ impl NamespaceSpec {
 pub struct NamespaceInfo {
     /// Id, name, description and mode.
     pub spec: NamespaceSpec,
+    /// Whether DNS answers for its services (the DNS access rule).
+    pub dns: bool,
     /// Number of services.
     pub service_count: u64,
     /// Revision: passes every change to the namespace or its services.

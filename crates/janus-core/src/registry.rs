@@ -55,6 +55,8 @@ pub const DEFERRED_DELETE_RETRY_MS: u64 = 5_000;
 #[derive(Debug)]
 struct NamespaceEntry {
     spec: NamespaceSpec,
+    /// Answered over DNS (the DNS access rule).
+    dns: bool,
     revision: u64,
     services: BTreeSet<(GroupName, ServiceName)>,
 }
@@ -229,7 +231,10 @@ impl Registry {
             description: "default namespace".to_owned(),
             mode: Mode::Ap,
         };
-        namespaces.insert(public.id.clone(), NamespaceEntry { spec: public, revision: 0, services: BTreeSet::new() });
+        namespaces.insert(
+            public.id.clone(),
+            NamespaceEntry { spec: public, dns: true, revision: 0, services: BTreeSet::new() },
+        );
         Self {
             config,
             revision: 0,
@@ -295,7 +300,7 @@ impl Registry {
         }
         let revision = self.next_revision();
         let id = spec.id.clone();
-        self.namespaces.insert(id.clone(), NamespaceEntry { spec, revision, services: BTreeSet::new() });
+        self.namespaces.insert(id.clone(), NamespaceEntry { spec, dns: true, revision, services: BTreeSet::new() });
         self.changes.push(Change {
             revision,
             namespace: id.clone(),
@@ -342,6 +347,35 @@ impl Registry {
             kind: ChangeKind::NamespaceUpdated,
         });
         self.namespace(id)
+    }
+
+    /// Sets whether a namespace is answered over DNS.
+    ///
+    /// # Errors
+    /// Not found.
+    pub fn set_namespace_dns(&mut self, id: &NamespaceId, answered: bool) -> Result<NamespaceInfo, RegistryError> {
+        if !self.namespaces.contains_key(id) {
+            return Err(RegistryError::NamespaceNotFound(id.to_string()));
+        }
+        let revision = self.next_revision();
+        let entry = self.namespaces.get_mut(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
+        entry.dns = answered;
+        entry.revision = revision;
+        self.changes.push(Change {
+            revision,
+            namespace: id.clone(),
+            service: None,
+            instance: None,
+            kind: ChangeKind::NamespaceUpdated,
+        });
+        self.namespace(id)
+    }
+
+    /// Whether `namespace` exists and is closed to DNS (its services are
+    /// not answered there).
+    #[must_use]
+    pub fn closed_to_dns(&self, namespace: &NamespaceId) -> bool {
+        self.namespaces.get(namespace).is_some_and(|e| !e.dns)
     }
 
     /// Deletes a namespace that holds no definitions: no defined service and
@@ -394,6 +428,7 @@ impl Registry {
         let entry = self.namespaces.get(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
         Ok(NamespaceInfo {
             spec: entry.spec.clone(),
+            dns: entry.dns,
             service_count: entry.services.len() as u64,
             revision: entry.revision,
         })
@@ -406,6 +441,7 @@ impl Registry {
             .values()
             .map(|e| NamespaceInfo {
                 spec: e.spec.clone(),
+                dns: e.dns,
                 service_count: e.services.len() as u64,
                 revision: e.revision,
             })

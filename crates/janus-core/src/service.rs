@@ -91,6 +91,11 @@ pub trait RegistryService: Send + Sync + 'static {
     ) -> Result<NamespaceInfo, RegistryError>;
     /// Deletes an empty namespace.
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError>;
+    /// Sets whether a namespace is answered over DNS (the DNS access rule).
+    async fn set_namespace_dns(&self, id: NamespaceId, answered: bool) -> Result<NamespaceInfo, RegistryError> {
+        let _ = (id, answered);
+        Err(RegistryError::Internal("this registry keeps no DNS access rule".to_owned()))
+    }
 
     /// Creates a service.
     async fn create_service(&self, key: ServiceKey, settings: ServiceSettings) -> Result<ServiceInfo, RegistryError>;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hickory_server::proto::rr::rdata::{A, AAAA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use janus_core::RegistryService;
-use janus_core::name::{ClusterName, DEFAULT_GROUP, PUBLIC_NAMESPACE, ServiceKey};
+use janus_core::name::{ClusterName, DEFAULT_GROUP, NamespaceId, PUBLIC_NAMESPACE, ServiceKey};
 use janus_core::select::select;
 use rand::Rng;
 
@@ -35,6 +35,8 @@ pub(crate) enum Outcome {
     Truncated,
     /// The name does not exist.
     NxDomain,
+    /// The namespace is not answered over DNS (the DNS access rule).
+    Refused,
 }
 
 /// One instance as DNS sees it, with the record data built once per revision.
@@ -173,11 +175,21 @@ impl Answerer {
         let namespace = query.namespace.unwrap_or(PUBLIC_NAMESPACE);
         let group = query.group.unwrap_or(DEFAULT_GROUP);
         let found = self.registry.view().read(|r| {
-            r.resolve_service(namespace, group, query.service).map(|key| {
-                let revision = r.service_revision(&key);
-                (key, revision)
-            })
+            // The DNS access rule: a closed namespace answers nothing, not
+            // even whether a service exists there.
+            if NamespaceId::new(namespace).is_ok_and(|id| r.closed_to_dns(&id)) {
+                return Err(());
+            }
+            match r.resolve_service(namespace, group, query.service) {
+                Some(key) if r.closed_to_dns(&key.namespace) => Err(()),
+                Some(key) => {
+                    let revision = r.service_revision(&key);
+                    Ok(Some((key, revision)))
+                }
+                None => Ok(None),
+            }
         });
+        let Ok(found) = found else { return Outcome::Refused };
         let Some((key, revision)) = found else { return Outcome::NxDomain };
         let Ok(cluster) = query.cluster.map(ClusterName::new).transpose() else {
             return Outcome::NxDomain;

@@ -205,6 +205,10 @@ impl RequestHandler for RegistryHandler {
                 let response = builder.build(metadata, [].iter(), [].iter(), std::iter::once(&self.soa), [].iter());
                 response_handle.send_response(response).await
             }
+            Ok(Outcome::Refused) => {
+                debug!(id = request.metadata.id, "refusing a query for a namespace closed to DNS");
+                response_handle.send_response(builder.error_msg(&request.metadata, ResponseCode::Refused)).await
+            }
             Err(code) => {
                 debug!(%code, id = request.metadata.id, "refusing query");
                 response_handle.send_response(builder.error_msg(&request.metadata, code)).await

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::{Name, RData, RecordType};
 use janus_core::error::RegistryError;
 use janus_core::lease::LeaseTiming;
@@ -361,4 +361,41 @@ async fn without_rate_limiting_nothing_is_limited() {
         assert!(udp_on(&socket, server.addr, &ask, Duration::from_secs(2)).await.is_some());
     }
     assert_eq!(server.dns.as_ref().unwrap().rrl_stats(), crate::RrlStats::default());
+}
+
+/// The DNS access rule: a namespace closed to DNS answers REFUSED for any
+/// name in it (an existing service or not, any case), others are untouched,
+/// and opening it again answers at once.
+#[tokio::test]
+async fn a_namespace_closed_to_dns_is_refused_and_others_answer() {
+    let registry = Registry::new();
+    registry.register("web", v4(1), &[]);
+    let team = NamespaceId::new("team").unwrap();
+    let key = ServiceKey::new(team.clone(), GroupName::default_group(), ServiceName::new("api").unwrap());
+    registry.store.write(|r, now| {
+        let spec = janus_core::model::NamespaceSpec::new(team.clone(), None, None, janus_core::Mode::Ap).unwrap();
+        r.create_namespace(spec).unwrap();
+        let spec = InstanceSpec::new(InstanceKey::new(ClusterName::default_cluster(), v4(2), 8080));
+        r.register_instance(&key, spec, now).unwrap();
+    });
+    let server = serve(registry.clone(), None, RrlConfig::default()).await;
+    let code = |answer: &Message| answer.metadata.response_code;
+
+    let open = tcp(server.addr, &query("_api._tcp.team.ns.janus.", RecordType::SRV, None)).await;
+    assert_eq!((code(&open), open.answers.len()), (ResponseCode::NoError, 1));
+
+    registry.store.write(|r, _| r.set_namespace_dns(&team, false)).unwrap();
+    for name in
+        ["_api._tcp.team.ns.janus.", "api.svc.team.ns.janus.", "nothing.svc.team.ns.janus.", "API.svc.TEAM.ns.janus."]
+    {
+        let answer = Message::from_vec(&udp(server.addr, &query(name, RecordType::SRV, None)).await).unwrap();
+        assert_eq!(code(&answer), ResponseCode::Refused, "{name}");
+        assert!(answer.answers.is_empty(), "{name}: no records");
+    }
+    let public = tcp(server.addr, &query("web.svc.janus.", RecordType::A, None)).await;
+    assert_eq!((code(&public), public.answers.len()), (ResponseCode::NoError, 1), "public still answers");
+
+    registry.store.write(|r, _| r.set_namespace_dns(&team, true)).unwrap();
+    let reopened = tcp(server.addr, &query("api.svc.team.ns.janus.", RecordType::A, None)).await;
+    assert_eq!((code(&reopened), reopened.answers.len()), (ResponseCode::NoError, 1));
 }

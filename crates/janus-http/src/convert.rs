@@ -27,6 +27,7 @@ pub(crate) fn namespace(info: NamespaceInfo) -> native::Namespace {
         name: info.spec.name,
         description: info.spec.description,
         mode: mode(info.spec.mode),
+        dns: info.dns,
         service_count: info.service_count,
         revision: info.revision,
     }

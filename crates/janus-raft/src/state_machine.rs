@@ -10,11 +10,12 @@
 //! [`AuthStore`] (users, tokens, grants), which the snapshot carries too.
 //!
 //! A snapshot (on disk and as sent to a follower) is framed: the magic
-//! `JANUSSN2`, the XXH3-64 checksum of the payload (little endian), then the
+//! `JANUSSN3`, the XXH3-64 checksum of the payload (little endian), then the
 //! postcard-encoded payload. A snapshot whose frame or checksum does not
-//! match is refused with an error naming the file, never loaded. A
-//! `JANUSSN1` snapshot (written before the auth state existed) is still
-//! read, with an empty auth state.
+//! match is refused with an error naming the file, never loaded. Older
+//! snapshots are still read: `JANUSSN2` (before the DNS access rule: every
+//! namespace answered) and `JANUSSN1` (before the auth state existed too:
+//! no users).
 
 use std::io::{self, Cursor, Write as _};
 use std::path::{Path, PathBuf};
@@ -33,8 +34,10 @@ use crate::{RaftResponse, TypeConfig};
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 /// The first bytes of every snapshot.
-const MAGIC: &[u8; 8] = b"JANUSSN2";
-/// The first bytes of a snapshot without the auth state.
+const MAGIC: &[u8; 8] = b"JANUSSN3";
+/// The first bytes of a snapshot without the DNS access rule.
+const MAGIC_V2: &[u8; 8] = b"JANUSSN2";
+/// The first bytes of a snapshot without the auth state either.
 const MAGIC_V1: &[u8; 8] = b"JANUSSN1";
 
 fn io_error(error: impl std::fmt::Display) -> io::Error {
@@ -53,7 +56,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 /// Checks a framed snapshot from `source` (a file, or the leader) and decodes it.
 fn unframe(bytes: &[u8], source: &str) -> io::Result<SnapshotFile> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, format!("{source}: {what}"));
-    if bytes.len() < 16 || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
+    if bytes.len() < 16 || ![MAGIC, MAGIC_V2, MAGIC_V1].iter().any(|magic| &bytes[..8] == *magic) {
         return Err(invalid("not a Janus snapshot (bad header)".to_owned()));
     }
     let (checksum, payload) = bytes[8..].split_at(8);
@@ -69,7 +72,11 @@ fn unframe(bytes: &[u8], source: &str) -> io::Result<SnapshotFile> {
     let decode_error = |e: postcard::Error| invalid(format!("cannot decode the snapshot: {e}"));
     if &bytes[..8] == MAGIC_V1 {
         let old: SnapshotFileV1 = postcard::from_bytes(payload).map_err(decode_error)?;
-        return Ok(SnapshotFile { meta: old.meta, state: old.state, auth: AuthState::default() });
+        return Ok(SnapshotFile { meta: old.meta, state: old.state.into(), auth: AuthState::default() });
+    }
+    if &bytes[..8] == MAGIC_V2 {
+        let old: SnapshotFileV2 = postcard::from_bytes(payload).map_err(decode_error)?;
+        return Ok(SnapshotFile { meta: old.meta, state: old.state.into(), auth: old.auth });
     }
     postcard::from_bytes(payload).map_err(decode_error)
 }
@@ -87,11 +94,34 @@ struct SnapshotFile {
     auth: AuthState,
 }
 
+/// What a `JANUSSN2` snapshot file holds.
+#[derive(Deserialize)]
+struct SnapshotFileV2 {
+    meta: SnapshotMetaOf<TypeConfig>,
+    state: CpStateV2,
+    auth: AuthState,
+}
+
 /// What a `JANUSSN1` snapshot file holds.
 #[derive(Deserialize)]
 struct SnapshotFileV1 {
     meta: SnapshotMetaOf<TypeConfig>,
-    state: CpState,
+    state: CpStateV2,
+}
+
+/// The registry's part of a snapshot before the DNS access rule.
+#[derive(Deserialize)]
+struct CpStateV2 {
+    namespaces: Vec<janus_core::model::NamespaceSpec>,
+    services: Vec<(janus_core::ServiceKey, janus_core::model::ServiceSettings)>,
+    instances: Vec<(janus_core::ServiceKey, janus_core::Instance)>,
+}
+
+impl From<CpStateV2> for CpState {
+    fn from(old: CpStateV2) -> Self {
+        // Every namespace was answered over DNS before the rule existed.
+        Self { namespaces: old.namespaces, services: old.services, instances: old.instances, dns_closed: Vec::new() }
+    }
 }
 
 /// The state machine over a node's registry.

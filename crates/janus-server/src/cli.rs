@@ -393,7 +393,7 @@ async fn execute(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Namespaces(NamespaceCommand::Create { target, id, mode, description }) => {
             let mode = if mode == "cp" { Mode::Cp } else { Mode::Ap };
-            let namespace = CreateNamespace { id, name: None, description, mode };
+            let namespace = CreateNamespace { id, name: None, description, mode, dns: None };
             let created = node_client(&target)?.create_namespace(&namespace).await.map_err(CliError::from_node)?;
             println!("created namespace {} ({})", created.id, mode_name(created.mode));
             Ok(ExitCode::SUCCESS)

@@ -224,6 +224,14 @@ impl RegistryService for Node {
         Ok(info)
     }
 
+    async fn set_namespace_dns(&self, id: NamespaceId, answered: bool) -> Result<NamespaceInfo, RegistryError> {
+        let mode = self.mode(&id).await?;
+        let command = Command::SetNamespaceDns { id: id.clone(), answered };
+        let info = self.replicate_namespace(&id, mode, command).await?.into_namespace().inspect_err(log_fault)?;
+        info!(namespace = %id, answered, "namespace DNS access rule set");
+        Ok(info)
+    }
+
     async fn delete_namespace(&self, id: NamespaceId) -> Result<(), RegistryError> {
         let mode = self.mode(&id).await?;
         self.replicate_namespace(&id, mode, Command::DeleteNamespace { id: id.clone() }).await.map(|_| ())?;

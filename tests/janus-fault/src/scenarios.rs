@@ -107,7 +107,7 @@ async fn fresh(compose: &mut Compose, outcome: &mut Outcome) -> anyhow::Result<(
         healthy <= Duration::from_secs(20),
     );
     let started = Instant::now();
-    let namespace = CreateNamespace { id: CP_NS.to_owned(), name: None, description: None, mode: Mode::Cp };
+    let namespace = CreateNamespace { id: CP_NS.to_owned(), name: None, description: None, mode: Mode::Cp, dns: None };
     loop {
         match compose.nodes[0].client.create_namespace(&namespace).await {
             Ok(_) => return Ok(()),

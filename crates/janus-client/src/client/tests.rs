@@ -20,7 +20,7 @@ fn client(addrs: &[&str]) -> Client {
 }
 
 fn create_team() -> CreateNamespace {
-    CreateNamespace { id: "team".to_owned(), name: None, description: None, mode: Mode::Ap }
+    CreateNamespace { id: "team".to_owned(), name: None, description: None, mode: Mode::Ap, dns: None }
 }
 
 #[tokio::test]

@@ -96,6 +96,7 @@ impl Registry {
             Command::ReportHealth(_) => Ok(()),
             // Checked against the auth state by the node taking the request.
             Command::Auth(_) => Ok(()),
+            Command::SetNamespaceDns { id, .. } => self.mode_of(id).map(drop),
         }
     }
 

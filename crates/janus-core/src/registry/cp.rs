@@ -113,6 +113,16 @@ pub enum Command {
     /// to the node's auth state (`janus_auth::AuthStore`) beside the
     /// registry; [`Registry::apply`] never sees it.
     Auth(janus_auth::AuthCommand),
+    /// Whether a namespace is answered over DNS (the DNS access rule: DNS
+    /// carries no credentials, so a namespace may keep out of it). Last, so
+    /// that logs written before it existed still decode.
+    SetNamespaceDns {
+        /// Which namespace.
+        id: NamespaceId,
+        /// `true`: answered (the default); `false`: DNS queries for its
+        /// services are refused.
+        answered: bool,
+    },
 }
 
 /// What applying a command produced.
@@ -181,6 +191,8 @@ pub struct CpState {
     pub services: Vec<(ServiceKey, ServiceSettings)>,
     /// Persistent instances.
     pub instances: Vec<(ServiceKey, Instance)>,
+    /// Namespaces not answered over DNS (see [`Command::SetNamespaceDns`]).
+    pub dns_closed: Vec<NamespaceId>,
 }
 
 impl Registry {
@@ -235,14 +247,20 @@ impl Registry {
                 self.report_health(&reports);
                 CommandOutcome::Done
             }
+            Command::SetNamespaceDns { id, answered } => {
+                CommandOutcome::Namespace(self.set_namespace_dns(&id, answered)?)
+            }
         })
     }
 
     /// The replicated part of the registry.
     #[must_use]
     pub fn export_cp(&self) -> CpState {
-        let mut state =
-            CpState { namespaces: self.namespaces.values().map(|n| n.spec.clone()).collect(), ..CpState::default() };
+        let mut state = CpState {
+            namespaces: self.namespaces.values().map(|n| n.spec.clone()).collect(),
+            dns_closed: self.namespaces.values().filter(|n| !n.dns).map(|n| n.spec.id.clone()).collect(),
+            ..CpState::default()
+        };
         let mut keys: Vec<&ServiceKey> = self.services.keys().collect();
         keys.sort();
         for key in keys {
@@ -281,7 +299,19 @@ impl Registry {
                 kind: ChangeKind::NamespaceDeleted,
             });
         }
+        let closed: HashSet<&NamespaceId> = state.dns_closed.iter().collect();
+        let dns_changed: Vec<NamespaceId> = state
+            .namespaces
+            .iter()
+            .filter(|spec| self.namespaces.get(&spec.id).is_some_and(|e| e.dns == closed.contains(&spec.id)))
+            .map(|spec| spec.id.clone())
+            .collect();
+        for id in dns_changed {
+            // Cannot fail: the namespace is here.
+            let _ = self.set_namespace_dns(&id, !closed.contains(&id));
+        }
         for spec in state.namespaces {
+            let answered = !closed.contains(&spec.id);
             match self.namespaces.get_mut(&spec.id) {
                 Some(entry) if entry.spec != spec => {
                     // The mode never changes; name and description may.
@@ -302,8 +332,12 @@ impl Registry {
                 }
                 Some(_) => {}
                 None => {
-                    // Cannot fail: the id is free.
+                    let id = spec.id.clone();
+                    // Cannot fail: the id is free, and then the namespace is here.
                     let _ = self.create_namespace(spec);
+                    if !answered {
+                        let _ = self.set_namespace_dns(&id, false);
+                    }
                 }
             }
         }

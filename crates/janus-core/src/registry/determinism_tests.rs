@@ -58,6 +58,10 @@ fn command() -> impl Strategy<Value = Command> {
             name: None,
             description: Some(format!("d{n}")),
         }),
+        (ns.clone(), any::<bool>()).prop_map(|(n, answered)| Command::SetNamespaceDns {
+            id: NamespaceId::new(NAMESPACES[n].0).unwrap(),
+            answered
+        }),
         (ns.clone(), svc.clone(), 0..3u8).prop_map(|(n, s, t)| Command::CreateService {
             key: key(n, s),
             settings: ServiceSettings::new(Some(f64::from(t) / 10.0), Metadata::new()).unwrap(),
@@ -115,7 +119,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// the replicated part only.
 fn shape(outcome: &Result<CommandOutcome, RegistryError>) -> String {
     match outcome {
-        Ok(CommandOutcome::Namespace(info)) => format!("namespace {:?}", info.spec),
+        Ok(CommandOutcome::Namespace(info)) => format!("namespace {:?} dns {}", info.spec, info.dns),
         Ok(CommandOutcome::Service(info)) => format!("service {} {:?}", info.key, info.settings),
         Ok(CommandOutcome::Revision(_)) => "revision".to_owned(),
         Ok(CommandOutcome::Done) => "done".to_owned(),

@@ -21,7 +21,12 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let spec =
         NamespaceSpec::new(NamespaceId::new(&body.id)?, body.name, body.description, convert::core_mode(body.mode))?;
-    let info = state.registry.create_namespace(spec).await?;
+    let mut info = state.registry.create_namespace(spec).await?;
+    if body.dns == Some(false) {
+        // A second write: the namespace is briefly answered over DNS while
+        // it cannot hold any service yet.
+        info = state.registry.set_namespace_dns(info.spec.id.clone(), false).await?;
+    }
     Ok((StatusCode::CREATED, Json(convert::namespace(info))).into_response())
 }
 
@@ -62,7 +67,14 @@ pub(crate) async fn update(
     if let Some(mode) = body.mode {
         janus_nacos::namespace::check_mode_unchanged(&*state.registry, &id, convert::core_mode(mode))?;
     }
-    let info = state.registry.update_namespace(id, body.name, body.description).await?;
+    let dns_only = body.dns.is_some() && body.name.is_none() && body.description.is_none();
+    let mut info = match dns_only {
+        true => state.registry.namespace(&id)?,
+        false => state.registry.update_namespace(id.clone(), body.name, body.description).await?,
+    };
+    if let Some(dns) = body.dns.filter(|dns| *dns != info.dns) {
+        info = state.registry.set_namespace_dns(id, dns).await?;
+    }
     Ok(Json(convert::namespace(info)))
 }
 

@@ -76,6 +76,8 @@ async fn a_snapshot_rebuilds_the_registry_after_a_restart() {
         registry.apply(Command::CreateService { key: ledger(), settings }, now).unwrap();
         registry.apply(request(1).command, now).unwrap();
         registry.apply(request(2).command, now).unwrap();
+        let pay = NamespaceId::new("pay").unwrap();
+        registry.apply(Command::SetNamespaceDns { id: pay, answered: false }, now).unwrap();
     });
     let snapshot = machine.build_snapshot().await.unwrap();
     assert!(!snapshot.snapshot.get_ref().is_empty());
@@ -90,6 +92,9 @@ async fn a_snapshot_rebuilds_the_registry_after_a_restart() {
     assert_eq!(restored.mode, Mode::Cp);
     assert_eq!(fresh.read(|r| r.service(&ledger()).unwrap().settings.protect_threshold), 0.5);
     assert_eq!(fresh.read(|r| r.export_cp()), store.read(|r| r.export_cp()));
+    let pay = NamespaceId::new("pay").unwrap();
+    assert!(fresh.read(|r| r.closed_to_dns(&pay)), "the DNS access rule comes back");
+    assert!(!fresh.read(|r| r.closed_to_dns(&NamespaceId::public())));
     assert_eq!(restarted.get_current_snapshot().await.unwrap().unwrap().meta, snapshot.meta);
 }
 
@@ -150,8 +155,9 @@ async fn a_snapshot_from_before_the_auth_state_is_still_read() {
         last_log_id: Some(log_id(7)),
         last_membership: Default::default(),
     };
-    // The old layout: the meta and the registry's state, nothing else.
-    let payload = postcard::to_stdvec(&(meta, state)).unwrap();
+    // The old layout: the meta and the registry's state (namespaces,
+    // services, instances), nothing else.
+    let payload = postcard::to_stdvec(&(meta, (state.namespaces, Vec::<()>::new(), Vec::<()>::new()))).unwrap();
     let mut bytes = b"JANUSSN1".to_vec();
     bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
@@ -162,4 +168,34 @@ async fn a_snapshot_from_before_the_auth_state_is_still_read() {
     assert_eq!(machine.last_applied(), Some(log_id(7)));
     assert!(store.read(|r| r.namespace(&NamespaceId::new("pay").unwrap()).is_ok()));
     assert!(!machine.auth().read(|s| s.has_global_admin()));
+}
+
+/// A snapshot written before the DNS access rule (`JANUSSN2`) is still
+/// read: the registry and the auth state come back, every namespace answered.
+#[tokio::test]
+async fn a_snapshot_from_before_the_dns_rule_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    std::fs::create_dir_all(&snapshots).unwrap();
+    let pay = NamespaceSpec::new(NamespaceId::new("pay").unwrap(), None, None, Mode::Cp).unwrap();
+    let meta = openraft::type_config::alias::SnapshotMetaOf::<TypeConfig> {
+        last_log_id: Some(log_id(9)),
+        last_membership: Default::default(),
+    };
+    let mut auth = janus_auth::AuthState::default();
+    let admin = janus_auth::UserName::parse("admin").unwrap();
+    let create = janus_auth::AuthCommand::CreateUser { name: admin, password: None, at_unix_ms: 1 };
+    auth.apply(create).unwrap();
+    // The old layout: meta, the registry's three lists, the auth state.
+    let payload = postcard::to_stdvec(&(meta, (vec![pay], Vec::<()>::new(), Vec::<()>::new()), &auth)).unwrap();
+    let mut bytes = b"JANUSSN2".to_vec();
+    bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::write(snapshots.join("snapshot.bin"), bytes).unwrap();
+
+    let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
+    let machine = StateMachine::open(store.clone(), &snapshots).unwrap();
+    assert_eq!(machine.last_applied(), Some(log_id(9)));
+    assert!(!store.read(|r| r.closed_to_dns(&NamespaceId::new("pay").unwrap())), "answered, as before the rule");
+    assert_eq!(machine.auth().export(), auth, "the auth state comes back");
 }

@@ -54,6 +54,35 @@ async fn namespace_lifecycle() {
     assert_eq!(app.call(Method::DELETE, "/v1/namespaces/public", None).await.status, StatusCode::FORBIDDEN);
 }
 
+/// The DNS access rule through the native API: set at creation or later,
+/// shown on every namespace, kept through Raft.
+#[tokio::test]
+async fn a_namespace_says_whether_dns_answers_for_it() {
+    let app = TestApp::new().await;
+    let public = app.get("/v1/namespaces/public").await.json();
+    assert_eq!(public["dns"], true, "answered by default: {public}");
+    let hidden = app.post("/v1/namespaces", json!({"id": "hidden", "mode": "cp", "dns": false})).await;
+    assert_eq!(
+        (hidden.status, hidden.json()["dns"].as_bool()),
+        (StatusCode::CREATED, Some(false)),
+        "{}",
+        hidden.text()
+    );
+    assert!(app.app.node.store().read(|r| r.closed_to_dns(&janus_core::NamespaceId::new("hidden").unwrap())));
+
+    let opened = app.call(Method::PATCH, "/v1/namespaces/hidden", Some(json!({"dns": true}))).await;
+    assert_eq!(opened.json()["dns"], true, "{}", opened.text());
+    let both = app.call(Method::PATCH, "/v1/namespaces/hidden", Some(json!({"description": "x", "dns": false}))).await;
+    assert_eq!((both.json()["dns"].as_bool(), both.json()["description"].as_str()), (Some(false), Some("x")));
+    let listed = app.get("/v1/namespaces").await.json();
+    let hidden = listed["namespaces"].as_array().unwrap().iter().find(|n| n["id"] == "hidden").unwrap().clone();
+    assert_eq!(hidden["dns"], false, "{hidden}");
+    let bad = app.call(Method::PATCH, "/v1/namespaces/hidden", Some(json!({"dns": "no"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    let missing = app.call(Method::PATCH, "/v1/namespaces/nowhere", Some(json!({"dns": false}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn services_page_and_update() {
     let app = TestApp::new().await;
