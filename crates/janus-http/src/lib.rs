@@ -188,38 +188,48 @@ pub fn router_with(
         config: Arc::new(config.clone()),
         metrics,
     };
-    let eureka_app = "/eureka/apps/{app}/{id}";
+    // Paths are literals: the access-table test reads them from here.
     let eureka = Router::new()
         .route("/eureka/apps", get(eureka::apps))
         .route("/eureka/apps/", get(eureka::apps))
         .route("/eureka/apps/delta", get(eureka::delta))
         .route("/eureka/apps/{app}", get(eureka::app).post(eureka::register))
-        .route(eureka_app, get(eureka::instance).put(eureka::renew).delete(eureka::cancel))
-        .route(&format!("{eureka_app}/status"), put(eureka::put_status).delete(eureka::delete_status))
-        .route(&format!("{eureka_app}/metadata"), put(eureka::put_metadata))
+        .route("/eureka/apps/{app}/{id}", get(eureka::instance).put(eureka::renew).delete(eureka::cancel))
+        .route("/eureka/apps/{app}/{id}/status", put(eureka::put_status).delete(eureka::delete_status))
+        .route("/eureka/apps/{app}/{id}/metadata", put(eureka::put_metadata))
         .route("/eureka/instances/{id}", get(eureka::instance_by_id))
         .route("/eureka/vips/{vip}", get(eureka::vips))
         .route("/eureka/svips/{svip}", get(eureka::svips))
         .layer(tower_http::compression::CompressionLayer::new().gzip(true));
-    let ns = "/v1/namespaces/{ns}";
-    let svc = "/v1/namespaces/{ns}/services/{service}";
     let routes = Router::new()
         .route("/v1/namespaces", get(native::namespaces::list).post(native::namespaces::create))
-        .route(ns, get(native::namespaces::get).patch(native::namespaces::update).delete(native::namespaces::delete))
-        .route(&format!("{ns}/services"), get(native::services::list).post(native::services::create))
-        .route(&format!("{ns}/events"), get(watch::namespace_events))
-        .route(svc, get(native::services::get).put(native::services::update).delete(native::services::delete))
-        .route(&format!("{svc}/events"), get(watch::service_events))
-        .route(&format!("{svc}/clusters/{{cluster}}"), put(native::services::put_cluster))
-        .route(&format!("{svc}/instances"), get(native::instances::list).post(native::instances::register))
         .route(
-            &format!("{svc}/instances/{{ip}}/{{port}}"),
+            "/v1/namespaces/{ns}",
+            get(native::namespaces::get).patch(native::namespaces::update).delete(native::namespaces::delete),
+        )
+        .route("/v1/namespaces/{ns}/services", get(native::services::list).post(native::services::create))
+        .route("/v1/namespaces/{ns}/events", get(watch::namespace_events))
+        .route(
+            "/v1/namespaces/{ns}/services/{service}",
+            get(native::services::get).put(native::services::update).delete(native::services::delete),
+        )
+        .route("/v1/namespaces/{ns}/services/{service}/events", get(watch::service_events))
+        .route("/v1/namespaces/{ns}/services/{service}/clusters/{cluster}", put(native::services::put_cluster))
+        .route(
+            "/v1/namespaces/{ns}/services/{service}/instances",
+            get(native::instances::list).post(native::instances::register),
+        )
+        .route(
+            "/v1/namespaces/{ns}/services/{service}/instances/{ip}/{port}",
             get(native::instances::get)
                 .put(native::instances::update)
                 .patch(native::instances::patch)
                 .delete(native::instances::deregister),
         )
-        .route(&format!("{svc}/instances/{{ip}}/{{port}}/heartbeat"), put(native::instances::heartbeat))
+        .route(
+            "/v1/namespaces/{ns}/services/{service}/instances/{ip}/{port}/heartbeat",
+            put(native::instances::heartbeat),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

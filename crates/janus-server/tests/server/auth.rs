@@ -363,3 +363,76 @@ async fn a_nacos_request_cannot_slip_into_another_namespace() {
         assert!(app.app.node.snapshot(&key).map_or(true, |s| s.instances.is_empty()), "nothing was written to {ns}");
     }
 }
+
+/// Every route the HTTP router declares, as `(METHOD, path)`, read from
+/// janus-http's sources (`.route("<path>", get(..).post(..))`): axum cannot
+/// list a router's routes, so the test reads what builds it.
+fn declared_routes() -> Vec<(String, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../janus-http/src");
+    let mut routes = Vec::new();
+    for file in ["lib.rs", "nacos.rs"] {
+        let source = std::fs::read_to_string(src.join(file)).unwrap();
+        for (at, _) in source.match_indices(".route(") {
+            let rest = &source[at + ".route(".len()..];
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap();
+            let args = &rest[..end];
+            let path = args
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|p| p.split('"').next())
+                .unwrap_or_else(|| panic!("{file}: a route's path is not a string literal: {args}"));
+            let handlers = &args[args.find(',').unwrap() + 1..];
+            // Method routers at the top level of the handler expression.
+            let (mut depth, mut word) = (0, String::new());
+            let mut methods = Vec::new();
+            for c in handlers.chars() {
+                match c {
+                    '(' => {
+                        if depth == 0 && ["get", "post", "put", "delete", "patch", "head"].contains(&word.as_str()) {
+                            methods.push(word.to_uppercase());
+                        }
+                        depth += 1;
+                        word.clear();
+                    }
+                    ')' => depth -= 1,
+                    c if c.is_ascii_alphanumeric() || c == '_' => word.push(c),
+                    _ => word.clear(),
+                }
+            }
+            assert!(!methods.is_empty(), "{file}: no method router found for {path}");
+            routes.extend(methods.into_iter().map(|m| (m, path.to_owned())));
+        }
+    }
+    routes
+}
+
+/// A route added to the router without a row in the access table fails
+/// here (and is refused at run time: no rule, no access).
+#[test]
+fn every_route_of_the_router_has_an_access_rule() {
+    let routes = declared_routes();
+    assert!(routes.len() >= 60, "the scan found too few routes: {routes:?}");
+    let table: std::collections::BTreeSet<(String, String)> =
+        ACCESS_TABLE.iter().map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    // `/metrics` is ruled by `auth.metrics_open` (open, or a global read), not by the table.
+    let metrics = ("GET".to_owned(), "/metrics".to_owned());
+    for (method, path) in routes.iter().filter(|route| **route != metrics) {
+        assert!(table.contains(&(method.clone(), path.clone())), "{method} {path} is routed but has no access rule");
+    }
+    let routed: std::collections::BTreeSet<_> = routes.into_iter().collect();
+    for row in &table {
+        assert!(routed.contains(row), "{} {} has an access rule but is not routed", row.0, row.1);
+    }
+}
