@@ -256,16 +256,10 @@ async fn inspect(
     } else {
         (body, None)
     };
-    let (mut token, mut namespace_id) = (None, None);
-    let query = parts.uri.query().unwrap_or_default().as_bytes();
-    for (key, value) in form_urlencoded::parse(query).chain(form_urlencoded::parse(form.as_deref().unwrap_or_default()))
-    {
-        match key.as_ref() {
-            "accessToken" if token.is_none() => token = Some(value.into_owned()),
-            "namespaceId" if namespace_id.is_none() => namespace_id = Some(value.into_owned()),
-            _ => {}
-        }
-    }
+    let mut found = NacosParams::default();
+    found.scan(parts.uri.query().unwrap_or_default().as_bytes());
+    found.scan(form.as_deref().unwrap_or_default());
+    let NacosParams { token, namespace_id } = found;
     let credentials = credentials(&parts.headers).unwrap_or(match token {
         Some(token) => Credentials::Token(token),
         None => Credentials::None,
@@ -285,6 +279,42 @@ async fn inspect(
         Need::Role(_, Scoped::Global) | Need::Open | Need::Authenticated => None,
     };
     Ok((Request::from_parts(parts, body), credentials, namespace))
+}
+
+/// The two parameters the check reads from a Nacos request, each the first
+/// occurrence, decoded as `form_urlencoded` decodes it.
+#[derive(Default)]
+struct NacosParams {
+    token: Option<String>,
+    namespace_id: Option<String>,
+}
+
+impl NacosParams {
+    /// Takes `accessToken` and `namespaceId` from form-encoded `input`
+    /// unless already found. Only those pairs are decoded: the check runs on
+    /// every request, and the endpoint parses the rest anyway.
+    fn scan(&mut self, input: &[u8]) {
+        for pair in input.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
+            let raw_key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            let encoded = raw_key.iter().any(|b| *b == b'%' || *b == b'+');
+            let is = |name: &str| raw_key == name.as_bytes() || (encoded && decoded(pair).0 == name);
+            if self.token.is_none() && is("accessToken") {
+                // A token needs no decoding unless a client encoded it anyway.
+                let value = pair.get(raw_key.len() + 1..).unwrap_or_default();
+                let plain = (!encoded && !value.iter().any(|b| *b == b'%' || *b == b'+'))
+                    .then(|| std::str::from_utf8(value).ok())
+                    .flatten();
+                self.token = Some(plain.map_or_else(|| decoded(pair).1, str::to_owned));
+            } else if self.namespace_id.is_none() && is("namespaceId") {
+                self.namespace_id = Some(decoded(pair).1);
+            }
+        }
+    }
+}
+
+/// One `key=value` pair, decoded.
+fn decoded(pair: &[u8]) -> (String, String) {
+    form_urlencoded::parse(pair).next().map(|(k, v)| (k.into_owned(), v.into_owned())).unwrap_or_default()
 }
 
 /// Credentials in the headers: `Authorization` (Bearer or Basic) or Nacos's
@@ -324,4 +354,30 @@ pub(crate) fn refusal(route: &str, error: RegistryError) -> Response {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanned(inputs: &[&str]) -> (Option<String>, Option<String>) {
+        let mut found = NacosParams::default();
+        for input in inputs {
+            found.scan(input.as_bytes());
+        }
+        (found.token, found.namespace_id)
+    }
+
+    /// The check reads the parameters as the endpoints do (`form_urlencoded`):
+    /// first occurrence, query before form, keys and values decoded.
+    #[test]
+    fn the_token_and_namespace_are_read_as_the_endpoints_read_them() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(scanned(&["serviceName=a&accessToken=t1&namespaceId=ns&accessToken=t2"]), (some("t1"), some("ns")));
+        assert_eq!(scanned(&["ip=1", "namespaceId=form&accessToken=t"]), (some("t"), some("form")));
+        assert_eq!(scanned(&["namespaceId=q", "namespaceId=form"]), (None, some("q")), "the query comes first");
+        assert_eq!(scanned(&["%61ccessToken=a%2Bb&namespace%49d=team+a"]), (some("a+b"), some("team a")));
+        assert_eq!(scanned(&["&&namespaceId&accessToken="]), (some(""), some("")));
+        assert_eq!(scanned(&["accessTokenX=1&xnamespaceId=2"]), (None, None));
+    }
 }
