@@ -294,8 +294,16 @@ impl NacosParams {
     /// unless already found. Only those pairs are decoded: the check runs on
     /// every request, and the endpoint parses the rest anyway.
     fn scan(&mut self, input: &[u8]) {
-        for pair in input.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
-            let raw_key = pair.split(|b| *b == b'=').next().unwrap_or_default();
+        // Pair by pair, jumping over values (a beat's JSON is long) with memchr.
+        let mut rest = input;
+        while !rest.is_empty() && (self.token.is_none() || self.namespace_id.is_none()) {
+            let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            if pair.is_empty() {
+                continue;
+            }
+            let raw_key = &pair[..memchr::memchr(b'=', pair).unwrap_or(pair.len())];
             let encoded = raw_key.iter().any(|b| *b == b'%' || *b == b'+');
             let is = |name: &str| raw_key == name.as_bytes() || (encoded && decoded(pair).0 == name);
             if self.token.is_none() && is("accessToken") {
@@ -335,7 +343,9 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
         }
         return Some(Credentials::Token(value.to_owned()));
     }
-    headers.get("accesstoken").and_then(|v| v.to_str().ok()).map(|token| Credentials::Token(token.to_owned()))
+    // A `HeaderName`, not a `&str`: looking a name up by text parses it each time.
+    static ACCESS_TOKEN: header::HeaderName = header::HeaderName::from_static("accesstoken");
+    headers.get(&ACCESS_TOKEN).and_then(|v| v.to_str().ok()).map(|token| Credentials::Token(token.to_owned()))
 }
 
 /// A refusal in the shape of the API `route` belongs to, with a
