@@ -528,3 +528,127 @@ async fn with_auth_on_grpc_requests_need_a_token_of_the_namespace() {
     assert_eq!(node.ports("guarded"), vec![1]);
     node.shutdown.cancel();
 }
+
+/// Every gRPC request type that touches the registry × every kind of caller:
+/// a read type needs `read` on the request's namespace, a write type `write`;
+/// anything less is refused with 403 in the request's response type, a
+/// missing or bad token as much as a missing grant.
+#[tokio::test]
+async fn every_grpc_request_type_checks_its_role_for_every_kind_of_caller() {
+    use janus_auth::{AuthCommand, IssuedToken, Role, Scope, TokenKind, UserName};
+    use janus_core::RegistryService as _;
+    let node = server(|config| config.auth.enabled = Some(true)).await;
+    let registry = node.server.node.clone();
+    let team = janus_core::NamespaceId::new("team-a").unwrap();
+    let spec = janus_core::model::NamespaceSpec::new(team, None, None, janus_core::Mode::Ap).unwrap();
+    registry.create_namespace(spec).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut seed = 10u8;
+    let mut token_of = async |name: &str, grant: Option<(Scope, Role)>, expires: Option<u64>| {
+        seed += 1;
+        let user = UserName::parse(name).unwrap();
+        registry
+            .auth_write(AuthCommand::CreateUser { name: user.clone(), password: None, at_unix_ms: 1 })
+            .await
+            .unwrap();
+        if let Some((scope, role)) = grant {
+            registry.auth_write(AuthCommand::Grant { user: user.clone(), scope, role }).await.unwrap();
+        }
+        let token = IssuedToken::mint([seed; 40]);
+        let issue = AuthCommand::IssueToken {
+            id: token.id.clone(),
+            hash: token.hash.clone(),
+            user,
+            kind: TokenKind::Login,
+            at_unix_ms: 1,
+            expires_unix_ms: expires,
+        };
+        registry.auth_write(issue).await.unwrap();
+        token
+    };
+    let team_a = || Scope::Namespace("team-a".into());
+    let revoked = token_of("gone", Some((Scope::Global, Role::Admin)), None).await;
+    let expired = token_of("late", Some((Scope::Global, Role::Admin)), Some(now + 300)).await;
+    let callers: Vec<(&str, Option<String>, Option<Role>)> = vec![
+        ("no token", None, None),
+        ("malformed", Some("secret".to_owned()), None),
+        ("revoked", Some(revoked.text().to_owned()), None),
+        ("expired", Some(expired.text().to_owned()), None),
+        (
+            "admin elsewhere",
+            Some(
+                token_of("other", Some((Scope::Namespace("team-b".into()), Role::Admin)), None).await.text().to_owned(),
+            ),
+            None,
+        ),
+        (
+            "reader",
+            Some(token_of("reader", Some((team_a(), Role::Read)), None).await.text().to_owned()),
+            Some(Role::Read),
+        ),
+        (
+            "writer",
+            Some(token_of("writer", Some((team_a(), Role::Write)), None).await.text().to_owned()),
+            Some(Role::Write),
+        ),
+        (
+            "admin",
+            Some(token_of("root", Some((Scope::Global, Role::Admin)), None).await.text().to_owned()),
+            Some(Role::Admin),
+        ),
+    ];
+    registry.auth_write(AuthCommand::RevokeToken { id: revoked.id.clone() }).await.unwrap();
+    // Past its expiry (the check reads the wall clock).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let service = json!({"namespace": "team-a", "serviceName": "svc", "groupName": "DEFAULT_GROUP"});
+    let with = |extra: Value| {
+        let mut body = service.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let instance = json!({"ip": "127.0.0.1", "port": 7000, "ephemeral": true});
+    let requests: Vec<(&str, Value, Role)> = vec![
+        ("InstanceRequest", with(json!({"type": "registerInstance", "instance": instance})), Role::Write),
+        ("BatchInstanceRequest", with(json!({"type": "batchRegisterInstance", "instances": [instance]})), Role::Write),
+        (
+            "PersistentInstanceRequest",
+            with(
+                json!({"type": "registerInstance", "instance": {"ip": "127.0.0.1", "port": 7001, "ephemeral": false}}),
+            ),
+            Role::Write,
+        ),
+        ("ServiceQueryRequest", with(json!({"cluster": "", "healthyOnly": false})), Role::Read),
+        ("SubscribeServiceRequest", with(json!({"subscribe": true, "clusters": ""})), Role::Read),
+        (
+            "ServiceListRequest",
+            json!({"namespace": "team-a", "groupName": "DEFAULT_GROUP", "pageNo": 1, "pageSize": 10}),
+            Role::Read,
+        ),
+    ];
+    let mut client = node.client().await;
+    client.set_up().await;
+    for (kind, body, needed) in &requests {
+        for (label, token, held) in &callers {
+            let mut request = payload(kind, body);
+            if let Some(token) = token {
+                request.metadata.as_mut().unwrap().headers.insert("accessToken".to_owned(), token.clone());
+            }
+            let answer = read(&client.raw(request).await.unwrap());
+            let allowed = held.is_some_and(|held| held >= *needed);
+            let error = answer.1["errorCode"].as_i64().unwrap_or_default();
+            if allowed {
+                assert_ne!(error, 403, "{kind} as {label} was refused: {}", answer.1);
+            } else {
+                assert_eq!(
+                    (answer.1["resultCode"].as_i64(), error),
+                    (Some(500), 403),
+                    "{kind} as {label}: {}",
+                    answer.1
+                );
+                assert!(answer.0.ends_with("Response"), "{kind} as {label}: answered as {}", answer.0);
+            }
+        }
+    }
+    node.shutdown.cancel();
+}
