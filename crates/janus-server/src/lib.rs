@@ -20,6 +20,7 @@ pub mod access;
 pub mod cli;
 pub mod config;
 pub mod members;
+pub mod memory;
 pub mod node;
 pub mod revision_floor;
 pub mod startup;
@@ -335,6 +336,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     };
     let stop = shutdown.clone();
     let (limits, serve_stats) = (config.http_config().serve_limits(), metrics.serve.clone());
+    tokio::spawn(memory::release_after_bursts(serve_stats.clone(), shutdown.child_token()));
     let http = tokio::spawn(
         async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),

@@ -72,7 +72,11 @@ fn main() -> ExitCode {
     }
     let filter = rust_log.clone().unwrap_or_else(|| janus_server::telemetry::with_quiet_crates(&config.log.filter));
     janus_server::startup::log_sources(&sources, &filter, rust_log.is_some());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(janus_server::memory::on_thread_park)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("janus: cannot start the runtime: {err}");

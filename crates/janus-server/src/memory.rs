@@ -1,0 +1,68 @@
+//! Giving memory back to the operating system after a burst of connections
+//! (held blocking queries released at once, a flood that ended): the
+//! allocator keeps the freed pages of each thread until that thread does
+//! page-level work again, which a light load may never cause. A watcher of
+//! the open connection count asks for a release when many closed; each
+//! runtime thread performs it the next time it goes idle.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static SEEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// For a runtime's `on_thread_park`: when a release was asked for since this
+/// thread last looked, hands its allocator's free pages back. Otherwise one
+/// atomic load.
+pub fn on_thread_park() {
+    let epoch = EPOCH.load(Ordering::Relaxed);
+    if SEEN.with(|seen| seen.replace(epoch)) != epoch {
+        collect();
+    }
+}
+
+#[allow(unsafe_code)]
+fn collect() {
+    // SAFETY: mi_collect has no preconditions: it frees the calling
+    // thread's empty pages (and abandoned ones) and returns them to the OS.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// Connections that must have closed since the last peak before a release.
+const RELEASE_AFTER_CLOSED: u64 = 1024;
+/// Releases, one a second, after a burst.
+const RELEASE_ROUNDS: u32 = 15;
+
+/// Watches `open` (a listener's open connections) once a second and asks
+/// every thread for a release when at least [`RELEASE_AFTER_CLOSED`] closed
+/// since the peak.
+pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: CancellationToken) {
+    let (mut peak, mut rounds_left) = (0, 0u32);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let now = open.open.load(Ordering::Relaxed);
+        peak = peak.max(now);
+        if peak - now >= RELEASE_AFTER_CLOSED {
+            peak = now;
+            rounds_left = RELEASE_ROUNDS;
+        }
+        // A burst's connections close (and free) over seconds: release once
+        // a second for a while after it.
+        if rounds_left > 0 {
+            rounds_left -= 1;
+            EPOCH.fetch_add(1, Ordering::Relaxed);
+            // The thread running this may not park soon under load.
+            collect();
+        }
+    }
+}
