@@ -9,6 +9,7 @@
 //! - [`node`]: [`Node`], the [`janus_core::RegistryService`] that routes each
 //!   write to the engine owning the namespace's mode.
 //! - [`members`]: the AP member list follows the Raft group's.
+//! - [`memory`]: freed memory goes back to the OS after a burst of connections.
 //! - [`revision_floor`]: revisions never go back across restarts.
 //! - [`start`] / [`RunningServer`]: bind HTTP, DNS and the cluster address,
 //!   spawn, and shut down gracefully.

@@ -66,3 +66,40 @@ pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: Cance
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of closes asks for releases for a while, then stops; a few
+    /// closes ask for none.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_closed_connections_asks_for_releases_for_a_while() {
+        let stats = Arc::new(janus_http::ServeStats::default());
+        let stop = CancellationToken::new();
+        let watcher = tokio::spawn(release_after_bursts(stats.clone(), stop.clone()));
+        let second = || tokio::time::sleep(Duration::from_millis(1000));
+        stats.open.store(2000, Ordering::Relaxed);
+        second().await;
+        stats.open.store(1500, Ordering::Relaxed);
+        second().await;
+        second().await;
+        let before = EPOCH.load(Ordering::Relaxed);
+        second().await;
+        assert_eq!(EPOCH.load(Ordering::Relaxed), before, "500 closed: no release");
+        stats.open.store(100, Ordering::Relaxed);
+        for _ in 0..RELEASE_ROUNDS + 3 {
+            second().await;
+        }
+        let released = EPOCH.load(Ordering::Relaxed) - before;
+        assert_eq!(released, u64::from(RELEASE_ROUNDS), "one release a second for a while");
+        second().await;
+        assert_eq!(EPOCH.load(Ordering::Relaxed) - before, released, "then none");
+        // A thread that parks after a release performs it once.
+        SEEN.with(|seen| seen.set(0));
+        on_thread_park();
+        assert_eq!(SEEN.with(Cell::get), EPOCH.load(Ordering::Relaxed));
+        stop.cancel();
+        watcher.await.unwrap();
+    }
+}
