@@ -41,8 +41,8 @@ const RELEASE_AFTER_CLOSED: u64 = 1024;
 const RELEASE_ROUNDS: u32 = 15;
 
 /// Watches `open` (a listener's open connections) once a second and asks
-/// every thread for a release when at least [`RELEASE_AFTER_CLOSED`] closed
-/// since the peak.
+/// every thread for a release when at least 1,024 closed since the peak,
+/// then once a second for 15 s (a burst's connections close over seconds).
 pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: CancellationToken) {
     let (mut peak, mut rounds_left) = (0, 0u32);
     loop {
