@@ -327,26 +327,14 @@ impl Registry {
         if let Some(description) = &description {
             validate::check_text("description", description, validate::MAX_DESCRIPTION)?;
         }
-        if !self.namespaces.contains_key(id) {
-            return Err(RegistryError::NamespaceNotFound(id.to_string()));
-        }
-        let revision = self.next_revision();
-        let entry = self.namespaces.get_mut(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
-        if let Some(name) = name {
-            entry.spec.name = name;
-        }
-        if let Some(description) = description {
-            entry.spec.description = description;
-        }
-        entry.revision = revision;
-        self.changes.push(Change {
-            revision,
-            namespace: id.clone(),
-            service: None,
-            instance: None,
-            kind: ChangeKind::NamespaceUpdated,
-        });
-        self.namespace(id)
+        self.change_namespace(id, |entry| {
+            if let Some(name) = name {
+                entry.spec.name = name;
+            }
+            if let Some(description) = description {
+                entry.spec.description = description;
+            }
+        })
     }
 
     /// Sets whether a namespace is answered over DNS.
@@ -354,12 +342,22 @@ impl Registry {
     /// # Errors
     /// Not found.
     pub fn set_namespace_dns(&mut self, id: &NamespaceId, answered: bool) -> Result<NamespaceInfo, RegistryError> {
+        self.change_namespace(id, |entry| entry.dns = answered)
+    }
+
+    /// Applies `change` to an existing namespace under a new revision, with
+    /// a `NamespaceUpdated` event.
+    fn change_namespace(
+        &mut self,
+        id: &NamespaceId,
+        change: impl FnOnce(&mut NamespaceEntry),
+    ) -> Result<NamespaceInfo, RegistryError> {
         if !self.namespaces.contains_key(id) {
             return Err(RegistryError::NamespaceNotFound(id.to_string()));
         }
         let revision = self.next_revision();
         let entry = self.namespaces.get_mut(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
-        entry.dns = answered;
+        change(entry);
         entry.revision = revision;
         self.changes.push(Change {
             revision,

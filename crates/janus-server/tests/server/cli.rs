@@ -185,29 +185,9 @@ fn a_misspelt_variable_stops_the_server_naming_the_setting() {
 #[test]
 fn the_start_up_log_says_what_is_running() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(JANUS)
-        .args(["--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--log", "debug"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_clear()
-        .env("JANUS_HEALTH__PROBE_ALLOW", "127.0.0.0/8")
-        .env("JANUS_CLUSTER_SECRET", "never-logged-compose-secret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut log = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.contains("janus serving");
-        log.push(line);
-        if done {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let log = log.join("\n");
+    let args = ["--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--log", "debug", "--data-dir"];
+    let args: Vec<&str> = args.into_iter().chain([data.path().to_str().unwrap()]).collect();
+    let log = start_up_log(&args, &[("JANUS_CLUSTER_SECRET", "never-logged-compose-secret")]);
     let dir = std::fs::canonicalize(data.path()).unwrap();
     for wanted in [
         format!("janus {} starting", env!("CARGO_PKG_VERSION")),
