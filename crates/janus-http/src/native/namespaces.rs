@@ -23,8 +23,8 @@ pub(crate) async fn create(
         NamespaceSpec::new(NamespaceId::new(&body.id)?, body.name, body.description, convert::core_mode(body.mode))?;
     let mut info = state.registry.create_namespace(spec).await?;
     if body.dns == Some(false) {
-        // A second write: the namespace is briefly answered over DNS while
-        // it cannot hold any service yet.
+        // A second write: until it commits, the new namespace is answered
+        // over DNS like any other.
         info = state.registry.set_namespace_dns(info.spec.id.clone(), false).await?;
     }
     Ok((StatusCode::CREATED, Json(convert::namespace(info))).into_response())
@@ -69,12 +69,17 @@ pub(crate) async fn update(
     }
     let dns_only = body.dns.is_some() && body.name.is_none() && body.description.is_none();
     let mut info = match dns_only {
-        true => state.registry.namespace(&id)?,
-        false => state.registry.update_namespace(id.clone(), body.name, body.description).await?,
+        true => None,
+        false => Some(state.registry.update_namespace(id.clone(), body.name, body.description).await?),
     };
-    if let Some(dns) = body.dns.filter(|dns| *dns != info.dns) {
-        info = state.registry.set_namespace_dns(id, dns).await?;
+    // Written even when this node reads it as set already: its copy may lag.
+    if let Some(dns) = body.dns {
+        info = Some(state.registry.set_namespace_dns(id.clone(), dns).await?);
     }
+    let info = match info {
+        Some(info) => info,
+        None => state.registry.namespace(&id)?,
+    };
     Ok(Json(convert::namespace(info)))
 }
 
