@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use janus_api::native::{
     CreateNamespace, CreateService, Health, HeartbeatAck, InstanceList, Namespace, NamespaceList, RegisterInstance,
-    Service, ServiceList, UpdateService, WriteAck,
+    Service, ServiceList, UpdateNamespace, UpdateService, WriteAck,
 };
 use serde::de::DeserializeOwned;
 
@@ -192,6 +192,16 @@ impl Client {
     /// As [`Client::send`], and [`Error::Refused`] (404 `not_found`, …).
     pub async fn namespace(&self, id: &str) -> Result<Namespace, Error> {
         self.typed(Request::new(Method::GET, format!("/v1/namespaces/{}", segment(id)))).await
+    }
+
+    /// `PATCH /v1/namespaces/{id}`: its name, description or DNS access
+    /// rule (the mode never changes).
+    ///
+    /// # Errors
+    /// As [`Client::send`], and [`Error::Refused`] (404, 409 for another mode, …).
+    pub async fn update_namespace(&self, id: &str, update: &UpdateNamespace) -> Result<Namespace, Error> {
+        let path = format!("/v1/namespaces/{}", segment(id));
+        self.typed(Request::new(Method::PATCH, path).body(Body::json(update)?)).await
     }
 
     /// `POST /v1/namespaces`. Not sent again after it may have reached a

@@ -5,7 +5,7 @@
 //! - `janus health`: exit 0 when the node is ready (for container health checks);
 //! - `janus status`: members, ownership ring, replication queues, Raft
 //!   leader/term/indexes/lag and health-check counters;
-//! - `janus namespaces list|create`;
+//! - `janus namespaces list|create|dns`;
 //! - `janus instances list|register|deregister`;
 //! - `janus members list|add|promote|remove` (the Raft admin API);
 //! - `janus auth whoami|users|grants|tokens` (the access API, [`access`]).
@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use janus_client::api::native::{CreateNamespace, Mode};
+use janus_client::api::native::{CreateNamespace, Mode, UpdateNamespace};
 use janus_client::{Body, Client, ListOptions, Method, Options, Request, ServiceRef, StatusCode, registration};
 use serde_json::{Value, json};
 
@@ -99,6 +99,19 @@ pub enum NamespaceCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// Keep the namespace out of DNS (the DNS access rule; docs/dns.md).
+        #[arg(long)]
+        no_dns: bool,
+    },
+    /// Whether DNS answers for a namespace's services (the DNS access rule).
+    Dns {
+        #[command(flatten)]
+        target: Target,
+        /// Namespace id.
+        id: String,
+        /// `on`: answered (the default); `off`: every query for it is refused.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 
@@ -387,15 +400,31 @@ async fn execute(command: Command) -> Result<ExitCode, CliError> {
         Command::Namespaces(NamespaceCommand::List(target)) => {
             let list = node_client(&target)?.list_namespaces().await.map_err(CliError::from_node)?;
             for ns in &list.namespaces {
-                println!("{:<24} {:<3} {} services  {}", ns.id, mode_name(ns.mode), ns.service_count, ns.description);
+                let dns = if ns.dns { "" } else { "  (no DNS)" };
+                println!(
+                    "{:<24} {:<3} {} services  {}{dns}",
+                    ns.id,
+                    mode_name(ns.mode),
+                    ns.service_count,
+                    ns.description
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Namespaces(NamespaceCommand::Create { target, id, mode, description }) => {
+        Command::Namespaces(NamespaceCommand::Create { target, id, mode, description, no_dns }) => {
             let mode = if mode == "cp" { Mode::Cp } else { Mode::Ap };
-            let namespace = CreateNamespace { id, name: None, description, mode, dns: None };
+            let namespace = CreateNamespace { id, name: None, description, mode, dns: no_dns.then_some(false) };
             let created = node_client(&target)?.create_namespace(&namespace).await.map_err(CliError::from_node)?;
-            println!("created namespace {} ({})", created.id, mode_name(created.mode));
+            let dns = if created.dns { "" } else { ", not answered over DNS" };
+            println!("created namespace {} ({}{dns})", created.id, mode_name(created.mode));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Namespaces(NamespaceCommand::Dns { target, id, state }) => {
+            let update = UpdateNamespace { dns: Some(state == "on"), ..UpdateNamespace::default() };
+            let updated = node_client(&target)?.update_namespace(&id, &update).await.map_err(CliError::from_node)?;
+            let answered =
+                if updated.dns { "answered over DNS" } else { "not answered over DNS (queries are refused)" };
+            println!("namespace {}: {answered}", updated.id);
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances(InstanceCommand::List { target, namespace, service, group }) => {

@@ -112,6 +112,13 @@ async fn errors_are_sentences_and_instances_take_a_group() {
     let output = janus(&create, &[]).await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stderr(&output), "janus: namespace 'team' already exists (HTTP 409)\n");
+    // The DNS access rule from the CLI.
+    let hidden = janus(&["namespaces", "create", "hidden", "--mode", "cp", "--no-dns", "--addr", &addr], &[]).await;
+    assert_eq!(stdout(&hidden), "created namespace hidden (cp, not answered over DNS)\n", "{}", stderr(&hidden));
+    let listed = janus(&["namespaces", "list", "--addr", &addr], &[]).await;
+    assert!(stdout(&listed).lines().any(|l| l.starts_with("hidden") && l.ends_with("(no DNS)")), "{}", stdout(&listed));
+    let opened = janus(&["namespaces", "dns", "hidden", "on", "--addr", &addr], &[]).await;
+    assert_eq!(stdout(&opened), "namespace hidden: answered over DNS\n", "{}", stderr(&opened));
 
     let output =
         janus(&["instances", "register", "team", "web", "10.0.0.7", "80", "--group", "blue", "--addr", &addr], &[])
