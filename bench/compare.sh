@@ -53,7 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if { want single || want ap; } && [ ! -x "$RNACOS" ]; then
+if { want single || want ap || want grpc; } && [ ! -x "$RNACOS" ]; then
   echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
   cargo install rnacos --version 0.8.8 --locked --root "$RNACOS_ROOT"
 fi
