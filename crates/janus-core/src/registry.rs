@@ -376,6 +376,14 @@ impl Registry {
         self.namespaces.get(namespace).is_some_and(|e| !e.dns)
     }
 
+    /// Whether a namespace named `namespace`, compared without regard to
+    /// ASCII case (as DNS names are), is closed to DNS. Looks at every
+    /// namespace: for answers that found no service.
+    #[must_use]
+    pub fn closed_to_dns_ignoring_case(&self, namespace: &str) -> bool {
+        self.namespaces.values().any(|e| !e.dns && e.spec.id.as_str().eq_ignore_ascii_case(namespace))
+    }
+
     /// Deletes a namespace that holds no definitions: no defined service and
     /// no persistent instance (only the replicated state decides, so every
     /// node and every replay of the Raft log decides alike). Implied services

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hickory_server::proto::rr::rdata::{A, AAAA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use janus_core::RegistryService;
-use janus_core::name::{ClusterName, DEFAULT_GROUP, NamespaceId, PUBLIC_NAMESPACE, ServiceKey};
+use janus_core::name::{ClusterName, DEFAULT_GROUP, PUBLIC_NAMESPACE, ServiceKey};
 use janus_core::select::select;
 use rand::Rng;
 
@@ -176,16 +176,15 @@ impl Answerer {
         let group = query.group.unwrap_or(DEFAULT_GROUP);
         let found = self.registry.view().read(|r| {
             // The DNS access rule: a closed namespace answers nothing, not
-            // even whether a service exists there.
-            if NamespaceId::new(namespace).is_ok_and(|id| r.closed_to_dns(&id)) {
-                return Err(());
-            }
+            // even whether a service exists there (checked after the lookup,
+            // so that an answer costs one more map lookup and no allocation).
             match r.resolve_service(namespace, group, query.service) {
                 Some(key) if r.closed_to_dns(&key.namespace) => Err(()),
                 Some(key) => {
                     let revision = r.service_revision(&key);
                     Ok(Some((key, revision)))
                 }
+                None if r.closed_to_dns_ignoring_case(namespace) => Err(()),
                 None => Ok(None),
             }
         });

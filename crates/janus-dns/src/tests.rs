@@ -385,9 +385,13 @@ async fn a_namespace_closed_to_dns_is_refused_and_others_answer() {
     assert_eq!((code(&open), open.answers.len()), (ResponseCode::NoError, 1));
 
     registry.store.write(|r, _| r.set_namespace_dns(&team, false)).unwrap();
-    for name in
-        ["_api._tcp.team.ns.janus.", "api.svc.team.ns.janus.", "nothing.svc.team.ns.janus.", "API.svc.TEAM.ns.janus."]
-    {
+    for name in [
+        "_api._tcp.team.ns.janus.",
+        "api.svc.team.ns.janus.",
+        "nothing.svc.team.ns.janus.",
+        "API.svc.TEAM.ns.janus.",
+        "nothing.svc.TEAM.ns.janus.",
+    ] {
         let answer = Message::from_vec(&udp(server.addr, &query(name, RecordType::SRV, None)).await).unwrap();
         assert_eq!(code(&answer), ResponseCode::Refused, "{name}");
         assert!(answer.answers.is_empty(), "{name}: no records");
