@@ -70,6 +70,9 @@ pub struct Namespace {
     pub dns: bool,
     /// Number of services in the namespace.
     pub service_count: u64,
+    /// Number of instances of its services.
+    #[serde(default)]
+    pub instance_count: u64,
     /// Revision of the namespace: passes every change to it or its services.
     pub revision: u64,
 }
@@ -132,6 +135,13 @@ pub struct Service {
     pub metadata: BTreeMap<String, String>,
     /// Number of instances.
     pub instance_count: u64,
+    /// Enabled instances that are healthy.
+    #[serde(default)]
+    pub healthy_count: u64,
+    /// Whether the protect threshold fires: a list shows every enabled
+    /// instance, the unhealthy ones as healthy.
+    #[serde(default)]
+    pub reach_protection_threshold: bool,
     /// Revision of the service.
     pub revision: u64,
     /// Clusters with settings (the others have the defaults: a TCP check).
@@ -279,6 +289,10 @@ pub struct Instance {
     pub ephemeral: bool,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Epoch milliseconds of the last heartbeat or registration, where this
+    /// node runs the instance's lease (`all=true` lists only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renew_ms: Option<u64>,
 }
 
 /// `GET .../instances`.
@@ -296,6 +310,11 @@ pub struct InstanceList {
     pub revision: u64,
     /// True when the protect threshold fired and unhealthy instances are shown healthy.
     pub reach_protection_threshold: bool,
+    /// With `all=true`: how many instances the service has (in the selected
+    /// clusters); `instances` is one page of them, ordered by cluster,
+    /// address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
     /// The selected instances.
     pub instances: Vec<Instance>,
 }

@@ -83,6 +83,8 @@ pub struct NamespaceInfo {
     pub dns: bool,
     /// Number of services.
     pub service_count: u64,
+    /// Number of instances of its services.
+    pub instance_count: u64,
     /// Revision: passes every change to the namespace or its services.
     pub revision: u64,
 }
@@ -205,6 +207,11 @@ pub struct ServiceInfo {
     pub settings: ServiceSettings,
     /// Number of instances.
     pub instance_count: u64,
+    /// Enabled instances that are healthy.
+    pub healthy_count: u64,
+    /// Whether the protect threshold fires for the enabled instances (a list
+    /// would show the unhealthy ones as healthy).
+    pub reach_protection_threshold: bool,
     /// Revision of the service.
     pub revision: u64,
 }

@@ -432,26 +432,31 @@ impl Registry {
     /// [`RegistryError::NamespaceNotFound`].
     pub fn namespace(&self, id: &NamespaceId) -> Result<NamespaceInfo, RegistryError> {
         let entry = self.namespaces.get(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
-        Ok(NamespaceInfo {
-            spec: entry.spec.clone(),
-            dns: entry.dns,
-            service_count: entry.services.len() as u64,
-            revision: entry.revision,
-        })
+        Ok(self.namespace_info(entry))
     }
 
     /// All namespaces, ordered by id.
     #[must_use]
     pub fn namespaces(&self) -> Vec<NamespaceInfo> {
-        self.namespaces
-            .values()
-            .map(|e| NamespaceInfo {
-                spec: e.spec.clone(),
-                dns: e.dns,
-                service_count: e.services.len() as u64,
-                revision: e.revision,
+        self.namespaces.values().map(|e| self.namespace_info(e)).collect()
+    }
+
+    fn namespace_info(&self, entry: &NamespaceEntry) -> NamespaceInfo {
+        let instance_count = entry
+            .services
+            .iter()
+            .filter_map(|(group, service)| {
+                let key = ServiceKey::new(entry.spec.id.clone(), group.clone(), service.clone());
+                self.services.get(&key).map(|s| s.instances.len() as u64)
             })
-            .collect()
+            .sum();
+        NamespaceInfo {
+            spec: entry.spec.clone(),
+            dns: entry.dns,
+            service_count: entry.services.len() as u64,
+            instance_count,
+            revision: entry.revision,
+        }
     }
 
     /// The mode of a namespace.
@@ -474,11 +479,21 @@ impl Registry {
 
     fn service_info(&self, entry: &ServiceEntry) -> ServiceInfo {
         let mode = self.namespaces.get(&entry.key.namespace).map_or(Mode::Ap, |n| n.spec.mode);
+        let (enabled, healthy) = entry.instances.values().fold((0, 0), |(enabled, healthy), slot| {
+            let i = &slot.instance;
+            (enabled + usize::from(i.enabled), healthy + usize::from(i.enabled && i.healthy))
+        });
         ServiceInfo {
             key: (*entry.key).clone(),
             mode,
             settings: entry.settings.clone(),
             instance_count: entry.instances.len() as u64,
+            healthy_count: healthy as u64,
+            reach_protection_threshold: crate::select::protection_reached(
+                healthy,
+                enabled,
+                entry.settings.protect_threshold,
+            ),
             revision: entry.revision,
         }
     }
@@ -648,7 +663,8 @@ impl Registry {
     }
 
     /// One page (from 1) of a namespace's services ordered by group and name,
-    /// optionally one group only; returns the total with the page.
+    /// optionally one group only and only names containing `search` (ASCII
+    /// case ignored); returns the total of the selection with the page.
     ///
     /// # Errors
     /// Namespace not found.
@@ -656,6 +672,7 @@ impl Registry {
         &self,
         namespace: &NamespaceId,
         group: Option<&GroupName>,
+        search: Option<&str>,
         page: u64,
         page_size: u64,
     ) -> Result<(u64, Vec<ServiceInfo>), RegistryError> {
@@ -667,17 +684,18 @@ impl Registry {
             let key = ServiceKey::new(namespace.clone(), g.clone(), s.clone());
             self.services.get(&key).map(|e| self.service_info(e))
         };
-        Ok(match group {
-            Some(group) => {
-                let range = ns.services.iter().filter(|(g, _)| g == group);
-                let total = range.clone().count() as u64;
-                (total, range.skip(skip).take(take).filter_map(lookup).collect())
-            }
-            None => {
-                let total = ns.services.len() as u64;
-                (total, ns.services.iter().skip(skip).take(take).filter_map(lookup).collect())
-            }
-        })
+        let search = search.filter(|s| !s.is_empty()).map(str::to_ascii_lowercase);
+        let selected = |(g, s): &&(GroupName, ServiceName)| {
+            group.is_none_or(|group| g == group)
+                && search.as_deref().is_none_or(|search| s.as_str().to_ascii_lowercase().contains(search))
+        };
+        if group.is_none() && search.is_none() {
+            let total = ns.services.len() as u64;
+            return Ok((total, ns.services.iter().skip(skip).take(take).filter_map(lookup).collect()));
+        }
+        let range = ns.services.iter().filter(selected);
+        let total = range.clone().count() as u64;
+        Ok((total, range.skip(skip).take(take).filter_map(lookup).collect()))
     }
 
     // === leases ===

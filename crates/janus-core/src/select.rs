@@ -44,18 +44,24 @@ pub fn select(snapshot: &ServiceSnapshot, clusters: &[ClusterName], healthy_only
         .filter(|i| i.instance.enabled && (clusters.is_empty() || clusters.contains(&i.instance.key.cluster)))
         .collect();
     let healthy = candidates.iter().filter(|i| i.instance.healthy).count();
-    // Java computes `(float) healthyCount / allInstances.size() <= threshold` in f32.
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-    let reached = {
-        let threshold = (snapshot.protect_threshold as f32).max(0.0);
-        (healthy as f32) / (candidates.len() as f32) <= threshold
-    };
+    let reached = protection_reached(healthy, candidates.len(), snapshot.protect_threshold);
     let instances = candidates
         .into_iter()
         .filter(|i| reached || !healthy_only || i.instance.healthy)
         .map(|i| Selected { instance: i.instance.clone(), timing: i.timing, healthy: reached || i.instance.healthy })
         .collect();
     Selection { instances, reached_protect_threshold: reached }
+}
+
+/// Whether the protect threshold fires for `healthy` of `total` enabled
+/// instances: `healthy / total <= threshold`, in 32-bit float as Java computes
+/// `(float) healthyCount / allInstances.size()`; never for an empty set.
+#[must_use]
+pub fn protection_reached(healthy: usize, total: usize, threshold: f64) -> bool {
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    let (healthy, total, threshold) = (healthy as f32, total as f32, (threshold as f32).max(0.0));
+    // An empty set: 0 / 0 is NaN, which compares false.
+    healthy / total <= threshold
 }
 
 #[cfg(test)]

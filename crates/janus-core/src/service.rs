@@ -204,15 +204,17 @@ pub trait RegistryService: Send + Sync + 'static {
         self.view().read(|r| r.service(key))
     }
 
-    /// One page of a namespace's services and the total.
+    /// One page of a namespace's services (one group, names containing
+    /// `search`, when given) and the total.
     fn services(
         &self,
         namespace: &NamespaceId,
         group: Option<&GroupName>,
+        search: Option<&str>,
         page: u64,
         page_size: u64,
     ) -> Result<(u64, Vec<ServiceInfo>), RegistryError> {
-        self.view().read(|r| r.services(namespace, group, page, page_size))
+        self.view().read(|r| r.services(namespace, group, search, page, page_size))
     }
 
     /// Reads an instance.

@@ -29,6 +29,7 @@ pub(crate) fn namespace(info: NamespaceInfo) -> native::Namespace {
         mode: mode(info.spec.mode),
         dns: info.dns,
         service_count: info.service_count,
+        instance_count: info.instance_count,
         revision: info.revision,
     }
 }
@@ -42,6 +43,8 @@ pub(crate) fn service(info: ServiceInfo) -> native::Service {
         protect_threshold: info.settings.protect_threshold,
         metadata: info.settings.metadata,
         instance_count: info.instance_count,
+        healthy_count: info.healthy_count,
+        reach_protection_threshold: info.reach_protection_threshold,
         revision: info.revision,
         clusters: info
             .settings
@@ -88,6 +91,7 @@ pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instanc
         enabled: inst.enabled,
         ephemeral: inst.ephemeral,
         metadata: inst.metadata.clone(),
+        last_renew_ms: None,
     }
 }
 

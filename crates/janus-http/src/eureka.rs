@@ -207,8 +207,8 @@ fn application(state: &AppState, key: &ServiceKey) -> Result<Option<(String, Vec
 /// Every application of the Eureka scope, optionally only instances matching `keep`.
 fn applications(state: &AppState, keep: impl Fn(&Value) -> bool) -> Result<Value, ApiError> {
     let (namespace, group) = eureka_scope(state)?;
-    let (total, _) = state.registry.services(&namespace, Some(&group), 1, 1)?;
-    let (_, services) = state.registry.services(&namespace, Some(&group), 1, total.max(1))?;
+    let (total, _) = state.registry.services(&namespace, Some(&group), None, 1, 1)?;
+    let (_, services) = state.registry.services(&namespace, Some(&group), None, 1, total.max(1))?;
     let mut apps = Vec::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for service in services {

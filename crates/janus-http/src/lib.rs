@@ -4,7 +4,8 @@
 //! `GET /v1/cluster`), the Nacos v1 API (`/nacos/v1/ns/`, the console's
 //! namespaces), the Nacos v2 API (`/nacos/v2/`), Eureka REST under `/eureka/`
 //! (XML or JSON), watches (blocking queries and Server-Sent Events), and
-//! `/health`, `/ready`, `/metrics`. Handlers see only a [`RegistryService`];
+//! `/health`, `/ready`, `/metrics`, and the web console (`/console/`,
+//! embedded files; `console`). Handlers see only a [`RegistryService`];
 //! every [`janus_core::RegistryError`] becomes a response in one place
 //! ([`error`]).
 //!
@@ -30,6 +31,7 @@
 mod admission;
 mod auth;
 mod consistency;
+mod console;
 mod convert;
 pub mod error;
 mod eureka;
@@ -245,6 +247,10 @@ pub fn router_with(
         .route("/v1/auth/tokens/{id}", delete(auth::admin::revoke_token))
         .route("/nacos/v1/auth/login", post(auth::login::nacos))
         .route("/nacos/v1/auth/users/login", post(auth::login::nacos))
+        .route("/", get(console::redirect))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .merge(nacos::routes())
         .merge(eureka);
     routes

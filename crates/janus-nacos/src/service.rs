@@ -94,6 +94,6 @@ pub struct ServicePage {
 /// A page of service names.
 pub fn list(ctx: &NacosContext, query: &ServiceListQuery) -> Result<ServicePage, NacosError> {
     let size = query.size.min(ctx.max_page_size.max(1));
-    let (count, services) = ctx.registry.services(&query.namespace, query.group.as_ref(), query.page, size)?;
+    let (count, services) = ctx.registry.services(&query.namespace, query.group.as_ref(), None, query.page, size)?;
     Ok(ServicePage { count, services: services.into_iter().map(|s| s.key.service.to_string()).collect() })
 }

@@ -138,11 +138,11 @@ fn services_page_in_order() {
     for name in ["c", "a", "b", "d"] {
         reg.create_service(&key(name), ServiceSettings::default()).unwrap();
     }
-    let (total, page) = reg.services(&NamespaceId::public(), None, 2, 3).unwrap();
+    let (total, page) = reg.services(&NamespaceId::public(), None, None, 2, 3).unwrap();
     assert_eq!(total, 4);
     assert_eq!(page.iter().map(|s| s.key.service.to_string()).collect::<Vec<_>>(), ["d"]);
     let other = GroupName::new("other").unwrap();
-    let (total, page) = reg.services(&NamespaceId::public(), Some(&other), 1, 10).unwrap();
+    let (total, page) = reg.services(&NamespaceId::public(), Some(&other), None, 1, 10).unwrap();
     assert_eq!((total, page.len()), (0, 0));
 }
 
@@ -485,7 +485,7 @@ mod replicated {
             Some(ledger.clone()),
             "the folded index too"
         );
-        assert_eq!(follower.services(&ns("pay"), None, 1, 10).unwrap().0, 1);
+        assert_eq!(follower.services(&ns("pay"), None, None, 1, 10).unwrap().0, 1);
         assert_eq!(follower.namespace(&ns("pay")).unwrap().spec.name, "Payments");
         assert!(follower.snapshot(&key("implicit")).unwrap().instances.is_empty());
     }

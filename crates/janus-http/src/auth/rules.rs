@@ -49,6 +49,11 @@ const ADMIN: Role = Role::Admin;
 /// (method, matched path, need); `/metrics` is decided by configuration.
 pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/health", Open),
+    // The console's files hold no data: its pages call the API with a token.
+    ("GET", "/", Open),
+    ("GET", "/console", Open),
+    ("GET", "/console/", Open),
+    ("GET", "/console/{asset}", Open),
     ("GET", "/ready", Open),
     ("GET", "/v1/cluster", role(READ, Global)),
     // Native API.

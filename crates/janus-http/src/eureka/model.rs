@@ -174,7 +174,7 @@ impl WallClock {
     }
 
     /// Epoch milliseconds of a registry time; `None` (no lease here) is the read itself.
-    fn epoch_of(self, at: Option<Millis>) -> u64 {
+    pub(crate) fn epoch_of(self, at: Option<Millis>) -> u64 {
         at.map_or(self.epoch_ms, |at| self.epoch_ms.saturating_sub(self.now.since(at)))
     }
 }

@@ -33,6 +33,12 @@ pub(crate) struct ListQuery {
     group: Option<String>,
     cluster: Option<String>,
     healthy_only: Option<bool>,
+    /// Every instance as stored: disabled ones too, health as checked (the
+    /// protect threshold not applied), with lease times (the console's
+    /// view), paged like the service list.
+    all: Option<bool>,
+    page: Option<u64>,
+    page_size: Option<u64>,
     index: Option<u64>,
     wait: Option<String>,
     consistency: Option<String>,
@@ -91,6 +97,10 @@ pub(crate) async fn list(
     let clusters = input::cluster_filter(query.cluster.as_deref())?;
     watch::block_on_service::<ApiError>(&*state.registry, &key, query.index, query.wait.as_deref(), &state).await?;
     let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
+    if query.all == Some(true) {
+        let page = crate::native::page(query.page, query.page_size, state.config.max_page_size)?;
+        return all_instances(&state, &key, &clusters, page, &fence);
+    }
     let healthy_only = query.healthy_only.unwrap_or(false);
     let list_key = ListKey { service: key.clone(), clusters, healthy_only, shape: ListShape::Native };
     let entry = state.nacos.lists.get_or_build(&*state.registry, list_key, |snapshot, selection| {
@@ -101,6 +111,7 @@ pub(crate) async fn list(
             service: key.service.to_string(),
             revision: snapshot.revision,
             reach_protection_threshold: selection.reached_protect_threshold,
+            total: None,
             instances: selection.instances.iter().map(|s| convert::instance(s, &key)).collect(),
         };
         CachedBody::Whole(Bytes::from(to_json(&body)))
@@ -113,6 +124,61 @@ pub(crate) async fn list(
     consistency::headers(&mut headers, &fence);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok((headers, body).into_response())
+}
+
+/// `?all=true`: one page of every instance of the service as stored,
+/// ordered by cluster, address and port (not cached: an operator's view, not
+/// a client's hot path).
+fn all_instances(
+    state: &AppState,
+    key: &ServiceKey,
+    clusters: &[janus_core::ClusterName],
+    (page, page_size): (u64, u64),
+    fence: &janus_core::service::ReadFence,
+) -> Result<Response, ApiError> {
+    let snapshot = state.registry.snapshot(key)?;
+    let clock = crate::eureka::model::WallClock::read(state.registry.view());
+    let selection = janus_core::select::select(&snapshot, clusters, false);
+    let mut found: Vec<_> = snapshot
+        .instances
+        .iter()
+        .filter(|found| clusters.is_empty() || clusters.contains(&found.instance.key.cluster))
+        .collect();
+    found.sort_by(|a, b| {
+        let (a, b) = (&a.instance.key, &b.instance.key);
+        (a.cluster.as_str(), a.ip, a.port).cmp(&(b.cluster.as_str(), b.ip, b.port))
+    });
+    let total = found.len() as u64;
+    let skip = usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
+    let take = usize::try_from(page_size).unwrap_or(usize::MAX);
+    let instances = found
+        .into_iter()
+        .skip(skip)
+        .take(take)
+        .map(|found| {
+            let selected = janus_core::select::Selected {
+                instance: found.instance.clone(),
+                timing: found.timing,
+                healthy: found.instance.healthy,
+            };
+            let mut instance = convert::instance(&selected, key);
+            instance.last_renew_ms = found.lease.map(|lease| clock.epoch_of(Some(lease.last_renew)));
+            instance
+        })
+        .collect();
+    let body = InstanceList {
+        namespace: key.namespace.to_string(),
+        mode: convert::mode(snapshot.mode),
+        group: key.group.to_string(),
+        service: key.service.to_string(),
+        revision: snapshot.revision,
+        reach_protection_threshold: selection.reached_protect_threshold,
+        total: Some(total),
+        instances,
+    };
+    let mut headers = read_headers(snapshot.revision, snapshot.mode);
+    consistency::headers(&mut headers, fence);
+    Ok((headers, Json(body)).into_response())
 }
 
 pub(crate) async fn get(

@@ -25,6 +25,8 @@ pub(crate) struct GroupQuery {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     group: Option<String>,
+    /// Only services whose name contains this (ASCII case ignored).
+    search: Option<String>,
     page: Option<u64>,
     page_size: Option<u64>,
     index: Option<u64>,
@@ -50,16 +52,7 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let namespace = NamespaceId::new(&ns)?;
     let group = query.group.as_deref().map(GroupName::new).transpose()?;
-    // Out of range is refused, for both alike (the Nacos routes clamp instead, as Nacos does).
-    let page = query.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::invalid("invalid page: must be 1 or more, got 0"));
-    }
-    let page_size = query.page_size.unwrap_or(100);
-    let max = state.config.max_page_size;
-    if page_size == 0 || page_size > max {
-        return Err(ApiError::invalid(format!("invalid page_size: must be between 1 and {max}, got {page_size}")));
-    }
+    let (page, page_size) = crate::native::page(query.page, query.page_size, state.config.max_page_size)?;
     if let Some(index) = query.index {
         let wait = watch::wait_for(query.wait.as_deref(), state.config.default_wait, state.config.max_wait)?;
         state.registry.namespace(&namespace)?;
@@ -70,7 +63,8 @@ pub(crate) async fn list(
     }
     let fence = consistency::fence(&state, &namespace, query.consistency.as_deref()).await?;
     let info = state.registry.namespace(&namespace)?;
-    let (total, services) = state.registry.services(&namespace, group.as_ref(), page, page_size)?;
+    let (total, services) =
+        state.registry.services(&namespace, group.as_ref(), query.search.as_deref(), page, page_size)?;
     let body = ServiceList {
         namespace: namespace.to_string(),
         mode: convert::mode(info.spec.mode),

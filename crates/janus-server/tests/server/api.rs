@@ -884,3 +884,101 @@ async fn every_json_answer_ends_with_a_newline() {
         assert!(!reply.body[..reply.body.len() - 1].contains(&b'\n'), "{what}: one line");
     }
 }
+
+/// What the console reads: namespace instance counts, service health counts
+/// and the protect threshold, a search by name, and `all=true` lists (every
+/// instance as stored, offline ones too, paged in a fixed order).
+#[tokio::test]
+async fn console_reads() {
+    let app = TestApp::new().await;
+    for name in ["cart-api", "Cart-web", "billing"] {
+        let reply = app.post("/v1/namespaces/public/services", json!({"name": name})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    }
+    let found = app.get("/v1/namespaces/public/services?search=CART").await.json();
+    let names: Vec<&str> = found["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!((found["total"].as_u64(), names), (Some(2), vec!["Cart-web", "cart-api"]));
+    let none = app.get("/v1/namespaces/public/services?search=zzz&group=DEFAULT_GROUP").await.json();
+    assert_eq!((none["total"].as_u64(), none["services"].as_array().unwrap().len()), (Some(0), 0));
+
+    for port in [3, 1, 2] {
+        register(&app, "10.0.0.9", port).await;
+    }
+    register(&app, "10.0.0.1", 7).await;
+    let path = |port: u16| format!("{ORDERS}/10.0.0.9/{port}");
+    let off = app.call(Method::PATCH, &path(2), Some(json!({"enabled": false}))).await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text());
+    let sick = app.call(Method::PATCH, &path(3), Some(json!({"healthy": false}))).await;
+    assert_eq!(sick.status, StatusCode::OK, "{}", sick.text());
+    let threshold =
+        app.call(Method::PUT, "/v1/namespaces/public/services/orders", Some(json!({"protect_threshold": 0.7})));
+    assert_eq!(threshold.await.status, StatusCode::OK);
+
+    // Three enabled, two of them healthy: 2/3 <= 0.7, so the threshold fires.
+    let service = app.get("/v1/namespaces/public/services/orders").await.json();
+    assert_eq!(
+        (
+            service["instance_count"].as_u64(),
+            service["healthy_count"].as_u64(),
+            service["reach_protection_threshold"].as_bool()
+        ),
+        (Some(4), Some(2), Some(true)),
+        "{service}"
+    );
+    let namespace = app.get("/v1/namespaces/public").await.json();
+    assert_eq!(namespace["instance_count"], 4, "{namespace}");
+
+    // A client's list: the disabled instance is left out, the unhealthy one shown healthy.
+    let listed = app.get(ORDERS).await.json();
+    assert_eq!(listed["instances"].as_array().unwrap().len(), 3);
+    assert!(listed.get("total").is_none(), "{listed}");
+    // The console's: all four, as stored, in order, paged.
+    let first = app.get(&format!("{ORDERS}?all=true&page=1&page_size=3")).await.json();
+    let shown: Vec<(String, bool, bool)> = first["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                format!("{}:{}", i["ip"].as_str().unwrap(), i["port"]),
+                i["enabled"].as_bool().unwrap(),
+                i["healthy"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("10.0.0.1:7".to_owned(), true, true),
+            ("10.0.0.9:1".to_owned(), true, true),
+            ("10.0.0.9:2".to_owned(), false, true),
+        ]
+    );
+    assert_eq!((first["total"].as_u64(), first["reach_protection_threshold"].as_bool()), (Some(4), Some(true)));
+    assert!(first["instances"][0]["last_renew_ms"].as_u64().is_some_and(|ms| ms > 1_700_000_000_000), "{first}");
+    let second = app.get(&format!("{ORDERS}?all=true&page=2&page_size=3")).await.json();
+    assert_eq!(second["instances"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (second["instances"][0]["port"].as_u64(), second["instances"][0]["healthy"].as_bool()),
+        (Some(3), Some(false))
+    );
+    let bad = app.get(&format!("{ORDERS}?all=true&page=0")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+}
+
+/// `/` leads to the console, whose files are served with their types and
+/// a policy that keeps them to this origin.
+#[tokio::test]
+async fn console_is_served() {
+    let app = TestApp::new().await;
+    let root = app.get("/").await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.headers["location"], "/console/");
+    let index = app.get("/console/").await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert!(index.text().contains(r#"<script type="module" src="app.js">"#), "{}", index.text());
+    assert!(index.headers["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    let module = app.get("/console/app.js").await;
+    assert_eq!(module.headers["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(app.get("/console/secrets.txt").await.status, StatusCode::NOT_FOUND);
+}
