@@ -134,6 +134,12 @@ def dialog_fill(driver, values):
     dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
+def answered(api):
+    """HTTP requests the server has answered, from its metrics."""
+    _, text = api.call("GET", "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("janus_http_requests_total"))
+
+
 def row_texts(driver, container):
     """The text of each table row in `container`, read in one step."""
     return driver.execute_script(
@@ -199,6 +205,16 @@ def open_suite(http_addr, dns, shots):
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
         focused = driver.switch_to.active_element
         check("keyboard: Tab reaches the skip link first", "skip" in (focused.get_attribute("class") or ""), focused.text)
+
+        # An idle open page costs the server nothing but its held watch.
+        open_page(driver, base, "/ns/shop/svc/DEFAULT_GROUP/cart", "code.addr")
+        time.sleep(1)
+        before = answered(api)
+        time.sleep(5)
+        check("set-up: the metrics count answered requests", before > 0, before)
+        extra = answered(api) - before - 1  # the first /metrics read itself
+        check("an idle open console sends no requests (it waits on a watch)", extra <= 0, f"{extra} requests in 5 s")
+        check("the service page lists its gRPC subscribers (none here)", "No gRPC client" in driver.find_element(By.ID, "subscribers").text)
 
         # Narrow screen and dark mode.
         driver.set_window_size(390, 844)

@@ -185,6 +185,18 @@ impl ApEngine {
         self.cluster().is_none_or(|c| c.is_ready() && Cluster::owns_in(&c.ring(), c.me, hash))
     }
 
+    /// The node that owns an instance in the ring as this node sees it: the
+    /// node that runs its lease and replicates it (ephemeral instances; the
+    /// node holding the connection for a connection-bound one), or the node
+    /// that probes it (persistent ones). `None` alone: a single node owns
+    /// everything.
+    #[must_use]
+    pub fn owner_of(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<NodeId> {
+        let cluster = self.cluster()?;
+        let binding = self.store().read(|r| r.binding_of(key, instance));
+        Some(Cluster::owner_of(&cluster.ring(), cluster.me, record_hash(key, instance), binding.as_ref()))
+    }
+
     /// The cluster as this node sees it (`None` alone).
     #[must_use]
     pub fn status(&self) -> Option<janus_core::status::ApStatus> {

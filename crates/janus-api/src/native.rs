@@ -293,6 +293,11 @@ pub struct Instance {
     /// node runs the instance's lease (`all=true` lists only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renew_ms: Option<u64>,
+    /// In a cluster, the node owning the instance in this node's view of the
+    /// ring: it runs the lease of an ephemeral instance and probes a
+    /// persistent one (`all=true` lists only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u64>,
 }
 
 /// `GET .../instances`.
@@ -317,6 +322,39 @@ pub struct InstanceList {
     pub total: Option<u64>,
     /// The selected instances.
     pub instances: Vec<Instance>,
+}
+
+/// `GET .../services/{service}/subscribers`: the Nacos gRPC subscriptions to
+/// a service held by connections to the node answering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriberList {
+    /// Namespace id.
+    pub namespace: String,
+    /// Group name.
+    pub group: String,
+    /// Service name.
+    pub service: String,
+    /// The node answering: subscribers on other nodes are not listed.
+    pub node: u64,
+    /// One per subscribed connection.
+    pub subscribers: Vec<Subscriber>,
+}
+
+/// One gRPC subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    /// The Nacos connection id.
+    pub connection: String,
+    /// The client's address.
+    pub remote: String,
+    /// The SDK's version, as it said at setup.
+    pub client_version: String,
+    /// The application name, as it said at setup.
+    pub app: String,
+    /// The cluster filter (empty: all clusters).
+    pub clusters: String,
+    /// The service revision the client last acknowledged.
+    pub acked_revision: u64,
 }
 
 /// Answer to a write: the revision it produced.

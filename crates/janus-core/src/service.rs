@@ -175,6 +175,18 @@ pub trait RegistryService: Send + Sync + 'static {
         crate::status::ClusterStatus::default()
     }
 
+    /// The node owning an instance in this node's view of the AP ring (it
+    /// runs the lease, or probes a persistent instance); `None` on a single
+    /// node.
+    fn owner_of(&self, _key: &ServiceKey, _instance: &InstanceKey) -> Option<crate::NodeId> {
+        None
+    }
+
+    /// The gRPC subscriptions to a service held by connections to this node.
+    fn subscribers(&self, _key: &ServiceKey) -> Vec<crate::status::Subscriber> {
+        Vec::new()
+    }
+
     /// Prepares a read of `namespace` with the asked consistency. Linearizable
     /// reads exist for `cp` namespaces only.
     async fn read_fence(&self, namespace: &NamespaceId, consistency: Consistency) -> Result<ReadFence, RegistryError> {

@@ -159,3 +159,20 @@ pub struct RaftStatus {
     /// On the leader: how many entries each other member is behind.
     pub lag: BTreeMap<NodeId, u64>,
 }
+
+/// A gRPC subscription to a service held by a connection to this node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscriber {
+    /// The Nacos connection id.
+    pub connection: String,
+    /// The client's address.
+    pub remote: String,
+    /// The SDK's version, as it said at setup.
+    pub client_version: String,
+    /// The application name, as it said at setup.
+    pub app: String,
+    /// The cluster filter of the subscription (empty: all clusters).
+    pub clusters: String,
+    /// The service revision the client last acknowledged.
+    pub acked_revision: u64,
+}

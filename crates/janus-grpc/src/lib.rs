@@ -35,5 +35,5 @@ mod unary_framing;
 pub mod wire;
 
 pub use config::GrpcConfig;
-pub use server::{BI_STREAM_PATH, GrpcServer, GrpcStats, UNARY_PATH};
+pub use server::{BI_STREAM_PATH, GrpcDirectory, GrpcServer, GrpcStats, UNARY_PATH};
 pub use unary::{Access, AllowAll, Authorizer, RequestContext};

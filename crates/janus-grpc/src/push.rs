@@ -45,6 +45,33 @@ impl Subscribers {
         }
     }
 
+    /// The subscriptions to `service`, as operators see them.
+    pub(crate) fn describe(&self, service: &ServiceKey) -> Vec<janus_core::status::Subscriber> {
+        let conns: Vec<Arc<Conn>> = self
+            .by_service
+            .read()
+            .get(service)
+            .map(|c| c.values().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        let mut found: Vec<_> = conns
+            .iter()
+            .filter_map(|conn| {
+                let subscription = conn.subscriptions.lock().get(service).cloned()?;
+                let setup = conn.setup_info().cloned().unwrap_or_default();
+                Some(janus_core::status::Subscriber {
+                    connection: conn.label.clone(),
+                    remote: conn.remote.to_string(),
+                    client_version: setup.client_version,
+                    app: setup.app,
+                    clusters: subscription.clusters_text,
+                    acked_revision: subscription.acked_revision,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.connection.cmp(&b.connection));
+        found
+    }
+
     /// Marks `service` to push on every subscribed connection.
     fn changed(&self, service: &ServiceKey) {
         let Some(conns) = self.by_service.read().get(service).map(|c| c.values().cloned().collect::<Vec<_>>()) else {

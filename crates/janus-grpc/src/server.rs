@@ -136,6 +136,30 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
 }
 
+/// The connections and subscriptions of a [`GrpcServer`], for operators.
+#[derive(Clone)]
+pub struct GrpcDirectory(Arc<Shared>);
+
+impl std::fmt::Debug for GrpcDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcDirectory").field("node", &self.0.node).finish_non_exhaustive()
+    }
+}
+
+impl GrpcDirectory {
+    /// The counters.
+    #[must_use]
+    pub fn status(&self) -> janus_core::status::GrpcStatus {
+        self.0.stats.status()
+    }
+
+    /// The subscriptions to a service held by this node's connections.
+    #[must_use]
+    pub fn subscribers(&self, service: &janus_core::ServiceKey) -> Vec<janus_core::status::Subscriber> {
+        self.0.subscribers.describe(service)
+    }
+}
+
 /// The Nacos gRPC front end of one node, bound and ready to serve.
 pub struct GrpcServer {
     listener: TcpListener,
@@ -190,6 +214,12 @@ impl GrpcServer {
     #[must_use]
     pub fn stats(&self) -> Arc<GrpcStats> {
         self.shared.stats.clone()
+    }
+
+    /// What operators may read of the connections while the server runs.
+    #[must_use]
+    pub fn directory(&self) -> GrpcDirectory {
+        GrpcDirectory(self.shared.clone())
     }
 
     /// Serves until `shutdown` completes, then asks clients to move, waits

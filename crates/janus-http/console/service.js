@@ -30,7 +30,16 @@ export async function render(main, params, signal) {
     body,
   );
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
-  main.append(pager);
+  const subscribers = h('section', { id: 'subscribers' });
+  main.append(pager, subscribers);
+  const showSubscribers = async () => {
+    try {
+      const { body: found } = await api.get(`${base}/subscribers${api.query({ group })}`, { signal });
+      fill(subscribers, subscriberSection(found, showSubscribers));
+    } catch (err) {
+      if (err.name !== 'AbortError') fill(subscribers, errorBox(err));
+    }
+  };
   const context = { ns, group, service, base };
   let page = 1;
   let watching = null;
@@ -52,6 +61,7 @@ export async function render(main, params, signal) {
         fill(header, serviceHeader(context, list, svc));
         fill(body, instanceSections(context, list, svc));
         fill(pager, pagerButtons(list));
+        await showSubscribers();
       },
       (err) => fill(body, errorBox(err)),
       mine,
@@ -121,6 +131,28 @@ function instanceSections(context, list, svc) {
     );
 }
 
+/** The gRPC subscriptions held by this node (subscriptions do not change the
+ * service's revision: read again with each change and on Refresh). */
+function subscriberSection(found, refresh) {
+  const rows = found.subscribers.map((s) => [
+    h('code', {}, s.connection),
+    h('code', {}, s.remote),
+    s.app || h('span', { class: 'muted' }, '—'),
+    s.client_version || h('span', { class: 'muted' }, '—'),
+    s.clusters || 'all',
+    String(s.acked_revision),
+  ]);
+  return [
+    h(
+      'div',
+      { class: 'title' },
+      h('h2', {}, `gRPC subscribers on node ${found.node}`),
+      h('button', { type: 'button', class: 'secondary small', onclick: refresh }, 'Refresh'),
+    ),
+    table(['Connection', 'Client address', 'App', 'SDK', 'Clusters', 'Acknowledged revision'], rows, 'No gRPC client on this node subscribes to this service.'),
+  ];
+}
+
 function describeCheck(check) {
   if (!check || check.type === 'tcp') return `TCP connect to ${check && check.port ? `port ${check.port}` : "the instance's port"}`;
   if (check.type === 'http') return `HTTP GET ${check.path} on ${check.port ? `port ${check.port}` : "the instance's port"}, 200 expected`;
@@ -167,10 +199,14 @@ function healthCheck(context, cluster, settings) {
 }
 
 function instanceTable(context, mode, instances) {
+  // In a cluster each instance has an owner: the node running its lease
+  // (ap) or probing it (cp).
+  const clustered = instances.some((inst) => inst.owner !== undefined);
   const rows = instances.map((inst) => {
       const label = `${inst.ip}:${inst.port}`;
       return [
         h('code', { class: 'addr' }, label),
+        clustered ? `node ${inst.owner}` : null,
         String(inst.weight),
         flag(inst.healthy, 'healthy', 'unhealthy'),
         flag(inst.enabled, 'online', 'offline'),
@@ -194,9 +230,10 @@ function instanceTable(context, mode, instances) {
         ),
       ];
     });
+  const headers = ['Address', 'Owner', 'Weight', 'Health', 'Traffic', 'Kind', 'Metadata', mode === 'ap' ? 'Last heartbeat' : 'Checked', ''];
   return table(
-    ['Address', 'Weight', 'Health', 'Traffic', 'Kind', 'Metadata', mode === 'ap' ? 'Last heartbeat' : 'Checked', ''],
-    rows,
+    clustered ? headers : headers.filter((title) => title !== 'Owner'),
+    rows.map((cells) => cells.filter((cell) => cell !== null)),
     'No instances in this cluster.',
   );
 }

@@ -92,6 +92,7 @@ pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instanc
         ephemeral: inst.ephemeral,
         metadata: inst.metadata.clone(),
         last_renew_ms: None,
+        owner: None,
     }
 }
 

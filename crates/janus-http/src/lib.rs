@@ -216,6 +216,7 @@ pub fn router_with(
             get(native::services::get).put(native::services::update).delete(native::services::delete),
         )
         .route("/v1/namespaces/{ns}/services/{service}/events", get(watch::service_events))
+        .route("/v1/namespaces/{ns}/services/{service}/subscribers", get(native::services::subscribers))
         .route("/v1/namespaces/{ns}/services/{service}/clusters/{cluster}", put(native::services::put_cluster))
         .route(
             "/v1/namespaces/{ns}/services/{service}/instances",

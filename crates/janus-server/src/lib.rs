@@ -327,7 +327,7 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
             server = server.with_authorizer(Arc::new(access::TokenAuthorizer(node.cp().auth().clone())));
         }
         let (addr, stats) = (server.local_addr()?, server.stats());
-        node.show_grpc(stats.clone());
+        node.show_grpc(server.directory());
         let stop = shutdown.clone();
         let serving = tokio::spawn(server.serve(stop.cancelled_owned()).instrument(span.clone()));
         span.in_scope(|| info!(grpc_addr = %addr, "grpc serving"));

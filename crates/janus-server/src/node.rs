@@ -27,8 +27,8 @@ pub struct Node {
     ap: ApEngine,
     cp: CpEngine,
     health: Option<janus_health::HealthChecker>,
-    /// The gRPC front end's counters, once it serves.
-    grpc: std::sync::OnceLock<Arc<janus_grpc::GrpcStats>>,
+    /// The gRPC front end's counters and subscriptions, once it serves.
+    grpc: std::sync::OnceLock<janus_grpc::GrpcDirectory>,
 }
 
 /// Where the health checker's verdicts go: one Raft write per batch.
@@ -77,9 +77,10 @@ impl Node {
         self
     }
 
-    /// Shows the gRPC front end's counters in the cluster status (once).
-    pub fn show_grpc(&self, stats: Arc<janus_grpc::GrpcStats>) {
-        let _ = self.grpc.set(stats);
+    /// Shows the gRPC front end's counters in the cluster status and its
+    /// subscriptions to operators (once).
+    pub fn show_grpc(&self, directory: janus_grpc::GrpcDirectory) {
+        let _ = self.grpc.set(directory);
     }
 
     /// The CP engine (its Raft id and the leader it knows).
@@ -370,8 +371,16 @@ impl RegistryService for Node {
             ap: self.ap.status(),
             raft: Some(self.cp.status()),
             health,
-            grpc: self.grpc.get().map(|stats| stats.status()),
+            grpc: self.grpc.get().map(janus_grpc::GrpcDirectory::status),
         }
+    }
+
+    fn owner_of(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<janus_core::NodeId> {
+        self.ap.owner_of(key, instance)
+    }
+
+    fn subscribers(&self, key: &ServiceKey) -> Vec<janus_core::status::Subscriber> {
+        self.grpc.get().map(|directory| directory.subscribers(key)).unwrap_or_default()
     }
 
     fn auth_state(&self) -> Option<Arc<janus_auth::AuthStore>> {

@@ -69,6 +69,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("PUT", "/v1/namespaces/{ns}/services/{service}", role(WRITE, PathNamespace)),
     ("DELETE", "/v1/namespaces/{ns}/services/{service}", role(ADMIN, PathNamespace)),
     ("GET", "/v1/namespaces/{ns}/services/{service}/events", role(READ, PathNamespace)),
+    ("GET", "/v1/namespaces/{ns}/services/{service}/subscribers", role(READ, PathNamespace)),
     ("PUT", "/v1/namespaces/{ns}/services/{service}/clusters/{cluster}", role(WRITE, PathNamespace)),
     ("GET", "/v1/namespaces/{ns}/services/{service}/instances", role(READ, PathNamespace)),
     ("POST", "/v1/namespaces/{ns}/services/{service}/instances", role(WRITE, PathNamespace)),

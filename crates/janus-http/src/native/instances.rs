@@ -163,6 +163,7 @@ fn all_instances(
             };
             let mut instance = convert::instance(&selected, key);
             instance.last_renew_ms = found.lease.map(|lease| clock.epoch_of(Some(lease.last_renew)));
+            instance.owner = state.registry.owner_of(key, &found.instance.key);
             instance
         })
         .collect();

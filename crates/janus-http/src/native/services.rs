@@ -128,3 +128,34 @@ pub(crate) async fn delete(
     state.registry.delete_service(key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /v1/namespaces/{ns}/services/{service}/subscribers`: this node's
+/// gRPC subscriptions to the service (the console shows them).
+pub(crate) async fn subscribers(
+    State(state): State<AppState>,
+    Path((ns, service)): Path<(String, String)>,
+    Query(query): Query<GroupQuery>,
+) -> Result<Json<janus_api::native::SubscriberList>, ApiError> {
+    let key = convert::service_key(&ns, query.group.as_deref(), &service)?;
+    state.registry.namespace(&key.namespace)?;
+    let subscribers = state
+        .registry
+        .subscribers(&key)
+        .into_iter()
+        .map(|s| janus_api::native::Subscriber {
+            connection: s.connection,
+            remote: s.remote,
+            client_version: s.client_version,
+            app: s.app,
+            clusters: s.clusters,
+            acked_revision: s.acked_revision,
+        })
+        .collect();
+    Ok(Json(janus_api::native::SubscriberList {
+        namespace: key.namespace.to_string(),
+        group: key.group.to_string(),
+        service: key.service.to_string(),
+        node: state.registry.cluster_status().node,
+        subscribers,
+    }))
+}

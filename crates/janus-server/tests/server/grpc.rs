@@ -652,3 +652,27 @@ async fn every_grpc_request_type_checks_its_role_for_every_kind_of_caller() {
     }
     node.shutdown.cancel();
 }
+
+/// Operators see who subscribes to a service on this node (the console's
+/// service page, `GET …/subscribers`), and a subscription ends with its
+/// unsubscribe.
+#[tokio::test]
+async fn subscriptions_are_visible_to_operators() {
+    let node = server(|_| {}).await;
+    let key = janus_nacos::input::service_key(None, None, "watched").unwrap();
+    let registry: &dyn janus_core::RegistryService = &*node.server.node;
+    assert!(registry.subscribers(&key).is_empty());
+    let mut subscriber = node.client().await;
+    subscriber.set_up().await;
+    let subscribe = json!({"requestId": "s", "serviceName": "watched", "subscribe": true, "clusters": "blue"});
+    assert_eq!(subscriber.call("SubscribeServiceRequest", subscribe).await.0, "SubscribeServiceResponse");
+    let seen = registry.subscribers(&key);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].client_version.as_str(), seen[0].clusters.as_str()), ("raw-test", "blue"));
+    assert!(seen[0].remote.starts_with("127.0.0.1:"), "{seen:?}");
+    assert!(!seen[0].connection.is_empty());
+    let unsubscribe = json!({"requestId": "u", "serviceName": "watched", "subscribe": false, "clusters": "blue"});
+    assert_eq!(subscriber.call("SubscribeServiceRequest", unsubscribe).await.0, "SubscribeServiceResponse");
+    assert!(registry.subscribers(&key).is_empty());
+    node.shutdown.cancel();
+}
