@@ -298,6 +298,11 @@ pub struct Instance {
     /// persistent one (`all=true` lists only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<u64>,
+    /// For an instance a Nacos gRPC client registered over its connection
+    /// (it lives as long as that connection, with no heartbeats): the node
+    /// holding the connection (`all=true` lists only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_to: Option<u64>,
 }
 
 /// `GET .../instances`.

@@ -212,7 +212,7 @@ function instanceTable(context, mode, instances) {
         flag(inst.enabled, 'online', 'offline'),
         inst.ephemeral ? 'ephemeral' : 'persistent',
         metadataCell(inst.metadata),
-        inst.ephemeral ? (inst.last_renew_ms ? ago(inst.last_renew_ms) : h('span', { class: 'muted', title: 'Another node runs this lease' }, 'on its owner')) : h('span', { class: 'muted' }, 'probed'),
+        liveness(inst),
         h(
           'div',
           { class: 'buttons' },
@@ -230,12 +230,22 @@ function instanceTable(context, mode, instances) {
         ),
       ];
     });
-  const headers = ['Address', 'Owner', 'Weight', 'Health', 'Traffic', 'Kind', 'Metadata', mode === 'ap' ? 'Last heartbeat' : 'Checked', ''];
+  const headers = ['Address', 'Owner', 'Weight', 'Health', 'Traffic', 'Kind', 'Metadata', mode === 'ap' ? 'Heartbeat or connection' : 'Checked', ''];
   return table(
     clustered ? headers : headers.filter((title) => title !== 'Owner'),
     rows.map((cells) => cells.filter((cell) => cell !== null)),
     'No instances in this cluster.',
   );
+}
+
+/** What keeps an instance listed: heartbeats, a gRPC connection, or probes. */
+function liveness(inst) {
+  if (inst.connected_to !== undefined) {
+    return h('span', { title: 'Lives as long as its Nacos gRPC connection; no heartbeats' }, `gRPC connection on node ${inst.connected_to}`);
+  }
+  if (!inst.ephemeral) return h('span', { class: 'muted' }, 'probed');
+  if (inst.last_renew_ms) return ago(inst.last_renew_ms);
+  return h('span', { class: 'muted', title: 'Another node runs this lease' }, 'on its owner');
 }
 
 function instancePath(context, inst) {

@@ -93,6 +93,7 @@ pub(crate) fn instance(selected: &Selected, key: &ServiceKey) -> native::Instanc
         metadata: inst.metadata.clone(),
         last_renew_ms: None,
         owner: None,
+        connected_to: None,
     }
 }
 

@@ -164,6 +164,8 @@ fn all_instances(
             let mut instance = convert::instance(&selected, key);
             instance.last_renew_ms = found.lease.map(|lease| clock.epoch_of(Some(lease.last_renew)));
             instance.owner = state.registry.owner_of(key, &found.instance.key);
+            instance.connected_to =
+                state.registry.view().read(|r| r.binding_of(key, &found.instance.key)).map(|binding| binding.node);
             instance
         })
         .collect();

@@ -671,8 +671,29 @@ async fn subscriptions_are_visible_to_operators() {
     assert_eq!((seen[0].client_version.as_str(), seen[0].clusters.as_str()), ("raw-test", "blue"));
     assert!(seen[0].remote.starts_with("127.0.0.1:"), "{seen:?}");
     assert!(!seen[0].connection.is_empty());
+    // Over HTTP too, and the instances the connection registered say what keeps them.
+    let listed = http_get(node.server.http_addr, "/v1/namespaces/public/services/watched/subscribers").await;
+    assert_eq!(listed["subscribers"][0]["client_version"], "raw-test", "{listed}");
+    subscriber.register("watched", 5).await;
+    let all = http_get(node.server.http_addr, "/v1/namespaces/public/services/watched/instances?all=true").await;
+    let instance = &all["instances"][0];
+    assert_eq!((instance["port"].as_u64(), instance["connected_to"].as_u64()), (Some(5), Some(1)), "{all}");
+    assert!(instance.get("last_renew_ms").is_none() && instance.get("owner").is_none(), "{all}");
     let unsubscribe = json!({"requestId": "u", "serviceName": "watched", "subscribe": false, "clusters": "blue"});
     assert_eq!(subscriber.call("SubscribeServiceRequest", unsubscribe).await.0, "SubscribeServiceResponse");
     assert!(registry.subscribers(&key).is_empty());
     node.shutdown.cancel();
+}
+
+/// A GET over a fresh HTTP/1.1 connection, its body as JSON.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Value {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: janus\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
 }

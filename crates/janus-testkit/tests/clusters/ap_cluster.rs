@@ -94,6 +94,30 @@ async fn losing_one_of_three_moves_only_its_share_of_ownership() {
     assert!(cluster.agree("s"));
 }
 
+/// The owner every node names for an instance (the console's owner column)
+/// is the node that runs its lease.
+#[tokio::test(start_paused = true)]
+async fn every_node_names_the_node_running_the_lease_as_owner() {
+    let cluster = three().await;
+    for n in 0..60 {
+        cluster.register(1 + u64::from(n % 3), "owned", n).await.unwrap();
+    }
+    cluster.pass(500).await;
+    let key = service("owned");
+    let mut leases_seen = 0;
+    for runner in 1..=3 {
+        let snapshot = cluster.node(runner).store.read(|r| r.snapshot(&key)).unwrap();
+        for found in snapshot.instances.iter().filter(|i| i.lease.is_some()) {
+            leases_seen += 1;
+            for asked in 1..=3 {
+                let owner = cluster.node(asked).engine.owner_of(&key, &found.instance.key);
+                assert_eq!(owner, Some(runner), "node {asked} on {:?}", found.instance.key);
+            }
+        }
+    }
+    assert_eq!(leases_seen, 60, "every instance has one lease");
+}
+
 #[tokio::test(start_paused = true)]
 async fn only_the_owner_expires_and_everyone_sees_it() {
     let cluster = three().await;
