@@ -195,6 +195,9 @@ def open_suite(http_addr, dns, shots):
             shot(driver, shots, name)
             errors = console_errors(driver)
             check(f"page {name}: no console errors", not errors, errors)
+        open_page(driver, base, "/cluster", "#this-node")
+        leases = driver.find_element(By.ID, "leases").text
+        check("the cluster page shows the leases this node runs", leases.startswith("2:"), leases)
         driver.get(base + "/")
         check("/ leads to the console", wait_for(driver, lambda d: "/console/" in d.current_url) is not None, driver.current_url)
 

@@ -395,6 +395,10 @@ pub struct Health {
     pub expected_renewals_per_min: u64,
     /// Instances held by this node.
     pub instances: u64,
+    /// Leases this node runs: the ephemeral instances it owns (in a cluster,
+    /// its share of them), or took over from an owner it could not reach.
+    #[serde(default)]
+    pub leases: u64,
 }
 
 /// One item of the Server-Sent Events stream (`event: change`).

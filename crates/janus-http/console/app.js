@@ -11,10 +11,13 @@ import * as service from './service.js';
 import * as cluster from './cluster.js';
 import * as access from './access.js';
 
+// Matched on the hash as written; each part is decoded after the match, so
+// a name holding a `/` (encoded in links) stays one part.
+const part = decodeURIComponent;
 const routes = [
   [/^\/?$/, () => [namespaces, {}]],
-  [/^\/ns\/([^/]+)$/, (m) => [services, { ns: m[1] }]],
-  [/^\/ns\/([^/]+)\/svc\/([^/]+)\/([^/]+)$/, (m) => [service, { ns: m[1], group: m[2], service: m[3] }]],
+  [/^\/ns\/([^/]+)$/, (m) => [services, { ns: part(m[1]) }]],
+  [/^\/ns\/([^/]+)\/svc\/([^/]+)\/([^/]+)$/, (m) => [service, { ns: part(m[1]), group: part(m[2]), service: part(m[3]) }]],
   [/^\/cluster$/, () => [cluster, {}]],
   [/^\/access$/, () => [access, {}]],
   [/^\/login$/, () => [{ render: renderLogin }, {}]],
@@ -25,7 +28,7 @@ const session = api.session;
 let current = null;
 
 function route() {
-  const path = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  const path = location.hash.replace(/^#/, '') || '/';
   const main = document.getElementById('main');
   if (current) current.abort();
   current = new AbortController();

@@ -40,6 +40,8 @@ function view(status, health) {
       h('dd', {}, `${health.renewals_last_min} of ${health.expected_renewals_per_min} expected`),
       h('dt', {}, 'Instances held'),
       h('dd', {}, String(health.instances)),
+      h('dt', {}, 'Leases run here'),
+      h('dd', { id: 'leases' }, `${health.leases ?? '—'}: the ephemeral instances this node owns`),
     ),
   ];
   if (status.raft) sections.push(raftSection(status.raft, status.node));
@@ -93,7 +95,9 @@ function apSection(ap) {
     m.last_seen_ms_ago === null || m.last_seen_ms_ago === undefined ? '—' : `${m.last_seen_ms_ago} ms ago`,
     queues.has(m.id) ? `${queues.get(m.id).queued} queued, ${queues.get(m.id).overflows} overflows` : '—',
   ]);
-  const share = ap.ring.length ? `about ${(100 / ap.ring.length).toFixed(1)} % of the ephemeral instances each (rendezvous hash)` : '—';
+  const share = ap.ring.length
+    ? `each owns about ${(100 / ap.ring.length).toFixed(1)} % of the ephemeral instances (rendezvous hash); this node's actual share is its leases above`
+    : '—';
   return h(
     'section',
     {},

@@ -21,6 +21,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
         renewals_last_min: health.stats.renewals_last_min,
         expected_renewals_per_min: health.stats.expected_renewals_per_min,
         instances: health.stats.instances,
+        leases: health.stats.leases,
     })
 }
 
