@@ -17,6 +17,11 @@
 //!   `janus-api` types and turn an error status into [`Error::Refused`].
 //! - [`Error`]: unreachable, timeout, broken connection, refused, malformed.
 //! - [`dns`]: queries over UDP or TCP returning hickory's `Message`.
+//! - [`balance`]: client-side load balancing over a service's instances
+//!   (weighted random, round robin, least outstanding; zone preference),
+//!   with [`outlier`] ejection of instances that keep failing.
+//! - [`discovery`]: a watched, in-memory copy of each service a caller uses
+//!   (blocking queries), a balancer over it, and a failover cache on disk.
 //!
 //! # Failover: which requests are tried on the next address
 //! A request goes to the addresses in the order given, each at most once,
@@ -53,11 +58,14 @@
 #![warn(missing_docs)]
 
 mod access;
+pub mod balance;
 mod client;
+pub mod discovery;
 pub mod dns;
 mod error;
 mod native;
 mod options;
+pub mod outlier;
 mod path;
 mod request;
 #[cfg(test)]

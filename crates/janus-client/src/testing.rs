@@ -70,7 +70,12 @@ pub(crate) struct FakeServer {
 impl FakeServer {
     /// Serves on a free loopback port, answering as `script` says.
     pub(crate) async fn start(script: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", script).await
+    }
+
+    /// Serves on `addr` (a server coming back where one was), answering as `script` says.
+    pub(crate) async fn start_on(addr: &str, script: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
