@@ -83,8 +83,6 @@ pub struct NamespaceInfo {
     pub dns: bool,
     /// Number of services.
     pub service_count: u64,
-    /// Number of instances of its services.
-    pub instance_count: u64,
     /// Revision: passes every change to the namespace or its services.
     pub revision: u64,
 }

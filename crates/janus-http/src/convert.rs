@@ -21,7 +21,9 @@ pub(crate) fn core_mode(mode: native::Mode) -> Mode {
     }
 }
 
-pub(crate) fn namespace(info: NamespaceInfo) -> native::Namespace {
+/// A namespace as the API shows it, with the number of instances its
+/// services hold (`instance_count`, counted by the caller).
+pub(crate) fn namespace(info: NamespaceInfo, instance_count: u64) -> native::Namespace {
     native::Namespace {
         id: info.spec.id.to_string(),
         name: info.spec.name,
@@ -29,7 +31,7 @@ pub(crate) fn namespace(info: NamespaceInfo) -> native::Namespace {
         mode: mode(info.spec.mode),
         dns: info.dns,
         service_count: info.service_count,
-        instance_count: info.instance_count,
+        instance_count,
         revision: info.revision,
     }
 }

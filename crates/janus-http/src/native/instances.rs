@@ -194,7 +194,8 @@ pub(crate) async fn get(
     let fence = consistency::fence(&state, &key.namespace, query.consistency.as_deref()).await?;
     let found = state.registry.instance(&key, &instance)?;
     let mode = state.registry.namespace(&key.namespace)?.spec.mode;
-    let revision = state.registry.service(&key)?.revision;
+    // The instance was found, so the service exists: its revision is its own.
+    let revision = state.registry.view().read(|r| r.service_revision(&key));
     let selected = janus_core::select::Selected {
         healthy: found.instance.healthy,
         instance: found.instance,

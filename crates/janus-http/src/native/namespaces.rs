@@ -27,7 +27,7 @@ pub(crate) async fn create(
         // over DNS like any other.
         info = state.registry.set_namespace_dns(info.spec.id.clone(), false).await?;
     }
-    Ok((StatusCode::CREATED, Json(convert::namespace(info))).into_response())
+    Ok((StatusCode::CREATED, Json(with_count(&state, info))).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,16 +46,22 @@ pub(crate) async fn list(State(state): State<AppState>, Query(query): Query<List
             () = state.shutdown.cancelled() => {}
         }
     }
-    let (revision, namespaces) = state.registry.view().read(|r| (r.revision(), r.namespaces()));
+    let (revision, namespaces) = state.registry.view().read(|r| {
+        let counted = r.namespaces().into_iter().map(|info| {
+            let instances = r.namespace_instance_count(&info.spec.id);
+            convert::namespace(info, instances)
+        });
+        (r.revision(), counted.collect())
+    });
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static("x-janus-index"), HeaderValue::from(revision));
-    let body = NamespaceList { namespaces: namespaces.into_iter().map(convert::namespace).collect() };
+    let body = NamespaceList { namespaces };
     Ok((headers, Json(body)).into_response())
 }
 
 pub(crate) async fn get(State(state): State<AppState>, Path(ns): Path<String>) -> Result<Json<Namespace>, ApiError> {
     let info = state.registry.namespace(&NamespaceId::new(&ns)?)?;
-    Ok(Json(convert::namespace(info)))
+    Ok(Json(with_count(&state, info)))
 }
 
 pub(crate) async fn update(
@@ -80,10 +86,17 @@ pub(crate) async fn update(
         Some(info) => info,
         None => state.registry.namespace(&id)?,
     };
-    Ok(Json(convert::namespace(info)))
+    Ok(Json(with_count(&state, info)))
 }
 
 pub(crate) async fn delete(State(state): State<AppState>, Path(ns): Path<String>) -> Result<StatusCode, ApiError> {
     state.registry.delete_namespace(NamespaceId::new(&ns)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The namespace as the API shows it, with its instances counted (a walk over
+/// its services: namespace answers only, never on a request's hot path).
+fn with_count(state: &AppState, info: janus_core::model::NamespaceInfo) -> Namespace {
+    let instances = state.registry.view().read(|r| r.namespace_instance_count(&info.spec.id));
+    convert::namespace(info, instances)
 }
