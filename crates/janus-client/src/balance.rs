@@ -8,8 +8,9 @@
 //! [`Pick::finish`]; instances that keep failing are ejected for a while.
 //!
 //! Which instances a pick may choose: healthy and enabled ones with a weight
-//! above 0, not ejected; of those, the ones whose `zone` metadata matches the
-//! caller's zone when there are any (else all of them). The eligible set is
+//! above 0, not ejected (unless every one of them is: then the ejected ones,
+//! as Envoy's panic routing does); of those, the ones whose `zone` metadata
+//! matches the caller's zone when there are any (else all of them). The eligible set is
 //! computed when the instances change or an ejection starts or ends, not on
 //! every pick, so a pick is a binary search (weighted random), a counter
 //! (round robin) or two random draws (least outstanding).
@@ -18,7 +19,7 @@
 //! address and cluster stay in the list.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use janus_api::native::Instance;
@@ -77,6 +78,9 @@ struct Eligible {
     cumulative: Vec<f64>,
     /// The earliest end of an ejection: the set must be computed again then.
     next_return: Option<Instant>,
+    /// The balancer's count of ejections when the set was computed: an
+    /// ejection since (through a pick of an earlier pool) computes it again.
+    ejections: u64,
 }
 
 #[derive(Debug)]
@@ -91,6 +95,8 @@ pub struct Balancer {
     config: BalancerConfig,
     pool: RwLock<Arc<Pool>>,
     turn: AtomicUsize,
+    /// Ejections so far (see [`Eligible::ejections`]).
+    ejections: AtomicU64,
 }
 
 /// One instance chosen for one call; report the outcome with [`Pick::finish`].
@@ -107,8 +113,8 @@ impl Balancer {
     /// A balancer with no instances yet.
     #[must_use]
     pub fn new(config: BalancerConfig) -> Self {
-        let pool = Pool::build(Vec::new(), &config, Instant::now());
-        Self { config, pool: RwLock::new(Arc::new(pool)), turn: AtomicUsize::new(0) }
+        let pool = Pool::build(Vec::new(), &config, Instant::now(), 0);
+        Self { config, pool: RwLock::new(Arc::new(pool)), turn: AtomicUsize::new(0), ejections: AtomicU64::new(0) }
     }
 
     /// Replaces the instances (a new list of the service), keeping the call
@@ -128,7 +134,9 @@ impl Balancer {
                 Endpoint { instance: instance.clone(), tracked }
             })
             .collect();
-        let pool = Pool::build(endpoints, &self.config, Instant::now());
+        // Read before the instances' health: an ejection after it computes the set again.
+        let ejections = self.ejections.load(Ordering::Acquire);
+        let pool = Pool::build(endpoints, &self.config, Instant::now(), ejections);
         *self.pool.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(pool);
     }
 
@@ -136,7 +144,7 @@ impl Balancer {
     #[must_use]
     pub fn pick(&self) -> Option<Pick<'_>> {
         let pool = self.current();
-        let eligible = pool.eligible(&self.config, Instant::now());
+        let eligible = self.eligible(&pool);
         let index = match self.config.strategy {
             Strategy::WeightedRandom => eligible.draw()?,
             Strategy::RoundRobin => {
@@ -153,6 +161,33 @@ impl Balancer {
         Some(Pick { balancer: self, pool, index, finished: false })
     }
 
+    /// Chooses an instance for a retry: one that is not in `tried` (as
+    /// `(ip, port)`), drawn in proportion to weight among the eligible rest;
+    /// `None` when every eligible instance was tried. The strategy is not
+    /// followed here: a retry is rare, and any other instance will do.
+    #[must_use]
+    pub fn pick_avoiding(&self, tried: &[(String, u16)]) -> Option<Pick<'_>> {
+        let pool = self.current();
+        let eligible = self.eligible(&pool);
+        let untried = |index: &&usize| {
+            let instance = &pool.endpoints[**index].instance;
+            !tried.iter().any(|(ip, port)| *ip == instance.ip && *port == instance.port)
+        };
+        let total: f64 = eligible.members.iter().filter(untried).map(|i| pool.endpoints[*i].instance.weight).sum();
+        let mut point = rand::rng().random::<f64>() * total;
+        let mut chosen = None;
+        for index in eligible.members.iter().filter(untried) {
+            chosen = Some(*index);
+            point -= pool.endpoints[*index].instance.weight;
+            if point < 0.0 {
+                break;
+            }
+        }
+        let index = chosen?;
+        pool.endpoints[index].tracked.outstanding.fetch_add(1, Ordering::Relaxed);
+        Some(Pick { balancer: self, pool, index, finished: false })
+    }
+
     /// The instances currently ejected.
     #[must_use]
     pub fn ejected(&self) -> Vec<Instance> {
@@ -163,6 +198,10 @@ impl Balancer {
             .filter(|e| e.tracked.health.ejected_until(now).is_some())
             .map(|e| e.instance.clone())
             .collect()
+    }
+
+    fn eligible(&self, pool: &Pool) -> Arc<Eligible> {
+        pool.eligible(&self.config, Instant::now(), self.ejections.load(Ordering::Acquire))
     }
 
     fn current(&self) -> Arc<Pool> {
@@ -187,7 +226,7 @@ impl Pick<'_> {
         let tracked = &self.pool.endpoints[self.index].tracked;
         tracked.outstanding.fetch_sub(1, Ordering::Relaxed);
         if tracked.health.record(ok, now, config) == Verdict::Eject {
-            self.pool.try_eject(self.index, &self.balancer.config, now);
+            self.pool.try_eject(self.index, self.balancer, now);
         }
     }
 }
@@ -201,52 +240,60 @@ impl Drop for Pick<'_> {
 }
 
 impl Pool {
-    fn build(endpoints: Vec<Endpoint>, config: &BalancerConfig, now: Instant) -> Self {
-        let eligible = Eligible::compute(&endpoints, config, now);
+    fn build(endpoints: Vec<Endpoint>, config: &BalancerConfig, now: Instant, ejections: u64) -> Self {
+        let eligible = Eligible::compute(&endpoints, config, now, ejections);
         Self { endpoints, eligible: RwLock::new(Arc::new(eligible)) }
     }
 
-    /// The eligible set, computed again first if an ejection has ended.
-    fn eligible(&self, config: &BalancerConfig, now: Instant) -> Arc<Eligible> {
+    /// The eligible set, computed again first if an ejection has ended or
+    /// one has started since (`ejections`: the balancer's count).
+    fn eligible(&self, config: &BalancerConfig, now: Instant, ejections: u64) -> Arc<Eligible> {
         let current = self.eligible.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if current.next_return.is_none_or(|at| at > now) {
+        if current.ejections == ejections && current.next_return.is_none_or(|at| at > now) {
             return current;
         }
-        self.recompute(config, now)
-    }
-
-    fn recompute(&self, config: &BalancerConfig, now: Instant) -> Arc<Eligible> {
-        let fresh = Arc::new(Eligible::compute(&self.endpoints, config, now));
+        let fresh = Arc::new(Eligible::compute(&self.endpoints, config, now, ejections));
         *self.eligible.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
         fresh
     }
 
     /// Ejects an instance unless that would take out more than the allowed
-    /// share of the service.
-    fn try_eject(&self, index: usize, config: &BalancerConfig, now: Instant) {
+    /// share of the service. The balancer's count of ejections goes up, so
+    /// that whichever pool is current computes its set again.
+    fn try_eject(&self, index: usize, balancer: &Balancer, now: Instant) {
+        let config = &balancer.config;
         let ejected = self.endpoints.iter().filter(|e| e.tracked.health.ejected_until(now).is_some()).count();
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let allowed = (config.outlier.max_ejected_share.clamp(0.0, 1.0) * self.endpoints.len() as f64).floor() as usize;
         if ejected < allowed {
             self.endpoints[index].tracked.health.eject(now, &config.outlier);
-            self.recompute(config, now);
+            balancer.ejections.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
 
 impl Eligible {
-    fn compute(endpoints: &[Endpoint], config: &BalancerConfig, now: Instant) -> Self {
+    fn compute(endpoints: &[Endpoint], config: &BalancerConfig, now: Instant, ejections: u64) -> Self {
         let mut next_return: Option<Instant> = None;
         let mut members: Vec<usize> = Vec::with_capacity(endpoints.len());
+        let mut ejected: Vec<usize> = Vec::new();
         for (index, endpoint) in endpoints.iter().enumerate() {
-            if let Some(until) = endpoint.tracked.health.ejected_until(now) {
-                next_return = Some(next_return.map_or(until, |at| at.min(until)));
+            let i = &endpoint.instance;
+            if !(i.healthy && i.enabled && i.weight > 0.0) {
                 continue;
             }
-            let i = &endpoint.instance;
-            if i.healthy && i.enabled && i.weight > 0.0 {
-                members.push(index);
+            if let Some(until) = endpoint.tracked.health.ejected_until(now) {
+                next_return = Some(next_return.map_or(until, |at| at.min(until)));
+                ejected.push(index);
+                continue;
             }
+            members.push(index);
+        }
+        // Every usable instance ejected (the service shrank after the
+        // ejections): a call to one that failed beats no call (Envoy's
+        // panic routing).
+        if members.is_empty() {
+            members = ejected;
         }
         if let Some(zone) = &config.zone {
             let in_zone = |index: &usize| endpoints[*index].instance.metadata.get(ZONE_KEY) == Some(zone);
@@ -262,7 +309,7 @@ impl Eligible {
                 total
             })
             .collect();
-        Self { members, cumulative, next_return }
+        Self { members, cumulative, next_return, ejections }
     }
 
     /// A member drawn at random in proportion to its weight.
@@ -322,6 +369,21 @@ mod tests {
             let got = seen[&port] as f64;
             assert!((got - expected).abs() < bound, "port {port}: {got} picks, expected {expected} ± {bound}");
         }
+    }
+
+    #[test]
+    fn a_retry_goes_to_an_instance_not_tried_yet() {
+        let balancer = Balancer::new(BalancerConfig::default());
+        balancer.update(&[instance(1, 1.0), instance(2, 5.0), instance(3, 1.0)]);
+        let tried = vec![("10.0.0.1".to_owned(), 2)];
+        let mut seen = BTreeMap::new();
+        for _ in 0..2_000 {
+            let pick = balancer.pick_avoiding(&tried).expect("two untried instances");
+            *seen.entry(pick.instance().port).or_insert(0) += 1;
+        }
+        assert_eq!(seen.keys().copied().collect::<Vec<u16>>(), [1, 3], "{seen:?}");
+        let everything: Vec<(String, u16)> = (1..=3).map(|port| ("10.0.0.1".to_owned(), port)).collect();
+        assert!(balancer.pick_avoiding(&everything).is_none());
     }
 
     #[test]
@@ -418,6 +480,14 @@ mod tests {
         }
         assert!(alone.ejected().is_empty());
         assert!(alone.pick().is_some());
+        // The service shrinks to its ejected instances: they are chosen
+        // (a call to them beats none), and an unhealthy one still is not.
+        let ejected = balancer.ejected()[0].clone();
+        let mut sick = instance(4, 1.0);
+        sick.healthy = false;
+        balancer.update(&[ejected.clone(), sick]);
+        assert_eq!(balancer.ejected().len(), 1);
+        assert_eq!(counts(&balancer, 20).keys().copied().collect::<Vec<u16>>(), [ejected.port]);
     }
 
     #[test]

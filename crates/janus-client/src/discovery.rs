@@ -139,6 +139,20 @@ impl Discovery {
     }
 }
 
+impl Discovery {
+    /// How many services are watched.
+    #[must_use]
+    pub fn watched_count(&self) -> usize {
+        self.services.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether `service` is watched already.
+    #[must_use]
+    pub fn is_watched(&self, service: &ServiceRef) -> bool {
+        self.services.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&file_name(service))
+    }
+}
+
 impl Drop for Discovery {
     fn drop(&mut self) {
         let services = self.services.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,5 +1,7 @@
-//! The start of the Rust SDK of Janus: an async client of the native JSON
-//! API under `/v1/`, and a DNS query helper.
+//! The Rust SDK of Janus: an async client of the native JSON API under
+//! `/v1/`, instances kept registered, client-side discovery (watched
+//! services, load balancing, outlier ejection, a failover cache) and a DNS
+//! query helper.
 //!
 //! The operator CLI (`janus status`, `janus instances …`), the end-to-end
 //! tests, the fault-injection driver and the load generator all talk to
@@ -22,6 +24,9 @@
 //!   with [`outlier`] ejection of instances that keep failing.
 //! - [`discovery`]: a watched, in-memory copy of each service a caller uses
 //!   (blocking queries), a balancer over it, and a failover cache on disk.
+//! - [`registration`]: an instance kept registered ([`Client::keep_registered`]):
+//!   heartbeats at the server's interval, registered again after a lost
+//!   lease, deregistered when the [`Registration`] ends.
 //!
 //! # Failover: which requests are tried on the next address
 //! A request goes to the addresses in the order given, each at most once,
@@ -67,6 +72,7 @@ mod native;
 mod options;
 pub mod outlier;
 mod path;
+pub mod registration;
 mod request;
 #[cfg(test)]
 mod testing;
@@ -77,6 +83,7 @@ pub use janus_api as api;
 pub use native::{ListOptions, ServiceRef, registration};
 pub use options::Options;
 pub use path::segment;
+pub use registration::{Registration, RegistrationStatus};
 pub use request::{Body, Request, Response};
 
 /// The HTTP method type requests take (hyper's).

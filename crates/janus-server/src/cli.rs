@@ -8,7 +8,8 @@
 //! - `janus namespaces list|create|dns`;
 //! - `janus instances list|register|deregister`;
 //! - `janus members list|add|promote|remove` (the Raft admin API);
-//! - `janus auth whoami|users|grants|tokens` (the access API, [`access`]).
+//! - `janus auth whoami|users|grants|tokens` (the access API, [`access`]);
+//! - `janus agent`: the sidecar ([`agent`], `docs/agent.md`).
 //!
 //! The node's addresses and the secret are read as the server reads them:
 //! `--addr` or `JANUS_HTTP__ADDR` (`http.addr`), `--cluster-addr` or
@@ -22,6 +23,7 @@
 //! 10 s deadline.
 
 pub mod access;
+pub mod agent;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -52,7 +54,13 @@ pub enum Command {
     /// Users, grants and API tokens (a global admin's token; docs/auth.md).
     #[command(subcommand)]
     Auth(access::AuthCommand),
+    /// Run the sidecar next to an app: keep it registered while its health
+    /// check passes, and proxy its calls to other services (docs/agent.md).
+    Agent(Box<agent::AgentArgs>),
 }
+
+/// Exit code for a bad configuration (BSD `EX_USAGE`).
+pub const EX_USAGE: u8 = 64;
 
 /// The node's HTTP address when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8848";
@@ -258,6 +266,9 @@ fn dialable(addr: &str) -> String {
 /// Runs a subcommand to completion.
 #[must_use]
 pub fn run(command: Command) -> ExitCode {
+    if let Command::Agent(args) = &command {
+        return agent::run(args);
+    }
     // The CLI reads only its addresses and the secret, but a `JANUS_`
     // variable that matches no setting is most likely a typo of one of them.
     for problem in crate::config::environment_problems(std::env::vars()) {
@@ -464,6 +475,8 @@ async fn execute(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Members(command) => members(command).await,
         Command::Auth(command) => access::execute(command).await,
+        // Run by `run` before any runtime exists.
+        Command::Agent(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

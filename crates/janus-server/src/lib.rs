@@ -13,9 +13,11 @@
 //! - [`revision_floor`]: revisions never go back across restarts.
 //! - [`start`] / [`RunningServer`]: bind HTTP, DNS and the cluster address,
 //!   spawn, and shut down gracefully.
+//! - [`signals`]: SIGINT and SIGTERM end the process cleanly.
 //! - [`startup`]: the start-up summary logged at `info`.
 //! - [`telemetry`]: the tracing subscriber (binaries and tests only).
-//! - [`cli`]: the operator's subcommands of the `janus` binary.
+//! - [`cli`]: the operator's subcommands of the `janus` binary, and
+//!   `janus agent` (the sidecar of `janus-agent`).
 
 pub mod access;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod members;
 pub mod memory;
 pub mod node;
 pub mod revision_floor;
+pub mod signals;
 pub mod startup;
 pub mod telemetry;
 

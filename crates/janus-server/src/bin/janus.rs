@@ -96,7 +96,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // Installed before anything listens: a signal sent as soon as the node
     // says where it serves must shut it down cleanly, not kill it.
-    let signals = ShutdownSignals::install()?;
+    let signals = janus_server::signals::ShutdownSignals::install()?;
     let server = janus_server::start(config, shutdown.clone()).await?;
     tokio::spawn(async move {
         signals.recv().await;
@@ -104,40 +104,4 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     server.wait().await
-}
-
-/// Ctrl-C (SIGINT) or SIGTERM.
-struct ShutdownSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignals {
-    #[cfg(unix)]
-    fn install() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
-    }
-
-    #[cfg(not(unix))]
-    fn install() -> anyhow::Result<Self> {
-        Ok(Self {})
-    }
-
-    #[cfg(unix)]
-    async fn recv(mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn recv(self) {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }

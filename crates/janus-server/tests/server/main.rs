@@ -8,6 +8,7 @@
 
 mod support;
 
+mod agent;
 mod api;
 mod auth;
 mod cli;
