@@ -7,6 +7,8 @@
 //! janus-bench failover --janus target/release/janus --trials 5
 //! janus-bench join --janus target/release/janus --instances 1000000
 //! janus-bench watchers --addr 127.0.0.1:8848 --pid $(pgrep -x janus) --count 16384
+//! janus-bench proxy --serve 127.0.0.1:18081 --direct http://127.0.0.1:18081/echo \
+//!     --proxied http://127.0.0.1:15001/bench-echo/echo --rate 1000
 //! ```
 //!
 //! Scenarios: `register`, `heartbeat`, `list` (one service of `--instances`
@@ -27,6 +29,7 @@ mod grpc_scenarios;
 mod join;
 mod local_cluster;
 mod nacos_grpc;
+mod proxy;
 mod report;
 mod scenario;
 mod stats;
@@ -54,6 +57,8 @@ enum Command {
     Join(join::JoinArgs),
     /// Hold many blocking queries and report what they cost the server in RSS.
     Watchers(watchers::WatchersArgs),
+    /// What `janus agent`'s proxy adds to a call: a fixed-rate load, direct and proxied in turn.
+    Proxy(proxy::ProxyArgs),
     /// Turn result files into the markdown tables of docs/benchmarks.md.
     Report {
         /// Markdown file to write.
@@ -211,6 +216,11 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let recoveries = runtime.block_on(failover::run(&args))?;
             println!("{}", failover::summary(&recoveries));
+            Ok(())
+        }
+        Command::Proxy(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            println!("{}", runtime.block_on(proxy::run(&args))?);
             Ok(())
         }
         Command::Join(args) => {
