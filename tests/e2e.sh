@@ -4,8 +4,8 @@
 # nacos-sdk-python 1.x over HTTP (installed into target/e2e-venv from PyPI), and
 # nacos-sdk-python 2.x over the Nacos gRPC port (its v2.nacos package, in
 # target/e2e-venv-grpc: the same distribution name, so a venv of its own);
-# then, against a second node with auth on, the same libraries with
-# credentials (docs/auth.md).
+# then `janus agent` with the Python apps of examples/agent; then, against a
+# second node with auth on, the same libraries with credentials (docs/auth.md).
 # Installs dig (Debian's dnsutils) when it is missing. Prints one closing line,
 # "e2e: N passed, M failed", and exits non-zero on any failure.
 set -euo pipefail
@@ -204,6 +204,53 @@ for _ in $(seq 1 50); do [ -z "$(nacos_hosts grpc-py-killed)" ] && break; sleep 
 check "a SIGKILLed gRPC client's instance leaves the HTTP list with its connection" "" "$(nacos_hosts grpc-py-killed)"
 check "and DNS" "" "$("${DIG[@]}" +short grpc-py-killed.svc.janus. A)"
 check "and gRPC" "hosts (none)" "$(grpc_query grpc-py-killed)"
+
+# --- janus agent: the seeds' Python example without a registry library -------
+# Two hello.py instances, each kept registered by its agent while /health
+# passes; a caller reaches them through a third agent's proxy.
+hello_ports() { curl -fsS "http://$HTTP/v1/namespaces/public/services/hello/instances" \
+  | python3 -c 'import json, sys; print(",".join(sorted(str(i["port"]) for i in json.load(sys.stdin)["instances"])))'; }
+wait_for_ports() { # expected
+  for _ in $(seq 1 100); do [ "$(hello_ports)" = "$1" ] && break; sleep 0.1; done
+  hello_ports
+}
+H1=$(free_port); H2=$(free_port); PROXY=$(free_port); ADMIN_PORT=$(free_port); AGENT_DNS=$(free_port)
+python3 examples/agent/hello.py "$H1" >"$WORK/hello1.log" 2>&1 &
+HELLO1=$!; CHILDREN+=("$HELLO1")
+python3 examples/agent/hello.py "$H2" >"$WORK/hello2.log" 2>&1 &
+HELLO2=$!; CHILDREN+=("$HELLO2")
+start_agent() { # app port, log
+  "$JANUS" agent --registry "$HTTP" --service hello --port "$1" --check-http "http://127.0.0.1:$1/health" \
+    --check-interval-ms 200 --no-proxy --no-dns --admin-addr 127.0.0.1:0 >"$2" 2>&1 &
+}
+start_agent "$H1" "$WORK/agent1.log"; AGENT1=$!; CHILDREN+=("$AGENT1")
+start_agent "$H2" "$WORK/agent2.log"; AGENT2=$!; CHILDREN+=("$AGENT2")
+"$JANUS" agent --registry "$HTTP" --proxy-addr "127.0.0.1:$PROXY" --admin-addr "127.0.0.1:$ADMIN_PORT" \
+  --dns-addr "127.0.0.1:$AGENT_DNS" \
+  >"$WORK/agent-caller.log" 2>&1 &
+CALLER_AGENT=$!; CHILDREN+=("$CALLER_AGENT")
+both=$(printf '%s\n' "$H1" "$H2" | sort | paste -sd,)
+check "janus agent registers both hello.py instances once /health passes" "$both" "$(wait_for_ports "$both")"
+wait_for_line "$WORK/agent-caller.log" "agent started"
+answered() { python3 examples/agent/caller.py "127.0.0.1:$PROXY" "$1" | sed -n 's/^127.0.0.1:\([0-9]*\) \[GET\] python server on port \1: \/greeting$/\1/p' | sort -u | paste -sd,; }
+check "caller.py through the agent's proxy reaches both instances" "$both" "$(answered 30)"
+check "the agent's local DNS answers SRV for the same instances" "$both" \
+  "$(dig @127.0.0.1 -p "$AGENT_DNS" +time=2 +tries=1 +short hello.svc.janus. SRV | awk '{print $3}' | sort | paste -sd,)"
+check "the agent's /health says UP" "UP" \
+  "$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/health" | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])')"
+check "the agent's /metrics counts the proxied answers" "1" \
+  "$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -c '^janus_agent_proxy_answers_total{service="hello",class="2xx"}')"
+kill -9 "$HELLO1"; wait "$HELLO1" 2>/dev/null || true
+check "a killed hello.py is deregistered by its agent" "$H2" "$(wait_for_ports "$H2")"
+check "and the caller gets only the live instance, with no error" "$H2 0" \
+  "$(answered 10) $(python3 examples/agent/caller.py "127.0.0.1:$PROXY" 10 | grep -c '^error' || true)"
+kill -TERM "$AGENT2"
+status=0; wait "$AGENT2" || status=$?
+check "SIGTERM stops the agent cleanly" "0" "$status"
+check "and its app is deregistered at once, not by lease expiry" "" "$(hello_ports)"
+check "with no instance left the proxy says so" "error 503" \
+  "$(python3 examples/agent/caller.py "127.0.0.1:$PROXY" 1 | cut -d' ' -f1-2)"
+kill -TERM "$AGENT1" "$CALLER_AGENT" "$HELLO2" 2>/dev/null || true
 
 # --- auth on: the same client libraries with credentials (docs/auth.md) -------
 ALOG="$WORK/janus-auth.log"

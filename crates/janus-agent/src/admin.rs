@@ -15,6 +15,7 @@ use crate::serve::{AnswerBody, bytes, error};
 pub(crate) struct Admin {
     pub(crate) app: Option<Arc<Mutex<AppStatus>>>,
     pub(crate) proxy: Option<std::net::SocketAddr>,
+    pub(crate) dns: Option<std::net::SocketAddr>,
     pub(crate) registry: Vec<String>,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -31,6 +32,7 @@ impl Admin {
                     "status": "UP",
                     "app": app,
                     "proxy": self.proxy.map(|addr| addr.to_string()),
+                    "dns": self.dns.map(|addr| addr.to_string()),
                     "registry": self.registry,
                 });
                 bytes(StatusCode::OK, "application/json", (body.to_string() + "\n").into_bytes())

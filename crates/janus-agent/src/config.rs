@@ -21,6 +21,8 @@ pub struct AgentConfig {
     pub app: Option<AppConfig>,
     /// The proxy to other services.
     pub proxy: ProxyConfig,
+    /// The local DNS answer for the same services.
+    pub dns: DnsConfig,
     /// The agent's own `/health` and `/metrics`.
     pub admin: AdminConfig,
 }
@@ -32,6 +34,7 @@ impl Default for AgentConfig {
             token: None,
             app: None,
             proxy: ProxyConfig::default(),
+            dns: DnsConfig::default(),
             admin: AdminConfig::default(),
         }
     }
@@ -192,6 +195,25 @@ impl Default for ProxyConfig {
             max_services: 256,
             failover_dir: None,
         }
+    }
+}
+
+/// The local DNS: the registry's names (`docs/dns.md`) over UDP, answered
+/// from the proxy's watched copies.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Where it listens (UDP).
+    pub addr: SocketAddr,
+    /// The domain its names end in, as the registry's `dns.domain`.
+    pub domain: String,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 15053)), domain: "janus".to_owned() }
     }
 }
 

@@ -7,7 +7,9 @@
 //!   check keeps failing and when the agent stops (SIGTERM).
 //! - **Discovery** ([`proxy`]): `http://127.0.0.1:15001/{service}/{path}`
 //!   reaches a healthy instance of `service`, with the SDK's balancing,
-//!   retries on another instance, outlier ejection and timeouts.
+//!   retries on another instance, outlier ejection and timeouts; and a local
+//!   DNS on `127.0.0.1:15053` answers the registry's names
+//!   (`{service}.svc.janus.`) from the same watched copies.
 //! - **Its own endpoints** ([`admin`]): `/health` and `/metrics` on
 //!   `127.0.0.1:15000`.
 //!
@@ -19,9 +21,11 @@ pub mod admin;
 pub mod app;
 mod check;
 pub mod config;
+mod dns;
 mod metrics;
 pub mod proxy;
 mod serve;
+mod services;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -43,7 +47,7 @@ pub enum AgentError {
     /// A listener cannot be opened.
     #[error("cannot listen for the {what} on {addr}: {source}")]
     Listen {
-        /// `proxy` or `admin endpoints`.
+        /// `proxy`, `local DNS` or `admin endpoints`.
         what: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -60,6 +64,8 @@ pub enum AgentError {
 pub struct Agent {
     /// Where the proxy listens (none when it is off).
     pub proxy_addr: Option<SocketAddr>,
+    /// Where the local DNS listens, UDP (none when it is off).
+    pub dns_addr: Option<SocketAddr>,
     /// Where `/health` and `/metrics` are served.
     pub admin_addr: SocketAddr,
     shutdown: CancellationToken,
@@ -83,13 +89,30 @@ impl Agent {
         let metrics = Arc::new(metrics::Metrics::default());
         let mut servers = Vec::new();
 
+        let services = Arc::new(services::Services::new(registry.clone(), config.proxy_namespace(), &config.proxy));
         let proxy_addr = if config.proxy.enabled {
             let listener = listen("proxy", config.proxy.addr).await?;
             let addr = local_addr("proxy", &listener, config.proxy.addr)?;
-            let proxy =
-                Arc::new(proxy::Proxy::new(registry.clone(), config.proxy_namespace(), &config.proxy, metrics.clone()));
+            let proxy = Arc::new(proxy::Proxy::new(services.clone(), &config.proxy, metrics.clone()));
             let handler = move |request| proxy.clone().handle(request);
             servers.push(tokio::spawn(serve::serve(listener, config.proxy.max_connections, shutdown.clone(), handler)));
+            Some(addr)
+        } else {
+            None
+        };
+
+        let dns_addr = if config.dns.enabled {
+            let local = dns::LocalDns::new(services.clone(), &config.dns.domain)
+                .map_err(|error| AgentError::Config(ConfigError::Invalid(error)))?;
+            let what = "local DNS";
+            let socket = dns::bind(config.dns.addr).await.map_err(|source| AgentError::Listen {
+                what,
+                addr: config.dns.addr,
+                source,
+            })?;
+            let addr =
+                socket.local_addr().map_err(|source| AgentError::Listen { what, addr: config.dns.addr, source })?;
+            servers.push(tokio::spawn(Arc::new(local).serve(socket, shutdown.clone())));
             Some(addr)
         } else {
             None
@@ -101,6 +124,7 @@ impl Agent {
         let admin = Arc::new(admin::Admin {
             app: app_status.clone(),
             proxy: proxy_addr,
+            dns: dns_addr,
             registry: config.registry.clone(),
             metrics: metrics.clone(),
         });
@@ -115,9 +139,15 @@ impl Agent {
             (Some(app), Some(status)) => Some(tokio::spawn(app::run(registry, app, status, metrics, shutdown.clone()))),
             _ => None,
         };
-        let proxy = proxy_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
-        tracing::info!(%proxy, admin = %admin_addr, registry = ?config.registry, "agent started");
-        Ok(Self { proxy_addr, admin_addr, shutdown, app, servers })
+        let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        tracing::info!(
+            proxy = %shown(proxy_addr),
+            dns = %shown(dns_addr),
+            admin = %admin_addr,
+            registry = ?config.registry,
+            "agent started"
+        );
+        Ok(Self { proxy_addr, dns_addr, admin_addr, shutdown, app, servers })
     }
 
     /// Stops: deregisters the app (waiting at most a few seconds for the

@@ -29,26 +29,24 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use janus_client::ServiceRef;
-use janus_client::balance::{BalancerConfig, Pick};
-use janus_client::discovery::{Discovery, DiscoveryConfig, WatchedService};
+use janus_client::balance::Pick;
+use janus_client::discovery::WatchedService;
 
 use crate::config::ProxyConfig;
 use crate::metrics::Metrics;
 use crate::serve::{AnswerBody, error};
+use crate::services::{Services, TooMany};
 
 /// The header naming the instance that answered.
 pub const INSTANCE_HEADER: &str = "x-janus-instance";
 
 /// The proxy's state, shared by its connections.
 pub(crate) struct Proxy {
-    discovery: Discovery,
+    services: Arc<Services>,
     http: HttpClient<HttpConnector, Full<Bytes>>,
-    namespace: String,
-    group: Option<String>,
     timeout: Duration,
     retries: u32,
     max_body_bytes: usize,
-    max_services: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -65,18 +63,7 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 impl Proxy {
-    pub(crate) fn new(
-        registry: janus_client::Client,
-        namespace: String,
-        config: &ProxyConfig,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let balancer =
-            BalancerConfig { strategy: config.strategy.into(), zone: config.zone.clone(), ..BalancerConfig::default() };
-        let discovery = Discovery::new(
-            registry,
-            DiscoveryConfig { balancer, failover_dir: config.failover_dir.clone(), ..DiscoveryConfig::default() },
-        );
+    pub(crate) fn new(services: Arc<Services>, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
         connector.set_nodelay(true);
@@ -85,14 +72,11 @@ impl Proxy {
             .pool_max_idle_per_host(64)
             .build(connector);
         Self {
-            discovery,
+            services,
             http,
-            namespace,
-            group: config.group.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             retries: config.retries,
             max_body_bytes: config.max_body_bytes,
-            max_services: config.max_services,
             metrics,
         }
     }
@@ -106,40 +90,31 @@ impl Proxy {
                 "the path names no service: ask for /{service}/{path}, e.g. /hello/api/greeting",
             );
         };
-        let Some(service) = self.service_ref(name) else {
+        let service = match name.split_once("@@") {
+            Some((group, service)) => self.services.service_ref(service, None, Some(group)),
+            None => self.services.service_ref(name, None, None),
+        };
+        let Some(service) = service else {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_service",
                 &format!("`{name}` is not a service name: use letters, digits and _ . : - (or group@@service)"),
             );
         };
-        if !self.discovery.is_watched(&service) && self.discovery.watched_count() >= self.max_services {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_services",
-                &format!("the proxy watches {} services already (proxy.max_services)", self.max_services),
-            );
-        }
+        let watched = match self.services.watched(&service).await {
+            Ok(watched) => watched,
+            Err(TooMany(max)) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_services",
+                    &format!("the agent watches {max} services already (proxy.max_services)"),
+                );
+            }
+        };
         let label = name.to_owned();
-        let watched = self.discovery.service(&service).await;
         let answer = self.forward(&service, &watched, &label, request, &rest).await;
         self.metrics.answered(&label, answer.status().as_u16());
         answer
-    }
-
-    fn service_ref(&self, name: &str) -> Option<ServiceRef> {
-        let (group, service) = match name.split_once("@@") {
-            Some((group, service)) => (Some(group.to_owned()), service),
-            None => (self.group.clone(), name),
-        };
-        let valid = |part: &str| {
-            !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-        };
-        if !valid(service) || group.as_deref().is_some_and(|g| !valid(g)) {
-            return None;
-        }
-        Some(ServiceRef::new(self.namespace.clone(), service).in_group(group))
     }
 
     async fn forward(

@@ -188,6 +188,17 @@ impl Balancer {
         Some(Pick { balancer: self, pool, index, finished: false })
     }
 
+    /// The instances a pick may choose now (the eligible set: healthy,
+    /// enabled, weighted, not ejected, in the caller's zone when it has
+    /// any), in list order. For answers that name instances instead of
+    /// choosing one, such as the agent's local DNS.
+    #[must_use]
+    pub fn eligible_instances(&self) -> Vec<Instance> {
+        let pool = self.current();
+        let eligible = self.eligible(&pool);
+        eligible.members.iter().map(|index| pool.endpoints[*index].instance.clone()).collect()
+    }
+
     /// The instances currently ejected.
     #[must_use]
     pub fn ejected(&self) -> Vec<Instance> {
@@ -384,6 +395,22 @@ mod tests {
         assert_eq!(seen.keys().copied().collect::<Vec<u16>>(), [1, 3], "{seen:?}");
         let everything: Vec<(String, u16)> = (1..=3).map(|port| ("10.0.0.1".to_owned(), port)).collect();
         assert!(balancer.pick_avoiding(&everything).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_eligible_instances_leave_out_the_unhealthy_and_the_ejected() {
+        let balancer = Balancer::new(BalancerConfig::default());
+        let mut sick = instance(3, 1.0);
+        sick.healthy = false;
+        balancer.update(&[instance(1, 1.0), instance(2, 1.0), sick]);
+        let ports = |b: &Balancer| b.eligible_instances().iter().map(|i| i.port).collect::<Vec<u16>>();
+        assert_eq!(ports(&balancer), [1, 2]);
+        for _ in 0..20 {
+            let pick = balancer.pick().unwrap();
+            let ok = pick.instance().port != 2;
+            pick.finish(ok);
+        }
+        assert_eq!(ports(&balancer), [1]);
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub struct AgentArgs {
     /// Run no proxy (`proxy.enabled = false`).
     #[arg(long)]
     pub no_proxy: bool,
+    /// Where the local DNS listens, UDP (`dns.addr`) [default: 127.0.0.1:15053]
+    #[arg(long)]
+    pub dns_addr: Option<String>,
+    /// Run no local DNS (`dns.enabled = false`).
+    #[arg(long)]
+    pub no_dns: bool,
     /// Where /health and /metrics are served (`admin.addr`) [default: 127.0.0.1:15000]
     #[arg(long)]
     pub admin_addr: Option<String>,
@@ -86,6 +92,8 @@ impl AgentArgs {
         set("app.check.interval_ms", self.check_interval_ms.map(|i| i.to_string()));
         set("proxy.addr", self.proxy_addr.clone());
         set("proxy.enabled", self.no_proxy.then(|| "false".to_owned()));
+        set("dns.addr", self.dns_addr.clone());
+        set("dns.enabled", self.no_dns.then(|| "false".to_owned()));
         set("admin.addr", self.admin_addr.clone());
         for pair in &self.metadata {
             let (key, value) =

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use janus_agent::config::{AgentConfig, AppConfig, CheckConfig, ProxyConfig};
+use janus_agent::config::{AgentConfig, AppConfig, CheckConfig, DnsConfig, ProxyConfig};
 use janus_agent::{Agent, proxy::INSTANCE_HEADER};
 use janus_client::{Client, ListOptions, Method, Options, Registration, Request, ServiceRef, registration};
 use janus_server::{RunningServer, ServerConfig};
@@ -141,6 +141,7 @@ fn agent_config(node: &Node, app: Option<&App>) -> AgentConfig {
             },
         }),
         proxy: ProxyConfig { addr: ([127, 0, 0, 1], 0).into(), ..ProxyConfig::default() },
+        dns: DnsConfig { addr: ([127, 0, 0, 1], 0).into(), ..DnsConfig::default() },
         admin: janus_agent::config::AdminConfig { addr: ([127, 0, 0, 1], 0).into() },
         ..AgentConfig::default()
     }
@@ -189,6 +190,29 @@ async fn the_app_is_registered_only_while_its_check_passes_and_deregistered_when
     node.stop().await;
 }
 
+/// The ports of the SRV answer of the agent's local DNS for `name`.
+async fn srv_ports(agent: &Agent, name: &str) -> Vec<u16> {
+    use janus_client::dns::proto::rr::{RData, RecordType};
+    let answer = janus_client::dns::query(
+        agent.dns_addr.unwrap(),
+        name,
+        RecordType::SRV,
+        janus_client::dns::QueryOptions::udp(),
+    )
+    .await
+    .unwrap();
+    let mut ports: Vec<u16> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) => Some(srv.port),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
 /// `count` requests through the proxy: the instance ports that answered.
 async fn through_proxy(proxy: &Client, count: usize) -> Vec<(u16, Option<u16>)> {
     let mut answers = Vec::new();
@@ -225,6 +249,11 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     }
     let (_, instance, body) = get_text(&proxy, "/backend/").await;
     assert_eq!(body, format!("port {}", instance.unwrap().rsplit(':').next().unwrap()));
+    // The agent's local DNS answers the registry's names from the same copy.
+    let mut both = [port_a, port_b];
+    both.sort_unstable();
+    assert_eq!(srv_ports(&agent, "backend.svc.janus.").await, both);
+    assert_eq!(srv_ports(&agent, "_backend._tcp.public.ns.janus.").await, both);
 
     // B is deregistered: once the watch brings the change, no request reaches it.
     kept_b.deregister().await.unwrap();
@@ -255,6 +284,7 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     let (_, _, metrics) = get_text(&admin, "/metrics").await;
     assert!(metrics.contains("janus_agent_proxy_ejected_instances{service=\"backend\"} 1"), "{metrics}");
     assert!(metrics.contains("janus_agent_proxy_retries_total{service=\"backend\"}"), "{metrics}");
+    assert_eq!(srv_ports(&agent, "backend.svc.janus.").await, [port_a], "DNS leaves the ejected instance out");
 
     // A POST is not retried after it reached an instance: with A gone from
     // the registry, B is the only instance, chosen although ejected (a call
