@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, auth, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers);
+#   --only:  run some sections (single, auth, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers, agent);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000; PUSH_WRITES=50 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,auth,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,auth,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers,agent]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -509,6 +509,37 @@ stop_server
   echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
   echo "|---|---|---|---|---|"
   echo "$WATCHERS"
+} >>"$DNS_MD"
+fi
+
+if want agent; then
+echo "== agent: what janus agent's proxy adds to a call at 1,000 requests/s"
+start_janus
+BACKEND_PORT=18091; AGENT_PROXY_PORT=18092
+# The agent and the load generator (the app) run unpinned, as a sidecar runs
+# next to its app: the OS places them (see the section's text).
+"$JANUS" agent --registry "127.0.0.1:$JANUS_PORT" --service bench-echo --port $BACKEND_PORT \
+  --check-tcp "127.0.0.1:$BACKEND_PORT" --check-interval-ms 500 --proxy-addr "127.0.0.1:$AGENT_PROXY_PORT" \
+  --no-dns --admin-addr 127.0.0.1:0 --log warn >"$WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+AGENT_CMD="janus-bench proxy --serve 127.0.0.1:$BACKEND_PORT --direct http://127.0.0.1:$BACKEND_PORT/echo --proxied http://127.0.0.1:$AGENT_PROXY_PORT/bench-echo/echo --rate 1000 --duration $DURATION --rounds 3"
+COMMANDS+=("$AGENT_CMD")
+# shellcheck disable=SC2086
+AGENT_TABLE=$("$BENCH" ${AGENT_CMD#janus-bench } --json "$RESULTS/agent-proxy.json")
+kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true
+stop_server
+{
+  echo
+  echo "## What janus agent's proxy adds (Janus only)"
+  echo
+  echo "\`$AGENT_CMD\`: \`janus\` pinned to CPU 0; \`janus agent\` and the load generator with its backend (a minimal"
+  echo "hyper server answering \`200 ok\`, on the generator's one thread) unpinned, as a sidecar runs next to its app."
+  echo "An open-loop load of 1,000 GET/s, each request's latency counted from its dispatch (the dispatcher never waits"
+  echo "for answers), alternates between the backend called directly and through the agent's proxy"
+  echo "(\`127.0.0.1:$AGENT_PROXY_PORT/bench-echo/…\`, the instance the agent registered for the backend); 3 rounds each,"
+  echo "the percentiles over all rounds of a path."
+  echo
+  echo "$AGENT_TABLE"
 } >>"$DNS_MD"
 fi
 
