@@ -213,6 +213,23 @@ async fn srv_ports(agent: &Agent, name: &str) -> Vec<u16> {
     ports
 }
 
+async fn set_enabled(node: &Node, port: u16, enabled: bool) {
+    let path = format!("/v1/namespaces/public/services/backend/instances/127.0.0.1/{port}");
+    let body = janus_client::Body::json(&serde_json::json!({ "enabled": enabled })).unwrap();
+    let answer = node.client().send(Request::new(Method::PATCH, path).body(body)).await.unwrap();
+    assert!(answer.status.is_success(), "{}", answer.text());
+}
+
+async fn wait_for_srv(agent: &Agent, expected: &[u16]) {
+    for _ in 0..100 {
+        if srv_ports(agent, "backend.svc.janus.").await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the agent's DNS answers {:?}, expected {expected:?}", srv_ports(agent, "backend.svc.janus.").await);
+}
+
 /// `count` requests through the proxy: the instance ports that answered.
 async fn through_proxy(proxy: &Client, count: usize) -> Vec<(u16, Option<u16>)> {
     let mut answers = Vec::new();
@@ -254,6 +271,17 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     both.sort_unstable();
     assert_eq!(srv_ports(&agent, "backend.svc.janus.").await, both);
     assert_eq!(srv_ports(&agent, "_backend._tcp.public.ns.janus.").await, both);
+
+    // A is taken offline (`enabled: false`): once the watch brings the
+    // change, neither the proxy nor the local DNS hands it out.
+    set_enabled(&node, port_a, false).await;
+    wait_for_srv(&agent, &[port_b]).await;
+    let hits_a = a.hits.load(Ordering::SeqCst);
+    let answers = through_proxy(&proxy, 30).await;
+    assert!(answers.iter().all(|a| *a == (200, Some(port_b))), "{answers:?}");
+    assert_eq!(a.hits.load(Ordering::SeqCst), hits_a, "an offline instance got requests");
+    set_enabled(&node, port_a, true).await;
+    wait_for_srv(&agent, &both).await;
 
     // B is deregistered: once the watch brings the change, no request reaches it.
     kept_b.deregister().await.unwrap();
