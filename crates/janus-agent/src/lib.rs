@@ -17,6 +17,8 @@
 //! HTTP API), so it runs next to an app on any host that reaches a node.
 //! Operators' guide: `docs/agent.md`.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod app;
 mod check;

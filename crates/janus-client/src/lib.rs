@@ -24,7 +24,7 @@
 //!   with [`outlier`] ejection of instances that keep failing.
 //! - [`discovery`]: a watched, in-memory copy of each service a caller uses
 //!   (blocking queries), a balancer over it, and a failover cache on disk.
-//! - [`registration`]: an instance kept registered ([`Client::keep_registered`]):
+//! - [`mod@registration`]: an instance kept registered ([`Client::keep_registered`]):
 //!   heartbeats at the server's interval, registered again after a lost
 //!   lease, deregistered when the [`Registration`] ends.
 //!
