@@ -9,7 +9,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--only SECTION,...]
 #   --quick: 3 s per scenario, 100k capacity
-#   --only:  run some sections (single, auth, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers, agent);
+#   --only:  run some sections (single, auth, ap, grpc, cp, watch, blackhole, capacity, join, dns, failover, watchers, unpinned, agent);
 #            docs/benchmarks.md then holds only those
 set -euo pipefail
 
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) DURATION=3s; CAPACITY=100000; PUSH_WRITES=50 ;;
     --only) ONLY=",$2,"; shift ;;
-    *) echo "usage: bench/compare.sh [--quick] [--only single,auth,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers,agent]" >&2; exit 64 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--only single,auth,ap,grpc,cp,watch,blackhole,capacity,join,dns,failover,watchers,unpinned,agent]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -53,7 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if { want single || want ap || want grpc; } && [ ! -x "$RNACOS" ]; then
+if { want single || want ap || want grpc || want unpinned; } && [ ! -x "$RNACOS" ]; then
   echo "== installing rnacos 0.8.8 into $RNACOS_ROOT"
   cargo install rnacos --version 0.8.8 --locked --root "$RNACOS_ROOT"
 fi
@@ -509,6 +509,85 @@ stop_server
   echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
   echo "|---|---|---|---|---|"
   echo "$WATCHERS"
+} >>"$DNS_MD"
+fi
+
+if want unpinned; then
+echo "== unpinned: the servers and the load generator share both cores, 3 rounds alternated"
+UNPINNED="$RESULTS/unpinned"
+mkdir -p "$UNPINNED"
+PINNED_SERVER=("${SERVER_CPU[@]}")
+HELLO_PORT=18099
+unpinned_run() { # file target scenario instances [load generator pinning...]
+  local file=$1 target=$2 scenario=$3 instances=$4
+  shift 4
+  "$@" "$BENCH" run --target "http://127.0.0.1:$target" --label "${file%%-*}" --scenario "$scenario" \
+    --instances "$instances" --connections "$CONNS" --duration "$DURATION" --json "$UNPINNED/$file.json" \
+    --section unpinned | tail -n 1
+}
+for round in 1 2 3; do
+  for entry in "register 0" "heartbeat 10000" "list 100"; do
+    read -r scenario instances <<<"$entry"
+    order=(janus rnacos janus1)
+    [ $((round % 2)) -eq 0 ] && order=(rnacos janus1 janus)
+    for server in "${order[@]}"; do
+      echo "== unpinned round $round: $scenario ($instances) on $server"
+      case $server in
+        janus) SERVER_CPU=(); start_janus; unpinned_run "janus-$scenario-$round" "$JANUS_PORT" "$scenario" "$instances" ;;
+        janus1) SERVER_CPU=("${PINNED_SERVER[@]}"); start_janus
+          unpinned_run "janus1-$scenario-$round" "$JANUS_PORT" "$scenario" "$instances" "${BENCH_CPU[@]}" ;;
+        rnacos) SERVER_CPU=(); start_rnacos; unpinned_run "rnacos-$scenario-$round" "$RNACOS_PORT" "$scenario" "$instances" ;;
+      esac
+      stop_server
+    done
+  done
+  echo "== unpinned round $round: the hyper hello-world ceiling"
+  "$BENCH" hello --addr "127.0.0.1:$HELLO_PORT" 2>/dev/null &
+  HELLO_PID=$!
+  wait_for "http://127.0.0.1:$HELLO_PORT/"
+  unpinned_run "hello-register-$round" "$HELLO_PORT" register 0
+  kill "$HELLO_PID" 2>/dev/null || true; wait "$HELLO_PID" 2>/dev/null || true
+done
+SERVER_CPU=("${PINNED_SERVER[@]}")
+COMMANDS+=("unpinned: janus-bench run --target <server> --scenario register|heartbeat|list --instances 0|10000|100 --connections $CONNS --duration $DURATION, neither side pinned (Janus on 1 core: server taskset -c 0, load generator -c 1); janus-bench hello --addr 127.0.0.1:$HELLO_PORT for the ceiling; 3 rounds")
+{
+  echo
+  echo "## Unpinned: Janus and rnacos 0.8.8 on both cores, against the hyper hello-world ceiling"
+  echo
+  echo "The servers and the load generator (\`janus-bench run\`, $CONNS connections, Nacos v1 API, $DURATION per run) share both"
+  echo "cores, as on a host where the registry is one process among others; \"Janus, 1 core\" is the pinned setting of the"
+  echo "other sections (server on CPU 0, load generator on CPU 1). Each scenario ran in 3 rounds, the servers' order"
+  echo "alternated from round to round, a fresh server each run; a cell is the median of the 3 rounds (the rounds in"
+  echo "brackets). The ceiling is \`janus-bench hello\` (hyper answering \`200 ok\` to everything, multi-thread runtime)"
+  echo "under the same register requests, in the same rounds."
+  echo
+  python3 - "$UNPINNED" <<'PYEOF'
+import json, pathlib, statistics, sys
+d = pathlib.Path(sys.argv[1])
+def runs(server, scenario):
+    out = []
+    for r in (1, 2, 3):
+        f = d / f"{server}-{scenario}-{r}.json"
+        out.append(json.loads(f.read_text())["throughput"] if f.exists() else None)
+    return out
+def cell(values):
+    got = [v for v in values if v is not None]
+    if not got:
+        return "-", None
+    median = statistics.median(got)
+    return f"{median/1000:.1f}k/s ({'/'.join(f'{v/1000:.1f}' for v in got)})", median
+ceiling_text, ceiling = cell(runs("hello", "register"))
+print("| scenario | Janus, 2 cores | Janus, 1 core | rnacos, 2 cores | Janus / rnacos | Janus 2 cores / 1 core | Janus / ceiling |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for scenario in ("register", "heartbeat", "list"):
+    j_text, j = cell(runs("janus", scenario))
+    j1_text, j1 = cell(runs("janus1", scenario))
+    r_text, r = cell(runs("rnacos", scenario))
+    ratio = lambda a, b: f"{a/b:.2f}x" if a and b else "-"
+    print(f"| {scenario} | {j_text} | {j1_text} | {r_text} | {ratio(j, r)} | {ratio(j, j1)} | {ratio(j, ceiling)} |")
+print()
+print(f"hyper hello world under the register requests (the ceiling): {ceiling_text}.")
+PYEOF
 } >>"$DNS_MD"
 fi
 

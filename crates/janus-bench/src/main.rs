@@ -26,6 +26,7 @@ mod client;
 mod dns;
 mod failover;
 mod grpc_scenarios;
+mod hello;
 mod join;
 mod local_cluster;
 mod nacos_grpc;
@@ -59,6 +60,8 @@ enum Command {
     Watchers(watchers::WatchersArgs),
     /// What `janus agent`'s proxy adds to a call: a fixed-rate load, direct and proxied in turn.
     Proxy(proxy::ProxyArgs),
+    /// Serve `200 ok` to every request: this machine's HTTP ceiling on hyper.
+    Hello(hello::HelloArgs),
     /// Turn result files into the markdown tables of docs/benchmarks.md.
     Report {
         /// Markdown file to write.
@@ -224,6 +227,10 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             println!("{}", runtime.block_on(proxy::run(&args))?);
             Ok(())
+        }
+        Command::Hello(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(hello::run(&args))
         }
         Command::Join(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -10,16 +10,11 @@
 //! server answering `200 ok`), so the backend's own cost is the same tiny
 //! constant on both paths.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -93,7 +88,7 @@ fn split(url: &str) -> anyhow::Result<(String, String)> {
 pub(crate) async fn run(args: &ProxyArgs) -> anyhow::Result<String> {
     if let Some(addr) = args.serve {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        tokio::spawn(backend(listener));
+        tokio::spawn(crate::hello::serve(listener));
     }
     wait_ready(&args.proxied, args.wait_ready).await?;
     let (mut direct, mut proxied) = (histogram(), histogram());
@@ -275,18 +270,5 @@ struct Queue(std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Instant>>>);
 impl Queue {
     async fn recv(&self) -> Result<Instant, ()> {
         self.0.lock().await.recv().await.ok_or(())
-    }
-}
-
-/// The backend: `200 ok` to every request, keep-alive.
-async fn backend(listener: tokio::net::TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let service = service_fn(|_request| async {
-                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
     }
 }
