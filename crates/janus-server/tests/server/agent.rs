@@ -220,6 +220,8 @@ async fn set_enabled(node: &Node, port: u16, enabled: bool) {
     assert!(answer.status.is_success(), "{}", answer.text());
 }
 
+/// Waits until the agent's copy of `backend` offers `expected` (sorted):
+/// its local DNS answers from the copy the proxy chooses from.
 async fn wait_for_srv(agent: &Agent, expected: &[u16]) {
     for _ in 0..100 {
         if srv_ports(agent, "backend.svc.janus.").await == expected {
@@ -286,7 +288,7 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     // B is deregistered: once the watch brings the change, no request reaches it.
     kept_b.deregister().await.unwrap();
     node.wait_for_ports("backend", &[port_a]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_srv(&agent, &[port_a]).await;
     let hits_b = b.hits.load(Ordering::SeqCst);
     let answers = through_proxy(&proxy, 30).await;
     assert!(answers.iter().all(|a| *a == (200, Some(port_a))), "{answers:?}");
@@ -296,13 +298,8 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     // app sees only 200s), and B is ejected after its consecutive failures.
     b.failing.store(true, Ordering::SeqCst);
     let kept_b = keep(&node, &b).await;
-    node.wait_for_ports("backend", &{
-        let mut both = [port_a, port_b];
-        both.sort_unstable();
-        both
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.wait_for_ports("backend", &both).await;
+    wait_for_srv(&agent, &both).await;
     let before = b.hits.load(Ordering::SeqCst);
     let answers = through_proxy(&proxy, 60).await;
     assert!(answers.iter().all(|a| *a == (200, Some(port_a))), "{answers:?}");
@@ -319,7 +316,7 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     // to it beats none), and its 500 reaches the app.
     kept_a.deregister().await.unwrap();
     node.wait_for_ports("backend", &[port_b]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_srv(&agent, &[port_b]).await;
     let answer = proxy.send(Request::new(Method::POST, "/backend/orders")).await.unwrap();
     assert_eq!(answer.status.as_u16(), 500, "{}", answer.text());
 
@@ -337,7 +334,9 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     let mut three = [port_b, c.addr.port(), dead];
     three.sort_unstable();
     node.wait_for_ports("backend", &three).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut live = [c.addr.port(), dead];
+    live.sort_unstable();
+    wait_for_srv(&agent, &live).await;
     for _ in 0..20 {
         let answer = proxy.send(Request::new(Method::POST, "/backend/orders")).await.unwrap();
         assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
