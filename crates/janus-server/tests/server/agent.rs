@@ -1,7 +1,8 @@
 //! `janus agent` against a running node over real sockets: the app is
 //! registered only while its check passes, deregistered when it dies and
 //! when the agent stops; the proxy reaches only registered instances,
-//! retries on another one and ejects one that keeps failing.
+//! retries on another one and ejects one that keeps failing. And the SDK's
+//! kept registration it is built on, against the same node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -368,5 +369,41 @@ async fn the_proxy_answers_bad_requests_with_a_clear_error() {
     let answer = proxy.send(Request::new(Method::POST, "/nobody/x").body(big)).await.unwrap();
     assert_eq!(answer.status.as_u16(), 413, "{}", answer.text());
     agent.stop().await;
+    node.stop().await;
+}
+
+/// The SDK's kept registration against a real node: it beats at the
+/// interval the node names (the instance's own 200 ms here), comes back
+/// after the node lost it, and leaves when deregistered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_registration_beats_at_the_nodes_interval_and_comes_back_after_being_lost() {
+    let node = node().await;
+    let client = node.client();
+    let service = ServiceRef::new("public", "kept");
+    let mut instance = registration("127.0.0.1", 7001);
+    instance.metadata.insert(janus_core::model::BEAT_INTERVAL_KEY.to_owned(), "200".to_owned());
+    let kept = client.keep_registered(&service, instance).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let status = kept.status();
+    assert_eq!(status.beat_interval, Duration::from_millis(200), "{status:?}");
+    assert!(status.beats >= 3 && status.alive, "{status:?}");
+
+    // The node loses the instance (here: deleted behind the SDK's back); the
+    // next beat finds it gone and registers it again.
+    client.deregister_instance(&service, "127.0.0.1", 7001, None).await.unwrap();
+    node.wait_for_ports("kept", &[7001]).await;
+    // The node may list it before the SDK has read the node's answer.
+    for _ in 0..50 {
+        if kept.status().registrations == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept.status().registrations, 2, "{:?}", kept.status());
+
+    kept.deregister().await.unwrap();
+    assert_eq!(node.ports("kept").await, Vec::<u16>::new());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(node.ports("kept").await, Vec::<u16>::new(), "nothing beats it back after deregistering");
     node.stop().await;
 }
