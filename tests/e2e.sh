@@ -236,6 +236,8 @@ answered() { python3 examples/agent/caller.py "127.0.0.1:$PROXY" "$1" | sed -n '
 check "caller.py through the agent's proxy reaches both instances" "$both" "$(answered 30)"
 check "the agent's local DNS answers SRV for the same instances" "$both" \
   "$(dig @127.0.0.1 -p "$AGENT_DNS" +time=2 +tries=1 +short hello.svc.janus. SRV | awk '{print $3}' | sort | paste -sd,)"
+check "and over TCP" "$both" \
+  "$(dig @127.0.0.1 -p "$AGENT_DNS" +tcp +time=2 +tries=1 +short hello.svc.janus. SRV | awk '{print $3}' | sort | paste -sd,)"
 check "the agent's /health says UP" "UP" \
   "$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/health" | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])')"
 check "the agent's /metrics counts the proxied answers" "1" \

@@ -11,10 +11,11 @@
 //! - TTL 0: the agent's copy is always current, caching it would not be.
 //!
 //! Names outside the domain are REFUSED, names in it that mean nothing are
-//! NXDOMAIN, a message that does not parse is FORMERR. Answers are capped at
-//! 512 bytes without EDNS and at 1232 bytes with it (DNS Flag Day 2020):
-//! a larger answer is sent truncated (TC) without records, for the client to
-//! ask again over TCP, which the agent does not serve (see `docs/agent.md`).
+//! NXDOMAIN, a message that does not parse is FORMERR. Over UDP answers are
+//! capped at 512 bytes without EDNS and at 1232 bytes with it (DNS Flag Day
+//! 2020): a larger answer is sent truncated (TC) without records, and the
+//! client asks again over TCP on the same address (length-prefixed messages,
+//! at most 64 connections, closed after 10 s without a query).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder};
 use janus_api::native::Instance;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +38,19 @@ const MAX_UDP_ANSWER: u16 = 1232;
 const CLASSIC_UDP_ANSWER: usize = 512;
 /// Queries answered at once; more are dropped (the client asks again).
 const MAX_IN_FLIGHT: usize = 256;
+/// TCP connections served at once; more wait in the backlog.
+const MAX_TCP_CONNECTIONS: usize = 64;
+/// How long a TCP connection may stay without a whole query.
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a query came, which bounds its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// One datagram: capped, truncated above the cap.
+    Udp,
+    /// Length-prefixed over TCP: up to 65,535 bytes.
+    Tcp,
+}
 
 /// What a query name means.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,15 +98,70 @@ impl LocalDns {
             let (dns, socket) = (self.clone(), socket.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Some(answer) = dns.answer(&query).await {
+                if let Some(answer) = dns.answer(&query, Transport::Udp).await {
                     let _ = socket.send_to(&answer, source).await;
                 }
             });
         }
     }
 
+    /// Serves DNS over TCP on `listener` until `shutdown`.
+    pub(crate) async fn serve_tcp(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+        loop {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => return,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_) => return,
+                },
+            };
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let (dns, shutdown) = (self.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                tokio::select! {
+                    () = dns.serve_connection(stream) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            });
+        }
+    }
+
+    /// Answers length-prefixed queries until the client closes, stays idle
+    /// for [`TCP_IDLE`], or sends what is not a query.
+    async fn serve_connection(&self, mut stream: TcpStream) {
+        let mut query = Vec::new();
+        loop {
+            let mut length = [0u8; 2];
+            let read = async {
+                stream.read_exact(&mut length).await?;
+                query.resize(usize::from(u16::from_be_bytes(length)), 0);
+                stream.read_exact(&mut query).await
+            };
+            if !matches!(tokio::time::timeout(TCP_IDLE, read).await, Ok(Ok(_))) {
+                return;
+            }
+            let Some(answer) = self.answer(&query, Transport::Tcp).await else { return };
+            let Ok(prefix) = u16::try_from(answer.len()) else { return };
+            if stream.write_all(&prefix.to_be_bytes()).await.is_err() || stream.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The encoded answer to an encoded query (`None`: not a query, no answer).
-    pub(crate) async fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) async fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let Ok(request) = Message::from_vec(query) else {
             // FORMERR when at least the header is a query's.
             let header = Header::read(&mut BinDecoder::new(query)).ok()?;
@@ -108,7 +178,7 @@ impl LocalDns {
         let mut response = Message::response(request.metadata.id, request.metadata.op_code);
         response.metadata.recursion_desired = request.metadata.recursion_desired;
         response.queries.clone_from(&request.queries);
-        let limit = match &request.edns {
+        let mut limit = match &request.edns {
             Some(edns) => {
                 let mut ours = Edns::new();
                 ours.set_max_payload(MAX_UDP_ANSWER);
@@ -117,6 +187,9 @@ impl LocalDns {
             }
             None => CLASSIC_UDP_ANSWER,
         };
+        if transport == Transport::Tcp {
+            limit = usize::from(u16::MAX);
+        }
         if request.metadata.op_code != OpCode::Query {
             response.metadata.response_code = ResponseCode::NotImp;
         } else if request.queries.len() != 1 {
@@ -264,9 +337,12 @@ fn unhex(label: &str) -> Option<IpAddr> {
     }
 }
 
-/// Binds the local DNS socket.
-pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(addr).await
+/// Binds the local DNS socket and, on the same address (its port, when
+/// the UDP port was chosen by the system), the TCP listener.
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let udp = UdpSocket::bind(addr).await?;
+    let tcp = TcpListener::bind(udp.local_addr()?).await?;
+    Ok((udp, tcp))
 }
 
 #[cfg(test)]
@@ -314,17 +390,17 @@ mod tests {
         // A header that is a query's, then garbage.
         let mut garbage = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
         garbage.extend_from_slice(&[0xff; 7]);
-        let answer = Message::from_vec(&dns.answer(&garbage).await.unwrap()).unwrap();
+        let answer = Message::from_vec(&dns.answer(&garbage, Transport::Udp).await.unwrap()).unwrap();
         assert_eq!((answer.metadata.id, answer.metadata.response_code), (0x1234, ResponseCode::FormErr));
-        assert_eq!(dns.answer(&[1, 2, 3]).await, None, "not even a header: no answer");
+        assert_eq!(dns.answer(&[1, 2, 3], Transport::Udp).await, None, "not even a header: no answer");
 
         let mut ask = Message::new(7, MessageType::Query, OpCode::Query);
         ask.add_query(hickory_proto::op::Query::query(name("example.com."), RecordType::A));
-        let answer = Message::from_vec(&dns.answer(&ask.to_vec().unwrap()).await.unwrap()).unwrap();
+        let answer = Message::from_vec(&dns.answer(&ask.to_vec().unwrap(), Transport::Udp).await.unwrap()).unwrap();
         assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
         let mut ask = Message::new(8, MessageType::Query, OpCode::Query);
         ask.add_query(hickory_proto::op::Query::query(name("0a000001.addr.janus."), RecordType::A));
-        let answer = Message::from_vec(&dns.answer(&ask.to_vec().unwrap()).await.unwrap()).unwrap();
+        let answer = Message::from_vec(&dns.answer(&ask.to_vec().unwrap(), Transport::Udp).await.unwrap()).unwrap();
         assert_eq!(answer.answers.len(), 1);
         assert_eq!(answer.answers[0].data, RData::A(A(Ipv4Addr::new(10, 0, 0, 1))));
     }

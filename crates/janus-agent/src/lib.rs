@@ -8,7 +8,7 @@
 //! - **Discovery** ([`proxy`]): `http://127.0.0.1:15001/{service}/{path}`
 //!   reaches a healthy instance of `service`, with the SDK's balancing,
 //!   retries on another instance, outlier ejection and timeouts; and a local
-//!   DNS on `127.0.0.1:15053` answers the registry's names
+//!   DNS on `127.0.0.1:15053` (UDP and TCP) answers the registry's names
 //!   (`{service}.svc.janus.`) from the same watched copies.
 //! - **Its own endpoints** ([`admin`]): `/health` and `/metrics` on
 //!   `127.0.0.1:15000`.
@@ -66,7 +66,7 @@ pub enum AgentError {
 pub struct Agent {
     /// Where the proxy listens (none when it is off).
     pub proxy_addr: Option<SocketAddr>,
-    /// Where the local DNS listens, UDP (none when it is off).
+    /// Where the local DNS listens, UDP and TCP (none when it is off).
     pub dns_addr: Option<SocketAddr>,
     /// Where `/health` and `/metrics` are served.
     pub admin_addr: SocketAddr,
@@ -107,14 +107,16 @@ impl Agent {
             let local = dns::LocalDns::new(services.clone(), &config.dns.domain)
                 .map_err(|error| AgentError::Config(ConfigError::Invalid(error)))?;
             let what = "local DNS";
-            let socket = dns::bind(config.dns.addr).await.map_err(|source| AgentError::Listen {
+            let (socket, listener) = dns::bind(config.dns.addr).await.map_err(|source| AgentError::Listen {
                 what,
                 addr: config.dns.addr,
                 source,
             })?;
             let addr =
                 socket.local_addr().map_err(|source| AgentError::Listen { what, addr: config.dns.addr, source })?;
-            servers.push(tokio::spawn(Arc::new(local).serve(socket, shutdown.clone())));
+            let local = Arc::new(local);
+            servers.push(tokio::spawn(local.clone().serve(socket, shutdown.clone())));
+            servers.push(tokio::spawn(local.serve_tcp(listener, shutdown.clone())));
             Some(addr)
         } else {
             None

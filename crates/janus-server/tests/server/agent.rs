@@ -193,15 +193,12 @@ async fn the_app_is_registered_only_while_its_check_passes_and_deregistered_when
 
 /// The ports of the SRV answer of the agent's local DNS for `name`.
 async fn srv_ports(agent: &Agent, name: &str) -> Vec<u16> {
+    srv_ports_over(agent, name, janus_client::dns::QueryOptions::udp()).await
+}
+
+async fn srv_ports_over(agent: &Agent, name: &str, options: janus_client::dns::QueryOptions) -> Vec<u16> {
     use janus_client::dns::proto::rr::{RData, RecordType};
-    let answer = janus_client::dns::query(
-        agent.dns_addr.unwrap(),
-        name,
-        RecordType::SRV,
-        janus_client::dns::QueryOptions::udp(),
-    )
-    .await
-    .unwrap();
+    let answer = janus_client::dns::query(agent.dns_addr.unwrap(), name, RecordType::SRV, options).await.unwrap();
     let mut ports: Vec<u16> = answer
         .answers
         .iter()
@@ -274,6 +271,8 @@ async fn the_proxy_reaches_only_registered_instances_retries_elsewhere_and_eject
     both.sort_unstable();
     assert_eq!(srv_ports(&agent, "backend.svc.janus.").await, both);
     assert_eq!(srv_ports(&agent, "_backend._tcp.public.ns.janus.").await, both);
+    let tcp = janus_client::dns::QueryOptions::tcp();
+    assert_eq!(srv_ports_over(&agent, "backend.svc.janus.", tcp).await, both, "and over TCP");
 
     // A is taken offline (`enabled: false`): once the watch brings the
     // change, neither the proxy nor the local DNS hands it out.
