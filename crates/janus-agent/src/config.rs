@@ -198,14 +198,14 @@ impl Default for ProxyConfig {
     }
 }
 
-/// The local DNS: the registry's names (`docs/dns.md`) over UDP, answered
+/// The local DNS: the registry's names (`docs/dns.md`) over UDP and TCP, answered
 /// from the proxy's watched copies.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     /// Whether it runs.
     pub enabled: bool,
-    /// Where it listens (UDP).
+    /// Where it listens (UDP and TCP).
     pub addr: SocketAddr,
     /// The domain its names end in, as the registry's `dns.domain`.
     pub domain: String,

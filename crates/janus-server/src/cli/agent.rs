@@ -58,7 +58,7 @@ pub struct AgentArgs {
     /// Run no proxy (`proxy.enabled = false`).
     #[arg(long)]
     pub no_proxy: bool,
-    /// Where the local DNS listens, UDP (`dns.addr`) [default: 127.0.0.1:15053]
+    /// Where the local DNS listens, UDP and TCP (`dns.addr`) [default: 127.0.0.1:15053]
     #[arg(long)]
     pub dns_addr: Option<String>,
     /// Run no local DNS (`dns.enabled = false`).
