@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::serve::Accepting;
 use crate::services::{Services, TooMany};
 
 /// The largest UDP answer with EDNS, whatever the client offers.
@@ -107,26 +108,8 @@ impl LocalDns {
 
     /// Serves DNS over TCP on `listener` until `shutdown`.
     pub(crate) async fn serve_tcp(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
-        loop {
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => return,
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    // The semaphore is never closed.
-                    Err(_) => return,
-                },
-            };
-            let stream = tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
+        let mut accepting = Accepting::new(listener, MAX_TCP_CONNECTIONS);
+        while let Some((stream, permit)) = accepting.next(&shutdown).await {
             let (dns, shutdown) = (self.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let _permit = permit;

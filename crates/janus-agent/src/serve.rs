@@ -15,8 +15,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// The body of every answer: an instance's streamed body or our own bytes.
@@ -39,34 +39,50 @@ pub(crate) fn bytes(status: StatusCode, content_type: &'static str, body: Vec<u8
     response
 }
 
+/// A listener that holds at most `max` connections: the next is accepted
+/// once one of them ends (it waits in the backlog meanwhile).
+pub(crate) struct Accepting {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl Accepting {
+    pub(crate) fn new(listener: TcpListener, max: usize) -> Self {
+        Self { listener, permits: Arc::new(Semaphore::new(max)) }
+    }
+
+    /// The next connection and its slot (free it by dropping the permit),
+    /// or `None` once `shutdown` fires.
+    pub(crate) async fn next(&mut self, shutdown: &CancellationToken) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            // The semaphore is never closed.
+            permit = self.permits.clone().acquire_owned() => permit.ok()?,
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => return Some((stream, permit)),
+                    Err(error) => {
+                        // Out of file descriptors, most likely: wait instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// Serves `listener` with `handler` until `shutdown`.
 pub(crate) async fn serve<H, F>(listener: TcpListener, max_connections: usize, shutdown: CancellationToken, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<AnswerBody>> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(max_connections));
-    loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => return,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                // The semaphore is never closed.
-                Err(_) => return,
-            },
-        };
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors, most likely: wait instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let mut accepting = Accepting::new(listener, max_connections);
+    while let Some((stream, permit)) = accepting.next(&shutdown).await {
         let _ = stream.set_nodelay(true);
         let (handler, shutdown) = (handler.clone(), shutdown.clone());
         tokio::spawn(async move {
