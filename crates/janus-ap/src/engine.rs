@@ -235,6 +235,10 @@ impl ApEngine {
                 self.write(|r, now| r.deregister_instance(&service, &instance, now)).map(ForwardOutcome::Revision)
             }
             ForwardOp::Heartbeat { service, instance } => {
+                // Most beats change nothing visible: no exclusive lock, nothing to send.
+                if let Some(timing) = self.shared.store.renew_quietly(&service, &instance) {
+                    return Ok(ForwardOutcome::Lease(timing));
+                }
                 self.write(|r, now| r.heartbeat(&service, &instance, now)).map(ForwardOutcome::Lease)
             }
         }

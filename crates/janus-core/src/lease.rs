@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::LeaseOverrides;
 use crate::name::{InstanceKey, ServiceKey};
@@ -91,6 +92,29 @@ impl Lease {
     #[must_use]
     pub fn delete_at(&self) -> Millis {
         self.last_renew.plus(self.timing.delete_after_ms)
+    }
+}
+
+/// The latest renewal of a lease made under the registry's shared lock
+/// (a heartbeat that changes nothing visible; see
+/// [`crate::Registry::renew_quietly`]). It lives next to the lease and is
+/// folded into [`Lease::last_renew`] whenever the lease is read or changed,
+/// taking the later of the two, so a quiet renewal is never lost and never
+/// moves a renewal back.
+#[derive(Debug, Default)]
+pub struct QuietRenewal(AtomicU64);
+
+impl QuietRenewal {
+    /// Records a renewal at `now` (keeps the latest).
+    pub fn record(&self, now: Millis) {
+        self.0.fetch_max(now.0, Ordering::Relaxed);
+    }
+
+    /// `lease` with this renewal folded in.
+    #[must_use]
+    pub fn folded(&self, mut lease: Lease) -> Lease {
+        lease.last_renew = lease.last_renew.max(Millis(self.0.load(Ordering::Relaxed)));
+        lease
     }
 }
 

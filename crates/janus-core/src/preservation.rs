@@ -17,7 +17,9 @@
 //! small-deployment rule applies to it too: while fewer than
 //! `min_expected_per_min` renewals are expected, expired leases are all deleted.
 
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::time::Millis;
 
@@ -53,15 +55,25 @@ impl Default for PreservationConfig {
 }
 
 const BUCKETS: usize = 60;
+/// The low half of a bucket: its count.
+const COUNT_MASK: u64 = 0xFFFF_FFFF;
+
+/// The high half of a bucket: the second it counts, plus one (0: unused),
+/// within 32 bits (136 years of a process's clock).
+fn bucket_tag(second: u64) -> u64 {
+    second.saturating_add(1).min(COUNT_MASK)
+}
 
 /// Renewal accounting over a sliding minute, and the deletions of the current
 /// eviction window.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Preservation {
     config: PreservationConfig,
     expected_per_hour: u64,
-    counts: [u64; BUCKETS],
-    seconds: [u64; BUCKETS],
+    /// Renewals by second, one bucket per second of the minute: the second
+    /// it counts in the high 32 bits ([`bucket_tag`]), the count in the low
+    /// ones, so that one compare-and-swap moves a bucket on.
+    buckets: [AtomicU64; BUCKETS],
     /// Deletions younger than the eviction window, oldest first: when, and how many.
     evictions: VecDeque<(Millis, usize)>,
     /// The sum of the counts in `evictions`.
@@ -75,8 +87,7 @@ impl Preservation {
         Self {
             config,
             expected_per_hour: 0,
-            counts: [0; BUCKETS],
-            seconds: [u64::MAX; BUCKETS],
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             evictions: VecDeque::new(),
             window_total: 0,
         }
@@ -104,36 +115,45 @@ impl Preservation {
         self.expected_per_hour = self.expected_per_hour.saturating_sub(old_per_hour) + new_per_hour;
     }
 
-    /// A heartbeat arrived.
-    pub fn renewed(&mut self, now: Millis) {
+    /// A heartbeat arrived. Takes `&self`: a heartbeat that changes nothing
+    /// else counts under the registry's shared lock.
+    pub fn renewed(&self, now: Millis) {
         self.add(now, 1);
     }
 
-    fn add(&mut self, now: Millis, count: u64) {
+    fn add(&self, now: Millis, count: u64) {
         let second = now.0 / 1000;
+        let tag = bucket_tag(second);
         // The modulo keeps the index below BUCKETS, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        let slot = (second % BUCKETS as u64) as usize;
-        if self.seconds[slot] != u64::MAX && self.seconds[slot] > second {
-            // Older than the window this bucket now holds: it no longer counts.
-            return;
+        let bucket = &self.buckets[(second % BUCKETS as u64) as usize];
+        let mut current = bucket.load(Ordering::Relaxed);
+        loop {
+            let next = match (current >> 32).cmp(&tag) {
+                // Older than the second this bucket now holds: it no longer counts.
+                CmpOrdering::Greater => return,
+                CmpOrdering::Equal => (tag << 32) | ((current & COUNT_MASK).saturating_add(count).min(COUNT_MASK)),
+                CmpOrdering::Less => (tag << 32) | count.min(COUNT_MASK),
+            };
+            match bucket.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
         }
-        if self.seconds[slot] != second {
-            self.seconds[slot] = second;
-            self.counts[slot] = 0;
-        }
-        self.counts[slot] += count;
     }
 
     /// Renewals counted in the minute up to `now`.
     #[must_use]
     pub fn renewals_last_min(&self, now: Millis) -> u64 {
-        let second = now.0 / 1000;
-        self.seconds
+        let tag = bucket_tag(now.0 / 1000);
+        self.buckets
             .iter()
-            .zip(self.counts.iter())
-            .filter(|(s, _)| **s != u64::MAX && **s <= second && second - **s < BUCKETS as u64)
-            .map(|(_, c)| *c)
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .filter(|packed| {
+                let held = packed >> 32;
+                held != 0 && held <= tag && tag - held < BUCKETS as u64
+            })
+            .map(|packed| packed & COUNT_MASK)
             .sum()
     }
 
@@ -269,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_late_renewal_never_clears_a_newer_bucket() {
-        let mut p = Preservation::new(cfg(0));
+        let p = Preservation::new(cfg(0));
         p.renewed(Millis(125_000));
         p.renewed(Millis(65_000)); // same bucket index, a minute older
         assert_eq!(p.renewals_last_min(Millis(125_000)), 1);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::change::{Change, ChangeKind};
 use crate::error::RegistryError;
-use crate::lease::{Lease, LeaseDefaults, LeaseQueue, LeaseTimes, LeaseTiming};
+use crate::lease::{Lease, LeaseDefaults, LeaseQueue, LeaseTimes, LeaseTiming, QuietRenewal};
 use crate::model::{Instance, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings};
 use crate::name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 use crate::preservation::{Preservation, PreservationConfig};
@@ -65,8 +65,12 @@ struct NamespaceEntry {
 struct InstanceSlot {
     instance: Arc<Instance>,
     /// The lease, on the node that runs it (the instance's owner, or the node
-    /// that took a write its owner could not). Replicas have none.
+    /// that took a write its owner could not). Replicas have none. Read it
+    /// through [`InstanceSlot::current_lease`] or [`InstanceSlot::lease_mut`],
+    /// which fold in the quiet renewals.
     lease: Option<Lease>,
+    /// Renewals made under the shared lock, not yet folded into `lease`.
+    quiet: QuietRenewal,
     /// Replication version of an ephemeral instance (zero when not replicated).
     version: Version,
     /// When this node last heard the instance's owner vouch for it (replicas).
@@ -74,6 +78,24 @@ struct InstanceSlot {
     /// The client connection that keeps the instance alive, for instances
     /// registered over a connection (Nacos gRPC); they have no lease.
     binding: Option<Binding>,
+}
+
+impl InstanceSlot {
+    fn new(instance: Arc<Instance>, lease: Option<Lease>, version: Version, vouched: Millis) -> Self {
+        Self { instance, lease, quiet: QuietRenewal::default(), version, vouched, binding: None }
+    }
+
+    /// The lease with every renewal made so far, quiet ones included.
+    fn current_lease(&self) -> Option<Lease> {
+        self.lease.map(|lease| self.quiet.folded(lease))
+    }
+
+    /// The lease to change, with the quiet renewals folded in first.
+    fn lease_mut(&mut self) -> Option<&mut Lease> {
+        let lease = self.lease.as_mut()?;
+        *lease = self.quiet.folded(*lease);
+        Some(lease)
+    }
 }
 
 #[derive(Debug)]
@@ -744,6 +766,8 @@ pub use health::{CheckTarget, HealthReport};
 pub use replica::{ApplyReport, DirtyKey, EphemeralView, supersedes};
 #[cfg(test)]
 mod determinism_tests;
+#[cfg(test)]
+mod quiet_tests;
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]

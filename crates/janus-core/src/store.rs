@@ -1,7 +1,8 @@
 //! [`RegistryStore`]: one node's registry behind a lock, its clock and its watches.
 //!
 //! Engines write through [`RegistryStore::write`], which publishes the changes a
-//! write made in revision order; readers take a short read lock and
+//! write made in revision order (a heartbeat that changes nothing visible
+//! takes only the shared lock: [`RegistryStore::renew_quietly`]); readers take a short read lock and
 //! copy what they need (instances are `Arc`s, so a copy is cheap), then encode
 //! outside the lock.
 
@@ -11,7 +12,8 @@ use parking_lot::RwLock;
 use tokio::sync::{broadcast, watch};
 
 use crate::change::Change;
-use crate::name::{NamespaceId, ServiceKey};
+use crate::lease::LeaseTiming;
+use crate::name::{InstanceKey, NamespaceId, ServiceKey};
 use crate::registry::{Registry, RegistryConfig};
 use crate::time::{Clock, Millis};
 use crate::watch::WatchHub;
@@ -61,6 +63,16 @@ impl RegistryStore {
         let changes = registry.take_changes();
         self.hub.publish(&changes);
         result
+    }
+
+    /// A heartbeat that changes nothing visible, under the shared lock (see
+    /// [`Registry::renew_quietly`]): beats of different instances do not
+    /// wait for each other. `None`: the beat needs [`Self::write`] with
+    /// [`Registry::heartbeat`].
+    #[must_use]
+    pub fn renew_quietly(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<LeaseTiming> {
+        let registry = self.registry.read();
+        registry.renew_quietly(key, instance, self.clock.now())
     }
 
     /// Waits until the service's revision differs from `after` (it passed it, or

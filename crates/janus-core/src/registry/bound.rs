@@ -191,11 +191,8 @@ impl Registry {
             instance_key.cluster = entry.intern(&spec.key.cluster);
             let instance = spec.into_instance(instance_key.clone(), true);
             let slot = InstanceSlot {
-                instance: Arc::new(instance),
-                lease: None,
-                version: Version::default(),
-                vouched: Millis(0),
                 binding: Some(binding),
+                ..InstanceSlot::new(Arc::new(instance), None, Version::default(), Millis(0))
             };
             entry.instances.insert(instance_key.clone(), slot);
             self.instance_count += 1;

@@ -43,7 +43,7 @@ impl Registry {
             let Some(slot) = entry.instances.get_mut(&owner.instance) else {
                 continue;
             };
-            let Some(lease) = &mut slot.lease else {
+            let Some(lease) = slot.lease_mut() else {
                 continue;
             };
             if now >= lease.delete_at() {
@@ -101,7 +101,7 @@ impl Registry {
         let Some(slot) = entry.instances.get_mut(&owner.instance) else {
             return;
         };
-        let Some(lease) = &mut slot.lease else { return };
+        let Some(lease) = slot.lease_mut() else { return };
         self.leases.requeue(lease, now.plus(DEFERRED_DELETE_RETRY_MS));
         if slot.instance.healthy {
             let mut sick = (*slot.instance).clone();

@@ -71,7 +71,7 @@ impl Registry {
                 let owner = LeaseOwner { service: shared.clone(), instance: instance_key.clone() };
                 slot.lease = Some(self.leases.start(owner, timing, now));
             }
-            if let Some(lease) = &mut slot.lease {
+            if let Some(lease) = slot.lease_mut() {
                 if lease.timing != timing {
                     self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
                 }
@@ -101,13 +101,7 @@ impl Registry {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)
         });
-        let slot = InstanceSlot {
-            instance: Arc::new(instance),
-            lease,
-            version: Version::default(),
-            vouched: now,
-            binding: None,
-        };
+        let slot = InstanceSlot::new(Arc::new(instance), lease, Version::default(), now);
         entry.instances.insert(instance_key.clone(), slot);
         self.instance_count += 1;
         if mode.is_ephemeral() {
@@ -184,7 +178,7 @@ impl Registry {
             .services
             .get(key)
             .and_then(|e| e.instances.get(instance))
-            .and_then(|s| s.lease)
+            .and_then(InstanceSlot::current_lease)
             .map_or(now, |l| l.last_renew);
         // A patch is not a heartbeat: keep the lease's last renewal.
         self.register_instance(key, spec, renewed_at)
@@ -284,13 +278,14 @@ impl Registry {
             let owner = LeaseOwner { service: entry.key.clone(), instance: instance.clone() };
             slot.lease = Some(self.leases.start(owner, timing, now));
         }
-        let Some(lease) = &mut slot.lease else {
+        let was_healthy = slot.instance.healthy;
+        let Some(lease) = slot.lease_mut() else {
             return Err(Self::instance_not_found(key, instance));
         };
         lease.last_renew = now;
         let timing = lease.timing;
         self.preservation.renewed(now);
-        if slot.instance.healthy {
+        if was_healthy {
             return Ok(timing);
         }
         // Back from unhealthy: its queue entry may sit at the delete deadline,
@@ -305,6 +300,28 @@ impl Registry {
         self.set_version(&shared, instance, version);
         self.touch(&shared, Some(instance.clone()), ChangeKind::InstanceHealthChanged);
         Ok(timing)
+    }
+
+    /// A heartbeat that changes nothing visible, under the shared lock: the
+    /// instance is alive, healthy and leased here (not bound to a
+    /// connection), so the beat only moves its renewal time and counts for
+    /// self-preservation, both through atomics. Returns the lease timings,
+    /// or `None` when the beat needs [`Self::heartbeat`] under the exclusive
+    /// lock (it would change something, start a lease, or fail). Either way
+    /// the outcome is the same as [`Self::heartbeat`]'s.
+    #[must_use]
+    pub fn renew_quietly(&self, key: &ServiceKey, instance: &InstanceKey, now: Millis) -> Option<LeaseTiming> {
+        if !self.namespaces.get(&key.namespace)?.spec.mode.is_ephemeral() {
+            return None;
+        }
+        let slot = self.services.get(key)?.instances.get(instance)?;
+        if slot.binding.is_some() || !slot.instance.healthy {
+            return None;
+        }
+        let timing = slot.lease.as_ref()?.timing;
+        slot.quiet.record(now);
+        self.preservation.renewed(now);
+        Some(timing)
     }
 
     /// Reads one instance with its lease timings.
@@ -322,10 +339,10 @@ impl Registry {
     }
 
     pub(super) fn snapshot_instance(&self, slot: &InstanceSlot) -> SnapshotInstance {
-        let timing = slot
-            .lease
+        let current = slot.current_lease();
+        let timing = current
             .map_or_else(|| LeaseTiming::resolve(self.config.lease, LeaseOverrides::default()), |lease| lease.timing);
-        let lease = slot.lease.as_ref().map(LeaseTimes::from);
+        let lease = current.as_ref().map(LeaseTimes::from);
         SnapshotInstance { instance: slot.instance.clone(), timing, lease }
     }
 

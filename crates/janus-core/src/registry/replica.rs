@@ -316,7 +316,7 @@ impl Registry {
             slot.instance = updated;
             slot.version = version;
             slot.vouched = now;
-            if let Some(lease) = &mut slot.lease
+            if let Some(lease) = slot.lease_mut()
                 && lease.timing != timing
             {
                 self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
@@ -335,8 +335,10 @@ impl Registry {
             self.preservation.lease_started(timing.renewals_per_hour(), now);
             self.leases.start(LeaseOwner { service: shared.clone(), instance: key.clone() }, timing, now)
         });
-        let slot =
-            InstanceSlot { instance: Arc::new(body.into_instance(key.clone())), lease, version, vouched: now, binding };
+        let slot = InstanceSlot {
+            binding,
+            ..InstanceSlot::new(Arc::new(body.into_instance(key.clone())), lease, version, now)
+        };
         entry.instances.insert(key.clone(), slot);
         self.instance_count += 1;
         self.touch(&shared, Some(key), ChangeKind::InstanceRegistered);
