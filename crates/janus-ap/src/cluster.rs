@@ -39,6 +39,7 @@ pub struct ApCluster {
 pub(crate) struct Counters {
     pub(crate) forwarded: AtomicU64,
     pub(crate) forward_fallbacks: AtomicU64,
+    pub(crate) beats_relayed: AtomicU64,
     pub(crate) records_sent: AtomicU64,
     pub(crate) sync_failures: AtomicU64,
     pub(crate) records_applied: AtomicU64,
@@ -267,6 +268,7 @@ impl Cluster {
         let counters = [
             ("forwarded_writes", read(&c.forwarded)),
             ("forward_fallbacks", read(&c.forward_fallbacks)),
+            ("beats_relayed", read(&c.beats_relayed)),
             ("records_sent", read(&c.records_sent)),
             ("sync_failures", read(&c.sync_failures)),
             ("records_applied", read(&c.records_applied)),

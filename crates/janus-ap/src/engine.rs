@@ -23,7 +23,7 @@ use janus_distro::message::{ForwardOp, ForwardOutcome};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info};
+use tracing::{Instrument as _, debug, info};
 
 use crate::cluster::{ApCluster, Cluster, PeerLink};
 use crate::{forward, load, probe, reaper, sync, verify};
@@ -258,10 +258,17 @@ impl ApEngine {
             });
         }
         // A connection-bound instance is written where its connection is.
-        let binding = self.store().read(|r| r.binding_of(service, instance));
+        let beat = matches!(op, ForwardOp::Heartbeat { .. });
+        let (binding, replica_beat) = self.store().read(|r| {
+            (r.binding_of(service, instance), if beat { r.replica_beat_timing(service, instance) } else { None })
+        });
         let owner = Cluster::owner_of(&cluster.ring(), cluster.me, record_hash(service, instance), binding.as_ref());
         if owner == cluster.me {
             return self.apply_local(op);
+        }
+        if let Some(timing) = replica_beat {
+            self.relay_beat(cluster, owner, op);
+            return Ok(ForwardOutcome::Lease(timing));
         }
         match forward::forward(cluster, owner, op.clone(), cluster.config.forward_timeout_ms).await {
             Some(result) => result,
@@ -269,6 +276,39 @@ impl ApEngine {
                 crate::cluster::Counters::add(&cluster.counters.forward_fallbacks, 1);
                 self.apply_local(op)
             }
+        }
+    }
+
+    /// A heartbeat of a healthy replica, answered already: passes it on to
+    /// the owner in a batch without waiting. If the owner does not answer it
+    /// is applied here (this node runs the lease until it comes due, as for
+    /// any write whose owner is out of reach); if the owner no longer has
+    /// the instance the replica goes, so that the client's next beat gets
+    /// "not found" and registers again.
+    fn relay_beat(&self, cluster: &Cluster, owner: NodeId, op: ForwardOp) {
+        crate::cluster::Counters::add(&cluster.counters.beats_relayed, 1);
+        let engine = self.clone();
+        let relayed = forward::relay(cluster, owner, op.clone(), move |answer| match answer {
+            Some(Ok(_)) => {}
+            Some(Err(error)) if error.is_not_found() => {
+                let (service, instance) = op_key(&op);
+                engine.write(|r, _| r.drop_replicas(service, [instance]));
+            }
+            Some(Err(error)) => debug!(%error, "the owner refused a relayed heartbeat"),
+            None => engine.fall_back(op),
+        });
+        if let Err(op) = relayed {
+            self.fall_back(*op);
+        }
+    }
+
+    /// Applies here a write its owner could not take.
+    fn fall_back(&self, op: ForwardOp) {
+        if let Some(cluster) = self.cluster() {
+            crate::cluster::Counters::add(&cluster.counters.forward_fallbacks, 1);
+        }
+        if let Err(error) = self.apply_local(op) {
+            debug!(%error, "a relayed heartbeat failed here too");
         }
     }
 

@@ -7,6 +7,10 @@
 //! share one round trip. The receiver applies them itself and never forwards
 //! again (no loops). A write whose owner does not answer within the forward
 //! timeout, or whose queue is full, is handed back and applied locally.
+//!
+//! A caller either waits for the owner's answer ([`forward`]) or hands the
+//! write over with what to do with the answer ([`relay`]: a heartbeat of a
+//! healthy replica, answered to the client at once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +31,16 @@ const IN_FLIGHT: usize = 4;
 /// Writes waiting per peer before new ones are applied locally instead.
 const QUEUE: usize = 4096;
 
-type Answer = Option<Result<ForwardOutcome, RegistryError>>;
+/// The owner's result, or `None` when it did not answer (apply locally then).
+pub(crate) type Answer = Option<Result<ForwardOutcome, RegistryError>>;
+
+/// What happens with the owner's answer to a write.
+type OnAnswer = Box<dyn FnOnce(Answer) + Send>;
 
 /// A write queued for its owner, and where its result goes.
 pub(crate) struct Pending {
     op: ForwardOp,
-    reply: oneshot::Sender<Answer>,
+    reply: OnAnswer,
 }
 
 impl std::fmt::Debug for Pending {
@@ -58,13 +66,31 @@ pub(crate) fn start(
 /// not answer in time, its queue is full or it is not a peer: apply it
 /// locally then.
 pub(crate) async fn forward(cluster: &Cluster, owner: NodeId, op: ForwardOp, timeout_ms: u64) -> Answer {
-    let queue = cluster.links.read().get(&owner).map(|link| link.forward.clone())?;
     let (reply, answer) = oneshot::channel();
-    queue.try_send(Pending { op, reply }).ok()?;
+    let on_answer: OnAnswer = Box::new(move |answer| {
+        // The writer may have given up (timed out) already.
+        let _ = reply.send(answer);
+    });
+    relay(cluster, owner, op, on_answer).ok()?;
     match tokio::time::timeout(Duration::from_millis(timeout_ms), answer).await {
         Ok(Ok(answer)) => answer,
         _ => None,
     }
+}
+
+/// Queues `op` for `owner` without waiting: `on_answer` gets the owner's
+/// answer, or `None` if the owner did not answer within the forward
+/// timeout. Hands `op` back if `owner` is not a peer or its queue is full.
+pub(crate) fn relay(
+    cluster: &Cluster,
+    owner: NodeId,
+    op: ForwardOp,
+    on_answer: impl FnOnce(Answer) + Send + 'static,
+) -> Result<(), Box<ForwardOp>> {
+    let Some(queue) = cluster.links.read().get(&owner).map(|link| link.forward.clone()) else {
+        return Err(Box::new(op));
+    };
+    queue.try_send(Pending { op, reply: Box::new(on_answer) }).map_err(|error| Box::new(error.into_inner().op))
 }
 
 async fn run(cluster: Arc<Cluster>, peer: NodeId, mut queue: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
@@ -97,21 +123,19 @@ async fn run(cluster: Arc<Cluster>, peer: NodeId, mut queue: mpsc::Receiver<Pend
 }
 
 async fn send(cluster: &Cluster, peer: NodeId, batch: Vec<Pending>) {
-    let (ops, replies): (Vec<ForwardOp>, Vec<oneshot::Sender<Answer>>) =
-        batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+    let (ops, replies): (Vec<ForwardOp>, Vec<OnAnswer>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
     let count = ops.len();
     let results = call(cluster, peer, ops).await;
     match results {
         Some(results) if results.len() == count => {
             Counters::add(&cluster.counters.forwarded, count as u64);
             for (reply, result) in replies.into_iter().zip(results) {
-                // The writer may have given up (timed out) already.
-                let _ = reply.send(Some(result));
+                reply(Some(result));
             }
         }
         _ => {
             for reply in replies {
-                let _ = reply.send(None);
+                reply(None);
             }
         }
     }

@@ -324,6 +324,23 @@ impl Registry {
         Some(timing)
     }
 
+    /// The lease timings a heartbeat of a healthy **replica** would get (an
+    /// ephemeral instance whose lease another node runs, not bound to a
+    /// connection), or `None` for anything else. The AP engine answers such
+    /// a beat at once and passes it on to the owner in a batch.
+    #[must_use]
+    pub fn replica_beat_timing(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<LeaseTiming> {
+        if !self.namespaces.get(&key.namespace)?.spec.mode.is_ephemeral() {
+            return None;
+        }
+        let slot = self.services.get(key)?.instances.get(instance)?;
+        if slot.binding.is_some() || slot.lease.is_some() || !slot.instance.healthy {
+            return None;
+        }
+        let overrides = LeaseOverrides::from_metadata(&slot.instance.metadata).ok()?;
+        Some(LeaseTiming::resolve(self.config.lease, overrides))
+    }
+
     /// Reads one instance with its lease timings.
     ///
     /// # Errors

@@ -336,3 +336,29 @@ mod bound {
         assert_eq!(listed(&f, "b").len(), 1);
     }
 }
+
+#[test]
+fn a_healthy_replica_tells_the_timings_a_beat_would_get_and_nothing_else_does() {
+    let mut owner = node(1);
+    let mut replica = node(2);
+    let mut spec = InstanceSpec::new(inst(1));
+    spec.metadata.insert(crate::model::BEAT_INTERVAL_KEY.to_owned(), "2000".to_owned());
+    owner.register_instance(&key("a"), spec, Millis(0)).unwrap();
+    assert!(owner.replica_beat_timing(&key("a"), &inst(1)).is_none(), "the owner runs the lease");
+    deliver(&mut replica, outgoing(&mut owner), 10);
+    let timing = replica.replica_beat_timing(&key("a"), &inst(1)).expect("a healthy replica");
+    assert_eq!(timing.interval_ms, 2_000, "the instance's own interval");
+    assert!(replica.replica_beat_timing(&key("a"), &inst(2)).is_none(), "unknown here");
+
+    // Unhealthy at its owner: the beat must reach the owner to heal it.
+    owner.expire(Millis(15_000), &mut StdRng::seed_from_u64(1));
+    deliver(&mut replica, outgoing(&mut owner), 15_010);
+    assert!(replica.replica_beat_timing(&key("a"), &inst(1)).is_none(), "unhealthy");
+
+    // A replica whose lease this node took over is beaten here, not relayed.
+    owner.heartbeat(&key("a"), &inst(1), Millis(15_100)).unwrap();
+    deliver(&mut replica, outgoing(&mut owner), 15_110);
+    assert!(replica.replica_beat_timing(&key("a"), &inst(1)).is_some());
+    replica.heartbeat(&key("a"), &inst(1), Millis(15_200)).unwrap();
+    assert!(replica.replica_beat_timing(&key("a"), &inst(1)).is_none(), "leased here now");
+}

@@ -118,6 +118,67 @@ async fn every_node_names_the_node_running_the_lease_as_owner() {
     assert_eq!(leases_seen, 60, "every instance has one lease");
 }
 
+/// A beat that lands on a node holding a healthy replica is answered at
+/// once, whatever the owner's latency, and renews the owner's lease when the
+/// batch arrives; an owner out of reach leaves the lease to the node the beat
+/// landed on; an owner that no longer has the instance makes the next beat
+/// "not found".
+#[tokio::test(start_paused = true)]
+async fn a_beat_on_a_replica_is_answered_at_once_and_renews_the_owner() {
+    // No verify rounds: they would repair the replica of the last part by themselves.
+    let distro = DistroConfig { verify_interval_ms: 3_600_000, ..DistroConfig::default() };
+    let cluster = ApTestCluster::start(3, distro, registry()).await;
+    let key = service("beats");
+    cluster.register(1, "beats", 0).await.unwrap();
+    cluster.pass(500).await;
+    let owner = cluster.node(1).engine.owner_of(&key, &instance(0)).unwrap();
+    let via = if owner == 1 { 2 } else { 1 };
+    let lease_of_owner = |c: &ApTestCluster| {
+        let read = c.node(owner).store.read(|r| r.instance(&key, &instance(0))).unwrap();
+        read.lease.unwrap().last_renew
+    };
+
+    cluster.net.slow(owner, Duration::from_millis(200));
+    let before = lease_of_owner(&cluster);
+    cluster.pass(5_000).await;
+    let sent = Instant::now();
+    cluster.beat(via, "beats", 0).await.unwrap();
+    assert!(sent.elapsed() < Duration::from_millis(10), "answered in {:?}, not after the owner", sent.elapsed());
+    cluster.wait_until("the owner renewed the lease", |c| lease_of_owner(c) > before).await;
+    // The beat went 5.5 s after the registration; the owner's links take 200 ms.
+    let renewed = lease_of_owner(&cluster).since(before);
+    assert!((5_500..5_800).contains(&renewed), "renewed {renewed} ms after the registration");
+    cluster.net.slow(owner, Duration::ZERO);
+
+    // The owner out of reach: answered at once all the same, and the node the
+    // beat landed on runs the lease after the forward timeout.
+    let leases_here = cluster.leases(via);
+    cluster.net.blackhole(owner, true);
+    let sent = Instant::now();
+    cluster.beat(via, "beats", 0).await.unwrap();
+    assert!(sent.elapsed() < Duration::from_millis(10));
+    cluster.wait_until("the lease runs where the beat landed", |c| c.leases(via) == leases_here + 1).await;
+    cluster.net.blackhole(owner, false);
+    cluster.pass(16_000).await;
+
+    // The owner lost the instance without telling the replicas: the beat is
+    // answered, the replica goes, and the next beat is "not found".
+    cluster.register(1, "beats", 1).await.unwrap();
+    cluster.pass(500).await;
+    let owner = cluster.node(1).engine.owner_of(&key, &instance(1)).unwrap();
+    let via = if owner == 1 { 2 } else { 1 };
+    cluster.node(owner).store.write(|r, now| {
+        r.deregister_instance(&key, &instance(1), now).unwrap();
+        r.take_dirty(); // not sent
+    });
+    cluster.beat(via, "beats", 1).await.unwrap();
+    let beaten = Instant::now();
+    cluster.wait_until("the replica went", |c| c.list(via, "beats").iter().all(|(i, _)| *i != instance(1))).await;
+    assert!(beaten.elapsed() < Duration::from_millis(100), "gone {:?} after the beat", beaten.elapsed());
+    let error = cluster.beat(via, "beats", 1).await.unwrap_err();
+    assert!(error.is_not_found(), "{error}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn only_the_owner_expires_and_everyone_sees_it() {
     let cluster = three().await;
