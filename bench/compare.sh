@@ -41,12 +41,13 @@ want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
 
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); BENCH_CPU=(taskset -c 1); else SERVER_CPU=(); BENCH_CPU=(); fi
 
-# Debian packages the comparisons need (dig for checks, dnsperf, Knot, etcd 3.4).
+# Debian packages the comparisons need (dig for checks, dnsperf, Knot, etcd 3.4 and its etcdctl).
 missing=()
 command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v knotd >/dev/null || missing+=(knot)
 command -v dig >/dev/null || missing+=(dnsutils)
 command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
