@@ -2,6 +2,12 @@
 //! and the one place JSON answers are rendered ([`json_body`], used by
 //! [`Json`] as a response and by every handler that builds its body itself).
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -46,6 +52,56 @@ pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T
             message: format!("the answer failed to encode: {err}"),
         }
         .into_response(),
+    }
+}
+
+/// A 200 JSON answer already encoded in `parts` (the encoding of one value,
+/// split where a part is shared with a cache), ending with a newline like
+/// every JSON answer. The parts are written as they are, not joined: a
+/// cached part is not copied into each answer.
+pub(crate) fn json_parts_response(parts: impl IntoIterator<Item = Bytes>) -> Response {
+    let body = BufferList::new(parts.into_iter().chain([Bytes::from_static(b"\n")]));
+    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    (StatusCode::OK, content_type, Body::new(body)).into_response()
+}
+
+/// A body of buffers known in advance, one frame each, with its exact length
+/// (so the answer has a `Content-Length`, and hyper writes the buffers with
+/// one vectored write).
+struct BufferList {
+    buffers: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl BufferList {
+    fn new(buffers: impl IntoIterator<Item = Bytes>) -> Self {
+        let buffers: VecDeque<Bytes> = buffers.into_iter().filter(|b| !b.is_empty()).collect();
+        let remaining = buffers.iter().map(|b| b.len() as u64).sum();
+        Self { buffers, remaining }
+    }
+}
+
+impl HttpBody for BufferList {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let next = self.buffers.pop_front();
+        if let Some(buffer) = &next {
+            self.remaining -= buffer.len() as u64;
+        }
+        Poll::Ready(next.map(|buffer| Ok(hyper::body::Frame::data(buffer))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.buffers.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -132,4 +188,25 @@ where
 
 fn path_rejection(rejection: &PathRejection) -> ApiError {
     ApiError::invalid(format!("bad path: {}", rejection.body_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+
+    /// An answer in parts is the parts and a newline, with its exact length.
+    #[tokio::test]
+    async fn an_answer_in_parts_is_sent_whole_with_its_length() {
+        let parts = [Bytes::from_static(b"{\"a\":"), Bytes::new(), Bytes::from_static(b"[1,2]}")];
+        let response = json_parts_response(parts);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = response.into_body();
+        assert_eq!(body.size_hint().exact(), Some(12));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"{\"a\":[1,2]}\n");
+    }
 }

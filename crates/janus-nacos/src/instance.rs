@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use janus_api::nacos::{
     BatchUpdated, BeatInfo, BeatResponse, CODE_OK, CODE_RESOURCE_NOT_FOUND, Host, InstanceDetail, ServiceInfo, Statuses,
 };
@@ -96,6 +97,41 @@ impl Serialize for HostList {
     }
 }
 
+impl HostList {
+    /// The JSON of the `ServiceInfo` in three buffers: what comes before the
+    /// hosts, the hosts as the list cache holds them (shared, not copied) and
+    /// what comes after. Joined they are exactly the serialized answer; a
+    /// front end writes them as they are, so a list does not copy the cached
+    /// hosts into each answer.
+    #[must_use]
+    pub fn json_parts(&self) -> [Bytes; 3] {
+        let info = &self.info;
+        let mut head = Vec::with_capacity(96 + info.name.len() + info.group_name.len() + info.clusters.len());
+        json_field(&mut head, "{\"name\":", &info.name);
+        json_field(&mut head, ",\"groupName\":", &info.group_name);
+        json_field(&mut head, ",\"clusters\":", &info.clusters);
+        json_field(&mut head, ",\"cacheMillis\":", &info.cache_millis);
+        head.extend_from_slice(b",\"hosts\":");
+        let mut tail = Vec::with_capacity(128);
+        json_field(&mut tail, ",\"lastRefTime\":", &info.last_ref_time);
+        json_field(&mut tail, ",\"checksum\":", &info.checksum);
+        json_field(&mut tail, ",\"allIPs\":", &info.all_ips);
+        json_field(&mut tail, ",\"reachProtectionThreshold\":", &info.reach_protection_threshold);
+        json_field(&mut tail, ",\"valid\":", &info.valid);
+        tail.push(b'}');
+        [Bytes::from(head), info.hosts.shared(), Bytes::from(tail)]
+    }
+}
+
+/// Appends `name` (the JSON text before a value) and `value` as JSON.
+fn json_field<T: Serialize>(out: &mut Vec<u8>, name: &str, value: &T) {
+    out.extend_from_slice(name.as_bytes());
+    // Strings, integers and booleans always encode, and a Vec has no I/O
+    // errors: this cannot fail.
+    #[allow(clippy::expect_used)]
+    serde_json::to_writer(out, value).expect("plain values always encode");
+}
+
 /// The `hosts` of a list as the list cache holds them: encoded once per
 /// revision, embedded as they are.
 pub struct CachedHosts(Arc<CachedList>);
@@ -111,6 +147,24 @@ impl CachedHosts {
                 tracing::error!(%context, "Nacos list failed on an internal fault");
                 Err(RegistryError::Internal(context))
             }
+        }
+    }
+
+    /// The encoded hosts, sharing the cache's allocation.
+    fn shared(&self) -> Bytes {
+        Bytes::from_owner(FragmentBytes(self.0.clone()))
+    }
+}
+
+/// The bytes of a cached fragment, owned by its cache entry.
+struct FragmentBytes(Arc<CachedList>);
+
+impl AsRef<[u8]> for FragmentBytes {
+    fn as_ref(&self) -> &[u8] {
+        match &self.0.body {
+            CachedBody::Fragment(hosts) => hosts.get().as_bytes(),
+            // `CachedHosts::new` accepts fragments only.
+            CachedBody::Whole(bytes) => bytes,
         }
     }
 }
@@ -273,4 +327,64 @@ pub async fn set_health(
     }
     let patch = InstancePatch { healthy: Some(healthy), ..InstancePatch::default() };
     Ack::after(ctx.registry.patch_instance(key, instance, patch).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn host(ip: &str) -> Host {
+        Host {
+            instance_id: format!("{ip}#8080#DEFAULT#g@@s"),
+            ip: ip.to_owned(),
+            port: 8080,
+            weight: 1.5,
+            healthy: true,
+            enabled: true,
+            ephemeral: true,
+            cluster_name: "DEFAULT".to_owned(),
+            service_name: "g@@s".to_owned(),
+            metadata: BTreeMap::from([("zone".to_owned(), "a \"quoted\" \u{e9}".to_owned())]),
+            instance_heart_beat_interval: 5_000,
+            instance_id_generator: "simple".to_owned(),
+            instance_heart_beat_time_out: 15_000,
+            ip_delete_timeout: 30_000,
+        }
+    }
+
+    /// The three buffers a list is written as join into exactly what
+    /// serializing the answer gives, escapes included.
+    #[test]
+    fn the_parts_of_a_list_join_into_its_json() {
+        for (hosts, clusters, reached) in
+            [(vec![host("10.0.0.1"), host("10.0.0.2")], "a\"b,\u{e9}", true), (Vec::new(), "", false)]
+        {
+            let entry = Arc::new(CachedList {
+                revision: 7,
+                mode: Mode::Ap,
+                reached_protect_threshold: reached,
+                body: CachedBody::Fragment(to_raw(&hosts)),
+            });
+            let list = HostList {
+                info: ServiceInfo {
+                    name: "g@@s\\x".to_owned(),
+                    group_name: "g".to_owned(),
+                    clusters: clusters.to_owned(),
+                    cache_millis: 10_000,
+                    hosts: CachedHosts(entry),
+                    last_ref_time: 1_764_000_000_123,
+                    checksum: String::new(),
+                    all_ips: false,
+                    reach_protection_threshold: reached,
+                    valid: true,
+                },
+                revision: 7,
+                mode: Mode::Ap,
+            };
+            let joined: Vec<u8> = list.json_parts().iter().flat_map(|part| part.iter().copied()).collect();
+            assert_eq!(String::from_utf8(joined).unwrap(), serde_json::to_string(&list).unwrap());
+        }
+    }
 }

@@ -3,7 +3,6 @@
 //! read saw; errors as text with their status ([`NacosHttpError`]).
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use janus_api::nacos::{
     BatchUpdated, BeatResponse, InstanceDetail, OperatorMetrics, ServiceDetail, ServiceNames, Statuses,
@@ -21,7 +20,7 @@ use super::{Endpoint, Shape};
 use crate::AppState;
 use crate::consistency;
 use crate::error::NacosHttpError;
-use crate::extract::{Json, json_response};
+use crate::extract::{Json, json_parts_response};
 
 /// Nacos v1's shape.
 pub(crate) enum V1 {}
@@ -73,7 +72,8 @@ impl Answer for ServicePage {
 /// consistency in headers, as native reads have them.
 impl Answer for FencedHostList {
     fn render(self) -> Response {
-        let mut response = json_response(StatusCode::OK, &self.hosts.info);
+        // The cached hosts are written from the cache, not copied into the answer.
+        let mut response = json_parts_response(self.hosts.json_parts());
         let headers = response.headers_mut();
         headers.extend(crate::native::read_headers(self.hosts.revision, self.hosts.mode));
         consistency::headers(headers, &self.fence);
