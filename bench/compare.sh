@@ -228,6 +228,48 @@ bench() { # label target scenario instances [extra args...]; a bare port means h
   COMMANDS+=("${line//--pid ${RNACOS_PID:-none}/--pid <rnacos pid>}")
 }
 
+# Sections in rounds: single runs of a cluster on two cores swing widely, so
+# these sections run 3 rounds with the servers' order alternated. Round 1 fills
+# the section's table (bench); every round's result also goes to DIR, and
+# rounds_table prints the medians.
+rounds_run() { # dir round label target scenario instances [bench args...]
+  local dir=$1 round=$2 label=$3 target=$4 scenario=$5 instances=$6
+  shift 6
+  local file="$dir/$label-$scenario-$CONNS-$round.json"
+  if [ "$round" -eq 1 ]; then
+    bench "$label" "$target" "$scenario" "$instances" "$@"
+    cp "${RESULT_FILES[-1]}" "$file"
+  else
+    "${BENCH_CPU[@]}" "$BENCH" run --target "$target" --label "$label" --scenario "$scenario" \
+      --instances "$instances" --connections "$CONNS" --duration "$DURATION" --json "$file" --section rounds "$@" |
+      tail -n 1
+  fi
+}
+rounds_table() { # dir ours theirs: a markdown table of the medians of DIR's rounds
+  python3 - "$@" <<'PYEOF'
+import json, pathlib, statistics, sys
+d, ours, theirs = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+runs = {}
+for f in sorted(d.glob("*.json")):
+    r = json.loads(f.read_text())
+    runs.setdefault((r["scenario"], r["connections"]), {}).setdefault(r["label"], []).append(r)
+def cell(rs, field, fmt):
+    if not rs:
+        return "–", None
+    m = statistics.median(r[field] for r in rs)
+    return fmt.format(m) + " (" + "/".join(fmt.format(r[field]) for r in rs) + ")", m
+print(f"| scenario | conns | {ours} req/s | {theirs} req/s | {ours} / {theirs} | {ours} p50 ms | {theirs} p50 ms | {ours} p99 ms | {theirs} p99 ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (scenario, conns), by in sorted(runs.items()):
+    a, b = by.get(ours, []), by.get(theirs, [])
+    at, am = cell(a, "throughput", "{:.0f}")
+    bt, bm = cell(b, "throughput", "{:.0f}")
+    ratio = f"**{am/bm:.2f}×**" if am and bm else "–"
+    print(f"| {scenario.lower()} | {conns} | {at} | {bt} | {ratio} | {cell(a, 'p50_ms', '{:.2f}')[0]} | "
+          f"{cell(b, 'p50_ms', '{:.2f}')[0]} | {cell(a, 'p99_ms', '{:.2f}')[0]} | {cell(b, 'p99_ms', '{:.2f}')[0]} |")
+PYEOF
+}
+
 SCENARIOS=("register 0" "heartbeat 10000" "list 100" "list 1000" "mixed 100")
 want single || SCENARIOS=()
 for entry in "${SCENARIOS[@]}"; do
@@ -245,22 +287,8 @@ done
 SECTION="AP cluster: a 3-node Janus cluster against a 3-node rnacos 0.8.8 cluster (Nacos v1 API, requests spread over the nodes)"
 AP_SCENARIOS=("register 0" "heartbeat 10000" "list 100")
 want ap || AP_SCENARIOS=()
-# Three rounds, the servers' order alternated: single runs of a 3-node
-# cluster on two cores swing widely. Round 1 fills the section's table; the
-# medians of all three follow it.
 AP_ROUNDS="$RESULTS/ap-rounds"
 mkdir -p "$AP_ROUNDS"
-ap_run() { # round server targets scenario instances
-  local round=$1 server=$2 targets=$3 scenario=$4 instances=$5
-  if [ "$round" -eq 1 ]; then
-    bench "$server" "$targets" "$scenario" "$instances"
-    cp "${RESULT_FILES[-1]}" "$AP_ROUNDS/$server-$scenario-$round.json"
-  else
-    "${BENCH_CPU[@]}" "$BENCH" run --target "$targets" --label "$server" --scenario "$scenario" \
-      --instances "$instances" --connections "$CONNS" --duration "$DURATION" \
-      --json "$AP_ROUNDS/$server-$scenario-$round.json" --section ap-rounds | tail -n 1
-  fi
-}
 for round in 1 2 3; do
   for entry in "${AP_SCENARIOS[@]}"; do
     read -r scenario instances <<<"$entry"
@@ -270,9 +298,9 @@ for round in 1 2 3; do
       echo "== round $round: $scenario ($instances): $server 3-node cluster"
       if [ "$server" = janus ]; then
         start_janus_cluster
-        ap_run "$round" janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances"
+        rounds_run "$AP_ROUNDS" "$round" janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances"
       elif start_rnacos_cluster || { stop_server; echo "rnacos cluster did not form; trying once more"; start_rnacos_cluster; }; then
-        ap_run "$round" rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"
+        rounds_run "$AP_ROUNDS" "$round" rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"
       else
         rnacos_cluster_failed
       fi
@@ -289,29 +317,7 @@ COMMANDS+=("ap rounds 2 and 3: the same janus-bench runs as round 1 above, the s
   echo "The AP cluster scenarios above in 3 rounds (the table above is round 1), the servers' order alternated from"
   echo "round to round, a fresh cluster each run; a cell is the median of the rounds (the rounds in brackets)."
   echo
-  python3 - "$AP_ROUNDS" <<'PYEOF'
-import json, pathlib, statistics, sys
-d = pathlib.Path(sys.argv[1])
-def runs(server, scenario):
-    out = []
-    for r in (1, 2, 3):
-        f = d / f"{server}-{scenario}-{r}.json"
-        if f.exists():
-            out.append(json.loads(f.read_text()))
-    return out
-def median(results, field):
-    return statistics.median(r[field] for r in results) if results else None
-print("| scenario | janus req/s | rnacos req/s | janus / rnacos | janus p99 ms | rnacos p99 ms |")
-print("|---|---:|---:|---:|---:|---:|")
-for scenario in ("register", "heartbeat", "list"):
-    j, r = runs("janus", scenario), runs("rnacos", scenario)
-    jt, rt = median(j, "throughput"), median(r, "throughput")
-    jp, rp = median(j, "p99_ms"), median(r, "p99_ms")
-    fmt = lambda v, rs, field, f: (f.format(v) + " (" + "/".join(f.format(x[field]) for x in rs) + ")") if v is not None else "–"
-    ratio = f"**{jt/rt:.2f}×**" if jt and rt else "–"
-    print(f"| {scenario} | {fmt(jt, j, 'throughput', '{:.0f}')} | {fmt(rt, r, 'throughput', '{:.0f}')} | {ratio} | "
-          f"{fmt(jp, j, 'p99_ms', '{:.2f}')} | {fmt(rp, r, 'p99_ms', '{:.2f}')} |")
-PYEOF
+  rounds_table "$AP_ROUNDS" janus rnacos
 } >"$WORK/ap-rounds.md"
 fi
 
@@ -397,16 +403,40 @@ fi
 SECTION="CP writes: a 3-node Janus cluster against a 3-node etcd 3.4 cluster"
 CP_CLIENTS=(1 16 64)
 want cp || CP_CLIENTS=()
-for clients in "${CP_CLIENTS[@]}"; do
-  echo "== cp register, $clients clients: janus 3-node cluster (persistent instances, native API)"
-  start_janus_cluster JANUS_HEALTH__ENABLED=false
-  CONNS=$clients bench janus "$JANUS_CLUSTER_TARGETS" register 0 --api native --namespace bench-cp --create-namespace cp
-  stop_server
-  echo "== put, $clients clients: etcd $(etcd --version | awk '/etcd Version/ {print $3}') 3-node cluster (gRPC KV.Put)"
-  start_etcd_cluster
-  CONNS=$clients bench etcd "$ETCD_TARGETS" register 0 --api etcd --namespace bench-cp
-  stop_server
+CP_ROUNDS="$RESULTS/cp-rounds"
+mkdir -p "$CP_ROUNDS"
+ETCD_VERSION=$(etcd --version 2>/dev/null | awk '/etcd Version/ {print $3}')
+for round in 1 2 3; do
+  for clients in "${CP_CLIENTS[@]}"; do
+    order=(janus etcd)
+    [ $((round % 2)) -eq 0 ] && order=(etcd janus)
+    for server in "${order[@]}"; do
+      if [ "$server" = janus ]; then
+        echo "== round $round: cp register, $clients clients: janus 3-node cluster (persistent instances, native API)"
+        start_janus_cluster JANUS_HEALTH__ENABLED=false
+        CONNS=$clients rounds_run "$CP_ROUNDS" "$round" janus "$JANUS_CLUSTER_TARGETS" register 0 \
+          --api native --namespace bench-cp --create-namespace cp
+      else
+        echo "== round $round: put, $clients clients: etcd $ETCD_VERSION 3-node cluster (gRPC KV.Put)"
+        start_etcd_cluster
+        CONNS=$clients rounds_run "$CP_ROUNDS" "$round" etcd "$ETCD_TARGETS" register 0 --api etcd --namespace bench-cp
+      fi
+      stop_server
+    done
+  done
 done
+if want cp; then
+COMMANDS+=("cp rounds 2 and 3: the same janus-bench runs as round 1 above, the servers' order alternated")
+{
+  echo
+  echo "## CP writes, 3 rounds: medians"
+  echo
+  echo "The cp scenarios above in 3 rounds (the table above is round 1), Janus and etcd alternated from round to"
+  echo "round, a fresh cluster each run; a cell is the median of the rounds (the rounds in brackets)."
+  echo
+  rounds_table "$CP_ROUNDS" janus etcd
+} >"$WORK/cp-rounds.md"
+fi
 SECTION="Janus only"
 
 if want watch; then
@@ -445,7 +475,9 @@ fi
 DNS_MD="$WORK/dns.md"
 : >"$DNS_MD"
 # Sections written before this point, in the appendix too.
-[ ! -f "$WORK/ap-rounds.md" ] || cat "$WORK/ap-rounds.md" >>"$DNS_MD"
+for rounds in ap-rounds cp-rounds; do
+  [ ! -f "$WORK/$rounds.md" ] || cat "$WORK/$rounds.md" >>"$DNS_MD"
+done
 if want dns; then
 echo "== DNS: janus and Knot DNS serving identical records, measured with dnsperf"
 LONG_LEASES=(JANUS_LEASE__UNHEALTHY_AFTER_MS=3600000 JANUS_LEASE__DELETE_AFTER_MS=7200000)
