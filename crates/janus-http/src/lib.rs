@@ -130,9 +130,21 @@ impl HttpConfig {
     }
 }
 
-/// What every handler gets.
+/// What every handler gets: one shared allocation, so the per-request
+/// clones axum makes cost one reference count, not one per field.
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub(crate) struct SharedState {
     pub(crate) registry: Arc<dyn RegistryService>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) config: Arc<HttpConfig>,
@@ -179,7 +191,7 @@ pub fn router_with(
     shutdown: CancellationToken,
 ) -> Router {
     let auth_store = nacos.registry.auth_state().unwrap_or_default();
-    let state = AppState {
+    let state = AppState(Arc::new(SharedState {
         auth: Arc::new(auth::Guard::new(&config, auth_store)),
         shutdown,
         reads: Arc::new(Semaphore::new(config.max_concurrent_reads)),
@@ -189,7 +201,7 @@ pub fn router_with(
         nacos,
         config: Arc::new(config.clone()),
         metrics,
-    };
+    }));
     // Paths are literals: the access-table test reads them from here.
     let eureka = Router::new()
         .route("/eureka/apps", get(eureka::apps))
