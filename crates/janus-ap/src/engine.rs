@@ -16,7 +16,7 @@ use std::time::Duration;
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
 use janus_core::registry::Binding;
-use janus_core::replica::record_hash;
+use janus_core::replica::{Version, record_hash};
 use janus_core::transport::PeerTransport;
 use janus_core::{InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
 use janus_distro::message::{ForwardOp, ForwardOutcome};
@@ -266,8 +266,8 @@ impl ApEngine {
         if owner == cluster.me {
             return self.apply_local(op);
         }
-        if let Some(timing) = replica_beat {
-            self.relay_beat(cluster, owner, op);
+        if let Some((timing, version)) = replica_beat {
+            self.relay_beat(cluster, owner, op, version);
             return Ok(ForwardOutcome::Lease(timing));
         }
         match forward::forward(cluster, owner, op.clone(), cluster.config.forward_timeout_ms).await {
@@ -284,15 +284,16 @@ impl ApEngine {
     /// is applied here (this node runs the lease until it comes due, as for
     /// any write whose owner is out of reach); if the owner no longer has
     /// the instance the replica goes, so that the client's next beat gets
-    /// "not found" and registers again.
-    fn relay_beat(&self, cluster: &Cluster, owner: NodeId, op: ForwardOp) {
+    /// "not found" and registers again (unless a newer record of it arrived
+    /// meanwhile: `version` is the replica's when the beat came).
+    fn relay_beat(&self, cluster: &Cluster, owner: NodeId, op: ForwardOp, version: Version) {
         crate::cluster::Counters::add(&cluster.counters.beats_relayed, 1);
         let engine = self.clone();
         let relayed = forward::relay(cluster, owner, op.clone(), move |answer| match answer {
             Some(Ok(_)) => {}
             Some(Err(error)) if error.is_not_found() => {
                 let (service, instance) = op_key(&op);
-                engine.write(|r, _| r.drop_replicas(service, [instance]));
+                engine.write(|r, _| r.drop_replica_at(service, instance, version));
             }
             Some(Err(error)) => debug!(%error, "the owner refused a relayed heartbeat"),
             None => engine.fall_back(op),

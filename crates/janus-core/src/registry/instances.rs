@@ -326,10 +326,11 @@ impl Registry {
 
     /// The lease timings a heartbeat of a healthy **replica** would get (an
     /// ephemeral instance whose lease another node runs, not bound to a
-    /// connection), or `None` for anything else. The AP engine answers such
-    /// a beat at once and passes it on to the owner in a batch.
+    /// connection), with the replica's version; `None` for anything else.
+    /// The AP engine answers such a beat at once and passes it on to the
+    /// owner in a batch.
     #[must_use]
-    pub fn replica_beat_timing(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<LeaseTiming> {
+    pub fn replica_beat_timing(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<(LeaseTiming, Version)> {
         if !self.namespaces.get(&key.namespace)?.spec.mode.is_ephemeral() {
             return None;
         }
@@ -338,7 +339,7 @@ impl Registry {
             return None;
         }
         let overrides = LeaseOverrides::from_metadata(&slot.instance.metadata).ok()?;
-        Some(LeaseTiming::resolve(self.config.lease, overrides))
+        Some((LeaseTiming::resolve(self.config.lease, overrides), slot.version))
     }
 
     /// Reads one instance with its lease timings.

@@ -471,6 +471,17 @@ impl Registry {
         dropped
     }
 
+    /// Removes a replica its owner says it no longer has, if it is still the
+    /// state the owner was asked about (`version`): a newer record that
+    /// arrived meanwhile stays. Returns whether it went.
+    pub fn drop_replica_at(&mut self, service: &ServiceKey, instance: &InstanceKey, version: Version) -> bool {
+        let unchanged =
+            self.services.get(service).and_then(|e| e.instances.get(instance)).is_some_and(|s| {
+                s.instance.ephemeral && s.lease.is_none() && s.binding.is_none() && s.version == version
+            });
+        unchanged && self.remove_instance(service, instance, ChangeKind::InstanceExpired).is_some()
+    }
+
     /// Up to `limit` instances' records of the `ap` services after `after` (in
     /// service order), for a joining node's snapshot; the cursor to continue
     /// from, or `None` at the end. Tombstones are not included.

@@ -346,8 +346,9 @@ fn a_healthy_replica_tells_the_timings_a_beat_would_get_and_nothing_else_does() 
     owner.register_instance(&key("a"), spec, Millis(0)).unwrap();
     assert!(owner.replica_beat_timing(&key("a"), &inst(1)).is_none(), "the owner runs the lease");
     deliver(&mut replica, outgoing(&mut owner), 10);
-    let timing = replica.replica_beat_timing(&key("a"), &inst(1)).expect("a healthy replica");
+    let (timing, version) = replica.replica_beat_timing(&key("a"), &inst(1)).expect("a healthy replica");
     assert_eq!(timing.interval_ms, 2_000, "the instance's own interval");
+    assert_eq!(version, listed(&owner, "a")[0].2, "the replica's version");
     assert!(replica.replica_beat_timing(&key("a"), &inst(2)).is_none(), "unknown here");
 
     // Unhealthy at its owner: the beat must reach the owner to heal it.
@@ -361,4 +362,24 @@ fn a_healthy_replica_tells_the_timings_a_beat_would_get_and_nothing_else_does() 
     assert!(replica.replica_beat_timing(&key("a"), &inst(1)).is_some());
     replica.heartbeat(&key("a"), &inst(1), Millis(15_200)).unwrap();
     assert!(replica.replica_beat_timing(&key("a"), &inst(1)).is_none(), "leased here now");
+}
+
+#[test]
+fn a_replica_the_owner_disowns_goes_only_if_nothing_newer_arrived() {
+    let mut owner = node(1);
+    let mut replica = node(2);
+    owner.register_instance(&key("a"), InstanceSpec::new(inst(1)), Millis(0)).unwrap();
+    deliver(&mut replica, outgoing(&mut owner), 10);
+    let (_, asked_about) = replica.replica_beat_timing(&key("a"), &inst(1)).unwrap();
+    // A newer record (a re-registration with a change) arrives before the owner's answer.
+    let mut changed = InstanceSpec::new(inst(1));
+    changed.weight = 3.0;
+    owner.register_instance(&key("a"), changed, Millis(20)).unwrap();
+    deliver(&mut replica, outgoing(&mut owner), 30);
+    assert!(!replica.drop_replica_at(&key("a"), &inst(1), asked_about), "a newer record stays");
+    assert_eq!(listed(&replica, "a").len(), 1);
+    let (_, current) = replica.replica_beat_timing(&key("a"), &inst(1)).unwrap();
+    assert!(replica.drop_replica_at(&key("a"), &inst(1), current));
+    assert!(listed(&replica, "a").is_empty());
+    assert!(!owner.drop_replica_at(&key("a"), &inst(1), current), "the owner's own lease is never dropped");
 }
