@@ -7,23 +7,9 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::tests::{inst, key, no_preservation};
 use super::*;
 use crate::model::InstanceSpec;
-
-fn key(service: &str) -> ServiceKey {
-    ServiceKey::new(NamespaceId::public(), GroupName::default_group(), ServiceName::new(service).unwrap())
-}
-
-fn inst(port: u16) -> InstanceKey {
-    InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), port)
-}
-
-fn no_preservation() -> RegistryConfig {
-    RegistryConfig {
-        preservation: PreservationConfig { enabled: false, ..PreservationConfig::default() },
-        ..RegistryConfig::default()
-    }
-}
 
 fn expire(reg: &mut Registry, at: u64) -> ExpiryReport {
     reg.expire(Millis(at), &mut StdRng::seed_from_u64(7))

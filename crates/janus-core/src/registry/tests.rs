@@ -6,15 +6,15 @@ use super::*;
 use crate::model::{BEAT_INTERVAL_KEY, BEAT_TIMEOUT_KEY, DELETE_TIMEOUT_KEY, Metadata};
 use crate::model::{InstancePatch, InstanceSpec};
 
-fn key(service: &str) -> ServiceKey {
+pub(super) fn key(service: &str) -> ServiceKey {
     ServiceKey::new(NamespaceId::public(), GroupName::default_group(), ServiceName::new(service).unwrap())
 }
 
-fn inst(port: u16) -> InstanceKey {
+pub(super) fn inst(port: u16) -> InstanceKey {
     InstanceKey::new(ClusterName::default_cluster(), "10.0.0.1".parse().unwrap(), port)
 }
 
-fn no_preservation() -> RegistryConfig {
+pub(super) fn no_preservation() -> RegistryConfig {
     RegistryConfig {
         preservation: PreservationConfig { enabled: false, ..PreservationConfig::default() },
         ..RegistryConfig::default()
