@@ -16,9 +16,10 @@ use std::time::Duration;
 use janus_core::lease::LeaseTiming;
 use janus_core::model::{InstancePatch, InstanceSpec, Mode};
 use janus_core::registry::Binding;
+use janus_core::registry::DirtyKey;
 use janus_core::replica::{Version, record_hash};
 use janus_core::transport::PeerTransport;
-use janus_core::{InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
+use janus_core::{Change, InstanceKey, Millis, NodeId, Registry, RegistryError, RegistryStore, ServiceKey};
 use janus_distro::message::{ForwardOp, ForwardOutcome};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
@@ -210,30 +211,68 @@ impl ApEngine {
             let result = f(registry, now);
             (result, registry.next_deadline(), registry.take_dirty(), now)
         });
+        self.written(next, &dirty, now);
+        result
+    }
+
+    /// As [`Self::write`], trying `shared` under the store's shared lock
+    /// first (see [`janus_core::RegistryStore::write_shared`]).
+    pub(crate) fn write_shared<I, R>(
+        &self,
+        input: I,
+        shared: impl FnOnce(&Registry, Millis, I, &dyn Fn(&[Change])) -> Result<R, I>,
+        exclusive: impl FnOnce(&mut Registry, Millis, I) -> R,
+    ) -> R {
+        let (result, next, dirty, now) = self.shared.store.write_shared(
+            input,
+            |registry, now, input, publish| {
+                let result = shared(registry, now, input, publish)?;
+                Ok((result, registry.next_deadline(), registry.take_dirty(), now))
+            },
+            |registry, now, input| {
+                let result = exclusive(registry, now, input);
+                (result, registry.next_deadline(), registry.take_dirty(), now)
+            },
+        );
+        self.written(next, &dirty, now);
+        result
+    }
+
+    /// After a write: wakes the reaper if the write made an earlier
+    /// deadline, and queues what it changed for the peers.
+    fn written(&self, next: Option<Millis>, dirty: &[DirtyKey], now: Millis) {
         if next.is_some_and(|next| next.0 < self.shared.planned_wake.load(Ordering::Acquire)) {
             self.shared.wake.notify_one();
         }
         if let Some(cluster) = self.cluster() {
-            cluster.queue(&dirty, now);
+            cluster.queue(dirty, now);
         }
-        result
     }
 
     /// Applies a write here, whoever owns the instance.
+    /// Registers and deregisters take the store's shared lock where they can.
     pub(crate) fn apply_local(&self, op: ForwardOp) -> Result<ForwardOutcome, RegistryError> {
         match op {
-            ForwardOp::Register { service, spec } => {
-                self.write(|r, now| r.register_instance(&service, spec, now)).map(ForwardOutcome::Revision)
-            }
+            ForwardOp::Register { service, spec } => self
+                .write_shared(
+                    spec,
+                    |r, now, spec, publish| r.register_instance_shared(&service, spec, now, publish),
+                    |r, now, spec| r.register_instance(&service, spec, now),
+                )
+                .map(ForwardOutcome::Revision),
             ForwardOp::Update { service, spec } => {
                 self.write(|r, now| r.update_instance(&service, spec, now)).map(ForwardOutcome::Revision)
             }
             ForwardOp::Patch { service, instance, patch } => {
                 self.write(|r, now| r.patch_instance(&service, &instance, patch, now)).map(ForwardOutcome::Revision)
             }
-            ForwardOp::Deregister { service, instance } => {
-                self.write(|r, now| r.deregister_instance(&service, &instance, now)).map(ForwardOutcome::Revision)
-            }
+            ForwardOp::Deregister { service, instance } => self
+                .write_shared(
+                    (),
+                    |r, now, (), publish| r.deregister_instance_shared(&service, &instance, now, publish).ok_or(()),
+                    |r, now, ()| r.deregister_instance(&service, &instance, now),
+                )
+                .map(ForwardOutcome::Revision),
             ForwardOp::Heartbeat { service, instance } => {
                 // Most beats change nothing visible: no exclusive lock, nothing to send.
                 if let Some(timing) = self.shared.store.renew_quietly(&service, &instance) {

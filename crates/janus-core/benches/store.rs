@@ -1,13 +1,13 @@
 //! How the store's writes scale with writer threads (issue 18): 1 and 2
-//! threads, each writing to services of its own, on `RegistryStore::write`
-//! (the exclusive lock every visible write of a node takes, and the change
-//! feed it publishes to). No load generator competes for the cores.
+//! threads, each writing to services of its own, through the store as the
+//! AP engine writes (and the change feed it publishes to). No load
+//! generator competes for the cores.
 //!
 //! - `heartbeat`: a beat of an instance that is alive and healthy (changes
-//!   nothing visible), as the AP engine makes it: `renew_quietly` under the
-//!   shared lock;
+//!   nothing visible): `renew_quietly` under the shared lock;
 //! - `register+deregister`: a new instance registered and removed again (two
-//!   visible changes, each published).
+//!   visible changes, each published): `write_shared`, under the shared lock
+//!   and the service's own.
 //!
 //! ```sh
 //! cargo bench -p janus-core --bench store
@@ -106,9 +106,21 @@ fn writes(c: &mut Criterion) {
                     let key = service(thread);
                     let fresh = instance(POPULATION + 1);
                     store
-                        .write(|registry, now| registry.register_instance(&key, InstanceSpec::new(fresh.clone()), now))
+                        .write_shared(
+                            InstanceSpec::new(fresh.clone()),
+                            |registry, now, spec, publish| registry.register_instance_shared(&key, spec, now, publish),
+                            |registry, now, spec| registry.register_instance(&key, spec, now),
+                        )
                         .unwrap();
-                    store.write(|registry, now| registry.deregister_instance(&key, &fresh, now)).unwrap();
+                    store
+                        .write_shared(
+                            (),
+                            |registry, now, (), publish| {
+                                registry.deregister_instance_shared(&key, &fresh, now, publish).ok_or(())
+                            },
+                            |registry, now, ()| registry.deregister_instance(&key, &fresh, now),
+                        )
+                        .unwrap();
                 })
             });
         });

@@ -11,6 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::Mutex;
+
 use crate::model::LeaseOverrides;
 use crate::name::{InstanceKey, ServiceKey};
 use crate::time::Millis;
@@ -181,16 +183,21 @@ impl LeaseQueue {
     /// Removes and returns every lease due at or before `now`, earliest first.
     pub fn pop_due(&mut self, now: Millis) -> Vec<(LeaseId, LeaseOwner)> {
         let mut due = Vec::new();
+        self.pop_due_into(now, &mut due);
+        due.into_iter().map(|(_, id, owner)| (id, owner)).collect()
+    }
+
+    /// [`Self::pop_due`] with each lease's deadline, appended to `due`.
+    fn pop_due_into(&mut self, now: Millis, due: &mut Vec<(Millis, LeaseId, LeaseOwner)>) {
         while let Some(&(at, id)) = self.queue.first() {
             if at > now {
                 break;
             }
             self.queue.pop_first();
             if let Some(owner) = self.owners.get(&id) {
-                due.push((id, owner.clone()));
+                due.push((at, id, owner.clone()));
             }
         }
-        due
     }
 
     /// Puts a popped lease back at `at`.
@@ -221,5 +228,113 @@ impl LeaseQueue {
     #[must_use]
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+}
+
+/// How many [`LeaseQueue`]s a [`Leases`] spreads its leases over.
+const LEASE_SHARDS: u64 = 16;
+
+/// The leases of a registry, spread by service over [`LEASE_SHARDS`] queues
+/// behind locks of their own, so that writes to different services under
+/// the registry's shared lock seldom meet on one (see `Registry`'s docs).
+/// A lease's id names its queue. Reads and expiry see one queue: due leases
+/// come out ordered by deadline, then id, whichever queue holds them.
+#[derive(Debug)]
+pub struct Leases {
+    shards: Vec<Mutex<LeaseQueue>>,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        let shards =
+            (0..LEASE_SHARDS).map(|shard| Mutex::new(LeaseQueue { next_id: shard, ..LeaseQueue::default() })).collect();
+        Self { shards }
+    }
+}
+
+impl Leases {
+    /// The queue of a service's leases, by a hash of its names (FNV-1a: the
+    /// same on every run, so expiry's order is too).
+    fn queue_of(&self, service: &ServiceKey) -> &Mutex<LeaseQueue> {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in [service.namespace.as_str(), service.group.as_str(), service.service.as_str()] {
+            for byte in part.bytes().chain(std::iter::once(0)) {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        self.queue(hash % LEASE_SHARDS)
+    }
+
+    fn queue(&self, shard: u64) -> &Mutex<LeaseQueue> {
+        // `shard` is below LEASE_SHARDS, the number of queues.
+        #[allow(clippy::cast_possible_truncation)]
+        &self.shards[shard as usize]
+    }
+
+    fn queue_of_lease(&self, id: LeaseId) -> &Mutex<LeaseQueue> {
+        self.queue(id.0 % LEASE_SHARDS)
+    }
+
+    /// Starts a lease renewed at `now` (see [`LeaseQueue::start`]).
+    pub fn start(&self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
+        let mut queue = self.queue_of(&owner.service).lock();
+        let id = LeaseId(queue.next_id);
+        queue.next_id += LEASE_SHARDS;
+        let mut lease = Lease { id, started: now, last_renew: now, scheduled: now, timing };
+        lease.scheduled = lease.unhealthy_at();
+        queue.queue.insert((lease.scheduled, id));
+        queue.owners.insert(id, owner);
+        lease
+    }
+
+    /// Ends a lease (see [`LeaseQueue::stop`]).
+    pub fn stop(&self, lease: &Lease) {
+        self.queue_of_lease(lease.id).lock().stop(lease);
+    }
+
+    /// Moves a lease's one entry to `at` (see [`LeaseQueue::reschedule`]).
+    pub fn reschedule(&self, lease: &mut Lease, at: Millis) {
+        if lease.scheduled != at {
+            self.queue_of_lease(lease.id).lock().reschedule(lease, at);
+        }
+    }
+
+    /// Puts a popped lease back at `at`.
+    pub fn requeue(&self, lease: &mut Lease, at: Millis) {
+        self.queue_of_lease(lease.id).lock().requeue(lease, at);
+    }
+
+    /// Removes and returns every lease due at or before `now`, by deadline, then id.
+    pub fn pop_due(&self, now: Millis) -> Vec<(LeaseId, LeaseOwner)> {
+        let mut due = Vec::new();
+        for queue in &self.shards {
+            queue.lock().pop_due_into(now, &mut due);
+        }
+        due.sort_by_key(|(at, id, _)| (*at, *id));
+        due.into_iter().map(|(_, id, owner)| (id, owner)).collect()
+    }
+
+    /// The earliest deadline, if any lease is live.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.shards.iter().filter_map(|queue| queue.lock().next_deadline()).min()
+    }
+
+    /// Live leases.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|queue| queue.lock().len()).sum()
+    }
+
+    /// True when no lease is live.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|queue| queue.lock().is_empty())
+    }
+
+    /// Entries in the queues (equals [`Self::len`] unless an entry is in flight).
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.shards.iter().map(|queue| queue.lock().queued()).sum()
     }
 }

@@ -30,6 +30,7 @@
 //! and write through [`RegistryService`].
 
 pub mod change;
+mod counter;
 pub mod error;
 pub mod lease;
 pub mod model;

@@ -21,6 +21,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::counter::{CELLS, SpreadCounter, cell};
 use crate::time::Millis;
 
 /// Self-preservation settings.
@@ -64,16 +65,25 @@ fn bucket_tag(second: u64) -> u64 {
     second.saturating_add(1).min(COUNT_MASK)
 }
 
+/// One thread cell's buckets, alone on its cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct BucketRow([AtomicU64; BUCKETS]);
+
 /// Renewal accounting over a sliding minute, and the deletions of the current
 /// eviction window.
 #[derive(Debug)]
 pub struct Preservation {
     config: PreservationConfig,
-    expected_per_hour: u64,
+    /// Renewals expected per hour from the live leases; changed under the
+    /// registry's shared lock too (see `Registry`'s docs), hence atomic.
+    expected_per_hour: SpreadCounter,
     /// Renewals by second, one bucket per second of the minute: the second
     /// it counts in the high 32 bits ([`bucket_tag`]), the count in the low
-    /// ones, so that one compare-and-swap moves a bucket on.
-    buckets: [AtomicU64; BUCKETS],
+    /// ones, so that one compare-and-swap moves a bucket on. One row of
+    /// buckets per thread cell (see [`crate::counter`]), so that threads
+    /// counting at once do not share a cache line; a read sums the rows.
+    buckets: Box<[BucketRow; CELLS]>,
     /// Deletions younger than the eviction window, oldest first: when, and how many.
     evictions: VecDeque<(Millis, usize)>,
     /// The sum of the counts in `evictions`.
@@ -86,8 +96,8 @@ impl Preservation {
     pub fn new(config: PreservationConfig) -> Self {
         Self {
             config,
-            expected_per_hour: 0,
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            expected_per_hour: SpreadCounter::default(),
+            buckets: Box::new(std::array::from_fn(|_| BucketRow(std::array::from_fn(|_| AtomicU64::new(0))))),
             evictions: VecDeque::new(),
             window_total: 0,
         }
@@ -100,19 +110,20 @@ impl Preservation {
     }
 
     /// A lease with this rate started.
-    pub fn lease_started(&mut self, renewals_per_hour: u64, now: Millis) {
-        self.expected_per_hour += renewals_per_hour;
+    pub fn lease_started(&self, renewals_per_hour: u64, now: Millis) {
+        self.expected_per_hour.add(renewals_per_hour);
         self.add(now, renewals_per_hour / 60);
     }
 
     /// A lease with this rate ended.
-    pub fn lease_ended(&mut self, renewals_per_hour: u64) {
-        self.expected_per_hour = self.expected_per_hour.saturating_sub(renewals_per_hour);
+    pub fn lease_ended(&self, renewals_per_hour: u64) {
+        self.expected_per_hour.sub(renewals_per_hour);
     }
 
     /// A live lease's beat interval changed.
-    pub fn rate_changed(&mut self, old_per_hour: u64, new_per_hour: u64) {
-        self.expected_per_hour = self.expected_per_hour.saturating_sub(old_per_hour) + new_per_hour;
+    pub fn rate_changed(&self, old_per_hour: u64, new_per_hour: u64) {
+        self.expected_per_hour.sub(old_per_hour);
+        self.expected_per_hour.add(new_per_hour);
     }
 
     /// A heartbeat arrived. Takes `&self`: a heartbeat that changes nothing
@@ -126,7 +137,7 @@ impl Preservation {
         let tag = bucket_tag(second);
         // The modulo keeps the index below BUCKETS, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        let bucket = &self.buckets[(second % BUCKETS as u64) as usize];
+        let bucket = &self.buckets[cell()].0[(second % BUCKETS as u64) as usize];
         let mut current = bucket.load(Ordering::Relaxed);
         loop {
             let next = match (current >> 32).cmp(&tag) {
@@ -148,6 +159,7 @@ impl Preservation {
         let tag = bucket_tag(now.0 / 1000);
         self.buckets
             .iter()
+            .flat_map(|row| row.0.iter())
             .map(|bucket| bucket.load(Ordering::Relaxed))
             .filter(|packed| {
                 let held = packed >> 32;
@@ -160,7 +172,7 @@ impl Preservation {
     /// Renewals expected per minute.
     #[must_use]
     pub fn expected_per_min(&self) -> u64 {
-        self.expected_per_hour / 60
+        self.expected_per_hour.get() / 60
     }
 
     /// Whether deletions are suspended now.
@@ -255,7 +267,7 @@ mod tests {
 
     #[test]
     fn steady_beats_keep_it_off_and_silence_turns_it_on() {
-        let mut p = Preservation::new(cfg(0));
+        let p = Preservation::new(cfg(0));
         // 20 leases beating every 5 s.
         for _ in 0..20 {
             p.lease_started(720, Millis(0));
@@ -273,7 +285,7 @@ mod tests {
 
     #[test]
     fn registration_credit_covers_warm_up() {
-        let mut p = Preservation::new(cfg(0));
+        let p = Preservation::new(cfg(0));
         for _ in 0..20 {
             p.lease_started(720, Millis(0));
         }
@@ -282,7 +294,7 @@ mod tests {
 
     #[test]
     fn small_deployments_never_engage() {
-        let mut p = Preservation::new(cfg(240));
+        let p = Preservation::new(cfg(240));
         p.lease_started(720, Millis(0));
         assert!(!p.active(Millis(300_000)));
     }

@@ -7,10 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
 
 use crate::change::{Change, ChangeKind};
+use crate::counter::SpreadCounter;
 use crate::error::RegistryError;
-use crate::lease::{Lease, LeaseDefaults, LeaseQueue, LeaseTimes, LeaseTiming, QuietRenewal};
+use crate::lease::{Lease, LeaseDefaults, LeaseTimes, LeaseTiming, Leases, QuietRenewal};
 use crate::model::{Instance, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings};
 use crate::name::{ClusterName, GroupName, InstanceKey, NamespaceId, ServiceKey, ServiceName};
 use crate::preservation::{Preservation, PreservationConfig};
@@ -57,7 +61,8 @@ struct NamespaceEntry {
     spec: NamespaceSpec,
     /// Answered over DNS (the DNS access rule).
     dns: bool,
-    revision: u64,
+    /// Raised (never lowered) by writes to its services under the shared lock.
+    revision: AtomicU64,
     services: BTreeSet<(GroupName, ServiceName)>,
 }
 
@@ -209,26 +214,66 @@ pub struct RegistryStats {
 }
 
 /// The registry state machine.
+///
+/// Most writes take `&mut self` (the store's exclusive lock). The instance
+/// writes that [`shared`] serves take `&self` (the store's shared lock) and
+/// the written service's own lock instead, so that writes to different
+/// services run at once: the state they share besides their service (the
+/// revision counters, the lease queue, the renewal accounting, the
+/// replication queue, the emptied services) is atomic or behind a lock of
+/// its own, taken only inside a service's lock, never the other way round.
+/// With `&mut self` no lock is taken (`get_mut`). Reads under `&self` take
+/// a service's lock for reading (`read_recursive`: a read may call another
+/// read of the same service, as visitors' callbacks do).
 #[derive(Debug)]
 pub struct Registry {
     config: RegistryConfig,
-    revision: u64,
+    /// Node-wide revision: the revision of the latest change.
+    revision: AtomicU64,
     namespaces: BTreeMap<NamespaceId, NamespaceEntry>,
-    services: HashMap<ServiceKey, ServiceEntry>,
-    leases: LeaseQueue,
+    services: HashMap<ServiceKey, RwLock<ServiceEntry>>,
+    leases: Leases,
     preservation: Preservation,
-    instance_count: u64,
+    instance_count: SpreadCounter,
+    /// Changes of writes under `&mut self`, taken by [`Self::take_changes`];
+    /// writes under `&self` publish their own (see [`shared`]).
     changes: Vec<Change>,
     /// Services by ASCII-lowercased `namespace/group/service`, for lookups that
     /// must ignore case (DNS). The first service to claim a folded name keeps it.
     folded: HashMap<String, ServiceKey>,
     /// Versions, outgoing changes and tombstones, in a cluster.
-    replication: Option<replica::Replication>,
+    replication: Option<Mutex<replica::Replication>>,
     /// Implied services that lost their last instance, with when a sweep
     /// first saw them empty (see [`lifecycle`]).
-    emptied: HashMap<ServiceKey, Option<Millis>>,
+    emptied: Mutex<HashMap<ServiceKey, Option<Millis>>>,
     /// What each live connection published, by service (see [`bound`]).
     bound: bound::BindingIndex,
+}
+
+/// The next node-wide revision. Revisions are read and raised sequentially
+/// consistent: a blocking query counts itself as a waiter and then re-reads
+/// one, and a write that raised it and then read no waiter skipped the wake-up
+/// (see [`crate::watch`]).
+fn next_revision(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// Gives a change to the service `entry` (of one of `namespaces`) the next
+/// node-wide revision: stamps the service and raises its namespace's
+/// revision to it. [`Registry::touch`] under `&self`.
+fn stamp(
+    revision: &AtomicU64,
+    namespaces: &BTreeMap<NamespaceId, NamespaceEntry>,
+    entry: &mut ServiceEntry,
+    instance: Option<InstanceKey>,
+    kind: ChangeKind,
+) -> Change {
+    let revision = next_revision(revision);
+    entry.revision = revision;
+    if let Some(ns) = namespaces.get(&entry.key.namespace) {
+        ns.revision.fetch_max(revision, Ordering::SeqCst);
+    }
+    Change { revision, namespace: entry.key.namespace.clone(), service: Some(entry.key.clone()), instance, kind }
 }
 
 fn folded_name(namespace: &str, group: &str, service: &str) -> String {
@@ -255,20 +300,20 @@ impl Registry {
         };
         namespaces.insert(
             public.id.clone(),
-            NamespaceEntry { spec: public, dns: true, revision: 0, services: BTreeSet::new() },
+            NamespaceEntry { spec: public, dns: true, revision: AtomicU64::new(0), services: BTreeSet::new() },
         );
         Self {
             config,
-            revision: 0,
+            revision: AtomicU64::new(0),
             namespaces,
             services: HashMap::new(),
-            leases: LeaseQueue::default(),
+            leases: Leases::default(),
             preservation: Preservation::new(config.preservation),
-            instance_count: 0,
+            instance_count: SpreadCounter::default(),
             changes: Vec::new(),
             folded: HashMap::new(),
-            replication: config.replication.map(replica::Replication::new),
-            emptied: HashMap::new(),
+            replication: config.replication.map(|r| Mutex::new(replica::Replication::new(r))),
+            emptied: Mutex::new(HashMap::new()),
             bound: bound::BindingIndex::default(),
         }
     }
@@ -282,7 +327,7 @@ impl Registry {
     /// Node-wide revision: the revision of the latest change.
     #[must_use]
     pub fn revision(&self) -> u64 {
-        self.revision
+        self.revision.load(Ordering::SeqCst)
     }
 
     /// Changes made since the last call, oldest first.
@@ -290,9 +335,8 @@ impl Registry {
         std::mem::take(&mut self.changes)
     }
 
-    fn next_revision(&mut self) -> u64 {
-        self.revision += 1;
-        self.revision
+    fn next_revision(&self) -> u64 {
+        next_revision(&self.revision)
     }
 
     /// Raises the node-wide revision to at least `floor`, so that revisions
@@ -300,12 +344,15 @@ impl Registry {
     /// before it (the server persists the floor; see `janus-server`'s
     /// `revision_floor`). Revisions never go down.
     pub fn raise_revision_floor(&mut self, floor: u64) {
-        self.revision = self.revision.max(floor);
+        let revision = self.revision.get_mut();
+        *revision = (*revision).max(floor);
         // What exists already (the built-in `public`) reads at least the floor too.
         for namespace in self.namespaces.values_mut() {
-            namespace.revision = namespace.revision.max(floor);
+            let revision = namespace.revision.get_mut();
+            *revision = (*revision).max(floor);
         }
         for service in self.services.values_mut() {
+            let service = service.get_mut();
             service.revision = service.revision.max(floor);
         }
     }
@@ -322,7 +369,10 @@ impl Registry {
         }
         let revision = self.next_revision();
         let id = spec.id.clone();
-        self.namespaces.insert(id.clone(), NamespaceEntry { spec, dns: true, revision, services: BTreeSet::new() });
+        self.namespaces.insert(
+            id.clone(),
+            NamespaceEntry { spec, dns: true, revision: AtomicU64::new(revision), services: BTreeSet::new() },
+        );
         self.changes.push(Change {
             revision,
             namespace: id.clone(),
@@ -380,7 +430,7 @@ impl Registry {
         let revision = self.next_revision();
         let entry = self.namespaces.get_mut(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
         change(entry);
-        entry.revision = revision;
+        *entry.revision.get_mut() = revision;
         self.changes.push(Change {
             revision,
             namespace: id.clone(),
@@ -425,7 +475,7 @@ impl Registry {
             .iter()
             .map(|(group, service)| ServiceKey::new(id.clone(), group.clone(), service.clone()))
             .collect();
-        let defined = keys.iter().filter(|k| self.services.get(*k).is_some_and(|e| e.defined)).count();
+        let defined = keys.iter().filter(|k| self.services.get(*k).is_some_and(|e| e.read_recursive().defined)).count();
         if defined > 0 {
             return Err(RegistryError::NotEmpty {
                 what: "namespace".to_owned(),
@@ -468,7 +518,7 @@ impl Registry {
             spec: entry.spec.clone(),
             dns: entry.dns,
             service_count: entry.services.len() as u64,
-            revision: entry.revision,
+            revision: entry.revision.load(Ordering::SeqCst),
         }
     }
 
@@ -483,7 +533,7 @@ impl Registry {
             .iter()
             .filter_map(|(group, service)| {
                 let key = ServiceKey::new(id.clone(), group.clone(), service.clone());
-                self.services.get(&key).map(|s| s.instances.len() as u64)
+                self.services.get(&key).map(|s| s.read_recursive().instances.len() as u64)
             })
             .sum()
     }
@@ -531,10 +581,10 @@ impl Registry {
     fn touch(&mut self, key: &Arc<ServiceKey>, instance: Option<InstanceKey>, kind: ChangeKind) -> u64 {
         let revision = self.next_revision();
         if let Some(entry) = self.services.get_mut(&**key) {
-            entry.revision = revision;
+            entry.get_mut().revision = revision;
         }
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
-            ns.revision = revision;
+            *ns.revision.get_mut() = revision;
         }
         self.changes.push(Change {
             revision,
@@ -564,7 +614,7 @@ impl Registry {
         let mut entry = ServiceEntry::new(shared.clone(), settings);
         // Every service of a cp namespace comes from the Raft log.
         entry.defined = cp;
-        self.services.insert(key.clone(), entry);
+        self.services.insert(key.clone(), RwLock::new(entry));
         self.touch(&shared, None, ChangeKind::ServiceCreated);
         Ok(true)
     }
@@ -582,7 +632,7 @@ impl Registry {
         settings: ServiceSettings,
     ) -> Result<ServiceInfo, RegistryError> {
         self.mode_of(&key.namespace)?;
-        if let Some(entry) = self.services.get_mut(key) {
+        if let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) {
             if entry.defined {
                 return Err(RegistryError::AlreadyExists { what: "service".to_owned(), name: key.to_string() });
             }
@@ -594,7 +644,7 @@ impl Registry {
         } else {
             self.ensure_service(key, settings)?;
             if let Some(entry) = self.services.get_mut(key) {
-                entry.defined = true;
+                entry.get_mut().defined = true;
             }
         }
         self.service(key)
@@ -606,7 +656,7 @@ impl Registry {
     /// A `cp` namespace has definitions only, so a missing one is not found.
     fn definition_mut(&mut self, key: &ServiceKey) -> Result<&mut ServiceEntry, RegistryError> {
         let mode = self.mode_of(&key.namespace)?;
-        let defined = self.services.get(key).is_some_and(|e| e.defined);
+        let defined = self.services.get_mut(key).is_some_and(|e| e.get_mut().defined);
         if !defined {
             if mode == Mode::Cp {
                 return Err(Self::service_not_found(key));
@@ -614,7 +664,7 @@ impl Registry {
             self.ensure_service(key, ServiceSettings::default())?;
             self.forget_emptied(key);
         }
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        let entry = self.services.get_mut(key).map(RwLock::get_mut).ok_or_else(|| Self::service_not_found(key))?;
         if !entry.defined {
             entry.defined = true;
             entry.settings = ServiceSettings::default();
@@ -661,7 +711,7 @@ impl Registry {
     /// Namespace not found, or persistent instances remain.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), RegistryError> {
         self.mode_of(&key.namespace)?;
-        let Some(entry) = self.services.get_mut(key) else { return Ok(()) };
+        let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) else { return Ok(()) };
         let persistent = entry.instances.values().filter(|slot| !slot.instance.ephemeral).count();
         if persistent > 0 {
             return Err(RegistryError::NotEmpty {
@@ -688,7 +738,7 @@ impl Registry {
     pub fn service(&self, key: &ServiceKey) -> Result<ServiceInfo, RegistryError> {
         self.mode_of(&key.namespace)?;
         let entry = self.services.get(key).ok_or_else(|| Self::service_not_found(key))?;
-        Ok(self.service_info(entry))
+        Ok(self.service_info(&entry.read_recursive()))
     }
 
     /// One page (from 1) of a namespace's services ordered by group and name,
@@ -711,7 +761,7 @@ impl Registry {
         let take = usize::try_from(page_size).unwrap_or(usize::MAX);
         let lookup = |(g, s): &(GroupName, ServiceName)| {
             let key = ServiceKey::new(namespace.clone(), g.clone(), s.clone());
-            self.services.get(&key).map(|e| self.service_info(e))
+            self.services.get(&key).map(|e| self.service_info(&e.read_recursive()))
         };
         let search = search.filter(|s| !s.is_empty()).map(str::to_ascii_lowercase);
         let selected = |(g, s): &&(GroupName, ServiceName)| {
@@ -741,9 +791,9 @@ impl Registry {
         RegistryStats {
             namespaces: self.namespaces.len() as u64,
             services: self.services.len() as u64,
-            instances: self.instance_count,
+            instances: self.instance_count.get(),
             leases: self.leases.len() as u64,
-            revision: self.revision,
+            revision: self.revision(),
             renewals_last_min: self.preservation.renewals_last_min(now),
             expected_renewals_per_min: self.preservation.expected_per_min(),
             self_preservation: self.preservation.active(now),
@@ -759,6 +809,7 @@ mod health;
 mod instances;
 pub mod lifecycle;
 mod replica;
+mod shared;
 
 pub use bound::Binding;
 pub use health::{CheckTarget, HealthReport};
@@ -770,5 +821,7 @@ mod determinism_tests;
 mod quiet_tests;
 #[cfg(test)]
 mod replica_tests;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,12 @@
 //! [`RegistryStore`]: one node's registry behind a lock, its clock and its watches.
 //!
 //! Engines write through [`RegistryStore::write`], which publishes the changes a
-//! write made in revision order (a heartbeat that changes nothing visible
-//! takes only the shared lock: [`RegistryStore::renew_quietly`]); readers take a short read lock and
-//! copy what they need (instances are `Arc`s, so a copy is cheap), then encode
+//! write made in revision order. Registering and deregistering an instance of
+//! a service that exists take only the shared lock and that service's own
+//! ([`RegistryStore::write_shared`]), so writes to different services run at
+//! once; a heartbeat that changes nothing visible takes only the shared lock
+//! ([`RegistryStore::renew_quietly`]). Readers take a short read lock and copy
+//! what they need (instances are `Arc`s, so a copy is cheap), then encode
 //! outside the lock.
 
 use std::time::Duration;
@@ -65,6 +68,29 @@ impl RegistryStore {
         result
     }
 
+    /// A write that may run under the shared lock: `shared` gets the
+    /// registry, the current time, its input and the publisher of its
+    /// changes, which it must call while it holds the written service's lock
+    /// (as [`Registry::register_instance_shared`] and
+    /// [`Registry::deregister_instance_shared`] do). If `shared` hands its
+    /// input back, `exclusive` runs with it under the exclusive lock, as in
+    /// [`Self::write`].
+    pub fn write_shared<I, R>(
+        &self,
+        input: I,
+        shared: impl FnOnce(&Registry, Millis, I, &dyn Fn(&[Change])) -> Result<R, I>,
+        exclusive: impl FnOnce(&mut Registry, Millis, I) -> R,
+    ) -> R {
+        let declined = {
+            let registry = self.registry.read();
+            match shared(&registry, self.clock.now(), input, &|changes| self.hub.publish(changes)) {
+                Ok(result) => return result,
+                Err(input) => input,
+            }
+        };
+        self.write(|registry, now| exclusive(registry, now, declined))
+    }
+
     /// A heartbeat that changes nothing visible, under the shared lock (see
     /// [`Registry::renew_quietly`]): beats of different instances do not
     /// wait for each other. `None`: the beat needs [`Self::write`] with
@@ -78,29 +104,31 @@ impl RegistryStore {
     /// Waits until the service's revision differs from `after` (it passed it, or
     /// the service went away), or `timeout` elapses; returns the revision then.
     pub async fn wait_service(&self, key: &ServiceKey, after: u64, timeout: Duration) -> u64 {
-        let rx = self.hub.subscribe_service(key);
-        let revision = self.wait(rx, || self.read(|r| r.service_revision(key)), after, timeout).await;
+        let mut rx = self.hub.subscribe_service(key);
+        let revision = self.wait(&mut rx, || self.read(|r| r.service_revision(key)), after, timeout).await;
+        drop(rx);
         self.hub.release_service(key);
         revision
     }
 
     /// Like [`Self::wait_service`] for the node-wide revision (any change).
     pub async fn wait_any(&self, after: u64, timeout: Duration) -> u64 {
-        let rx = self.hub.subscribe_all();
-        self.wait(rx, || self.read(Registry::revision), after, timeout).await
+        let mut waiter = self.hub.subscribe_all();
+        self.wait(&mut waiter.receiver, || self.read(Registry::revision), after, timeout).await
     }
 
     /// Like [`Self::wait_service`] for a namespace's revision.
     pub async fn wait_namespace(&self, id: &NamespaceId, after: u64, timeout: Duration) -> u64 {
-        let rx = self.hub.subscribe_namespace(id);
-        let revision = self.wait(rx, || self.read(|r| r.namespace_revision(id)), after, timeout).await;
+        let mut rx = self.hub.subscribe_namespace(id);
+        let revision = self.wait(&mut rx, || self.read(|r| r.namespace_revision(id)), after, timeout).await;
+        drop(rx);
         self.hub.release_namespace(id);
         revision
     }
 
     async fn wait(
         &self,
-        mut rx: watch::Receiver<u64>,
+        rx: &mut watch::Receiver<u64>,
         current: impl Fn() -> u64,
         after: u64,
         timeout: Duration,
@@ -118,7 +146,6 @@ impl RegistryStore {
             }
         })
         .await;
-        drop(rx);
         waited.unwrap_or_else(|_| current())
     }
 

@@ -6,8 +6,17 @@
 //! missed. Keys exist only while someone waits on them. The broadcast has a fixed
 //! capacity: a subscriber that falls behind is told how much it missed and
 //! continues from the newest change, so no subscriber can grow memory.
+//!
+//! Publishing costs nothing shared while nobody waits: the hub counts its
+//! waiters, and a publisher that reads no waiter skips the channels (their
+//! locks would otherwise be taken by every write of every service). A
+//! waiter counts itself before it re-reads the revision and a publisher
+//! reads the count after it changed the revision (both sequentially
+//! consistent), so a publisher that skipped had made its change visible to
+//! that re-read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
@@ -20,9 +29,30 @@ use crate::name::{NamespaceId, ServiceKey};
 pub struct WatchHub {
     /// The node-wide revision: every change moves it.
     all: watch::Sender<u64>,
+    /// Live [`AllWaiter`]s.
+    all_waiters: AtomicUsize,
     services: Mutex<HashMap<ServiceKey, watch::Sender<u64>>>,
+    /// Keys in `services`.
+    service_keys: AtomicUsize,
     namespaces: Mutex<HashMap<NamespaceId, watch::Sender<u64>>>,
+    /// Keys in `namespaces`.
+    namespace_keys: AtomicUsize,
     events: broadcast::Sender<Change>,
+}
+
+/// A wait on the node-wide revision ([`WatchHub::subscribe_all`]); the hub
+/// counts it until it is dropped.
+#[derive(Debug)]
+pub struct AllWaiter<'a> {
+    /// Wakes when the node-wide revision moves.
+    pub receiver: watch::Receiver<u64>,
+    count: &'a AtomicUsize,
+}
+
+impl Drop for AllWaiter<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl WatchHub {
@@ -32,50 +62,65 @@ impl WatchHub {
         let (events, _) = broadcast::channel(capacity.max(1));
         Self {
             all: watch::channel(0).0,
+            all_waiters: AtomicUsize::new(0),
             services: Mutex::new(HashMap::new()),
+            service_keys: AtomicUsize::new(0),
             namespaces: Mutex::new(HashMap::new()),
+            namespace_keys: AtomicUsize::new(0),
             events,
         }
     }
 
-    /// Delivers changes (called after the registry lock is released).
+    /// Delivers changes. A service's changes come in revision order (they
+    /// are published under the registry's exclusive lock or the service's
+    /// own); changes of different services may interleave, so each watched
+    /// revision only ever moves up.
     pub fn publish(&self, changes: &[Change]) {
-        let Some(last) = changes.last() else { return };
-        self.all.send_replace(last.revision);
+        let Some(latest) = changes.iter().map(|c| c.revision).max() else { return };
+        if self.all_waiters.load(Ordering::SeqCst) > 0 {
+            raise(&self.all, latest);
+        }
         if self.events.receiver_count() > 0 {
             for change in changes {
                 // An error only means every subscriber left meanwhile.
                 let _ = self.events.send(change.clone());
             }
         }
-        {
+        if self.service_keys.load(Ordering::SeqCst) > 0 {
             let services = self.services.lock();
             if !services.is_empty() {
                 for change in changes {
                     if let Some(tx) = change.service.as_ref().and_then(|key| services.get(&**key)) {
-                        tx.send_replace(change.revision);
+                        raise(tx, change.revision);
                     }
                 }
             }
+        }
+        if self.namespace_keys.load(Ordering::SeqCst) == 0 {
+            return;
         }
         let namespaces = self.namespaces.lock();
         if !namespaces.is_empty() {
             for change in changes {
                 if let Some(tx) = namespaces.get(&change.namespace) {
-                    tx.send_replace(change.revision);
+                    raise(tx, change.revision);
                 }
             }
         }
     }
 
-    /// Starts waiting on the node-wide revision.
-    pub fn subscribe_all(&self) -> watch::Receiver<u64> {
-        self.all.subscribe()
+    /// Starts waiting on the node-wide revision; re-read it after this.
+    pub fn subscribe_all(&self) -> AllWaiter<'_> {
+        self.all_waiters.fetch_add(1, Ordering::SeqCst);
+        AllWaiter { receiver: self.all.subscribe(), count: &self.all_waiters }
     }
 
     /// Starts waiting on a service; pair with [`Self::release_service`].
     pub fn subscribe_service(&self, key: &ServiceKey) -> watch::Receiver<u64> {
-        self.services.lock().entry(key.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
+        let mut services = self.services.lock();
+        let rx = services.entry(key.clone()).or_insert_with(|| watch::channel(0).0).subscribe();
+        self.service_keys.store(services.len(), Ordering::SeqCst);
+        rx
     }
 
     /// Forgets a service key once nobody waits on it (drop the receiver first).
@@ -83,12 +128,16 @@ impl WatchHub {
         let mut services = self.services.lock();
         if services.get(key).is_some_and(|tx| tx.receiver_count() == 0) {
             services.remove(key);
+            self.service_keys.store(services.len(), Ordering::SeqCst);
         }
     }
 
     /// Starts waiting on a namespace; pair with [`Self::release_namespace`].
     pub fn subscribe_namespace(&self, id: &NamespaceId) -> watch::Receiver<u64> {
-        self.namespaces.lock().entry(id.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
+        let mut namespaces = self.namespaces.lock();
+        let rx = namespaces.entry(id.clone()).or_insert_with(|| watch::channel(0).0).subscribe();
+        self.namespace_keys.store(namespaces.len(), Ordering::SeqCst);
+        rx
     }
 
     /// Forgets a namespace key once nobody waits on it.
@@ -96,6 +145,7 @@ impl WatchHub {
         let mut namespaces = self.namespaces.lock();
         if namespaces.get(id).is_some_and(|tx| tx.receiver_count() == 0) {
             namespaces.remove(id);
+            self.namespace_keys.store(namespaces.len(), Ordering::SeqCst);
         }
     }
 
@@ -110,4 +160,16 @@ impl WatchHub {
     pub fn waited_keys(&self) -> (usize, usize) {
         (self.services.lock().len(), self.namespaces.lock().len())
     }
+}
+
+/// Moves a watched revision up to `revision` (never down), waking its
+/// watchers only when it moved.
+fn raise(tx: &watch::Sender<u64>, revision: u64) {
+    tx.send_if_modified(|current| {
+        let moved = revision > *current;
+        if moved {
+            *current = revision;
+        }
+        moved
+    });
 }

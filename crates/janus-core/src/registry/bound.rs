@@ -22,6 +22,7 @@
 //! [`Registry::clear_orphan`] (`docs/ap-protocol.md`, "Connection-bound
 //! instances").
 
+use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -173,7 +174,7 @@ impl Registry {
     /// The binding of an instance, if it is bound.
     #[must_use]
     pub fn binding_of(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<Binding> {
-        self.services.get(key).and_then(|e| e.instances.get(instance)).and_then(|slot| slot.binding)
+        self.services.get(key).and_then(|e| e.read_recursive().instances.get(instance).and_then(|slot| slot.binding))
     }
 
     /// Registers or updates one instance bound to `binding`, stopping its
@@ -184,7 +185,7 @@ impl Registry {
         spec: InstanceSpec,
         binding: Binding,
     ) -> Result<InstanceKey, RegistryError> {
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
+        let entry = self.services.get_mut(key).map(RwLock::get_mut).ok_or_else(|| Self::service_not_found(key))?;
         let shared = entry.key.clone();
         let mut instance_key = spec.key.clone();
         let Some(slot) = entry.instances.get_mut(&instance_key) else {
@@ -195,7 +196,7 @@ impl Registry {
                 ..InstanceSlot::new(Arc::new(instance), None, Version::default(), Millis(0))
             };
             entry.instances.insert(instance_key.clone(), slot);
-            self.instance_count += 1;
+            self.instance_count.add(1);
             let version = self.next_version(&shared, &instance_key, Version::default());
             self.set_version(&shared, &instance_key, version);
             self.touch(&shared, Some(instance_key.clone()), ChangeKind::InstanceRegistered);

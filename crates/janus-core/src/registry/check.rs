@@ -68,7 +68,7 @@ impl Registry {
             }
             Command::DeleteService { key } => {
                 self.check_service_known(key)?;
-                let held = self.services.get(key).map_or(0, |e| e.instances.len());
+                let held = self.services.get(key).map_or(0, |e| e.read_recursive().instances.len());
                 if held > 0 {
                     return Err(RegistryError::NotEmpty {
                         what: "service".to_owned(),

@@ -15,6 +15,7 @@
 //! snapshot all decide exactly as the first apply did. Refusals that depend
 //! on local state are made before proposing ([`Registry::check_command`]).
 
+use parking_lot::RwLock;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
@@ -264,7 +265,7 @@ impl Registry {
         let mut keys: Vec<&ServiceKey> = self.services.keys().collect();
         keys.sort();
         for key in keys {
-            let entry = &self.services[key];
+            let entry = self.services[key].read_recursive();
             let cp = self.namespaces.get(&key.namespace).is_some_and(|n| n.spec.mode == Mode::Cp);
             if entry.defined || cp {
                 state.services.push((key.clone(), entry.settings.clone()));
@@ -320,7 +321,7 @@ impl Registry {
                     let id = entry.spec.id.clone();
                     let revision = self.next_revision();
                     if let Some(entry) = self.namespaces.get_mut(&id) {
-                        entry.revision = revision;
+                        *entry.revision.get_mut() = revision;
                     }
                     self.changes.push(crate::change::Change {
                         revision,
@@ -343,13 +344,20 @@ impl Registry {
         }
         // Service definitions: take the snapshot's, forget the ones it lacks.
         let defined: HashSet<&ServiceKey> = state.services.iter().map(|(k, _)| k).collect();
-        let undefined: Vec<ServiceKey> =
-            self.services.iter().filter(|(k, e)| e.defined && !defined.contains(*k)).map(|(k, _)| k.clone()).collect();
+        let undefined: Vec<ServiceKey> = self
+            .services
+            .iter()
+            .filter(|(k, e)| e.read_recursive().defined && !defined.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in undefined {
-            let empty = self.services.get(&key).is_some_and(|e| e.instances.values().all(|s| !s.instance.ephemeral));
+            let empty = self
+                .services
+                .get(&key)
+                .is_some_and(|e| e.read_recursive().instances.values().all(|s| !s.instance.ephemeral));
             if empty {
                 self.drop_service(&key);
-            } else if let Some(entry) = self.services.get_mut(&key) {
+            } else if let Some(entry) = self.services.get_mut(&key).map(RwLock::get_mut) {
                 // Its ephemeral instances keep it, as an implied service.
                 entry.defined = false;
                 entry.settings = ServiceSettings::default();
@@ -358,7 +366,7 @@ impl Registry {
             }
         }
         for (key, settings) in state.services {
-            match self.services.get_mut(&key) {
+            match self.services.get_mut(&key).map(RwLock::get_mut) {
                 Some(entry) if entry.defined && entry.settings == settings => {}
                 Some(entry) => {
                     entry.defined = true;
@@ -369,7 +377,7 @@ impl Registry {
                 }
                 None => {
                     if self.ensure_service(&key, settings).is_ok()
-                        && let Some(entry) = self.services.get_mut(&key)
+                        && let Some(entry) = self.services.get_mut(&key).map(RwLock::get_mut)
                     {
                         entry.defined = true;
                     }
@@ -380,9 +388,13 @@ impl Registry {
         let keep: HashSet<(&ServiceKey, &InstanceKey)> = state.instances.iter().map(|(k, i)| (k, &i.key)).collect();
         let gone: Vec<(ServiceKey, InstanceKey)> = self
             .services
-            .iter()
+            .iter_mut()
             .flat_map(|(k, e)| {
-                e.instances.values().filter(|s| !s.instance.ephemeral).map(move |s| (k.clone(), s.instance.key.clone()))
+                e.get_mut()
+                    .instances
+                    .values()
+                    .filter(|s| !s.instance.ephemeral)
+                    .map(move |s| (k.clone(), s.instance.key.clone()))
             })
             .filter(|(k, i)| !keep.contains(&(k, i)))
             .collect();
@@ -407,16 +419,16 @@ impl Registry {
     /// Removes a service and all its instances, whatever they are.
     pub(super) fn drop_service(&mut self, key: &ServiceKey) {
         let instances: Vec<InstanceKey> =
-            self.services.get(key).map(|e| e.instances.keys().cloned().collect()).unwrap_or_default();
+            self.services.get(key).map(|e| e.read_recursive().instances.keys().cloned().collect()).unwrap_or_default();
         for instance in instances {
             let _ = self.remove_instance(key, &instance, ChangeKind::InstanceDeregistered);
         }
         if let Some(entry) = self.services.get(key) {
-            let shared = entry.key.clone();
+            let shared = entry.read_recursive().key.clone();
             self.touch(&shared, None, ChangeKind::ServiceDeleted);
         }
         self.services.remove(key);
-        self.emptied.remove(key);
+        self.emptied.get_mut().remove(key);
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
             ns.services.remove(&(key.group.clone(), key.service.clone()));
         }

@@ -2,6 +2,7 @@
 //! ones, with self-preservation and the deletion cap of the eviction window
 //! (see [`crate::preservation`]).
 
+use parking_lot::RwLock;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -37,7 +38,7 @@ impl Registry {
                 report.released += 1;
                 continue;
             }
-            let Some(entry) = self.services.get_mut(&*owner.service) else {
+            let Some(entry) = self.services.get_mut(&*owner.service).map(RwLock::get_mut) else {
                 continue;
             };
             let Some(slot) = entry.instances.get_mut(&owner.instance) else {
@@ -95,7 +96,7 @@ impl Registry {
 
     /// Keeps a doomed instance, unhealthy, and tries again later.
     fn defer_deletion(&mut self, owner: &LeaseOwner, now: Millis) {
-        let Some(entry) = self.services.get_mut(&*owner.service) else {
+        let Some(entry) = self.services.get_mut(&*owner.service).map(RwLock::get_mut) else {
             return;
         };
         let Some(slot) = entry.instances.get_mut(&owner.instance) else {
@@ -117,7 +118,11 @@ impl Registry {
     /// Drops a popped lease (its queue entry is gone already) and keeps the
     /// instance as a replica vouched for now.
     fn release_popped(&mut self, owner: &LeaseOwner, now: Millis) {
-        let Some(slot) = self.services.get_mut(&*owner.service).and_then(|e| e.instances.get_mut(&owner.instance))
+        let Some(slot) = self
+            .services
+            .get_mut(&*owner.service)
+            .map(RwLock::get_mut)
+            .and_then(|e| e.instances.get_mut(&owner.instance))
         else {
             return;
         };

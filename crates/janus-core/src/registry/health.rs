@@ -2,6 +2,7 @@
 //! cluster is checked), the list of what a checker should probe, and the
 //! batched health reports a checker writes through Raft.
 
+use parking_lot::RwLock;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -72,8 +73,7 @@ impl Registry {
     pub fn health_check(&self, key: &ServiceKey, cluster: &ClusterName) -> HealthCheck {
         self.services
             .get(key)
-            .and_then(|e| e.settings.clusters.get(cluster))
-            .map(|c| c.health_check.clone())
+            .and_then(|e| e.read_recursive().settings.clusters.get(cluster).map(|c| c.health_check.clone()))
             .unwrap_or_default()
     }
 
@@ -83,7 +83,7 @@ impl Registry {
     pub fn report_health(&mut self, reports: &[HealthReport]) -> usize {
         let mut changed = 0;
         for report in reports {
-            let Some(entry) = self.services.get_mut(&report.service) else { continue };
+            let Some(entry) = self.services.get_mut(&report.service).map(RwLock::get_mut) else { continue };
             let Some(slot) = entry.instances.get_mut(&report.instance) else { continue };
             if slot.instance.ephemeral || slot.instance.healthy == report.healthy {
                 continue;
@@ -108,6 +108,7 @@ impl Registry {
                 continue;
             }
             let service_hash = crate::replica::service_hash(key);
+            let entry = entry.read_recursive();
             for (instance, slot) in &entry.instances {
                 if slot.instance.ephemeral {
                     continue;

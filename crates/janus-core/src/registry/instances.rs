@@ -2,6 +2,7 @@
 //! deregister and heartbeat, and reads of single instances and services.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::{InstanceSlot, Registry, ServiceSnapshot, SnapshotInstance, folded_name};
 use crate::change::ChangeKind;
@@ -56,59 +57,9 @@ impl Registry {
         let mode = self.check_mode(&key.namespace, &spec)?;
         self.ensure_service(key, ServiceSettings::default())?;
         let timing = LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&spec.metadata)?);
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::service_not_found(key))?;
-        let shared = entry.key.clone();
-        let mut instance_key = spec.key.clone();
-        if let Some(slot) = entry.instances.get_mut(&instance_key) {
-            instance_key.cluster = slot.instance.key.cluster.clone();
-            let updated = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
-            // A registration over HTTP takes a bound instance off its
-            // connection: from now on a lease keeps it (see [`super::bound`]).
-            slot.binding = None;
-            if slot.lease.is_none() && mode.is_ephemeral() {
-                // A replica written here: this node runs its lease from now on.
-                self.preservation.lease_started(timing.renewals_per_hour(), now);
-                let owner = LeaseOwner { service: shared.clone(), instance: instance_key.clone() };
-                slot.lease = Some(self.leases.start(owner, timing, now));
-            }
-            if let Some(lease) = slot.lease_mut() {
-                if lease.timing != timing {
-                    self.preservation.rate_changed(lease.timing.renewals_per_hour(), timing.renewals_per_hour());
-                }
-                if now > lease.last_renew {
-                    // A re-registration is a sign of life (a patch passes the old renewal time).
-                    self.preservation.renewed(now);
-                }
-                lease.last_renew = now;
-                lease.timing = timing;
-                let at = lease.unhealthy_at();
-                self.leases.reschedule(lease, at);
-            }
-            if *slot.instance == updated {
-                return Ok(entry.revision);
-            }
-            slot.instance = Arc::new(updated);
-            let previous = slot.version;
-            if mode.is_ephemeral() {
-                let version = self.next_version(&shared, &instance_key, previous);
-                self.set_version(&shared, &instance_key, version);
-            }
-            return Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceUpdated));
-        }
-        instance_key.cluster = entry.intern(&spec.key.cluster);
-        let instance = spec.into_instance(instance_key.clone(), mode.is_ephemeral());
-        let lease = mode.is_ephemeral().then(|| {
-            self.preservation.lease_started(timing.renewals_per_hour(), now);
-            self.leases.start(LeaseOwner { service: shared.clone(), instance: instance_key.clone() }, timing, now)
-        });
-        let slot = InstanceSlot::new(Arc::new(instance), lease, Version::default(), now);
-        entry.instances.insert(instance_key.clone(), slot);
-        self.instance_count += 1;
-        if mode.is_ephemeral() {
-            let version = self.next_version(&shared, &instance_key, Version::default());
-            self.set_version(&shared, &instance_key, version);
-        }
-        Ok(self.touch(&shared, Some(instance_key), ChangeKind::InstanceRegistered))
+        let (context, entry, changes) = self.split(key);
+        let entry = entry.ok_or_else(|| Self::service_not_found(key))?;
+        Ok(context.register(entry, spec, mode, timing, now, changes))
     }
 
     /// Replaces the fields of an existing instance (Nacos `PUT /instance`).
@@ -118,7 +69,7 @@ impl Registry {
     pub fn update_instance(&mut self, key: &ServiceKey, spec: InstanceSpec, now: Millis) -> Result<u64, RegistryError> {
         spec.validate()?;
         self.check_mode(&key.namespace, &spec)?;
-        let exists = self.services.get(key).is_some_and(|e| e.instances.contains_key(&spec.key));
+        let exists = self.services.get_mut(key).is_some_and(|e| e.get_mut().instances.contains_key(&spec.key));
         if !exists {
             return Err(Self::instance_not_found(key, &spec.key));
         }
@@ -139,8 +90,8 @@ impl Registry {
         self.mode_of(&key.namespace)?;
         let current = self
             .services
-            .get(key)
-            .and_then(|e| e.instances.get(instance))
+            .get_mut(key)
+            .and_then(|e| e.get_mut().instances.get(instance))
             .map(|slot| slot.instance.clone())
             .ok_or_else(|| Self::instance_not_found(key, instance))?;
         if patch.healthy.is_some() && !current.ephemeral {
@@ -176,8 +127,8 @@ impl Registry {
         };
         let renewed_at = self
             .services
-            .get(key)
-            .and_then(|e| e.instances.get(instance))
+            .get_mut(key)
+            .and_then(|e| e.get_mut().instances.get(instance))
             .and_then(InstanceSlot::current_lease)
             .map_or(now, |l| l.last_renew);
         // A patch is not a heartbeat: keep the lease's last renewal.
@@ -208,16 +159,8 @@ impl Registry {
         kind: ChangeKind,
         now: Millis,
     ) -> Option<u64> {
-        let (shared, previous, ephemeral) = {
-            let entry = self.services.get(key)?;
-            let slot = entry.instances.get(instance)?;
-            (entry.key.clone(), slot.version, slot.instance.ephemeral)
-        };
-        if ephemeral {
-            let version = self.next_version(&shared, instance, previous);
-            self.bury(&shared, instance, version, now);
-        }
-        self.remove_instance(key, instance, kind)
+        let (context, entry, changes) = self.split(key);
+        context.delete_local(entry?, instance, kind, now, changes)
     }
 
     pub(super) fn remove_instance(
@@ -226,20 +169,8 @@ impl Registry {
         instance: &InstanceKey,
         kind: ChangeKind,
     ) -> Option<u64> {
-        let entry = self.services.get_mut(key)?;
-        let slot = entry.instances.remove(instance)?;
-        entry.release(&instance.cluster);
-        let shared = entry.key.clone();
-        if let Some(lease) = slot.lease {
-            self.leases.stop(&lease);
-            self.preservation.lease_ended(lease.timing.renewals_per_hour());
-        }
-        let implied_and_empty = !entry.defined && entry.instances.is_empty();
-        self.instance_count -= 1;
-        if implied_and_empty {
-            self.emptied.insert(key.clone(), None);
-        }
-        Some(self.touch(&shared, Some(instance.clone()), kind))
+        let (context, entry, changes) = self.split(key);
+        context.remove(entry?, instance, kind, changes)
     }
 
     /// Renews an ephemeral instance's lease, turning it healthy if it was not.
@@ -262,7 +193,8 @@ impl Registry {
                     .to_owned(),
             });
         }
-        let entry = self.services.get_mut(key).ok_or_else(|| Self::instance_not_found(key, instance))?;
+        let entry =
+            self.services.get_mut(key).map(|e| e.get_mut()).ok_or_else(|| Self::instance_not_found(key, instance))?;
         let slot = entry.instances.get_mut(instance).ok_or_else(|| Self::instance_not_found(key, instance))?;
         if slot.binding.is_some() {
             // Its connection keeps it alive; a beat has nothing to renew.
@@ -314,7 +246,8 @@ impl Registry {
         if !self.namespaces.get(&key.namespace)?.spec.mode.is_ephemeral() {
             return None;
         }
-        let slot = self.services.get(key)?.instances.get(instance)?;
+        let entry = self.services.get(key)?.read_recursive();
+        let slot = entry.instances.get(instance)?;
         if slot.binding.is_some() || !slot.instance.healthy {
             return None;
         }
@@ -334,7 +267,8 @@ impl Registry {
         if !self.namespaces.get(&key.namespace)?.spec.mode.is_ephemeral() {
             return None;
         }
-        let slot = self.services.get(key)?.instances.get(instance)?;
+        let entry = self.services.get(key)?.read_recursive();
+        let slot = entry.instances.get(instance)?;
         if slot.binding.is_some() || slot.lease.is_some() || !slot.instance.healthy {
             return None;
         }
@@ -348,11 +282,8 @@ impl Registry {
     /// Namespace, service or instance not found.
     pub fn instance(&self, key: &ServiceKey, instance: &InstanceKey) -> Result<SnapshotInstance, RegistryError> {
         self.mode_of(&key.namespace)?;
-        let slot = self
-            .services
-            .get(key)
-            .and_then(|e| e.instances.get(instance))
-            .ok_or_else(|| Self::instance_not_found(key, instance))?;
+        let entry = self.services.get(key).ok_or_else(|| Self::instance_not_found(key, instance))?.read_recursive();
+        let slot = entry.instances.get(instance).ok_or_else(|| Self::instance_not_found(key, instance))?;
         Ok(self.snapshot_instance(slot))
     }
 
@@ -372,7 +303,7 @@ impl Registry {
     /// Namespace not found.
     pub fn snapshot(&self, key: &ServiceKey) -> Result<ServiceSnapshot, RegistryError> {
         let mode = self.mode_of(&key.namespace)?;
-        Ok(match self.services.get(key) {
+        Ok(match self.services.get(key).map(|e| e.read_recursive()) {
             Some(entry) => ServiceSnapshot {
                 key: key.clone(),
                 mode,
@@ -415,7 +346,9 @@ impl Registry {
     /// (a deletion stamps the namespace too).
     #[must_use]
     pub fn service_revision(&self, key: &ServiceKey) -> u64 {
-        self.services.get(key).map_or_else(|| self.absent_service_revision(&key.namespace), |e| e.revision)
+        self.services
+            .get(key)
+            .map_or_else(|| self.absent_service_revision(&key.namespace), |e| e.read_recursive().revision)
     }
 
     /// What an absent service of `namespace` reads as (see [`Self::service_revision`]).
@@ -427,6 +360,6 @@ impl Registry {
     /// namespace reads as the node-wide revision (at least that of its deletion).
     #[must_use]
     pub fn namespace_revision(&self, id: &NamespaceId) -> u64 {
-        self.namespaces.get(id).map_or(self.revision, |e| e.revision).max(1)
+        self.namespaces.get(id).map_or_else(|| self.revision(), |e| e.revision.load(Ordering::SeqCst)).max(1)
     }
 }

@@ -17,6 +17,8 @@
 //! service with the default settings; defining an implied service keeps its
 //! instances.
 
+use parking_lot::RwLock;
+
 use super::Registry;
 use crate::name::ServiceKey;
 use crate::time::Millis;
@@ -30,13 +32,13 @@ impl Registry {
     /// period; returns how many went. A service seen empty for the first time
     /// is stamped now. Cost: the services emptied since, not all services.
     pub fn sweep_empty_services(&mut self, now: Millis) -> usize {
-        if self.emptied.is_empty() {
+        if self.emptied.get_mut().is_empty() {
             return 0;
         }
         let grace = self.config.empty_service_grace_ms;
         let mut due: Vec<ServiceKey> = Vec::new();
-        self.emptied.retain(|key, since| {
-            let Some(entry) = self.services.get(key) else { return false };
+        self.emptied.get_mut().retain(|key, since| {
+            let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) else { return false };
             if entry.defined || !entry.instances.is_empty() {
                 return false;
             }
@@ -55,13 +57,13 @@ impl Registry {
 
     /// Forgets that a service was seen empty (it was defined, or got instances).
     pub(super) fn forget_emptied(&mut self, key: &ServiceKey) {
-        self.emptied.remove(key);
+        self.emptied.get_mut().remove(key);
     }
 
     /// Implied services waiting out their grace period.
     #[must_use]
     pub fn empty_services_pending(&self) -> usize {
-        self.emptied.len()
+        self.emptied.lock().len()
     }
 }
 

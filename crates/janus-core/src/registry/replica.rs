@@ -5,6 +5,7 @@
 //! Who runs an instance's lease is the AP engine's call: it passes an
 //! `owns` predicate (over [`crate::replica::record_hash`]) wherever it matters.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -49,6 +50,25 @@ impl Replication {
             }
         }
     }
+
+    /// The version a local change of an instance at `current` gets: above
+    /// anything seen for it, tombstones included.
+    pub(super) fn next_version(&self, service: &ServiceKey, instance: &InstanceKey, current: Version) -> Version {
+        let buried = self.tombstone(service, instance).unwrap_or_default();
+        Version { counter: current.counter.max(buried.counter) + 1, node: self.config.node }
+    }
+
+    /// Queues a live instance changed here for peers (it has no tombstone any more).
+    pub(super) fn queue(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey) {
+        self.clear_tombstone(service, instance);
+        self.dirty.push((service.clone(), instance.clone()));
+    }
+
+    /// Records a deletion made here and queues it for peers.
+    pub(super) fn bury(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version, now: Millis) {
+        remember_tombstone(self, service, instance, version, now);
+        self.dirty.push((service.clone(), instance.clone()));
+    }
 }
 
 /// What applying a peer's records did.
@@ -88,40 +108,30 @@ pub struct EphemeralView<'a> {
 impl Registry {
     /// The version a local change of an instance gets: above anything seen for it.
     pub(super) fn next_version(&self, service: &ServiceKey, instance: &InstanceKey, current: Version) -> Version {
-        let Some(replication) = &self.replication else {
-            return Version { counter: current.counter + 1, node: 0 };
-        };
-        let buried = replication.tombstone(service, instance).unwrap_or_default();
-        Version { counter: current.counter.max(buried.counter) + 1, node: replication.config.node }
+        self.context().next_version(service, instance, current)
     }
 
     /// Stamps a live instance changed here and queues it for peers.
     pub(super) fn set_version(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version) {
-        if let Some(slot) = self.services.get_mut(&**service).and_then(|e| e.instances.get_mut(instance)) {
+        if let Some(slot) =
+            self.services.get_mut(&**service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+        {
             slot.version = version;
         }
-        if let Some(replication) = &mut self.replication {
-            replication.clear_tombstone(service, instance);
-            replication.dirty.push((service.clone(), instance.clone()));
+        if let Some(replication) = self.replication.as_mut().map(Mutex::get_mut) {
+            replication.queue(service, instance);
         }
     }
 
-    /// Records a deletion made here and queues it for peers.
-    pub(super) fn bury(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version, now: Millis) {
-        if let Some(replication) = &mut self.replication {
-            remember_tombstone(replication, service, instance, version, now);
-            replication.dirty.push((service.clone(), instance.clone()));
-        }
-    }
-
-    /// Takes the instances changed here since the last call (empty unless replicating).
-    pub fn take_dirty(&mut self) -> Vec<DirtyKey> {
-        self.replication.as_mut().map(|r| std::mem::take(&mut r.dirty)).unwrap_or_default()
+    /// Takes the instances changed here since the last call (empty unless
+    /// replicating). Takes `&self`: writes under the shared lock queue too.
+    pub fn take_dirty(&self) -> Vec<DirtyKey> {
+        self.replication.as_ref().map(|r| std::mem::take(&mut r.lock().dirty)).unwrap_or_default()
     }
 
     /// Forgets tombstones older than their time to live.
     pub fn prune_tombstones(&mut self, now: Millis) -> usize {
-        let Some(replication) = &mut self.replication else { return 0 };
+        let Some(replication) = self.replication.as_mut().map(Mutex::get_mut) else { return 0 };
         let mut pruned = 0;
         while let Some((at, _, _, _)) = replication.expiring.front() {
             if *at > now {
@@ -139,7 +149,7 @@ impl Registry {
     /// Shows `f` every tombstone: service, instance, the record's hash.
     pub fn visit_tombstones(&self, mut f: impl FnMut(&ServiceKey, &InstanceKey, u64)) {
         let Some(replication) = &self.replication else { return };
-        for (service, instances) in &replication.tombstones {
+        for (service, instances) in &replication.lock().tombstones {
             let hash = service_hash(service);
             for instance in instances.keys() {
                 f(service, instance, record_hash_with(hash, instance));
@@ -150,7 +160,7 @@ impl Registry {
     /// Tombstones held.
     #[must_use]
     pub fn tombstones(&self) -> usize {
-        self.replication.as_ref().map_or(0, |r| r.tombstones.values().map(HashMap::len).sum())
+        self.replication.as_ref().map_or(0, |r| r.lock().tombstones.values().map(HashMap::len).sum())
     }
 
     /// The current records of some instances of a service, read when they are
@@ -162,12 +172,15 @@ impl Registry {
         service: &ServiceKey,
         instances: impl IntoIterator<Item = &'a InstanceKey>,
     ) -> ServiceRecords {
-        let entry = self.services.get(service);
-        let tombstones = self.replication.as_ref().and_then(|r| r.tombstones.get(service));
+        let entry = self.services.get(service).map(|e| e.read_recursive());
+        let replication = self.replication.as_ref().map(|r| r.lock());
+        let tombstones = replication.as_ref().and_then(|r| r.tombstones.get(service));
         let records = instances
             .into_iter()
             .filter_map(|instance| {
-                if let Some(slot) = entry.and_then(|e| e.instances.get(instance)).filter(|s| s.instance.ephemeral) {
+                if let Some(slot) =
+                    entry.as_ref().and_then(|e| e.instances.get(instance)).filter(|s| s.instance.ephemeral)
+                {
                     return Some(Record {
                         instance: instance.clone(),
                         version: slot.version,
@@ -195,13 +208,18 @@ impl Registry {
         }
         let hash = service_hash(&service);
         for record in batch.records {
-            let current =
-                self.services.get(&service).and_then(|e| e.instances.get(&record.instance)).map(|s| s.version);
+            let current = self
+                .services
+                .get_mut(&service)
+                .and_then(|e| e.get_mut().instances.get(&record.instance))
+                .map(|s| s.version);
             let known = match current {
                 Some(version) => Some((version, false)),
-                None => {
-                    self.replication.as_ref().and_then(|r| r.tombstone(&service, &record.instance)).map(|v| (v, true))
-                }
+                None => self
+                    .replication
+                    .as_mut()
+                    .and_then(|r| r.get_mut().tombstone(&service, &record.instance))
+                    .map(|v| (v, true)),
             };
             let incoming = (record.version, record.body.is_none());
             if let Some(known) = known
@@ -225,7 +243,7 @@ impl Registry {
             // A connection-bound instance is its binder's; the rest as `owns` says.
             let binding = record.body.as_ref().and_then(|b| b.binding);
             let owned = match (binding, &self.replication) {
-                (Some(binding), Some(replication)) => binding.node == replication.config.node,
+                (Some(binding), Some(replication)) => binding.node == replication.lock().config.node,
                 _ => owns(record_hash_with(hash, &record.instance)),
             };
             let instance = record.instance.clone();
@@ -235,7 +253,7 @@ impl Registry {
                     if current.is_some() {
                         self.remove_instance(&service, &record.instance, ChangeKind::InstanceDeregistered);
                     }
-                    if let Some(replication) = &mut self.replication {
+                    if let Some(replication) = self.replication.as_mut().map(Mutex::get_mut) {
                         let shared = Arc::new(service.clone());
                         remember_tombstone(replication, &shared, &record.instance, record.version, now);
                     }
@@ -243,7 +261,7 @@ impl Registry {
             }
             // The owner passes on what changed its copy (a write that landed
             // elsewhere while it was out of reach), so every replica hears it.
-            if owned && let Some(replication) = &mut self.replication {
+            if owned && let Some(replication) = self.replication.as_mut().map(Mutex::get_mut) {
                 replication.dirty.push((Arc::new(service.clone()), instance));
             }
         }
@@ -256,8 +274,8 @@ impl Registry {
     /// every peer (`docs/ap-protocol.md`, "Connection-bound instances").
     /// Returns whether it was.
     fn reassert_bound(&mut self, service: &ServiceKey, instance: &InstanceKey, deleted: Version) -> bool {
-        let Some(me) = self.replication.as_ref().map(|r| r.config.node) else { return false };
-        let Some(entry) = self.services.get(service) else { return false };
+        let Some(me) = self.replication.as_mut().map(|r| r.get_mut().config.node) else { return false };
+        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return false };
         let Some(slot) = entry.instances.get(instance) else { return false };
         let Some(binding) = slot.binding.filter(|b| b.node == me) else { return false };
         if !self.bound.holds(binding, service, instance) {
@@ -270,7 +288,7 @@ impl Registry {
     }
 
     fn slot_mut(&mut self, service: &ServiceKey, instance: &InstanceKey) -> Option<&mut InstanceSlot> {
-        self.services.get_mut(service).and_then(|e| e.instances.get_mut(instance))
+        self.services.get_mut(service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
     }
 
     /// Inserts or replaces a live instance from a peer's record.
@@ -288,11 +306,11 @@ impl Registry {
         }
         let timing =
             LeaseTiming::resolve(self.config.lease, LeaseOverrides::from_metadata(&body.metadata).unwrap_or_default());
-        if let Some(replication) = &mut self.replication {
+        if let Some(replication) = self.replication.as_mut().map(Mutex::get_mut) {
             replication.clear_tombstone(service, &instance);
         }
         let binding = body.binding;
-        let Some(entry) = self.services.get_mut(service) else { return };
+        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return };
         let shared = entry.key.clone();
         if let Some(slot) = entry.instances.get_mut(&instance) {
             slot.binding = binding;
@@ -340,7 +358,7 @@ impl Registry {
             ..InstanceSlot::new(Arc::new(body.into_instance(key.clone())), lease, version, now)
         };
         entry.instances.insert(key.clone(), slot);
-        self.instance_count += 1;
+        self.instance_count.add(1);
         self.touch(&shared, Some(key), ChangeKind::InstanceRegistered);
     }
 
@@ -352,8 +370,9 @@ impl Registry {
     pub fn rebalance(&mut self, now: Millis, owns: &dyn Fn(u64) -> bool) -> Vec<DirtyKey> {
         let mut released = Vec::new();
         let mut adopt = Vec::new();
-        for (key, entry) in &self.services {
+        for (key, entry) in &mut self.services {
             let hash = service_hash(key);
+            let entry = entry.get_mut();
             for (instance, slot) in &entry.instances {
                 if !slot.instance.ephemeral {
                     continue;
@@ -381,7 +400,9 @@ impl Registry {
 
     /// Starts a lease renewed `now` for a replica.
     pub(super) fn start_lease(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, now: Millis) {
-        let Some(slot) = self.services.get_mut(&**service).and_then(|e| e.instances.get_mut(instance)) else {
+        let Some(slot) =
+            self.services.get_mut(&**service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+        else {
             return;
         };
         if slot.lease.is_some() || slot.binding.is_some() {
@@ -396,7 +417,9 @@ impl Registry {
 
     /// Stops running an instance's lease here: it becomes a replica, vouched for now.
     pub(super) fn release_lease(&mut self, service: &ServiceKey, instance: &InstanceKey, now: Millis) {
-        let Some(slot) = self.services.get_mut(service).and_then(|e| e.instances.get_mut(instance)) else {
+        let Some(slot) =
+            self.services.get_mut(service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+        else {
             return;
         };
         if let Some(lease) = slot.lease.take() {
@@ -411,8 +434,8 @@ impl Registry {
     pub fn ap_services(&self) -> Vec<Arc<ServiceKey>> {
         self.services
             .values()
-            .filter(|e| self.namespaces.get(&e.key.namespace).is_some_and(|n| n.spec.mode == Mode::Ap))
-            .map(|e| e.key.clone())
+            .map(|e| e.read_recursive().key.clone())
+            .filter(|key| self.namespaces.get(&key.namespace).is_some_and(|n| n.spec.mode == Mode::Ap))
             .collect()
     }
 
@@ -420,7 +443,7 @@ impl Registry {
     pub fn visit_ephemeral(&self, service: &ServiceKey, mut f: impl FnMut(EphemeralView<'_>)) {
         let Some(entry) = self.services.get(service) else { return };
         let hash = service_hash(service);
-        for (instance, slot) in &entry.instances {
+        for (instance, slot) in &entry.read_recursive().instances {
             if slot.instance.ephemeral {
                 f(EphemeralView {
                     instance,
@@ -442,7 +465,7 @@ impl Registry {
         instances: impl IntoIterator<Item = &'a InstanceKey>,
         now: Millis,
     ) {
-        let Some(entry) = self.services.get_mut(service) else { return };
+        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return };
         for instance in instances {
             if let Some(slot) = entry.instances.get_mut(instance) {
                 slot.vouched = now;
@@ -461,8 +484,8 @@ impl Registry {
         for instance in instances {
             let replica = self
                 .services
-                .get(service)
-                .and_then(|e| e.instances.get(instance))
+                .get_mut(service)
+                .and_then(|e| e.get_mut().instances.get(instance))
                 .is_some_and(|s| s.instance.ephemeral && s.lease.is_none() && s.binding.is_none());
             if replica && self.remove_instance(service, instance, ChangeKind::InstanceExpired).is_some() {
                 dropped += 1;
@@ -476,7 +499,7 @@ impl Registry {
     /// arrived meanwhile stays. Returns whether it went.
     pub fn drop_replica_at(&mut self, service: &ServiceKey, instance: &InstanceKey, version: Version) -> bool {
         let unchanged =
-            self.services.get(service).and_then(|e| e.instances.get(instance)).is_some_and(|s| {
+            self.services.get_mut(service).and_then(|e| e.get_mut().instances.get(instance)).is_some_and(|s| {
                 s.instance.ephemeral && s.lease.is_none() && s.binding.is_none() && s.version == version
             });
         unchanged && self.remove_instance(service, instance, ChangeKind::InstanceExpired).is_some()
@@ -507,6 +530,7 @@ impl Registry {
                 }
                 let Some(entry) = self.services.get(&key) else { continue };
                 let records: Vec<Record> = entry
+                    .read_recursive()
                     .instances
                     .values()
                     .filter(|s| s.instance.ephemeral)
