@@ -188,6 +188,11 @@ start_rnacos_cluster() {
   return 1
 }
 
+# start_rnacos_cluster, and once more from scratch if it did not form.
+start_rnacos_cluster_twice() {
+  start_rnacos_cluster || { stop_server; echo "rnacos cluster did not form; trying once more"; start_rnacos_cluster; }
+}
+
 # Three etcd 3.4 members on loopback, with etcd's defaults (fsync on every commit, as Janus).
 ETCD_TARGETS="http://127.0.0.1:12371,http://127.0.0.1:12372,http://127.0.0.1:12373"
 start_etcd_cluster() {
@@ -299,7 +304,7 @@ for round in 1 2 3; do
       if [ "$server" = janus ]; then
         start_janus_cluster
         rounds_run "$AP_ROUNDS" "$round" janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances"
-      elif start_rnacos_cluster || { stop_server; echo "rnacos cluster did not form; trying once more"; start_rnacos_cluster; }; then
+      elif start_rnacos_cluster_twice; then
         rounds_run "$AP_ROUNDS" "$round" rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances"
       else
         rnacos_cluster_failed
@@ -363,7 +368,7 @@ for entry in "${GRPC_SCENARIOS[@]}"; do
   bench janus "$JANUS_CLUSTER_TARGETS" "$scenario" "$instances" --api nacos-grpc
   stop_server
   echo "== gRPC $scenario ($instances): rnacos 3-node cluster"
-  if start_rnacos_cluster; then
+  if start_rnacos_cluster_twice; then
     bench rnacos "$RNACOS_CLUSTER_TARGETS" "$scenario" "$instances" --api nacos-grpc
   else
     rnacos_cluster_failed
@@ -384,7 +389,7 @@ echo "== gRPC push latency across nodes, $PUSH_SUBSCRIBERS subscribers: janus an
 start_janus_cluster
 bench janus "$JANUS_CLUSTER_TARGETS" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES" --prefix cluster
 stop_server
-if start_rnacos_cluster; then
+if start_rnacos_cluster_twice; then
   bench rnacos "$RNACOS_CLUSTER_TARGETS" push 0 --api nacos-grpc --watchers "$PUSH_SUBSCRIBERS" --writes "$PUSH_WRITES" --prefix cluster
 else
   rnacos_cluster_failed
