@@ -145,19 +145,25 @@ pub struct LeaseOwner {
     pub instance: InstanceKey,
 }
 
-/// The ordered queue of lease deadlines and the index from lease to instance.
-#[derive(Debug, Default)]
-pub struct LeaseQueue {
+/// One of a [`Leases`]' queues: the ordered lease deadlines of some services
+/// and the index from lease to instance.
+#[derive(Debug)]
+struct LeaseQueue {
     queue: BTreeSet<(Millis, LeaseId)>,
     owners: HashMap<LeaseId, LeaseOwner>,
+    /// The id of the next lease: the queue's index, then steps of [`LEASE_SHARDS`].
     next_id: u64,
 }
 
 impl LeaseQueue {
+    fn new(shard: u64) -> Self {
+        Self { queue: BTreeSet::new(), owners: HashMap::new(), next_id: shard }
+    }
+
     /// Starts a lease renewed at `now`, scheduled at its unhealthy deadline.
-    pub fn start(&mut self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
+    fn start(&mut self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
         let id = LeaseId(self.next_id);
-        self.next_id += 1;
+        self.next_id += LEASE_SHARDS;
         let mut lease = Lease { id, started: now, last_renew: now, scheduled: now, timing };
         lease.scheduled = lease.unhealthy_at();
         self.queue.insert((lease.scheduled, id));
@@ -166,13 +172,13 @@ impl LeaseQueue {
     }
 
     /// Ends a lease and drops its queue entry.
-    pub fn stop(&mut self, lease: &Lease) {
+    fn stop(&mut self, lease: &Lease) {
         self.queue.remove(&(lease.scheduled, lease.id));
         self.owners.remove(&lease.id);
     }
 
     /// Moves a lease's one entry to `at` (earlier or later).
-    pub fn reschedule(&mut self, lease: &mut Lease, at: Millis) {
+    fn reschedule(&mut self, lease: &mut Lease, at: Millis) {
         if lease.scheduled != at {
             self.queue.remove(&(lease.scheduled, lease.id));
             lease.scheduled = at;
@@ -180,14 +186,8 @@ impl LeaseQueue {
         }
     }
 
-    /// Removes and returns every lease due at or before `now`, earliest first.
-    pub fn pop_due(&mut self, now: Millis) -> Vec<(LeaseId, LeaseOwner)> {
-        let mut due = Vec::new();
-        self.pop_due_into(now, &mut due);
-        due.into_iter().map(|(_, id, owner)| (id, owner)).collect()
-    }
-
-    /// [`Self::pop_due`] with each lease's deadline, appended to `due`.
+    /// Removes every lease due at or before `now`, earliest first, and
+    /// appends them to `due` with their deadlines.
     fn pop_due_into(&mut self, now: Millis, due: &mut Vec<(Millis, LeaseId, LeaseOwner)>) {
         while let Some(&(at, id)) = self.queue.first() {
             if at > now {
@@ -201,32 +201,32 @@ impl LeaseQueue {
     }
 
     /// Puts a popped lease back at `at`.
-    pub fn requeue(&mut self, lease: &mut Lease, at: Millis) {
+    fn requeue(&mut self, lease: &mut Lease, at: Millis) {
         lease.scheduled = at;
         self.queue.insert((at, lease.id));
     }
 
     /// The earliest deadline, if any lease is live.
     #[must_use]
-    pub fn next_deadline(&self) -> Option<Millis> {
+    fn next_deadline(&self) -> Option<Millis> {
         self.queue.first().map(|(at, _)| *at)
     }
 
     /// Live leases.
     #[must_use]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.owners.len()
     }
 
     /// True when no lease is live.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.owners.is_empty()
     }
 
     /// Entries in the queue (equals [`Self::len`] unless an entry is in flight).
     #[must_use]
-    pub fn queued(&self) -> usize {
+    fn queued(&self) -> usize {
         self.queue.len()
     }
 }
@@ -234,20 +234,41 @@ impl LeaseQueue {
 /// How many [`LeaseQueue`]s a [`Leases`] spreads its leases over.
 const LEASE_SHARDS: u64 = 16;
 
-/// The leases of a registry, spread by service over [`LEASE_SHARDS`] queues
+/// The leases of a registry, spread by service over 16 queues
 /// behind locks of their own, so that writes to different services under
 /// the registry's shared lock seldom meet on one (see `Registry`'s docs).
 /// A lease's id names its queue. Reads and expiry see one queue: due leases
 /// come out ordered by deadline, then id, whichever queue holds them.
 #[derive(Debug)]
 pub struct Leases {
-    shards: Vec<Mutex<LeaseQueue>>,
+    shards: Vec<Shard>,
+}
+
+/// One queue, with its earliest deadline readable without its lock (the
+/// engine asks for the earliest deadline after every write).
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    queue: Mutex<LeaseQueue>,
+    /// `queue`'s earliest deadline (`u64::MAX`: none), set under its lock.
+    first: AtomicU64,
+}
+
+impl Shard {
+    /// Runs `f` on the queue and then notes its earliest deadline.
+    fn with<R>(&self, f: impl FnOnce(&mut LeaseQueue) -> R) -> R {
+        let mut queue = self.queue.lock();
+        let result = f(&mut queue);
+        self.first.store(queue.next_deadline().map_or(u64::MAX, |at| at.0), Ordering::Relaxed);
+        result
+    }
 }
 
 impl Default for Leases {
     fn default() -> Self {
-        let shards =
-            (0..LEASE_SHARDS).map(|shard| Mutex::new(LeaseQueue { next_id: shard, ..LeaseQueue::default() })).collect();
+        let shards = (0..LEASE_SHARDS)
+            .map(|shard| Shard { queue: Mutex::new(LeaseQueue::new(shard)), first: AtomicU64::new(u64::MAX) })
+            .collect();
         Self { shards }
     }
 }
@@ -255,86 +276,80 @@ impl Default for Leases {
 impl Leases {
     /// The queue of a service's leases, by a hash of its names (FNV-1a: the
     /// same on every run, so expiry's order is too).
-    fn queue_of(&self, service: &ServiceKey) -> &Mutex<LeaseQueue> {
+    fn shard_of(&self, service: &ServiceKey) -> &Shard {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for part in [service.namespace.as_str(), service.group.as_str(), service.service.as_str()] {
             for byte in part.bytes().chain(std::iter::once(0)) {
                 hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        self.queue(hash % LEASE_SHARDS)
+        self.shard(hash % LEASE_SHARDS)
     }
 
-    fn queue(&self, shard: u64) -> &Mutex<LeaseQueue> {
-        // `shard` is below LEASE_SHARDS, the number of queues.
+    fn shard(&self, index: u64) -> &Shard {
+        // `index` is below LEASE_SHARDS, the number of shards.
         #[allow(clippy::cast_possible_truncation)]
-        &self.shards[shard as usize]
+        &self.shards[index as usize]
     }
 
-    fn queue_of_lease(&self, id: LeaseId) -> &Mutex<LeaseQueue> {
-        self.queue(id.0 % LEASE_SHARDS)
+    fn shard_of_lease(&self, id: LeaseId) -> &Shard {
+        self.shard(id.0 % LEASE_SHARDS)
     }
 
-    /// Starts a lease renewed at `now` (see [`LeaseQueue::start`]).
+    /// Starts a lease renewed at `now`, scheduled at its unhealthy deadline.
     pub fn start(&self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
-        let mut queue = self.queue_of(&owner.service).lock();
-        let id = LeaseId(queue.next_id);
-        queue.next_id += LEASE_SHARDS;
-        let mut lease = Lease { id, started: now, last_renew: now, scheduled: now, timing };
-        lease.scheduled = lease.unhealthy_at();
-        queue.queue.insert((lease.scheduled, id));
-        queue.owners.insert(id, owner);
-        lease
+        self.shard_of(&owner.service).with(|queue| queue.start(owner, timing, now))
     }
 
-    /// Ends a lease (see [`LeaseQueue::stop`]).
+    /// Ends a lease and drops its queue entry.
     pub fn stop(&self, lease: &Lease) {
-        self.queue_of_lease(lease.id).lock().stop(lease);
+        self.shard_of_lease(lease.id).with(|queue| queue.stop(lease));
     }
 
-    /// Moves a lease's one entry to `at` (see [`LeaseQueue::reschedule`]).
+    /// Moves a lease's one entry to `at` (earlier or later).
     pub fn reschedule(&self, lease: &mut Lease, at: Millis) {
         if lease.scheduled != at {
-            self.queue_of_lease(lease.id).lock().reschedule(lease, at);
+            self.shard_of_lease(lease.id).with(|queue| queue.reschedule(lease, at));
         }
     }
 
     /// Puts a popped lease back at `at`.
     pub fn requeue(&self, lease: &mut Lease, at: Millis) {
-        self.queue_of_lease(lease.id).lock().requeue(lease, at);
+        self.shard_of_lease(lease.id).with(|queue| queue.requeue(lease, at));
     }
 
     /// Removes and returns every lease due at or before `now`, by deadline, then id.
     pub fn pop_due(&self, now: Millis) -> Vec<(LeaseId, LeaseOwner)> {
         let mut due = Vec::new();
-        for queue in &self.shards {
-            queue.lock().pop_due_into(now, &mut due);
+        for shard in &self.shards {
+            shard.with(|queue| queue.pop_due_into(now, &mut due));
         }
         due.sort_by_key(|(at, id, _)| (*at, *id));
         due.into_iter().map(|(_, id, owner)| (id, owner)).collect()
     }
 
-    /// The earliest deadline, if any lease is live.
+    /// The earliest deadline, if any lease is live (no lock taken).
     #[must_use]
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.shards.iter().filter_map(|queue| queue.lock().next_deadline()).min()
+        let first = self.shards.iter().map(|shard| shard.first.load(Ordering::Relaxed)).min()?;
+        (first != u64::MAX).then_some(Millis(first))
     }
 
     /// Live leases.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|queue| queue.lock().len()).sum()
+        self.shards.iter().map(|shard| shard.queue.lock().len()).sum()
     }
 
     /// True when no lease is live.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|queue| queue.lock().is_empty())
+        self.shards.iter().all(|shard| shard.queue.lock().is_empty())
     }
 
     /// Entries in the queues (equals [`Self::len`] unless an entry is in flight).
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.shards.iter().map(|queue| queue.lock().queued()).sum()
+        self.shards.iter().map(|shard| shard.queue.lock().queued()).sum()
     }
 }

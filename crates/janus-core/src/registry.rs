@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::change::{Change, ChangeKind};
 use crate::counter::SpreadCounter;
@@ -146,6 +146,34 @@ impl ServiceEntry {
     }
 }
 
+/// A service's lock and state, alone on its cache lines: the services' map
+/// keeps its entries side by side, and writers of two services whose locks
+/// shared a line would wait on each other's cache misses.
+#[derive(Debug)]
+#[repr(align(128))]
+struct ServiceCell(RwLock<ServiceEntry>);
+
+impl ServiceCell {
+    fn new(entry: ServiceEntry) -> Self {
+        Self(RwLock::new(entry))
+    }
+
+    /// The state, with `&mut` access to the registry (no lock taken).
+    fn get_mut(&mut self) -> &mut ServiceEntry {
+        self.0.get_mut()
+    }
+
+    /// Reads the state (a read may nest inside another of the same service).
+    fn read_recursive(&self) -> RwLockReadGuard<'_, ServiceEntry> {
+        self.0.read_recursive()
+    }
+
+    /// Changes the state under the registry's shared lock.
+    fn write(&self) -> RwLockWriteGuard<'_, ServiceEntry> {
+        self.0.write()
+    }
+}
+
 /// An instance of a [`ServiceSnapshot`] with the lease timings it runs with.
 #[derive(Debug, Clone)]
 pub struct SnapshotInstance {
@@ -231,7 +259,7 @@ pub struct Registry {
     /// Node-wide revision: the revision of the latest change.
     revision: AtomicU64,
     namespaces: BTreeMap<NamespaceId, NamespaceEntry>,
-    services: HashMap<ServiceKey, RwLock<ServiceEntry>>,
+    services: HashMap<ServiceKey, ServiceCell>,
     leases: Leases,
     preservation: Preservation,
     instance_count: SpreadCounter,
@@ -614,7 +642,7 @@ impl Registry {
         let mut entry = ServiceEntry::new(shared.clone(), settings);
         // Every service of a cp namespace comes from the Raft log.
         entry.defined = cp;
-        self.services.insert(key.clone(), RwLock::new(entry));
+        self.services.insert(key.clone(), ServiceCell::new(entry));
         self.touch(&shared, None, ChangeKind::ServiceCreated);
         Ok(true)
     }
@@ -632,7 +660,7 @@ impl Registry {
         settings: ServiceSettings,
     ) -> Result<ServiceInfo, RegistryError> {
         self.mode_of(&key.namespace)?;
-        if let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) {
+        if let Some(entry) = self.services.get_mut(key).map(ServiceCell::get_mut) {
             if entry.defined {
                 return Err(RegistryError::AlreadyExists { what: "service".to_owned(), name: key.to_string() });
             }
@@ -664,7 +692,7 @@ impl Registry {
             self.ensure_service(key, ServiceSettings::default())?;
             self.forget_emptied(key);
         }
-        let entry = self.services.get_mut(key).map(RwLock::get_mut).ok_or_else(|| Self::service_not_found(key))?;
+        let entry = self.services.get_mut(key).map(ServiceCell::get_mut).ok_or_else(|| Self::service_not_found(key))?;
         if !entry.defined {
             entry.defined = true;
             entry.settings = ServiceSettings::default();
@@ -711,7 +739,7 @@ impl Registry {
     /// Namespace not found, or persistent instances remain.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), RegistryError> {
         self.mode_of(&key.namespace)?;
-        let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) else { return Ok(()) };
+        let Some(entry) = self.services.get_mut(key).map(ServiceCell::get_mut) else { return Ok(()) };
         let persistent = entry.instances.values().filter(|slot| !slot.instance.ephemeral).count();
         if persistent > 0 {
             return Err(RegistryError::NotEmpty {

@@ -22,11 +22,10 @@
 //! [`Registry::clear_orphan`] (`docs/ap-protocol.md`, "Connection-bound
 //! instances").
 
-use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{InstanceSlot, Registry};
+use super::{InstanceSlot, Registry, ServiceCell};
 use crate::change::ChangeKind;
 use crate::error::RegistryError;
 use crate::model::{InstanceSpec, ServiceSettings};
@@ -185,7 +184,7 @@ impl Registry {
         spec: InstanceSpec,
         binding: Binding,
     ) -> Result<InstanceKey, RegistryError> {
-        let entry = self.services.get_mut(key).map(RwLock::get_mut).ok_or_else(|| Self::service_not_found(key))?;
+        let entry = self.services.get_mut(key).map(ServiceCell::get_mut).ok_or_else(|| Self::service_not_found(key))?;
         let shared = entry.key.clone();
         let mut instance_key = spec.key.clone();
         let Some(slot) = entry.instances.get_mut(&instance_key) else {

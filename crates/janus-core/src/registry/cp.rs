@@ -15,12 +15,11 @@
 //! snapshot all decide exactly as the first apply did. Refusals that depend
 //! on local state are made before proposing ([`Registry::check_command`]).
 
-use parking_lot::RwLock;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::Registry;
+use super::{Registry, ServiceCell};
 use crate::change::ChangeKind;
 use crate::error::RegistryError;
 use crate::model::{
@@ -357,7 +356,7 @@ impl Registry {
                 .is_some_and(|e| e.read_recursive().instances.values().all(|s| !s.instance.ephemeral));
             if empty {
                 self.drop_service(&key);
-            } else if let Some(entry) = self.services.get_mut(&key).map(RwLock::get_mut) {
+            } else if let Some(entry) = self.services.get_mut(&key).map(ServiceCell::get_mut) {
                 // Its ephemeral instances keep it, as an implied service.
                 entry.defined = false;
                 entry.settings = ServiceSettings::default();
@@ -366,7 +365,7 @@ impl Registry {
             }
         }
         for (key, settings) in state.services {
-            match self.services.get_mut(&key).map(RwLock::get_mut) {
+            match self.services.get_mut(&key).map(ServiceCell::get_mut) {
                 Some(entry) if entry.defined && entry.settings == settings => {}
                 Some(entry) => {
                     entry.defined = true;
@@ -377,7 +376,7 @@ impl Registry {
                 }
                 None => {
                     if self.ensure_service(&key, settings).is_ok()
-                        && let Some(entry) = self.services.get_mut(&key).map(RwLock::get_mut)
+                        && let Some(entry) = self.services.get_mut(&key).map(ServiceCell::get_mut)
                     {
                         entry.defined = true;
                     }

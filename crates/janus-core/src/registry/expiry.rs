@@ -2,13 +2,12 @@
 //! ones, with self-preservation and the deletion cap of the eviction window
 //! (see [`crate::preservation`]).
 
-use parking_lot::RwLock;
 use std::sync::Arc;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::{DEFERRED_DELETE_RETRY_MS, ExpiryReport, Registry};
+use super::{DEFERRED_DELETE_RETRY_MS, ExpiryReport, Registry, ServiceCell};
 use crate::change::ChangeKind;
 use crate::lease::LeaseOwner;
 use crate::time::Millis;
@@ -38,7 +37,7 @@ impl Registry {
                 report.released += 1;
                 continue;
             }
-            let Some(entry) = self.services.get_mut(&*owner.service).map(RwLock::get_mut) else {
+            let Some(entry) = self.services.get_mut(&*owner.service).map(ServiceCell::get_mut) else {
                 continue;
             };
             let Some(slot) = entry.instances.get_mut(&owner.instance) else {
@@ -96,7 +95,7 @@ impl Registry {
 
     /// Keeps a doomed instance, unhealthy, and tries again later.
     fn defer_deletion(&mut self, owner: &LeaseOwner, now: Millis) {
-        let Some(entry) = self.services.get_mut(&*owner.service).map(RwLock::get_mut) else {
+        let Some(entry) = self.services.get_mut(&*owner.service).map(ServiceCell::get_mut) else {
             return;
         };
         let Some(slot) = entry.instances.get_mut(&owner.instance) else {
@@ -121,7 +120,7 @@ impl Registry {
         let Some(slot) = self
             .services
             .get_mut(&*owner.service)
-            .map(RwLock::get_mut)
+            .map(ServiceCell::get_mut)
             .and_then(|e| e.instances.get_mut(&owner.instance))
         else {
             return;

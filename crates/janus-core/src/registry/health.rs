@@ -2,13 +2,12 @@
 //! cluster is checked), the list of what a checker should probe, and the
 //! batched health reports a checker writes through Raft.
 
-use parking_lot::RwLock;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Registry;
+use super::{Registry, ServiceCell};
 use crate::change::ChangeKind;
 use crate::error::RegistryError;
 use crate::model::{ClusterSettings, HealthCheck, Mode, ServiceInfo};
@@ -83,7 +82,7 @@ impl Registry {
     pub fn report_health(&mut self, reports: &[HealthReport]) -> usize {
         let mut changed = 0;
         for report in reports {
-            let Some(entry) = self.services.get_mut(&report.service).map(RwLock::get_mut) else { continue };
+            let Some(entry) = self.services.get_mut(&report.service).map(ServiceCell::get_mut) else { continue };
             let Some(slot) = entry.instances.get_mut(&report.instance) else { continue };
             if slot.instance.ephemeral || slot.instance.healthy == report.healthy {
                 continue;

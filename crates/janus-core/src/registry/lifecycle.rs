@@ -17,9 +17,7 @@
 //! service with the default settings; defining an implied service keeps its
 //! instances.
 
-use parking_lot::RwLock;
-
-use super::Registry;
+use super::{Registry, ServiceCell};
 use crate::name::ServiceKey;
 use crate::time::Millis;
 
@@ -38,7 +36,7 @@ impl Registry {
         let grace = self.config.empty_service_grace_ms;
         let mut due: Vec<ServiceKey> = Vec::new();
         self.emptied.get_mut().retain(|key, since| {
-            let Some(entry) = self.services.get_mut(key).map(RwLock::get_mut) else { return false };
+            let Some(entry) = self.services.get_mut(key).map(ServiceCell::get_mut) else { return false };
             if entry.defined || !entry.instances.is_empty() {
                 return false;
             }

@@ -5,12 +5,13 @@
 //! Who runs an instance's lease is the AP engine's call: it passes an
 //! `owns` predicate (over [`crate::replica::record_hash`]) wherever it matters.
 
-use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::bound::Binding;
-use super::{InstanceSlot, Registry};
+use super::{InstanceSlot, Registry, ServiceCell};
 use crate::change::ChangeKind;
 use crate::lease::{LeaseOwner, LeaseTiming};
 use crate::model::{LeaseOverrides, Mode, ServiceSettings};
@@ -114,7 +115,7 @@ impl Registry {
     /// Stamps a live instance changed here and queues it for peers.
     pub(super) fn set_version(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, version: Version) {
         if let Some(slot) =
-            self.services.get_mut(&**service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+            self.services.get_mut(&**service).map(ServiceCell::get_mut).and_then(|e| e.instances.get_mut(instance))
         {
             slot.version = version;
         }
@@ -275,7 +276,7 @@ impl Registry {
     /// Returns whether it was.
     fn reassert_bound(&mut self, service: &ServiceKey, instance: &InstanceKey, deleted: Version) -> bool {
         let Some(me) = self.replication.as_mut().map(|r| r.get_mut().config.node) else { return false };
-        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return false };
+        let Some(entry) = self.services.get_mut(service).map(ServiceCell::get_mut) else { return false };
         let Some(slot) = entry.instances.get(instance) else { return false };
         let Some(binding) = slot.binding.filter(|b| b.node == me) else { return false };
         if !self.bound.holds(binding, service, instance) {
@@ -288,7 +289,7 @@ impl Registry {
     }
 
     fn slot_mut(&mut self, service: &ServiceKey, instance: &InstanceKey) -> Option<&mut InstanceSlot> {
-        self.services.get_mut(service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+        self.services.get_mut(service).map(ServiceCell::get_mut).and_then(|e| e.instances.get_mut(instance))
     }
 
     /// Inserts or replaces a live instance from a peer's record.
@@ -310,7 +311,7 @@ impl Registry {
             replication.clear_tombstone(service, &instance);
         }
         let binding = body.binding;
-        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return };
+        let Some(entry) = self.services.get_mut(service).map(ServiceCell::get_mut) else { return };
         let shared = entry.key.clone();
         if let Some(slot) = entry.instances.get_mut(&instance) {
             slot.binding = binding;
@@ -401,7 +402,7 @@ impl Registry {
     /// Starts a lease renewed `now` for a replica.
     pub(super) fn start_lease(&mut self, service: &Arc<ServiceKey>, instance: &InstanceKey, now: Millis) {
         let Some(slot) =
-            self.services.get_mut(&**service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+            self.services.get_mut(&**service).map(ServiceCell::get_mut).and_then(|e| e.instances.get_mut(instance))
         else {
             return;
         };
@@ -418,7 +419,7 @@ impl Registry {
     /// Stops running an instance's lease here: it becomes a replica, vouched for now.
     pub(super) fn release_lease(&mut self, service: &ServiceKey, instance: &InstanceKey, now: Millis) {
         let Some(slot) =
-            self.services.get_mut(service).map(RwLock::get_mut).and_then(|e| e.instances.get_mut(instance))
+            self.services.get_mut(service).map(ServiceCell::get_mut).and_then(|e| e.instances.get_mut(instance))
         else {
             return;
         };
@@ -465,7 +466,7 @@ impl Registry {
         instances: impl IntoIterator<Item = &'a InstanceKey>,
         now: Millis,
     ) {
-        let Some(entry) = self.services.get_mut(service).map(RwLock::get_mut) else { return };
+        let Some(entry) = self.services.get_mut(service).map(ServiceCell::get_mut) else { return };
         for instance in instances {
             if let Some(slot) = entry.instances.get_mut(instance) {
                 slot.vouched = now;

@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::replica::Replication;
-use super::{InstanceSlot, NamespaceEntry, Registry, ServiceEntry, stamp};
+use super::{InstanceSlot, NamespaceEntry, Registry, ServiceCell, ServiceEntry, stamp};
 use crate::change::{Change, ChangeKind};
 use crate::counter::SpreadCounter;
 use crate::error::RegistryError;
@@ -220,7 +220,7 @@ impl Registry {
             replication: replication.as_ref(),
             emptied,
         };
-        (context, services.get_mut(key).map(RwLock::get_mut), changes)
+        (context, services.get_mut(key).map(ServiceCell::get_mut), changes)
     }
 
     /// [`Self::register_instance`] under the shared lock, holding only the
