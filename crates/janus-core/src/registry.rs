@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::change::{Change, ChangeKind};
-use crate::counter::SpreadCounter;
+use crate::counter::{SpreadCounter, SpreadMax};
 use crate::error::RegistryError;
 use crate::lease::{Lease, LeaseDefaults, LeaseTimes, LeaseTiming, Leases, QuietRenewal};
 use crate::model::{Instance, Mode, NamespaceInfo, NamespaceSpec, ServiceInfo, ServicePatch, ServiceSettings};
@@ -61,8 +61,10 @@ struct NamespaceEntry {
     spec: NamespaceSpec,
     /// Answered over DNS (the DNS access rule).
     dns: bool,
-    /// Raised (never lowered) by writes to its services under the shared lock.
-    revision: AtomicU64,
+    /// Raised (never lowered) by writes to its services, under the shared
+    /// lock too: spread over per-thread cells, so that writers to different
+    /// services of one namespace do not share a cache line for it.
+    revision: SpreadMax,
     services: BTreeSet<(GroupName, ServiceName)>,
 }
 
@@ -299,7 +301,7 @@ fn stamp(
     let revision = next_revision(revision);
     entry.revision = revision;
     if let Some(ns) = namespaces.get(&entry.key.namespace) {
-        ns.revision.fetch_max(revision, Ordering::SeqCst);
+        ns.revision.raise(revision);
     }
     Change { revision, namespace: entry.key.namespace.clone(), service: Some(entry.key.clone()), instance, kind }
 }
@@ -328,7 +330,7 @@ impl Registry {
         };
         namespaces.insert(
             public.id.clone(),
-            NamespaceEntry { spec: public, dns: true, revision: AtomicU64::new(0), services: BTreeSet::new() },
+            NamespaceEntry { spec: public, dns: true, revision: SpreadMax::new(0), services: BTreeSet::new() },
         );
         Self {
             config,
@@ -376,8 +378,7 @@ impl Registry {
         *revision = (*revision).max(floor);
         // What exists already (the built-in `public`) reads at least the floor too.
         for namespace in self.namespaces.values_mut() {
-            let revision = namespace.revision.get_mut();
-            *revision = (*revision).max(floor);
+            namespace.revision.raise_mut(floor);
         }
         for service in self.services.values_mut() {
             let service = service.get_mut();
@@ -399,7 +400,7 @@ impl Registry {
         let id = spec.id.clone();
         self.namespaces.insert(
             id.clone(),
-            NamespaceEntry { spec, dns: true, revision: AtomicU64::new(revision), services: BTreeSet::new() },
+            NamespaceEntry { spec, dns: true, revision: SpreadMax::new(revision), services: BTreeSet::new() },
         );
         self.changes.push(Change {
             revision,
@@ -458,7 +459,7 @@ impl Registry {
         let revision = self.next_revision();
         let entry = self.namespaces.get_mut(id).ok_or_else(|| RegistryError::NamespaceNotFound(id.to_string()))?;
         change(entry);
-        *entry.revision.get_mut() = revision;
+        entry.revision.raise_mut(revision);
         self.changes.push(Change {
             revision,
             namespace: id.clone(),
@@ -546,7 +547,7 @@ impl Registry {
             spec: entry.spec.clone(),
             dns: entry.dns,
             service_count: entry.services.len() as u64,
-            revision: entry.revision.load(Ordering::SeqCst),
+            revision: entry.revision.get(),
         }
     }
 
@@ -612,7 +613,7 @@ impl Registry {
             entry.get_mut().revision = revision;
         }
         if let Some(ns) = self.namespaces.get_mut(&key.namespace) {
-            *ns.revision.get_mut() = revision;
+            ns.revision.raise_mut(revision);
         }
         self.changes.push(Change {
             revision,

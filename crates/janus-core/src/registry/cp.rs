@@ -320,7 +320,7 @@ impl Registry {
                     let id = entry.spec.id.clone();
                     let revision = self.next_revision();
                     if let Some(entry) = self.namespaces.get_mut(&id) {
-                        *entry.revision.get_mut() = revision;
+                        entry.revision.raise_mut(revision);
                     }
                     self.changes.push(crate::change::Change {
                         revision,

@@ -2,7 +2,6 @@
 //! deregister and heartbeat, and reads of single instances and services.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::{InstanceSlot, Registry, ServiceSnapshot, SnapshotInstance, folded_name};
 use crate::change::ChangeKind;
@@ -360,6 +359,6 @@ impl Registry {
     /// namespace reads as the node-wide revision (at least that of its deletion).
     #[must_use]
     pub fn namespace_revision(&self, id: &NamespaceId) -> u64 {
-        self.namespaces.get(id).map_or_else(|| self.revision(), |e| e.revision.load(Ordering::SeqCst)).max(1)
+        self.namespaces.get(id).map_or_else(|| self.revision(), |e| e.revision.get()).max(1)
     }
 }
