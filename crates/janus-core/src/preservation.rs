@@ -81,7 +81,7 @@ pub struct Preservation {
     /// Renewals by second, one bucket per second of the minute: the second
     /// it counts in the high 32 bits ([`bucket_tag`]), the count in the low
     /// ones, so that one compare-and-swap moves a bucket on. One row of
-    /// buckets per thread cell (see [`crate::counter`]), so that threads
+    /// buckets per thread cell (see `crate::counter`), so that threads
     /// counting at once do not share a cache line; a read sums the rows.
     buckets: Box<[BucketRow; CELLS]>,
     /// Deletions younger than the eviction window, oldest first: when, and how many.

@@ -246,7 +246,7 @@ pub struct RegistryStats {
 /// The registry state machine.
 ///
 /// Most writes take `&mut self` (the store's exclusive lock). The instance
-/// writes that [`shared`] serves take `&self` (the store's shared lock) and
+/// writes that `registry::shared` serves take `&self` (the store's shared lock) and
 /// the written service's own lock instead, so that writes to different
 /// services run at once: the state they share besides their service (the
 /// revision counters, the lease queue, the renewal accounting, the
@@ -266,7 +266,7 @@ pub struct Registry {
     preservation: Preservation,
     instance_count: SpreadCounter,
     /// Changes of writes under `&mut self`, taken by [`Self::take_changes`];
-    /// writes under `&self` publish their own (see [`shared`]).
+    /// writes under `&self` publish their own (see `registry::shared`).
     changes: Vec<Change>,
     /// Services by ASCII-lowercased `namespace/group/service`, for lookups that
     /// must ignore case (DNS). The first service to claim a folded name keeps it.
