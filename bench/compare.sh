@@ -602,8 +602,10 @@ stop_server
   echo
   echo "\`janus-bench watchers --count 16384 --settle 10s\`: one \`janus\` (default settings, pinned to CPU 0); 16,384"
   echo "connections each hold a blocking query (\`GET …/instances?index=N&wait=10m\`) on one service; one write releases"
-  echo "them all and they are closed. A light load (4 keep-alive clients × 20 requests/s) runs throughout; each RSS"
-  echo "reading (idle, held, after release) is the median of the last 3 s of a 10 s wait."
+  echo "them all (every answer must list that write's instance) and they are closed. The held reading is taken once"
+  echo "the server's \`janus_http_connections\` gauge shows them all. A light load (4 keep-alive clients × 20 heartbeats/s"
+  echo "of the watched instance, which keeps its lease) runs throughout; each RSS reading (idle, held, after release)"
+  echo "is the median of the last 3 s of a 10 s wait."
   echo
   echo "| watchers | RSS idle | RSS held | per watcher | RSS after release |"
   echo "|---|---|---|---|---|"

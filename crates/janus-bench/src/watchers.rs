@@ -1,14 +1,17 @@
 //! `janus-bench watchers`: what held blocking queries cost the server.
 //!
-//! Under a light load throughout (4 clients, 20 requests a second each: a
-//! registry is never idle, and the allocator returns freed pages as its
-//! threads go on allocating), reads the server's RSS idle, opens `--count`
-//! connections that each hold a blocking query on one service (native API,
-//! `?index=N&wait=10m`), reads the RSS while they are held, releases them all
-//! with one write, closes them and reads the RSS again. Each reading is the
-//! median of the last 3 s of a `--settle` wait. The held queries
-//! are raw TCP on the bench side (a request written, the answer read once),
-//! so that the load generator's own memory stays small; every other call goes
+//! Under a light load throughout (4 clients, 20 heartbeats a second each, of
+//! the watched instance: a registry is never idle, the allocator returns
+//! freed pages as its threads go on allocating, and the instance's lease must
+//! not run out while the queries are held), reads the server's RSS idle,
+//! opens `--count` connections that each hold a blocking query on one
+//! service (native API, `?index=N&wait=10m`), waits until the server holds
+//! them all (its `janus_http_connections` gauge), reads the RSS, releases
+//! them with one write, checks that every answer carries that write (none
+//! was answered early), closes them and reads the RSS again. Each reading is
+//! the median of the last 3 s of a `--settle` wait. The held queries are raw
+//! TCP on the bench side (a request written, the answer read once), so that
+//! the load generator's own memory stays small; every other call goes
 //! through `janus-client`.
 
 use std::net::SocketAddr;
@@ -83,13 +86,13 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
     // thread sees some) runs from before the idle reading to the last one,
     // so that idle and after are read under the same load.
     let light = tokio::spawn({
-        let client = client.clone();
+        let (client, held_service) = (client.clone(), held_service.clone());
         async move {
             let beat = |_| {
-                let client = client.clone();
+                let (client, service) = (client.clone(), held_service.clone());
                 async move {
                     loop {
-                        let _ = client.request(Method::GET, "/health", Body::Empty).await;
+                        let _ = client.heartbeat(&service, "10.0.0.1", 1, None).await;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -98,6 +101,7 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
         }
     });
     let idle = settled_rss(args.pid, args.settle).await?;
+    let open_before = open_connections(&client).await?;
 
     let service = "/v1/namespaces/public/services/bench-held/instances";
     let blocking = format!("GET {service}?index={index}&wait=10m HTTP/1.1\r\nhost: bench\r\n\r\n");
@@ -107,6 +111,7 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
         stream.write_all(blocking.as_bytes()).await?;
         held.push(stream);
     }
+    wait_until_held(&client, open_before + args.count as u64).await?;
     let held_rss = settled_rss(args.pid, args.settle).await?;
 
     // One write wakes them all; read every answer, then close.
@@ -116,19 +121,64 @@ pub(crate) async fn run(args: &WatchersArgs) -> anyhow::Result<WatchersResult> {
         .context("cannot release the watchers")?;
     let mut answered = 0;
     for mut stream in held {
-        let mut buffer = [0u8; 512];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await
-            && buffer[..n].starts_with(b"HTTP/1.1 200")
-        {
+        if released_by_the_write(&mut stream).await {
             answered += 1;
         }
     }
     if answered != args.count {
-        bail!("only {answered} of {} blocking queries answered after the write", args.count);
+        bail!("only {answered} of {} blocking queries were answered with the releasing write", args.count);
     }
     let after = settled_rss(args.pid, args.settle).await?;
     light.abort();
     Ok(WatchersResult { count: args.count, idle, held: held_rss, after })
+}
+
+/// Whether a held query's answer is a 200 listing the instance registered
+/// to release them (an answer from before it, a lease expiry say, is not).
+async fn released_by_the_write(stream: &mut TcpStream) -> bool {
+    let mut answer = Vec::with_capacity(4096);
+    let reading = async {
+        let mut buffer = [0u8; 4096];
+        while answer.len() < 64 * 1024 {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            }
+            if answer.windows(8).any(|w| w == b"10.0.0.2") {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
+    answer.starts_with(b"HTTP/1.1 200") && answer.windows(8).any(|w| w == b"10.0.0.2")
+}
+
+/// The server's `janus_http_connections` gauge.
+async fn open_connections(client: &Client) -> anyhow::Result<u64> {
+    let metrics = client.request(Method::GET, "/metrics", Body::Empty).await.context("reading /metrics")?;
+    metrics
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix("janus_http_connections "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .context("no janus_http_connections gauge in /metrics")
+}
+
+/// Waits (up to two minutes) until the server holds `open` connections: the
+/// bench's connects complete in the kernel before the server accepts them.
+async fn wait_until_held(client: &Client, open: u64) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = open_connections(client).await?;
+        if now >= open {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the server holds {now} connections, not the {open} expected, after two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl WatchersResult {
