@@ -35,6 +35,29 @@ fn collect() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
+/// Turns transparent huge pages off for this process (Linux
+/// `PR_SET_THP_DISABLE`), unless `MIMALLOC_ALLOW_THP` is set, in which case
+/// the allocator does as that says. Memory already mapped is covered too:
+/// the setting applies to every later page fault of the process.
+pub fn disable_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    set_thp_disabled();
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_thp_disabled() {
+    // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) takes integers only and
+    // touches no memory of ours; on failure (a kernel without it) the
+    // process keeps the system's setting, which is only a cost in memory.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_thp_disabled() {}
+
 /// Connections that must have closed since the last peak before a release.
 const RELEASE_AFTER_CLOSED: u64 = 1024;
 /// Releases, one a second, after a burst.
@@ -70,6 +93,19 @@ pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: Cance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[allow(unsafe_code)]
+    fn transparent_huge_pages_are_turned_off_unless_asked_for() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            return;
+        }
+        disable_transparent_huge_pages();
+        // SAFETY: PR_GET_THP_DISABLE reads a flag of the process.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(disabled, 1);
+    }
 
     /// A burst of closes asks for releases for a while, then stops; a few
     /// closes ask for none.

@@ -48,6 +48,8 @@ fn main() -> ExitCode {
     if let Some(command) = args.command.take() {
         return janus_server::cli::run(command);
     }
+    // Before the node allocates much: see the function's docs.
+    janus_server::memory::disable_transparent_huge_pages();
     let flags: Vec<(&str, &str, String)> = [
         ("--http-addr", "http.addr", args.http_addr),
         ("--dns-addr", "dns.addr", args.dns_addr),
