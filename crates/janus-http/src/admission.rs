@@ -15,10 +15,13 @@
 //!   each, so a write flood never sheds reads, and a watch flood neither.
 //!   Both get the request deadline, body read included: 408 when it passes.
 
+use std::future::Future;
+
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -79,45 +82,64 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
     ApiError { status, code, message }.into_response()
 }
 
-pub(crate) async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) fn admit(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> impl Future<Output = Response> + Send + 'static {
+    // Not an `async fn`: the checks run now and the future keeps only what
+    // the wait needs (a held blocking query keeps it for minutes), not the
+    // request a second time.
     let class = classify(request.method(), request.uri().path(), request.uri().query());
     let declared = declared_body(&request);
     let limit = state.config.max_body_bytes as u64;
     if let Some(length) = declared.filter(|length| *length > limit && *length != u64::MAX) {
         state.metrics.record(StatusCode::PAYLOAD_TOO_LARGE);
-        return refuse(
+        return Either::Left(std::future::ready(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the request body declares {length} bytes; the limit is {limit} bytes"),
-        );
+        )));
     }
     if matches!(class, Class::EventStream | Class::BlockingQuery) && declared.is_some_and(|length| length > 0) {
         state.metrics.record(StatusCode::BAD_REQUEST);
-        return refuse(StatusCode::BAD_REQUEST, "invalid_argument", "a watch takes no request body".to_owned());
+        return Either::Left(std::future::ready(refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "a watch takes no request body".to_owned(),
+        )));
     }
     let (pool, deadline, what) = match class {
         // Its permit is taken in the handler and lives as long as the stream.
-        Class::EventStream => return crate::auth::checked(&state.auth, request, next).await,
+        Class::EventStream => {
+            return Either::Right(Either::Left(crate::auth::checked(state.auth.clone(), request, next)));
+        }
         Class::BlockingQuery => {
             (&state.watchers, state.config.max_wait + state.config.request_timeout, "blocking queries")
         }
         Class::Read => (&state.reads, state.config.request_timeout, "reads"),
         Class::Write => (&state.writes, state.config.request_timeout, "writes"),
     };
-    let Ok(_permit) = pool.clone().try_acquire_owned() else {
+    let Ok(permit) = pool.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
-        return ApiError::overloaded(format!("too many concurrent {what}; retry shortly")).into_response();
+        return Either::Left(std::future::ready(
+            ApiError::overloaded(format!("too many concurrent {what}; retry shortly")).into_response(),
+        ));
     };
-    let response = match tokio::time::timeout(deadline, crate::auth::checked(&state.auth, request, next)).await {
-        Ok(response) => response,
-        Err(_) => refuse(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            format!("request took longer than {} ms", deadline.as_millis()),
-        ),
-    };
-    state.metrics.record(response.status());
-    response
+    let checked = tokio::time::timeout(deadline, crate::auth::checked(state.auth.clone(), request, next));
+    Either::Right(Either::Right(async move {
+        let response = match checked.await {
+            Ok(response) => response,
+            Err(_) => refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("request took longer than {} ms", deadline.as_millis()),
+            ),
+        };
+        drop(permit);
+        state.metrics.record(response.status());
+        response
+    }))
 }
 
 #[cfg(test)]

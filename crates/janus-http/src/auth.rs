@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use futures_util::future::Either;
 use janus_auth::{AuthError, AuthStore, LoginLimiter, PasswordHash, Principal, Scope, UserName};
 use janus_core::RegistryError;
 use janus_nacos::NacosError;
@@ -161,10 +162,25 @@ enum Credentials {
 /// Called by the admission middleware, inside its deadline, so that the
 /// check costs no layer of its own; a request no route matched goes on to
 /// the fallback, which only answers what is not there.
-pub(crate) async fn checked(guard: &Guard, request: Request, next: Next) -> Response {
-    if !guard.enabled {
-        return next.run(request).await;
+///
+/// Not an `async fn`: with access control off the future is `next`'s own,
+/// holding the request once; the checks' future (credentials read, a
+/// password verified) is boxed, so that it is not carried, at its largest
+/// state's size, by every request (a held blocking query included).
+pub(crate) fn checked(
+    guard: Arc<Guard>,
+    request: Request,
+    next: Next,
+) -> impl std::future::Future<Output = Response> + Send + 'static {
+    if guard.enabled {
+        Either::Right(Box::pin(async move { checked_with_auth(&guard, request, next).await }))
+    } else {
+        Either::Left(next.run(request))
     }
+}
+
+/// [`checked`] when access control is on.
+async fn checked_with_auth(guard: &Guard, request: Request, next: Next) -> Response {
     let Some(path) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };

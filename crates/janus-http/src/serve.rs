@@ -34,7 +34,6 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
 /// Limits of one listener.
@@ -174,10 +173,13 @@ pub async fn serve_with(
             drop(stream);
             continue;
         };
-        let serving = serve_connection(stream, peer, router.clone(), builder.clone(), connection, stop.clone());
+        let (router, builder, stop) = (router.clone(), builder.clone(), stop.clone());
         let (connections, stats) = (connections.clone(), stats.clone());
+        // The connection's future is made inside the task's, so that the
+        // task holds it once (a future moved into an `.await` would also
+        // keep its first place).
         tasks.spawn(async move {
-            serving.await;
+            serve_connection(stream, peer, router, builder, connection, stop).await;
             connections.forget(id, &stats);
         });
     }
@@ -202,13 +204,16 @@ async fn serve_connection(
     let tracked = connection.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let guard = BusyGuard::new(tracked.clone());
-        let router = router.clone();
         // Logins are throttled by source address too; only they are told it.
         if request.uri().path().ends_with("/login") {
             request.extensions_mut().insert(crate::auth::login::PeerAddr(peer));
         }
+        // Routed now rather than in the future: the request then lives in
+        // the route's future only, not in this one as well (a held blocking
+        // query keeps this future for minutes). A Router is always ready.
+        let routed = tower::Service::call(&mut router.clone(), request.map(Body::new));
         async move {
-            let response = router.oneshot(request.map(Body::new)).await?;
+            let response = routed.await?;
             Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
         }
     });
