@@ -63,6 +63,9 @@ const MAX_HEAD_BUFFER: usize = 64 * 1024;
 pub struct ServeStats {
     /// Connections held now (evicted ones no longer count while they close).
     pub open: AtomicU64,
+    /// The most connections held at once since a reader last reset it (with
+    /// `swap`): a burst opened and closed between two readings shows here.
+    pub peak_open: AtomicU64,
     /// Connections accepted since start.
     pub accepted: AtomicU64,
     /// Idle connections closed to make room for a new one.
@@ -108,6 +111,7 @@ impl Connections {
         let connection = Arc::new(Connection { busy: AtomicU32::new(0), close: CancellationToken::new() });
         by_age.insert(id, connection.clone());
         stats.open.store(by_age.len() as u64, Ordering::Relaxed);
+        stats.peak_open.fetch_max(by_age.len() as u64, Ordering::Relaxed);
         Some((id, connection))
     }
 

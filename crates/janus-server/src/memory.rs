@@ -74,7 +74,9 @@ pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: Cance
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let now = open.open.load(Ordering::Relaxed);
-        peak = peak.max(now);
+        // The most held since the last look, so that a burst opened and
+        // closed between two looks counts as well.
+        peak = peak.max(open.peak_open.swap(now, Ordering::Relaxed)).max(now);
         if peak - now >= RELEASE_AFTER_CLOSED {
             peak = now;
             rounds_left = RELEASE_ROUNDS;
@@ -135,6 +137,13 @@ mod tests {
         SEEN.with(|seen| seen.set(0));
         on_thread_park();
         assert_eq!(SEEN.with(Cell::get), EPOCH.load(Ordering::Relaxed));
+        // A burst opened and closed between two looks at the count (a
+        // script opening 1,100 connections and closing them) counts too.
+        let before = EPOCH.load(Ordering::Relaxed);
+        stats.peak_open.fetch_max(1200, Ordering::Relaxed);
+        second().await;
+        second().await;
+        assert!(EPOCH.load(Ordering::Relaxed) > before, "a burst seen only as a peak asks for releases");
         stop.cancel();
         watcher.await.unwrap();
     }
