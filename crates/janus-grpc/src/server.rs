@@ -58,6 +58,9 @@ pub const BI_STREAM_PATH: &str = "/BiRequestStream/requestBiStream";
 pub struct GrpcStats {
     /// Connections held now.
     pub connections: AtomicU64,
+    /// The most connections held at once since a reader last reset it (with
+    /// `swap`): a burst opened and closed between two readings shows here.
+    pub peak_connections: AtomicU64,
     /// Connections accepted since start.
     pub accepted: AtomicU64,
     /// Connections closed at once because the cap was reached.
@@ -256,7 +259,9 @@ impl GrpcServer {
                 drop(socket);
                 continue;
             }
-            shared.stats.connections.store(shared.conns.len() as u64, Ordering::Relaxed);
+            let held = shared.conns.len() as u64;
+            shared.stats.connections.store(held, Ordering::Relaxed);
+            shared.stats.peak_connections.fetch_max(held, Ordering::Relaxed);
             shared.tasks.spawn(serve_connection(shared.clone(), conn, socket, builder.clone()));
         }
         drop(listener);

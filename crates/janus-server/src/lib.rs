@@ -340,7 +340,9 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     };
     let stop = shutdown.clone();
     let (limits, serve_stats) = (config.http_config().serve_limits(), metrics.serve.clone());
-    tokio::spawn(memory::release_after_bursts(serve_stats.clone(), shutdown.child_token()));
+    let mut listeners: Vec<Arc<dyn memory::HeldConnections>> = vec![serve_stats.clone()];
+    listeners.extend(grpc_stats.clone().map(|stats| stats as Arc<dyn memory::HeldConnections>));
+    tokio::spawn(memory::release_after_bursts(listeners, shutdown.child_token()));
     let http = tokio::spawn(
         async move { janus_http::serve_with(listener, router, limits, serve_stats, stop.cancelled_owned()).await }
             .instrument(span.clone()),

@@ -2,8 +2,9 @@
 //! (held blocking queries released at once, a flood that ended): the
 //! allocator keeps the freed pages of each thread until that thread does
 //! page-level work again, which a light load may never cause. A watcher of
-//! the open connection count asks for a release when many closed; each
-//! runtime thread performs it the next time it goes idle.
+//! the listeners' open connection counts (HTTP and gRPC) asks for a release
+//! when many closed; each runtime thread performs it the next time it goes
+//! idle.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -63,20 +64,43 @@ const RELEASE_AFTER_CLOSED: u64 = 1024;
 /// Releases, one a second, after a burst.
 const RELEASE_ROUNDS: u32 = 15;
 
-/// Watches `open` (a listener's open connections) once a second and asks
-/// every thread for a release when at least 1,024 closed since the peak,
-/// then once a second for 15 s (a burst's connections close over seconds).
-pub async fn release_after_bursts(open: Arc<janus_http::ServeStats>, stop: CancellationToken) {
+/// A listener's connections, as the release watcher reads them.
+pub trait HeldConnections: Send + Sync {
+    /// The connections held now, and the most held at once since the last
+    /// call (which starts the next period at the count held now).
+    fn held_and_peak(&self) -> (u64, u64);
+}
+
+impl HeldConnections for janus_http::ServeStats {
+    fn held_and_peak(&self) -> (u64, u64) {
+        let now = self.open.load(Ordering::Relaxed);
+        (now, self.peak_open.swap(now, Ordering::Relaxed).max(now))
+    }
+}
+
+impl HeldConnections for janus_grpc::GrpcStats {
+    fn held_and_peak(&self) -> (u64, u64) {
+        let now = self.connections.load(Ordering::Relaxed);
+        (now, self.peak_connections.swap(now, Ordering::Relaxed).max(now))
+    }
+}
+
+/// Watches the listeners' connections once a second and asks every thread
+/// for a release when at least 1,024 closed since the peak, then once a
+/// second for 15 s (a burst's connections close over seconds). The peak
+/// includes bursts opened and closed between two looks.
+pub async fn release_after_bursts(listeners: Vec<Arc<dyn HeldConnections>>, stop: CancellationToken) {
     let (mut peak, mut rounds_left) = (0, 0u32);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let now = open.open.load(Ordering::Relaxed);
-        // The most held since the last look, so that a burst opened and
-        // closed between two looks counts as well.
-        peak = peak.max(open.peak_open.swap(now, Ordering::Relaxed)).max(now);
+        let (now, seen) = listeners
+            .iter()
+            .map(|listener| listener.held_and_peak())
+            .fold((0, 0), |(now, seen), (held, most)| (now + held, seen + most));
+        peak = peak.max(seen);
         if peak - now >= RELEASE_AFTER_CLOSED {
             peak = now;
             rounds_left = RELEASE_ROUNDS;
@@ -114,8 +138,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_closed_connections_asks_for_releases_for_a_while() {
         let stats = Arc::new(janus_http::ServeStats::default());
+        let grpc = Arc::new(janus_grpc::GrpcStats::default());
         let stop = CancellationToken::new();
-        let watcher = tokio::spawn(release_after_bursts(stats.clone(), stop.clone()));
+        let watcher = tokio::spawn(release_after_bursts(vec![stats.clone(), grpc.clone()], stop.clone()));
         let second = || tokio::time::sleep(Duration::from_millis(1000));
         stats.open.store(2000, Ordering::Relaxed);
         second().await;
@@ -144,6 +169,17 @@ mod tests {
         second().await;
         second().await;
         assert!(EPOCH.load(Ordering::Relaxed) > before, "a burst seen only as a peak asks for releases");
+        // And one on the gRPC listener, once the HTTP one's releases are over.
+        for _ in 0..RELEASE_ROUNDS + 1 {
+            second().await;
+        }
+        let before = EPOCH.load(Ordering::Relaxed);
+        second().await;
+        assert_eq!(EPOCH.load(Ordering::Relaxed), before, "no release while nothing closes");
+        grpc.peak_connections.fetch_max(1500, Ordering::Relaxed);
+        second().await;
+        second().await;
+        assert!(EPOCH.load(Ordering::Relaxed) > before, "a gRPC burst asks for releases too");
         stop.cancel();
         watcher.await.unwrap();
     }
