@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::change::{Change, ChangeKind};
@@ -254,12 +255,15 @@ pub struct RegistryStats {
 /// its own, taken only inside a service's lock, never the other way round.
 /// With `&mut self` no lock is taken (`get_mut`). Reads under `&self` take
 /// a service's lock for reading (`read_recursive`: a read may call another
-/// read of the same service, as visitors' callbacks do).
+/// read of the same service, as visitors' callbacks do). What writes under
+/// `&self` change in place is alone on its cache lines ([`CachePadded`]):
+/// next to the maps every request reads, each such write would make every
+/// other core fetch those again.
 #[derive(Debug)]
 pub struct Registry {
     config: RegistryConfig,
     /// Node-wide revision: the revision of the latest change.
-    revision: AtomicU64,
+    revision: CachePadded<AtomicU64>,
     namespaces: BTreeMap<NamespaceId, NamespaceEntry>,
     services: HashMap<ServiceKey, ServiceCell>,
     leases: Leases,
@@ -272,10 +276,10 @@ pub struct Registry {
     /// must ignore case (DNS). The first service to claim a folded name keeps it.
     folded: HashMap<String, ServiceKey>,
     /// Versions, outgoing changes and tombstones, in a cluster.
-    replication: Option<Mutex<replica::Replication>>,
+    replication: CachePadded<Option<Mutex<replica::Replication>>>,
     /// Implied services that lost their last instance, with when a sweep
     /// first saw them empty (see [`lifecycle`]).
-    emptied: Mutex<HashMap<ServiceKey, Option<Millis>>>,
+    emptied: CachePadded<Mutex<HashMap<ServiceKey, Option<Millis>>>>,
     /// What each live connection published, by service (see [`bound`]).
     bound: bound::BindingIndex,
 }
@@ -334,7 +338,7 @@ impl Registry {
         );
         Self {
             config,
-            revision: AtomicU64::new(0),
+            revision: CachePadded::new(AtomicU64::new(0)),
             namespaces,
             services: HashMap::new(),
             leases: Leases::default(),
@@ -342,8 +346,8 @@ impl Registry {
             instance_count: SpreadCounter::default(),
             changes: Vec::new(),
             folded: HashMap::new(),
-            replication: config.replication.map(|r| Mutex::new(replica::Replication::new(r))),
-            emptied: Mutex::new(HashMap::new()),
+            replication: CachePadded::new(config.replication.map(|r| Mutex::new(replica::Replication::new(r)))),
+            emptied: CachePadded::new(Mutex::new(HashMap::new())),
             bound: bound::BindingIndex::default(),
         }
     }

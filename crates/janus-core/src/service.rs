@@ -9,9 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
 
-use crate::change::Change;
 use crate::error::RegistryError;
 use crate::lease::LeaseTiming;
 use crate::model::{
@@ -250,7 +248,7 @@ pub trait RegistryService: Send + Sync + 'static {
     }
 
     /// Every change from now on (bounded; a slow subscriber is told it lagged).
-    fn subscribe(&self) -> broadcast::Receiver<Change> {
+    fn subscribe(&self) -> crate::watch::ChangeReceiver {
         self.view().events()
     }
 }

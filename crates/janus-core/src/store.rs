@@ -8,18 +8,24 @@
 //! ([`RegistryStore::renew_quietly`]). Readers take a short read lock and copy
 //! what they need (instances are `Arc`s, so a copy is cheap), then encode
 //! outside the lock.
+//!
+//! The lock is sharded by reader thread ([`ShardedLock`]): a shared
+//! acquisition touches only its thread's shard, so writers and readers on
+//! different cores do not pass one lock word back and forth on every
+//! request; the exclusive lock takes every shard.
 
+use std::sync::PoisonError;
 use std::time::Duration;
 
-use parking_lot::RwLock;
-use tokio::sync::{broadcast, watch};
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+use tokio::sync::watch;
 
 use crate::change::Change;
 use crate::lease::LeaseTiming;
 use crate::name::{InstanceKey, NamespaceId, ServiceKey};
 use crate::registry::{Registry, RegistryConfig};
 use crate::time::{Clock, Millis};
-use crate::watch::WatchHub;
+use crate::watch::{ChangeReceiver, WatchHub};
 
 /// Default capacity of the change broadcast.
 pub const DEFAULT_EVENT_BUFFER: usize = 4096;
@@ -27,7 +33,7 @@ pub const DEFAULT_EVENT_BUFFER: usize = 4096;
 /// A registry shared by the engines and front ends of one node.
 #[derive(Debug)]
 pub struct RegistryStore {
-    registry: RwLock<Registry>,
+    registry: ShardedLock<Registry>,
     hub: WatchHub,
     clock: Clock,
 }
@@ -36,7 +42,11 @@ impl RegistryStore {
     /// A store with a fresh registry, a clock starting now and an event buffer of `event_buffer`.
     #[must_use]
     pub fn new(config: RegistryConfig, event_buffer: usize) -> Self {
-        Self { registry: RwLock::new(Registry::new(config)), hub: WatchHub::new(event_buffer), clock: Clock::new() }
+        Self {
+            registry: ShardedLock::new(Registry::new(config)),
+            hub: WatchHub::new(event_buffer),
+            clock: Clock::new(),
+        }
     }
 
     /// The store's clock.
@@ -51,16 +61,28 @@ impl RegistryStore {
         self.clock.now()
     }
 
+    /// The shared lock. A write that panicked leaves the registry as it
+    /// was left (as a lock without poisoning would): the panic is the bug
+    /// to report, refusing every later request would not help.
+    fn shared(&self) -> ShardedLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The exclusive lock (see [`Self::shared`] on poisoning).
+    fn exclusive(&self) -> ShardedLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Reads under a shared lock. Keep `f` short: copy, don't encode.
     pub fn read<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
-        f(&self.registry.read())
+        f(&self.shared())
     }
 
     /// Writes under the exclusive lock with the current time and publishes the
     /// changes before releasing it, so subscribers see them in revision order.
     /// Publishing only sends on bounded channels; it never waits.
     pub fn write<R>(&self, f: impl FnOnce(&mut Registry, Millis) -> R) -> R {
-        let mut registry = self.registry.write();
+        let mut registry = self.exclusive();
         let now = self.clock.now();
         let result = f(&mut registry, now);
         let changes = registry.take_changes();
@@ -82,7 +104,7 @@ impl RegistryStore {
         exclusive: impl FnOnce(&mut Registry, Millis, I) -> R,
     ) -> R {
         let declined = {
-            let registry = self.registry.read();
+            let registry = self.shared();
             match shared(&registry, self.clock.now(), input, &|changes| self.hub.publish(changes)) {
                 Ok(result) => return result,
                 Err(input) => input,
@@ -97,7 +119,7 @@ impl RegistryStore {
     /// [`Registry::heartbeat`].
     #[must_use]
     pub fn renew_quietly(&self, key: &ServiceKey, instance: &InstanceKey) -> Option<LeaseTiming> {
-        let registry = self.registry.read();
+        let registry = self.shared();
         registry.renew_quietly(key, instance, self.clock.now())
     }
 
@@ -151,7 +173,7 @@ impl RegistryStore {
 
     /// Subscribes to every change from now on.
     #[must_use]
-    pub fn events(&self) -> broadcast::Receiver<Change> {
+    pub fn events(&self) -> ChangeReceiver {
         self.hub.events()
     }
 
@@ -205,7 +227,7 @@ impl<'a> StoreView<'a> {
 
     /// Every change from now on.
     #[must_use]
-    pub fn events(self) -> broadcast::Receiver<Change> {
+    pub fn events(self) -> ChangeReceiver {
         self.0.events()
     }
 

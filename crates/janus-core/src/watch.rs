@@ -13,9 +13,12 @@
 //! waiter counts itself before it re-reads the revision and a publisher
 //! reads the count after it changed the revision (both sequentially
 //! consistent), so a publisher that skipped had made its change visible to
-//! that re-read.
+//! that re-read. The broadcast's subscribers are counted the same way
+//! ([`ChangeReceiver`]): asking the channel how many receivers it has takes
+//! its lock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -38,6 +41,8 @@ pub struct WatchHub {
     /// Keys in `namespaces`.
     namespace_keys: AtomicUsize,
     events: broadcast::Sender<Change>,
+    /// Live [`ChangeReceiver`]s.
+    event_receivers: Arc<AtomicUsize>,
 }
 
 /// A wait on the node-wide revision ([`WatchHub::subscribe_all`]); the hub
@@ -50,6 +55,33 @@ pub struct AllWaiter<'a> {
 }
 
 impl Drop for AllWaiter<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A subscription to every change ([`WatchHub::events`]): the broadcast's
+/// receiver, counted by the hub until it is dropped.
+#[derive(Debug)]
+pub struct ChangeReceiver {
+    receiver: broadcast::Receiver<Change>,
+    count: Arc<AtomicUsize>,
+}
+
+impl ChangeReceiver {
+    /// The next change; [`broadcast::error::RecvError::Lagged`] tells how
+    /// many changes a receiver that fell behind missed.
+    pub async fn recv(&mut self) -> Result<Change, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+
+    /// The next change if one is waiting.
+    pub fn try_recv(&mut self) -> Result<Change, broadcast::error::TryRecvError> {
+        self.receiver.try_recv()
+    }
+}
+
+impl Drop for ChangeReceiver {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::SeqCst);
     }
@@ -68,6 +100,7 @@ impl WatchHub {
             namespaces: Mutex::new(HashMap::new()),
             namespace_keys: AtomicUsize::new(0),
             events,
+            event_receivers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -80,7 +113,7 @@ impl WatchHub {
         if self.all_waiters.load(Ordering::SeqCst) > 0 {
             raise(&self.all, latest);
         }
-        if self.events.receiver_count() > 0 {
+        if self.event_receivers.load(Ordering::SeqCst) > 0 {
             for change in changes {
                 // An error only means every subscriber left meanwhile.
                 let _ = self.events.send(change.clone());
@@ -151,8 +184,9 @@ impl WatchHub {
 
     /// A subscription to every change from now on.
     #[must_use]
-    pub fn events(&self) -> broadcast::Receiver<Change> {
-        self.events.subscribe()
+    pub fn events(&self) -> ChangeReceiver {
+        self.event_receivers.fetch_add(1, Ordering::SeqCst);
+        ChangeReceiver { receiver: self.events.subscribe(), count: self.event_receivers.clone() }
     }
 
     /// Keys currently waited on (services, namespaces).
@@ -172,4 +206,45 @@ fn raise(tx: &watch::Sender<u64>, revision: u64) {
         }
         moved
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::change::ChangeKind;
+
+    fn change(revision: u64) -> Change {
+        Change {
+            revision,
+            namespace: NamespaceId::public(),
+            service: None,
+            instance: None,
+            kind: ChangeKind::NamespaceUpdated,
+        }
+    }
+
+    /// The feed is sent to only while a receiver lives, and every receiver
+    /// alive at a publish gets it, including one made after all earlier
+    /// ones were dropped.
+    #[test]
+    fn change_receivers_are_counted_while_they_live() {
+        let hub = WatchHub::new(16);
+        hub.publish(&[change(1)]);
+        let mut first = hub.events();
+        let mut second = hub.events();
+        assert_eq!(hub.event_receivers.load(Ordering::SeqCst), 2);
+        hub.publish(&[change(2)]);
+        assert_eq!(first.try_recv().unwrap().revision, 2);
+        assert_eq!(second.try_recv().unwrap().revision, 2);
+        drop(first);
+        drop(second);
+        assert_eq!(hub.event_receivers.load(Ordering::SeqCst), 0);
+        hub.publish(&[change(3)]);
+        let mut third = hub.events();
+        hub.publish(&[change(4)]);
+        assert_eq!(third.try_recv().unwrap().revision, 4);
+        assert!(third.try_recv().is_err());
+    }
 }

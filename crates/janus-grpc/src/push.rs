@@ -88,7 +88,7 @@ impl Subscribers {
 #[derive(Default)]
 pub(crate) struct Feed {
     /// The receiver for the dispatcher to take, and whether one is live.
-    slot: parking_lot::Mutex<(Option<tokio::sync::broadcast::Receiver<janus_core::Change>>, bool)>,
+    slot: parking_lot::Mutex<(Option<janus_core::watch::ChangeReceiver>, bool)>,
     opened: tokio::sync::Notify,
 }
 
@@ -134,11 +134,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, stop: CancellationToken) {
 
 /// Marks the subscriptions of every change on `changes` until no
 /// subscription is left (`true`) or the node stops (`false`).
-async fn follow(
-    shared: &Shared,
-    mut changes: tokio::sync::broadcast::Receiver<janus_core::Change>,
-    stop: &CancellationToken,
-) -> bool {
+async fn follow(shared: &Shared, mut changes: janus_core::watch::ChangeReceiver, stop: &CancellationToken) -> bool {
     loop {
         let change = tokio::select! {
             change = changes.recv() => change,

@@ -13,8 +13,8 @@ use janus_core::name::{GroupName, NamespaceId, ServiceKey, ServiceName};
 use janus_core::{Change, RegistryError, RegistryService};
 use rand::Rng;
 use serde::Deserialize;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -160,7 +160,7 @@ fn open_stream(
 
 /// The state of one event stream; dropping it frees its watcher permit.
 struct EventStream {
-    receiver: broadcast::Receiver<Change>,
+    receiver: janus_core::watch::ChangeReceiver,
     filter: Arc<Filter>,
     _permit: OwnedSemaphorePermit,
     hello: Option<Event>,

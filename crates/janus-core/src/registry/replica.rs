@@ -149,7 +149,7 @@ impl Registry {
 
     /// Shows `f` every tombstone: service, instance, the record's hash.
     pub fn visit_tombstones(&self, mut f: impl FnMut(&ServiceKey, &InstanceKey, u64)) {
-        let Some(replication) = &self.replication else { return };
+        let Some(replication) = &*self.replication else { return };
         for (service, instances) in &replication.lock().tombstones {
             let hash = service_hash(service);
             for instance in instances.keys() {
@@ -243,7 +243,7 @@ impl Registry {
             report.applied += 1;
             // A connection-bound instance is its binder's; the rest as `owns` says.
             let binding = record.body.as_ref().and_then(|b| b.binding);
-            let owned = match (binding, &self.replication) {
+            let owned = match (binding, &*self.replication) {
                 (Some(binding), Some(replication)) => binding.node == replication.lock().config.node,
                 _ => owns(record_hash_with(hash, &record.instance)),
             };
