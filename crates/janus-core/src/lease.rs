@@ -242,87 +242,100 @@ const LEASE_SHARDS: u64 = 16;
 #[derive(Debug)]
 pub struct Leases {
     shards: Vec<Shard>,
+    /// Each queue's earliest deadline (`u64::MAX`: none), readable without
+    /// its lock: the engine asks for the earliest of all after every write.
+    /// Apart from the queues' locks, so that reading them does not fetch
+    /// every lock another core just took; stored only when one moves.
+    firsts: Firsts,
 }
 
-/// One queue, with its earliest deadline readable without its lock (the
-/// engine asks for the earliest deadline after every write).
+/// One queue behind its lock, alone on its cache lines.
 #[derive(Debug)]
 #[repr(align(128))]
 struct Shard {
     queue: Mutex<LeaseQueue>,
-    /// `queue`'s earliest deadline (`u64::MAX`: none), set under its lock.
-    first: AtomicU64,
 }
 
-impl Shard {
-    /// Runs `f` on the queue and then notes its earliest deadline.
-    fn with<R>(&self, f: impl FnOnce(&mut LeaseQueue) -> R) -> R {
-        let mut queue = self.queue.lock();
-        let result = f(&mut queue);
-        self.first.store(queue.next_deadline().map_or(u64::MAX, |at| at.0), Ordering::Relaxed);
-        result
-    }
-}
+/// The queues' earliest deadlines, on cache lines of their own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Firsts([AtomicU64; SHARD_COUNT]);
+
+/// [`LEASE_SHARDS`] as an array length.
+// 16 fits in usize.
+#[allow(clippy::cast_possible_truncation)]
+const SHARD_COUNT: usize = LEASE_SHARDS as usize;
 
 impl Default for Leases {
     fn default() -> Self {
-        let shards = (0..LEASE_SHARDS)
-            .map(|shard| Shard { queue: Mutex::new(LeaseQueue::new(shard)), first: AtomicU64::new(u64::MAX) })
-            .collect();
-        Self { shards }
+        let shards = (0..LEASE_SHARDS).map(|shard| Shard { queue: Mutex::new(LeaseQueue::new(shard)) }).collect();
+        Self { shards, firsts: Firsts(std::array::from_fn(|_| AtomicU64::new(u64::MAX))) }
     }
 }
 
 impl Leases {
     /// The queue of a service's leases, by a hash of its names (FNV-1a: the
     /// same on every run, so expiry's order is too).
-    fn shard_of(&self, service: &ServiceKey) -> &Shard {
+    fn shard_of(service: &ServiceKey) -> usize {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for part in [service.namespace.as_str(), service.group.as_str(), service.service.as_str()] {
             for byte in part.bytes().chain(std::iter::once(0)) {
                 hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        self.shard(hash % LEASE_SHARDS)
-    }
-
-    fn shard(&self, index: u64) -> &Shard {
-        // `index` is below LEASE_SHARDS, the number of shards.
+        // Below LEASE_SHARDS, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        &self.shards[index as usize]
+        let index = (hash % LEASE_SHARDS) as usize;
+        index
     }
 
-    fn shard_of_lease(&self, id: LeaseId) -> &Shard {
-        self.shard(id.0 % LEASE_SHARDS)
+    /// The queue holding a lease: its id names it.
+    fn shard_of_lease(id: LeaseId) -> usize {
+        // Below LEASE_SHARDS, so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (id.0 % LEASE_SHARDS) as usize;
+        index
+    }
+
+    /// Runs `f` on queue `index` and then notes its earliest deadline.
+    fn with<R>(&self, index: usize, f: impl FnOnce(&mut LeaseQueue) -> R) -> R {
+        let mut queue = self.shards[index].queue.lock();
+        let result = f(&mut queue);
+        let first = queue.next_deadline().map_or(u64::MAX, |at| at.0);
+        let slot = &self.firsts.0[index];
+        if slot.load(Ordering::Relaxed) != first {
+            slot.store(first, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Starts a lease renewed at `now`, scheduled at its unhealthy deadline.
     pub fn start(&self, owner: LeaseOwner, timing: LeaseTiming, now: Millis) -> Lease {
-        self.shard_of(&owner.service).with(|queue| queue.start(owner, timing, now))
+        self.with(Self::shard_of(&owner.service), |queue| queue.start(owner, timing, now))
     }
 
     /// Ends a lease and drops its queue entry.
     pub fn stop(&self, lease: &Lease) {
-        self.shard_of_lease(lease.id).with(|queue| queue.stop(lease));
+        self.with(Self::shard_of_lease(lease.id), |queue| queue.stop(lease));
     }
 
     /// Moves a lease's one entry to `at` (earlier or later).
     pub fn reschedule(&self, lease: &mut Lease, at: Millis) {
         if lease.scheduled != at {
-            self.shard_of_lease(lease.id).with(|queue| queue.reschedule(lease, at));
+            self.with(Self::shard_of_lease(lease.id), |queue| queue.reschedule(lease, at));
         }
     }
 
     /// Puts a popped lease back at `at`.
     pub fn requeue(&self, lease: &mut Lease, at: Millis) {
-        self.shard_of_lease(lease.id).with(|queue| queue.requeue(lease, at));
+        self.with(Self::shard_of_lease(lease.id), |queue| queue.requeue(lease, at));
     }
 
     /// Removes and returns every lease due at or before `now`, by deadline, then id.
     pub fn pop_due(&self, now: Millis) -> Vec<(LeaseId, LeaseOwner)> {
         let mut due = Vec::new();
-        for shard in &self.shards {
-            shard.with(|queue| queue.pop_due_into(now, &mut due));
+        for index in 0..SHARD_COUNT {
+            self.with(index, |queue| queue.pop_due_into(now, &mut due));
         }
         due.sort_by_key(|(at, id, _)| (*at, *id));
         due.into_iter().map(|(_, id, owner)| (id, owner)).collect()
@@ -331,7 +344,7 @@ impl Leases {
     /// The earliest deadline, if any lease is live (no lock taken).
     #[must_use]
     pub fn next_deadline(&self) -> Option<Millis> {
-        let first = self.shards.iter().map(|shard| shard.first.load(Ordering::Relaxed)).min()?;
+        let first = self.firsts.0.iter().map(|first| first.load(Ordering::Relaxed)).min()?;
         (first != u64::MAX).then_some(Millis(first))
     }
 

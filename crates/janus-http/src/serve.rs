@@ -78,7 +78,12 @@ pub struct ServeStats {
 struct Connection {
     /// Requests handed to the router whose response body is not done yet.
     busy: AtomicU32,
-    /// Cancelled to close the connection (gracefully: after a response in flight).
+    /// Cancelled to close the connection (gracefully: after a response in
+    /// flight): when it is evicted, or by the listener's shutdown (a child
+    /// of its token). The connection's task waits on this token only, not
+    /// on the shared one as well: waiting polls a token's lock and its
+    /// wait list on every wake-up of the task, and the shared token's would
+    /// be taken by every connection on every request, from every core.
     close: CancellationToken,
 }
 
@@ -90,9 +95,10 @@ struct Connections {
 }
 
 impl Connections {
-    /// Registers a new connection, evicting the oldest idle one if `max` are
-    /// held; `None` if every held connection is busy.
-    fn admit(&self, max: usize, stats: &ServeStats) -> Option<(u64, Arc<Connection>)> {
+    /// Registers a new connection, closed when `stop` is cancelled, evicting
+    /// the oldest idle one if `max` are held; `None` if every held
+    /// connection is busy.
+    fn admit(&self, max: usize, stats: &ServeStats, stop: &CancellationToken) -> Option<(u64, Arc<Connection>)> {
         let mut by_age = self.by_age.lock();
         if by_age.len() >= max.max(1) {
             let idle = by_age.iter().find(|(_, c)| c.busy.load(Ordering::Acquire) == 0).map(|(id, _)| *id);
@@ -108,7 +114,7 @@ impl Connections {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let connection = Arc::new(Connection { busy: AtomicU32::new(0), close: CancellationToken::new() });
+        let connection = Arc::new(Connection { busy: AtomicU32::new(0), close: stop.child_token() });
         by_age.insert(id, connection.clone());
         stats.open.store(by_age.len() as u64, Ordering::Relaxed);
         stats.peak_open.fetch_max(by_age.len() as u64, Ordering::Relaxed);
@@ -172,7 +178,7 @@ pub async fn serve_with(
             }
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let Some((id, connection)) = connections.admit(limits.max_connections, &stats) else {
+        let Some((id, connection)) = connections.admit(limits.max_connections, &stats, &stop) else {
             debug!("connection cap reached with every connection busy; closing a new one");
             drop(stream);
             continue;
@@ -226,24 +232,27 @@ async fn serve_connection(
     let result = tokio::select! {
         result = serving.as_mut() => result,
         () = connection.close.cancelled() => {
-            // Evicted with no request in flight: let a response still being
-            // flushed leave, and close whatever else (a half-sent header) at once.
-            serving.as_mut().graceful_shutdown();
-            match tokio::time::timeout(EVICTION_GRACE, serving).await {
-                Ok(result) => result,
-                Err(_) => Ok(()),
-            }
-        }
-        () = stop.cancelled() => {
-            // Shutting down: finish the response in flight, if any (requests
-            // have deadlines and watches end with the shutdown); a connection
-            // with none, a half-sent header included, closes at once.
-            serving.as_mut().graceful_shutdown();
-            loop {
-                match tokio::time::timeout(EVICTION_GRACE, serving.as_mut()).await {
-                    Ok(result) => break result,
-                    Err(_) if connection.busy.load(Ordering::Acquire) == 0 => break Ok(()),
-                    Err(_) => {}
+            if stop.is_cancelled() {
+                // Shutting down: finish the response in flight, if any
+                // (requests have deadlines and watches end with the
+                // shutdown); a connection with none, a half-sent header
+                // included, closes at once.
+                serving.as_mut().graceful_shutdown();
+                loop {
+                    match tokio::time::timeout(EVICTION_GRACE, serving.as_mut()).await {
+                        Ok(result) => break result,
+                        Err(_) if connection.busy.load(Ordering::Acquire) == 0 => break Ok(()),
+                        Err(_) => {}
+                    }
+                }
+            } else {
+                // Evicted with no request in flight: let a response still
+                // being flushed leave, and close whatever else (a half-sent
+                // header) at once.
+                serving.as_mut().graceful_shutdown();
+                match tokio::time::timeout(EVICTION_GRACE, serving).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(()),
                 }
             }
         }
@@ -302,15 +311,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_table_evicts_the_oldest_idle_connection_or_refuses() {
+    fn a_full_table_evicts_the_oldest_idle_connection_or_refuses_and_shutdown_closes_all() {
         let (connections, stats) = (Connections::default(), ServeStats::default());
-        let (_, first) = connections.admit(2, &stats).expect("room");
-        let (_, second) = connections.admit(2, &stats).expect("room");
+        let stop = CancellationToken::new();
+        let (_, first) = connections.admit(2, &stats, &stop).expect("room");
+        let (_, second) = connections.admit(2, &stats, &stop).expect("room");
         first.busy.store(1, Ordering::Release);
-        let (_, third) = connections.admit(2, &stats).expect("the idle second one makes room");
+        let (_, third) = connections.admit(2, &stats, &stop).expect("the idle second one makes room");
         assert!(second.close.is_cancelled() && !first.close.is_cancelled());
         third.busy.store(1, Ordering::Release);
-        assert!(connections.admit(2, &stats).is_none(), "every connection busy: the new one is refused");
+        assert!(connections.admit(2, &stats, &stop).is_none(), "every connection busy: the new one is refused");
         assert_eq!((stats.evicted.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (1, 1));
+        // The listener's shutdown closes every connection it holds.
+        assert!(!third.close.is_cancelled());
+        stop.cancel();
+        assert!(first.close.is_cancelled() && third.close.is_cancelled());
     }
 }
