@@ -23,6 +23,7 @@
 //!   supplies one, [`NoPeers`] serves a one-member group); [`CpEngine`] is
 //!   the receiving [`janus_core::transport::PeerHandler`] of the Raft channel.
 
+mod coalesce;
 mod engine;
 mod leader;
 mod log_store;

@@ -14,18 +14,21 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::Stream;
 use janus_core::transport::{
     CallError, CallFuture, PeerFuture, PeerHandler, PeerTransport, Refusal, RefusalKind, Route,
 };
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
-use openraft::{AnyError, BasicNode};
+use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::TypeConfig;
+use crate::coalesce;
 use crate::engine::{CpEngine, PeerRpcError};
 
 /// The least time an AppendEntries call is given (see `append_entries`).
@@ -230,14 +233,38 @@ impl PeerClient {
         request: &Req,
         timeout: Duration,
     ) -> Result<Reply, RPCError<TypeConfig>> {
-        let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let reply = self
-            .transport
-            .call(self.target, self.addr.clone(), kind.route(), body, timeout)
-            .await
-            .map_err(|error| RPCError::from(Failure::from(error)))?;
-        decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        call_peer(&*self.transport, self.target, self.addr.clone(), kind, request, timeout).await
     }
+
+    /// Sends one AppendEntries at a time for a replication stream, which
+    /// outlives the borrow of the client.
+    fn append_sender(
+        &self,
+        timeout: Duration,
+    ) -> impl FnMut(AppendEntriesRequest<TypeConfig>) -> BoxFuture<'static, coalesce::Reply> + Send + 'static {
+        let (target, addr, transport) = (self.target, self.addr.clone(), self.transport.clone());
+        move |rpc| {
+            let (addr, transport) = (addr.clone(), transport.clone());
+            Box::pin(async move { call_peer(&*transport, target, addr, RpcKind::AppendEntries, &rpc, timeout).await })
+        }
+    }
+}
+
+/// One call to peer `target` at `addr`: the request encoded, the reply decoded.
+async fn call_peer<Req: Serialize, Reply: DeserializeOwned>(
+    transport: &dyn PeerTransport,
+    target: u64,
+    addr: String,
+    kind: RpcKind,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Reply, RPCError<TypeConfig>> {
+    let body = encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    let reply = transport
+        .call(target, addr, kind.route(), body, timeout)
+        .await
+        .map_err(|error| RPCError::from(Failure::from(error)))?;
+    decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -254,6 +281,22 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // never catch up. Replication to one follower never holds up commits
         // (the majority decides), so it may take longer.
         self.call(RpcKind::AppendEntries, &rpc, option.hard_ttl().max(APPEND_TIMEOUT_FLOOR)).await
+    }
+
+    /// Replication and heartbeats: one request at a time, as openraft's
+    /// default, with commit-only requests riding on the next one where one
+    /// follows within [`coalesce::COMMIT_HOLD`] (see [`coalesce`]).
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, coalesce::Answer>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        // As `append_entries`: replication may take longer than a heartbeat.
+        let send = self.append_sender(option.hard_ttl().max(APPEND_TIMEOUT_FLOOR));
+        Box::pin(std::future::ready(Ok(coalesce::coalesced(input, coalesce::COMMIT_HOLD, send))))
     }
 
     async fn vote(
