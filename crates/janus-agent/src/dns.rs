@@ -321,11 +321,20 @@ fn unhex(label: &str) -> Option<IpAddr> {
 }
 
 /// Binds the local DNS socket and, on the same address (its port, when
-/// the UDP port was chosen by the system), the TCP listener.
+/// the UDP port was chosen by the system), the TCP listener. A port the
+/// system chose for UDP may be taken for TCP: then another pair is tried,
+/// a few times.
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
-    let udp = UdpSocket::bind(addr).await?;
-    let tcp = TcpListener::bind(udp.local_addr()?).await?;
-    Ok((udp, tcp))
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port for both UDP and TCP")))
 }
 
 #[cfg(test)]
