@@ -168,6 +168,12 @@ pub trait RegistryService: Send + Sync + 'static {
     /// Whether the node is ready, and its counters.
     fn health(&self) -> NodeHealth;
 
+    /// Whether the node is ready ([`NodeHealth::ready`]) without counting
+    /// anything: asked on every gRPC request and by `/ready`.
+    fn is_ready(&self) -> bool {
+        self.health().ready
+    }
+
     /// What this node knows of its cluster (engines, members, replication).
     fn cluster_status(&self) -> crate::status::ClusterStatus {
         crate::status::ClusterStatus::default()

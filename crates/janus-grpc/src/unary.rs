@@ -96,7 +96,7 @@ pub(crate) async fn handle(conn: &Arc<Conn>, shared: &Arc<Shared>, payload: Payl
         Ok(inbound) => inbound,
         Err(err) => return answer::failure(Failure::protocol(answer::NO_HANDLER, err.to_string()), None, None),
     };
-    if !shared.nacos.registry.health().ready {
+    if !shared.nacos.registry.is_ready() {
         let message = "Server is starting, please try later: this node is still loading the registry";
         return answer::failure(Failure::protocol(answer::SERVER_NOT_READY, message), None, None);
     }

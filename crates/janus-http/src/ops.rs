@@ -26,7 +26,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    if state.registry.health().ready {
+    if state.registry.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: loading state\n").into_response()

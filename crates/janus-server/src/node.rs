@@ -411,7 +411,11 @@ impl RegistryService for Node {
 
     fn health(&self) -> NodeHealth {
         let now = self.store.now();
-        NodeHealth { ready: self.ap.is_ready(), stats: self.store.read(|r| r.stats(now)) }
+        NodeHealth { ready: self.is_ready(), stats: self.store.read(|r| r.stats(now)) }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ap.is_ready()
     }
 }
 
