@@ -207,7 +207,10 @@ async fn open_storage(store: &Arc<RegistryStore>, dir: &Path) -> Result<(LogStor
     let storage = |source| CpStartError::Storage { dir: dir.to_owned(), source };
     let marks_path = crate::marks::path_for(dir);
     let marks = crate::marks::read(&marks_path).map_err(storage)?;
-    let log_path = dir.join("raft.redb");
+    let log_path = dir.join("raft.log");
+    if log_path.parent().is_some_and(Path::exists) {
+        crate::legacy::migrate(&log_path).map_err(storage)?;
+    }
     let lost =
         |file: &Path, detail: String| CpStartError::Lost { file: file.to_owned(), detail, marks: marks_path.clone() };
     if let Some(marks) = marks {
@@ -225,7 +228,14 @@ async fn open_storage(store: &Arc<RegistryStore>, dir: &Path) -> Result<(LogStor
         }
     }
     std::fs::create_dir_all(dir).map_err(storage)?;
-    let mut log = LogStore::open_marked(&log_path, Some(marks_path.clone())).map_err(storage)?;
+    let mut log = LogStore::open_marked(&log_path, Some(marks_path.clone())).map_err(|source| match marks {
+        Some(_) if source.kind() == io::ErrorKind::InvalidData => {
+            let text = source.to_string();
+            let prefix = format!("{}: ", log_path.display());
+            lost(&log_path, text.strip_prefix(&prefix).unwrap_or(&text).to_owned())
+        }
+        _ => storage(source),
+    })?;
     let machine = StateMachine::open(store.clone(), &dir.join("snapshots")).map_err(|source| match marks {
         Some(_) if source.kind() == io::ErrorKind::InvalidData => {
             let file = dir.join("snapshots").join("snapshot.bin");

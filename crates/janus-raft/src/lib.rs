@@ -4,9 +4,10 @@
 //! openraft's generics stay inside this crate. What it owns:
 //! - [`TypeConfig`]: log entries carry a [`janus_core::Command`] stamped with the
 //!   leader's time; responses are the command's deterministic outcome.
-//! - [`LogStore`]: the durable Raft log in redb. `append` returns at once
-//!   (entries readable from memory); one flusher thread commits everything
-//!   queued in one transaction (one fsync) and then reports it durable, so
+//! - [`LogStore`]: the durable Raft log, an append-only journal of
+//!   checksummed records (`raft.log`). `append` returns at once (entries
+//!   readable from memory); one flusher thread appends everything queued in
+//!   one write and one fsync and then reports it durable, so
 //!   concurrent client writes share fsyncs and replication never waits on
 //!   the local disk. A marks file beside the log (`raft.marks`) records how
 //!   far it had come, so a lost or cut-short log is refused at start.
@@ -25,7 +26,9 @@
 
 mod coalesce;
 mod engine;
+mod journal;
 mod leader;
+mod legacy;
 mod log_store;
 mod marks;
 mod membership;

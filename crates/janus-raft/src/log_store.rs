@@ -1,22 +1,21 @@
-//! [`LogStore`]: the Raft log in a redb database, written by one flusher
-//! thread that commits in groups.
-//!
-//! Tables: `entries` (index → postcard-encoded entry) and `meta` (vote,
-//! committed log id, last purged log id).
+//! [`LogStore`]: the Raft log in an append-only journal file
+//! (`journal.rs`), written by one flusher thread that commits in groups.
 //!
 //! `append` returns at once: the entries go into an in-memory tail (so log
 //! readers, such as replication to followers, see them immediately) and onto
-//! the flusher's queue. The flusher takes everything queued, writes it in one
-//! redb transaction committed with `Durability::Immediate` (one fsync), and
-//! only then tells openraft the entries are durable. So the Raft core keeps
-//! replicating while the disk syncs, and every client write that arrives
-//! during one fsync shares the next. Vote changes, truncations and purges go
-//! through the same queue, in order, and their callers wait until they are
-//! durable. The committed log id is only a hint (openraft allows it to lag):
-//! it rides along with a commit that makes its entry durable, at most once a
-//! second (written with every commit it would add the `meta` table's pages
-//! to each one: about 11 page writes per commit instead of 7), and never
-//! costs an fsync of its own.
+//! the flusher's queue. The flusher takes everything queued, appends it to the
+//! journal in one write followed by one `fdatasync`, and only then tells
+//! openraft the entries are durable. So the Raft core keeps replicating while
+//! the disk syncs, and every client write that arrives during one sync shares
+//! the next. Vote changes, truncations and purges go through the same queue,
+//! in order, and their callers wait until they are durable. The committed log
+//! id is only a hint (openraft allows it to lag): it rides along with a commit
+//! that makes its entry durable, at most once a second, and never costs a sync
+//! of its own.
+//!
+//! Logs written by earlier versions in a redb database (`raft.redb` beside
+//! the journal) are copied into a journal once, at open, and the database is
+//! then removed.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -29,18 +28,10 @@ use std::time::{Duration, Instant};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::TypeConfig;
-
-const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
-const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
-const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
-const PURGED: &str = "purged";
+use crate::journal::{Change, Journal, encode};
 
 /// Operations queued for the flusher before it must catch up (a full queue
 /// makes `append` wait: back-pressure on the Raft core, never unbounded memory).
@@ -48,18 +39,6 @@ const QUEUE_CAPACITY: usize = 4096;
 
 /// Most operations one commit takes, so one commit stays short.
 const MAX_OPS_PER_COMMIT: usize = 1024;
-
-fn io_error(error: impl std::fmt::Display) -> io::Error {
-    io::Error::other(error.to_string())
-}
-
-fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(io_error)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(bytes).map_err(io_error)
-}
 
 fn stopped() -> io::Error {
     io::Error::other("the Raft log flusher has stopped")
@@ -76,31 +55,29 @@ enum Op {
     Truncate { from: u64, done: oneshot::Sender<io::Result<()>> },
     /// Remove entries up to and including `upto`, and record it as purged.
     Purge { upto: LogId, done: oneshot::Sender<io::Result<()>> },
-    /// Set a meta key; `done` is told once it is durable.
-    Meta { key: &'static str, bytes: Vec<u8>, done: oneshot::Sender<io::Result<()>> },
+    /// Record the vote (postcard-encoded); `done` is told once it is durable.
+    Vote { bytes: Vec<u8>, done: oneshot::Sender<io::Result<()>> },
 }
 
 /// What the store's handles and the flusher share.
 struct Shared {
-    /// The database file (named in every storage error).
-    path: PathBuf,
     /// The marks file the flusher raises (see `crate::marks`), if any.
     marks: Option<PathBuf>,
-    db: OpenLog,
+    log: OpenLog,
     /// Appended entries that may not be on disk yet, by index.
     tail: Mutex<BTreeMap<u64, Entry>>,
     /// The latest committed log id openraft reported, not yet written.
     committed: Mutex<Option<LogId>>,
 }
 
-/// The open database, and a signal that fires once it is closed.
+/// The open journal, and a signal that fires once it is closed.
 struct OpenLog {
     // Fields drop in declaration order: the file is closed before `closed` drops.
-    db: Database,
+    journal: Journal,
     closed: tokio::sync::watch::Sender<()>,
 }
 
-/// The durable Raft log; cheap to clone (readers share the database).
+/// The durable Raft log; cheap to clone (readers share the journal).
 #[derive(Clone)]
 pub struct LogStore {
     shared: Arc<Shared>,
@@ -118,7 +95,8 @@ impl LogStore {
     /// which ends when the last handle is dropped.
     ///
     /// # Errors
-    /// The file cannot be opened, is not a redb database, or the thread cannot start.
+    /// The file cannot be opened or is not a Raft log, a record in it is
+    /// damaged, or the thread cannot start.
     pub fn open(path: &Path) -> io::Result<Self> {
         Self::open_marked(path, None)
     }
@@ -129,21 +107,13 @@ impl LogStore {
     /// # Errors
     /// As [`Self::open`]; every error names the file.
     pub(crate) fn open_marked(path: &Path, marks: Option<PathBuf>) -> io::Result<Self> {
-        let named = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", path.display()));
-        let db = Database::create(path).map_err(|e| named(&e))?;
-        let prepare = || -> io::Result<Option<u64>> {
-            let txn = db.begin_write().map_err(io_error)?;
-            txn.open_table(ENTRIES).map_err(io_error)?;
-            txn.open_table(META).map_err(io_error)?;
-            txn.commit().map_err(io_error)?;
-            last_index(&db)
-        };
-        let durable_last = prepare().map_err(|e| named(&e))?;
+        crate::legacy::migrate(path)?;
+        let journal = Journal::open(path).map_err(|e| named(path, &e))?;
+        let durable_last = journal.last_index();
         let (closed, _) = tokio::sync::watch::channel(());
         let shared = Arc::new(Shared {
-            path: path.to_owned(),
             marks,
-            db: OpenLog { db, closed },
+            log: OpenLog { journal, closed },
             tail: Mutex::new(BTreeMap::new()),
             committed: Mutex::new(None),
         });
@@ -157,16 +127,14 @@ impl LogStore {
 
     /// Resolves once every copy of this store (the Raft core's, the
     /// replication tasks' readers) is gone, the flusher has finished and the
-    /// database file is closed.
+    /// journal file is closed.
     pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut receiver = self.shared.db.closed.subscribe();
+        let mut receiver = self.shared.log.closed.subscribe();
         async move { while receiver.changed().await.is_ok() {} }
     }
 
-    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.shared.db.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(META).map_err(io_error)?;
-        table.get(key).map_err(io_error)?.map(|v| decode(v.value())).transpose()
+    fn journal(&self) -> &Journal {
+        &self.shared.log.journal
     }
 
     /// Queues `op` and waits until the flusher made it durable.
@@ -177,11 +145,13 @@ impl LogStore {
     }
 }
 
-/// The index of the last entry on disk, if any.
-fn last_index(db: &Database) -> io::Result<Option<u64>> {
-    let txn = db.begin_read().map_err(io_error)?;
-    let table = txn.open_table(ENTRIES).map_err(io_error)?;
-    Ok(table.last().map_err(io_error)?.map(|(index, _)| index.value()))
+/// `error` with the file's name in front, unless it has it already.
+fn named(path: &Path, error: &io::Error) -> io::Error {
+    let text = error.to_string();
+    if text.starts_with(&path.display().to_string()) {
+        return io::Error::new(error.kind(), text);
+    }
+    io::Error::new(error.kind(), format!("{}: {text}", path.display()))
 }
 
 /// How often, at most, the flusher raises the marks file.
@@ -214,9 +184,10 @@ impl MarkState {
 }
 
 /// The flusher: waits for work, takes everything queued (up to a limit),
-/// commits it in one transaction, then answers every waiter. `durable_last`
-/// is the last index on disk.
+/// commits it in one write and one sync, then answers every waiter.
+/// `durable_last` is the last index on disk.
 fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: Option<u64>) {
+    let journal = &shared.log.journal;
     let mut marks = MarkState { pending: None, written: None };
     // When the committed hint was last written (see the module docs).
     let mut hint_written: Option<Instant> = None;
@@ -231,7 +202,7 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
         let last_after = batch.iter().fold(durable_last, |last, op| match op {
             Op::Append { entries, .. } => entries.iter().map(|(id, _)| Some(id.index)).fold(last, Ord::max),
             Op::Truncate { from, .. } => last.filter(|l| l < from),
-            Op::Purge { .. } | Op::Meta { .. } => last,
+            Op::Purge { .. } | Op::Vote { .. } => last,
         });
         // The committed hint is written only with (or after) its entry.
         let committed = {
@@ -247,8 +218,7 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
                 _ => None,
             }
         };
-        let result = commit(&shared.db.db, &batch, committed)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", shared.path.display())));
+        let result = journal.commit(&changes(&batch, committed));
         if result.is_ok() {
             durable_last = last_after;
             if let Some(id) = committed {
@@ -265,7 +235,7 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
                     }
                     done.io_completed(outcome);
                 }
-                Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Meta { done, .. } => {
+                Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Vote { done, .. } => {
                     // The waiter may have given up; nothing to do then.
                     let _ = done.send(outcome);
                 }
@@ -285,46 +255,33 @@ fn flush_loop(shared: &Shared, mut queue: mpsc::Receiver<Op>, mut durable_last: 
     // Every handle is gone: leave the latest committed hint behind, if its entry is durable.
     let committed = shared.committed.lock().take().filter(|id| durable_last.is_some_and(|last| id.index <= last));
     if let Some(id) = committed {
-        match commit(&shared.db.db, &[], committed) {
+        match journal.commit(&[Change::Committed { id }]) {
             Ok(()) => marks.pending = Some(id.index),
             Err(error) => {
-                tracing::warn!(%error, file = %shared.path.display(), "cannot record the committed log id at shutdown");
+                tracing::warn!(%error, file = %journal.path().display(), "cannot record the committed log id at shutdown");
             }
         }
     }
     marks.raise(shared, true);
 }
 
-fn commit(db: &Database, batch: &[Op], committed: Option<LogId>) -> io::Result<()> {
-    let txn = db.begin_write().map_err(io_error)?;
-    {
-        let mut entries = txn.open_table(ENTRIES).map_err(io_error)?;
-        let mut meta = txn.open_table(META).map_err(io_error)?;
-        for op in batch {
-            match op {
-                Op::Append { entries: appended, .. } => {
-                    for (id, bytes) in appended {
-                        entries.insert(id.index, bytes.as_slice()).map_err(io_error)?;
-                    }
-                }
-                Op::Truncate { from, .. } => {
-                    entries.retain_in(*from.., |_, _| false).map_err(io_error)?;
-                }
-                Op::Purge { upto, .. } => {
-                    meta.insert(PURGED, encode(&Some(*upto))?.as_slice()).map_err(io_error)?;
-                    entries.retain_in(..=upto.index, |_, _| false).map_err(io_error)?;
-                }
-                Op::Meta { key, bytes, .. } => {
-                    meta.insert(*key, bytes.as_slice()).map_err(io_error)?;
-                }
+/// The journal records of `batch`, and of the committed hint if it is due.
+fn changes(batch: &[Op], committed: Option<LogId>) -> Vec<Change<'_>> {
+    let mut changes = Vec::with_capacity(batch.len() + 1);
+    for op in batch {
+        match op {
+            Op::Append { entries, .. } => {
+                changes.extend(entries.iter().map(|(id, bytes)| Change::Entry { index: id.index, bytes }));
             }
-        }
-        if let Some(committed) = committed {
-            meta.insert(COMMITTED, encode(&Some(committed))?.as_slice()).map_err(io_error)?;
+            Op::Truncate { from, .. } => changes.push(Change::Truncate { from: *from }),
+            Op::Purge { upto, .. } => changes.push(Change::Purge { upto: *upto }),
+            Op::Vote { bytes, .. } => changes.push(Change::Vote { bytes }),
         }
     }
-    // Durable before anyone is told.
-    txn.commit().map_err(io_error)
+    if let Some(id) = committed {
+        changes.push(Change::Committed { id });
+    }
+    changes
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -332,8 +289,6 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> io::Result<Vec<Entry>> {
-        // The tail first, then the disk: an entry the flusher moves from one to
-        // the other in between is on disk by the time the disk is read.
         let mut found: BTreeMap<u64, Entry> =
             self.shared.tail.lock().range(range.clone()).map(|(i, e)| (*i, e.clone())).collect();
         let tail_start = found.keys().next().copied().unwrap_or(u64::MAX);
@@ -342,23 +297,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        if start < tail_start {
-            let txn = self.shared.db.db.begin_read().map_err(io_error)?;
-            let table = txn.open_table(ENTRIES).map_err(io_error)?;
-            for item in table.range(start..).map_err(io_error)? {
-                let (index, bytes) = item.map_err(io_error)?;
-                let index = index.value();
-                if !range.contains(&index) || index >= tail_start {
-                    break;
-                }
-                found.insert(index, decode(bytes.value())?);
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1).min(tail_start),
+            Bound::Excluded(i) => (*i).min(tail_start),
+            Bound::Unbounded => tail_start,
+        };
+        if start < end {
+            for entry in self.journal().entries(start..end)? {
+                found.insert(entry.log_id.index, entry);
             }
         }
         Ok(found.into_values().collect())
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<VoteOf<TypeConfig>>> {
-        self.read_meta(VOTE)
+        self.journal().vote()
     }
 }
 
@@ -366,18 +319,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
-        let purged = self.read_meta::<Option<LogId>>(PURGED)?.flatten();
+        let purged = self.journal().purged();
         let in_tail = self.shared.tail.lock().values().next_back().map(|e| e.log_id);
         let last = match in_tail {
             Some(id) => Some(id),
-            None => {
-                let txn = self.shared.db.db.begin_read().map_err(io_error)?;
-                let table = txn.open_table(ENTRIES).map_err(io_error)?;
-                match table.last().map_err(io_error)? {
-                    Some((_, bytes)) => Some(decode::<Entry>(bytes.value())?.log_id),
-                    None => purged,
-                }
-            }
+            None => self.journal().last_log_id()?.or(purged),
         };
         Ok(LogState { last_purged_log_id: purged, last_log_id: last })
     }
@@ -388,7 +334,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> io::Result<()> {
         let bytes = encode(vote)?;
-        self.durable(|done| Op::Meta { key: VOTE, bytes, done }).await
+        self.durable(|done| Op::Vote { bytes, done }).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
@@ -400,7 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED)?.flatten())
+        Ok(self.journal().committed())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>

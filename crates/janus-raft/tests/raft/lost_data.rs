@@ -72,8 +72,8 @@ async fn a_deleted_raft_directory_is_refused() {
     run(dir.path(), 0, 5).await;
     std::fs::remove_dir_all(dir.path().join("raft")).unwrap();
     let (file, message) = refusal(start(dir.path()).await.expect_err("must refuse"));
-    assert_eq!(file, dir.path().join("raft").join("raft.redb"));
-    assert!(message.contains("raft.redb") && message.contains("missing"), "{message}");
+    assert_eq!(file, dir.path().join("raft").join("raft.log"));
+    assert!(message.contains("raft.log") && message.contains("missing"), "{message}");
     assert!(message.contains("docs/consistency.md"), "says what to do: {message}");
 }
 
@@ -81,9 +81,9 @@ async fn a_deleted_raft_directory_is_refused() {
 async fn an_emptied_log_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     run(dir.path(), 0, 5).await;
-    std::fs::File::create(dir.path().join("raft").join("raft.redb")).unwrap().set_len(0).unwrap();
+    std::fs::File::create(dir.path().join("raft").join("raft.log")).unwrap().set_len(0).unwrap();
     let (file, message) = refusal(start(dir.path()).await.expect_err("must refuse"));
-    assert_eq!(file, dir.path().join("raft").join("raft.redb"));
+    assert_eq!(file, dir.path().join("raft").join("raft.log"));
     assert!(message.contains("empty"), "{message}");
 }
 
@@ -92,10 +92,10 @@ async fn an_older_copy_of_the_log_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     run(dir.path(), 0, 3).await;
     let old = tempfile::tempdir().unwrap();
-    let log = dir.path().join("raft").join("raft.redb");
-    std::fs::copy(&log, old.path().join("raft.redb")).unwrap();
+    let log = dir.path().join("raft").join("raft.log");
+    std::fs::copy(&log, old.path().join("raft.log")).unwrap();
     run(dir.path(), 3, 30).await;
-    std::fs::copy(old.path().join("raft.redb"), &log).unwrap();
+    std::fs::copy(old.path().join("raft.log"), &log).unwrap();
     let (file, message) = refusal(start(dir.path()).await.expect_err("must refuse"));
     assert_eq!(file, log);
     assert!(message.contains("ends at index"), "{message}");
@@ -113,6 +113,20 @@ async fn a_flipped_byte_in_the_snapshot_is_refused() {
     let (file, message) = refusal(start(dir.path()).await.expect_err("must refuse"));
     assert_eq!(file, path);
     assert!(message.contains("checksum"), "{message}");
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_the_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 0, 5).await;
+    let path = dir.path().join("raft").join("raft.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let (file, message) = refusal(start(dir.path()).await.expect_err("must refuse"));
+    assert_eq!(file, path);
+    assert!(message.contains("damaged"), "{message}");
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ fn request(n: u16) -> RaftRequest {
 #[tokio::test]
 async fn the_log_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("raft.redb");
+    let path = dir.path().join("raft.log");
     let entries: Vec<EntryOf<TypeConfig>> =
         (1..=3).map(|i| EntryOf::<TypeConfig>::new_normal(log_id(i), request(i as u16))).collect();
     {

@@ -15,7 +15,7 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(&dir.path().join("raft.redb")).unwrap();
+        let log = LogStore::open(&dir.path().join("raft.log")).unwrap();
         let store = Arc::new(RegistryStore::new(RegistryConfig::default(), 16));
         let machine = StateMachine::open(store, &dir.path().join("snapshots")).unwrap();
         Ok((dir, log, machine))
