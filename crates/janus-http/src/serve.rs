@@ -227,7 +227,8 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
         }
     });
-    let serving = builder.serve_connection(TokioIo::new(stream), service);
+    // Upgrades are served: the cluster address turns connections into peer streams (janus-peer).
+    let serving = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(serving);
     let result = tokio::select! {
         result = serving.as_mut() => result,

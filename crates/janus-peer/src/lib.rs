@@ -2,9 +2,13 @@
 //! protocol messages of [`janus_ap`] between nodes, as HTTP on each node's
 //! internal cluster address.
 //!
-//! - [`HttpPeerTransport`]: the client side, the workspace's one
-//!   [`janus_core::transport::PeerTransport`] for both engines, which POSTs
-//!   an encoded message to `http://{peer}/internal/raft/{kind}` or
+//! - [`StreamPeerTransport`]: the client side, the workspace's one
+//!   [`janus_core::transport::PeerTransport`] for both engines: one
+//!   long-lived peer stream per peer (an HTTP/1.1 connection upgraded to
+//!   length-prefixed frames, `frame.rs`), every message a frame, many in
+//!   flight, answered by id. A peer of an earlier version, which does not
+//!   serve streams, gets [`HttpPeerTransport`]'s requests instead: it POSTs an
+//!   encoded message to `http://{peer}/internal/raft/{kind}` or
 //!   `…/internal/distro/{kind}` over pooled keep-alive connections.
 //! - [`router`]: the receiving side, which hands messages to each channel's
 //!   [`janus_core::transport::PeerHandler`] (the local [`janus_raft::CpEngine`]
@@ -20,11 +24,15 @@
 //! of where it comes from or of any other header. Bodies are bounded.
 
 mod client;
+mod frame;
 mod server;
+mod stream_client;
+mod stream_server;
 mod wire;
 
 pub use client::HttpPeerTransport;
 pub use server::{message_router, router};
+pub use stream_client::StreamPeerTransport;
 
 /// The path prefix of Raft messages.
 pub const RAFT_PATH: &str = "/internal/raft";

@@ -1,6 +1,8 @@
 //! The receiving side: `POST /internal/{channel}/{kind}` into the channel's
 //! [`PeerHandler`] (the local CP engine for `raft`, the AP engine for
-//! `distro`), and the membership admin API under `/internal/admin/members`.
+//! `distro`), the same messages on peer streams (`POST /internal/stream`,
+//! `stream_server.rs`), and the membership admin API under
+//! `/internal/admin/members`.
 //! Everything is behind the cluster secret.
 
 use std::sync::Arc;
@@ -32,7 +34,7 @@ pub fn router(engine: CpEngine, ap: ApEngine, secret: ClusterSecret, max_body: u
         .with_state(engine.clone());
     let handlers: [(Channel, Arc<dyn PeerHandler>); 2] =
         [(Channel::Raft, Arc::new(engine)), (Channel::Distro, Arc::new(ap))];
-    guarded(messages(handlers).merge(admin), secret, max_body)
+    guarded(messages(handlers, max_body).merge(admin), secret, max_body)
 }
 
 /// The message routes alone: `POST /internal/{channel}/{kind}` into each
@@ -43,11 +45,17 @@ pub fn message_router(
     secret: ClusterSecret,
     max_body: usize,
 ) -> Router {
-    guarded(messages(handlers), secret, max_body)
+    guarded(messages(handlers, max_body), secret, max_body)
 }
 
-fn messages(handlers: impl IntoIterator<Item = (Channel, Arc<dyn PeerHandler>)>) -> Router {
-    handlers.into_iter().fold(Router::new(), |routes, (channel, handler)| {
+/// `POST /internal/{channel}/{kind}` for each handler, and the peer stream
+/// (`POST /internal/stream`) carrying the same messages.
+fn messages(handlers: impl IntoIterator<Item = (Channel, Arc<dyn PeerHandler>)>, max_body: usize) -> Router {
+    let handlers: Vec<(Channel, Arc<dyn PeerHandler>)> = handlers.into_iter().collect();
+    let streams = Router::new()
+        .route(crate::frame::STREAM_PATH, post(crate::stream_server::open))
+        .with_state(crate::stream_server::Streams::new(handlers.clone(), max_body));
+    handlers.into_iter().fold(streams, |routes, (channel, handler)| {
         let path = format!("{}/{{kind}}", wire::channel_path(channel));
         routes.merge(Router::new().route(&path, post(handle)).with_state(handler))
     })

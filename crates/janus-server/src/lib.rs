@@ -131,7 +131,7 @@ pub async fn build(config: &ServerConfig, shutdown: &CancellationToken) -> anyho
     let reserved = revision_floor::restore(&config.node.data_dir, &store)?;
     revision_floor::keep(&config.node.data_dir, store.clone(), reserved, shutdown.child_token());
     let peers = cluster_secret(config)?
-        .map(|secret| Arc::new(janus_peer::HttpPeerTransport::new(secret, config.cluster.max_message_bytes)));
+        .map(|secret| Arc::new(janus_peer::StreamPeerTransport::new(secret, config.cluster.max_message_bytes)));
     let raft_transport: Arc<dyn janus_core::transport::PeerTransport> = match &peers {
         Some(peers) => peers.clone(),
         None => Arc::new(janus_raft::NoPeers),

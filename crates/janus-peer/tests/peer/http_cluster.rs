@@ -20,7 +20,7 @@ use janus_core::{
     ClusterName, Command, GroupName, InstanceKey, Mode, NamespaceId, RegistryConfig, RegistryStore, ServiceKey,
     ServiceName,
 };
-use janus_peer::{ClusterSecret, HttpPeerTransport};
+use janus_peer::{ClusterSecret, HttpPeerTransport, StreamPeerTransport};
 use janus_raft::{CpConfig, CpEngine, RpcKind};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +67,7 @@ async fn three_nodes_replicate_over_http_with_the_cluster_secret() {
             members: members.clone(),
             join: id == 4,
         };
-        let transport = Arc::new(HttpPeerTransport::new(secret(), MAX_BODY));
+        let transport = Arc::new(StreamPeerTransport::new(secret(), MAX_BODY));
         let engine = CpEngine::start(store.clone(), config, transport).await.unwrap();
         let (ap, _) = janus_ap::ApEngine::spawn(store.clone(), janus_ap::ApConfig::default(), CancellationToken::new());
         let router = janus_peer::router(engine.clone(), ap, secret(), MAX_BODY);
