@@ -126,7 +126,7 @@ impl HttpConfig {
     /// The limits of the listener serving this front end.
     #[must_use]
     pub fn serve_limits(&self) -> ServeLimits {
-        ServeLimits { max_connections: self.max_connections, header_timeout: self.header_timeout }
+        ServeLimits { max_connections: self.max_connections, header_timeout: self.header_timeout, upgrades: false }
     }
 }
 

@@ -44,11 +44,15 @@ pub struct ServeLimits {
     /// A connection must deliver a complete request header within this time
     /// of opening, and of the end of its previous response.
     pub header_timeout: Duration,
+    /// Whether a request may take its connection over (`101 Switching
+    /// Protocols`): only the cluster address, whose peer streams are
+    /// connections taken over (janus-peer); the client port never does.
+    pub upgrades: bool,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        Self { max_connections: 10_000, header_timeout: Duration::from_secs(10) }
+        Self { max_connections: 10_000, header_timeout: Duration::from_secs(10), upgrades: false }
     }
 }
 
@@ -189,7 +193,7 @@ pub async fn serve_with(
         // task holds it once (a future moved into an `.await` would also
         // keep its first place).
         tasks.spawn(async move {
-            serve_connection(stream, peer, router, builder, connection, stop).await;
+            serve_connection(stream, peer, router, builder, connection, stop, limits.upgrades).await;
             connections.forget(id, &stats);
         });
     }
@@ -201,6 +205,44 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Serves `$serving` (a hyper HTTP/1.1 connection, with or without
+/// upgrades) until it ends, or its connection is evicted or the listener
+/// stops; either connection type has `graceful_shutdown` but no common trait.
+macro_rules! drive {
+    ($serving:expr, $connection:expr, $stop:expr) => {{
+        let (serving, connection, stop) = ($serving, &$connection, &$stop);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = serving.as_mut() => result,
+            () = connection.close.cancelled() => {
+                if stop.is_cancelled() {
+                    // Shutting down: finish the response in flight, if any
+                    // (requests have deadlines and watches end with the
+                    // shutdown); a connection with none, a half-sent header
+                    // included, closes at once.
+                    serving.as_mut().graceful_shutdown();
+                    loop {
+                        match tokio::time::timeout(EVICTION_GRACE, serving.as_mut()).await {
+                            Ok(result) => break result,
+                            Err(_) if connection.busy.load(Ordering::Acquire) == 0 => break Ok(()),
+                            Err(_) => {}
+                        }
+                    }
+                } else {
+                    // Evicted with no request in flight: let a response still
+                    // being flushed leave, and close whatever else (a half-sent
+                    // header) at once.
+                    serving.as_mut().graceful_shutdown();
+                    match tokio::time::timeout(EVICTION_GRACE, serving).await {
+                        Ok(result) => result,
+                        Err(_) => Ok(()),
+                    }
+                }
+            }
+        }
+    }};
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
@@ -208,6 +250,7 @@ async fn serve_connection(
     builder: Arc<hyper::server::conn::http1::Builder>,
     connection: Arc<Connection>,
     stop: CancellationToken,
+    upgrades: bool,
 ) {
     // Small answers should leave at once; errors only mean the peer is gone.
     let _ = stream.set_nodelay(true);
@@ -227,37 +270,9 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
         }
     });
-    // Upgrades are served: the cluster address turns connections into peer streams (janus-peer).
-    let serving = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
-    tokio::pin!(serving);
-    let result = tokio::select! {
-        result = serving.as_mut() => result,
-        () = connection.close.cancelled() => {
-            if stop.is_cancelled() {
-                // Shutting down: finish the response in flight, if any
-                // (requests have deadlines and watches end with the
-                // shutdown); a connection with none, a half-sent header
-                // included, closes at once.
-                serving.as_mut().graceful_shutdown();
-                loop {
-                    match tokio::time::timeout(EVICTION_GRACE, serving.as_mut()).await {
-                        Ok(result) => break result,
-                        Err(_) if connection.busy.load(Ordering::Acquire) == 0 => break Ok(()),
-                        Err(_) => {}
-                    }
-                }
-            } else {
-                // Evicted with no request in flight: let a response still
-                // being flushed leave, and close whatever else (a half-sent
-                // header) at once.
-                serving.as_mut().graceful_shutdown();
-                match tokio::time::timeout(EVICTION_GRACE, serving).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(()),
-                }
-            }
-        }
-    };
+    let serving = builder.serve_connection(TokioIo::new(stream), service);
+    let result =
+        if upgrades { drive!(serving.with_upgrades(), connection, stop) } else { drive!(serving, connection, stop) };
     if let Err(error) = result {
         // Header timeouts, resets, malformed requests: the client's doing.
         debug!(%error, "HTTP connection ended with an error");

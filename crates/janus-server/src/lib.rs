@@ -285,6 +285,8 @@ pub async fn start(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
                 let listener = TcpListener::from_std(listener)?;
                 let limits = janus_http::ServeLimits {
                     max_connections: CLUSTER_MAX_CONNECTIONS,
+                    // Peer streams are upgraded connections (janus-peer).
+                    upgrades: true,
                     ..janus_http::ServeLimits::default()
                 };
                 janus_http::serve_with(listener, peers, limits, Arc::default(), stop.cancelled_owned()).await
