@@ -238,7 +238,12 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 pub(crate) struct Journal {
     path: PathBuf,
     inner: RwLock<Open>,
+    /// After a compaction failed, none is tried again before this.
+    compact_after: parking_lot::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long after a failed compaction the next may be tried.
+const COMPACT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Open {
     file: Arc<File>,
@@ -259,7 +264,7 @@ impl Journal {
             sync_parent(path)?;
             let state = State { end: MAGIC.len() as u64, ..State::default() };
             let open = Open { file: Arc::new(file), state, allocated: MAGIC.len() as u64 };
-            return Ok(Self { path: path.to_owned(), inner: RwLock::new(open) });
+            return Ok(Self::new(path, open));
         }
         if !data.starts_with(MAGIC) {
             return Err(invalid(path, "not a Janus Raft log (its first bytes are not the journal's)"));
@@ -287,7 +292,11 @@ impl Journal {
             allocated = at as u64;
         }
         state.end = at as u64;
-        Ok(Self { path: path.to_owned(), inner: RwLock::new(Open { file: Arc::new(file), state, allocated }) })
+        Ok(Self::new(path, Open { file: Arc::new(file), state, allocated }))
+    }
+
+    fn new(path: &Path, open: Open) -> Self {
+        Self { path: path.to_owned(), inner: RwLock::new(open), compact_after: parking_lot::Mutex::new(None) }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -336,9 +345,31 @@ impl Journal {
         Ok(())
     }
 
-    /// Rewrites the live records into a new file that replaces the old one.
+    /// Compacts the file (see [`Self::rewrite`]). A rewrite that fails before
+    /// the new file replaces the old one leaves the old one in use, complete:
+    /// it is only a warning. Once the new file has replaced it, a directory
+    /// that cannot be synced is an error (a crash could bring the old file
+    /// back without the commits made after).
     fn compact(&self) -> io::Result<()> {
+        if self.compact_after.lock().is_some_and(|after| std::time::Instant::now() < after) {
+            return Ok(());
+        }
         let fresh_path = self.path.with_extension("log.compacting");
+        match self.rewrite(&fresh_path) {
+            Ok(()) => sync_parent(&self.path),
+            Err(error) => {
+                tracing::warn!(%error, file = %self.path.display(),
+                    "cannot compact the Raft log; it stays as it is, and compaction is tried again in a minute");
+                let _ = std::fs::remove_file(&fresh_path);
+                *self.compact_after.lock() = Some(std::time::Instant::now() + COMPACT_RETRY);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the live records into `fresh_path`, syncs it, renames it over
+    /// the journal and from then on uses it.
+    fn rewrite(&self, fresh_path: &Path) -> io::Result<()> {
         let (entries, fresh_state) = {
             let open = self.inner.read();
             let mut buffer = MAGIC.to_vec();
@@ -368,18 +399,19 @@ impl Journal {
             state.end = buffer.len() as u64;
             (buffer, state)
         };
-        let mut fresh = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&fresh_path)?;
+        let mut fresh = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(fresh_path)?;
         fresh.write_all(&entries)?;
         fresh.sync_all()?;
-        std::fs::rename(&fresh_path, &self.path)?;
-        sync_parent(&self.path)?;
+        // Held across the rename: no reader opens the old file's entries by the new file's offsets.
+        let mut open = self.inner.write();
+        std::fs::rename(fresh_path, &self.path)?;
         let before = {
-            let mut open = self.inner.write();
             let before = open.state.end;
             let allocated = fresh_state.end;
             *open = Open { file: Arc::new(fresh), state: fresh_state, allocated };
             before
         };
+        drop(open);
         tracing::debug!(file = %self.path.display(), before, after = entries.len(), "Raft log compacted");
         Ok(())
     }
@@ -538,6 +570,25 @@ mod tests {
         std::fs::write(&path, b"redb\x1a\x0a\xa9\x0d\x0a and more").unwrap();
         let error = Journal::open(&path).err().expect("must refuse");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_compaction_that_cannot_be_written_leaves_the_old_file_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.log");
+        // The compaction's new file cannot be created where a directory is.
+        std::fs::create_dir(path.with_extension("log.compacting")).unwrap();
+        let journal = Journal::open(&path).unwrap();
+        let big = vec![7u8; 64 * 1024];
+        for index in 1..=80u64 {
+            journal.commit(&[Change::Entry { index, bytes: &big }]).unwrap();
+        }
+        journal.commit(&[Change::Purge { upto: log_id(1, 79) }]).unwrap();
+        assert!(journal.len() > COMPACT_FROM, "not compacted");
+        journal.commit(&[Change::Entry { index: 81, bytes: &big }]).unwrap();
+        let reopened = Journal::open(&path).unwrap();
+        assert_eq!(reopened.inner.read().state.entries.keys().copied().collect::<Vec<_>>(), vec![80, 81]);
+        assert_eq!(reopened.purged(), Some(log_id(1, 79)));
     }
 
     #[test]
