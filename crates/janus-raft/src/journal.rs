@@ -161,42 +161,47 @@ impl State {
 /// Appends the record of `change` to `out`; returns the offset in `out` of
 /// an entry's bytes.
 fn write_record(out: &mut Vec<u8>, change: Change<'_>) -> io::Result<usize> {
-    let mut payload = Vec::new();
+    let start = out.len();
+    // The header is filled in once the payload is there.
+    out.extend_from_slice(&[0; HEADER]);
+    let payload_at = out.len();
     let mut body_at = 0;
     match change {
         Change::Entry { index, bytes } => {
-            payload.push(ENTRY);
-            payload.extend_from_slice(&index.to_le_bytes());
-            body_at = payload.len();
-            payload.extend_from_slice(bytes);
+            out.push(ENTRY);
+            out.extend_from_slice(&index.to_le_bytes());
+            body_at = out.len() - payload_at;
+            out.extend_from_slice(bytes);
         }
         Change::Truncate { from } => {
-            payload.push(TRUNCATE);
-            payload.extend_from_slice(&from.to_le_bytes());
+            out.push(TRUNCATE);
+            out.extend_from_slice(&from.to_le_bytes());
         }
         Change::Purge { upto } => {
-            payload.push(PURGE);
-            payload.extend_from_slice(&encode(&upto)?);
+            out.push(PURGE);
+            out.extend_from_slice(&encode(&upto)?);
         }
         Change::Vote { bytes } => {
-            payload.push(VOTE);
-            payload.extend_from_slice(bytes);
+            out.push(VOTE);
+            out.extend_from_slice(bytes);
         }
         Change::Committed { id } => {
-            payload.push(COMMITTED);
-            payload.extend_from_slice(&encode(&id)?);
+            out.push(COMMITTED);
+            out.extend_from_slice(&encode(&id)?);
         }
     }
-    if payload.len() > MAX_PAYLOAD {
+    let len = out.len() - payload_at;
+    if len > MAX_PAYLOAD {
+        out.truncate(start);
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "a Raft log record over 256 MiB"));
     }
-    let start = out.len();
-    // The payload is at most MAX_PAYLOAD bytes (checked above).
+    // At most MAX_PAYLOAD (checked above): it fits in a u32.
     #[allow(clippy::cast_possible_truncation)]
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(start + HEADER + body_at)
+    let len32 = len as u32;
+    let checksum = xxh3_64(&out[payload_at..]);
+    out[start..start + 4].copy_from_slice(&len32.to_le_bytes());
+    out[start + 4..payload_at].copy_from_slice(&checksum.to_le_bytes());
+    Ok(payload_at + body_at)
 }
 
 /// The record at `at` of `data`, if it is whole and its checksum holds: its
