@@ -484,6 +484,13 @@ mod tests {
         encode(&Entry::new_blank(log_id(term, index))).unwrap()
     }
 
+    /// A directory of its own (removed when the first value drops) and the journal's path in it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.log");
+        (dir, path)
+    }
+
     fn indexes(journal: &Journal) -> Vec<u64> {
         journal.entries(..).unwrap().iter().map(|e| e.log_id.index).collect()
     }
@@ -497,8 +504,7 @@ mod tests {
 
     #[test]
     fn replaying_gives_the_state_the_writes_made() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         {
             let journal = Journal::open(&path).unwrap();
             append(&journal, 1, 1..=10);
@@ -518,8 +524,7 @@ mod tests {
 
     #[test]
     fn a_write_cut_short_at_the_end_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         let journal = Journal::open(&path).unwrap();
         append(&journal, 1, 1..=5);
         let whole = journal.len();
@@ -553,8 +558,7 @@ mod tests {
 
     #[test]
     fn a_damaged_record_followed_by_whole_ones_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         let journal = Journal::open(&path).unwrap();
         append(&journal, 1, 1..=20);
         let middle = usize::try_from(journal.len() / 2).unwrap();
@@ -570,8 +574,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_journal_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         std::fs::write(&path, b"redb\x1a\x0a\xa9\x0d\x0a and more").unwrap();
         let error = Journal::open(&path).err().expect("must refuse");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
@@ -579,8 +582,7 @@ mod tests {
 
     #[test]
     fn a_compaction_that_cannot_be_written_leaves_the_old_file_in_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         // The compaction's new file cannot be created where a directory is.
         std::fs::create_dir(path.with_extension("log.compacting")).unwrap();
         let journal = Journal::open(&path).unwrap();
@@ -598,8 +600,7 @@ mod tests {
 
     #[test]
     fn a_mostly_dead_file_is_compacted_and_keeps_what_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.log");
+        let (_dir, path) = scratch();
         let journal = Journal::open(&path).unwrap();
         let big = vec![7u8; 64 * 1024];
         let vote = encode(&Vote::new(3, 2)).unwrap();
