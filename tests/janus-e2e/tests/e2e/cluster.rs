@@ -152,6 +152,10 @@ async fn a_node_without_quorum_refuses_cp_writes_fast_and_keeps_serving_ap() {
     until_status(&nodes[0], Method::POST, namespaces, json!({"id": "payments", "mode": "cp"}), StatusCode::CREATED)
         .await;
     until_status(&nodes[0], Method::POST, namespaces, json!({"id": "edge", "mode": "ap"}), StatusCode::CREATED).await;
+    // A follower applies a write it forwarded when the leader's next message
+    // tells it the commit (docs/consistency.md): have the survivor hold both
+    // namespaces before the others go.
+    until_status(&nodes[0], Method::GET, "/v1/namespaces/edge", json!(null), StatusCode::OK).await;
     let survivor = nodes.remove(0);
     for node in nodes {
         node.stop_within(Duration::from_secs(5)).await;
