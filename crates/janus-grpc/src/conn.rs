@@ -5,22 +5,22 @@
 //!
 //! Everything a connection holds is bounded: its subscriptions (a cap), the
 //! services to push (a subset of those), its pushes in flight (a cap) and
-//! its outbound queue (a bounded channel).
+//! its queue of control messages (a cap).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::time::Duration;
 
+use bytes::Bytes;
 use janus_core::name::ServiceKey;
 use janus_core::registry::Binding;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-use crate::wire::proto::Payload;
 
 /// What a connection's client said in its `ConnectionSetupRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,8 +56,22 @@ pub(crate) struct InFlight {
     pub(crate) deadline: Instant,
 }
 
-/// The outbound side of a bi-stream: what the writer sends to the client.
-pub(crate) type Outbound = mpsc::Sender<Result<Payload, tonic::Status>>;
+/// The way out of a bi-stream: the control messages waiting to be sent and
+/// the task of the body that sends them and the pushes (`outbox.rs`).
+#[derive(Default)]
+pub(crate) struct Outbox {
+    /// The bi-stream is open.
+    open: bool,
+    /// The stream towards the client ends once `queued` is sent.
+    pub(crate) ended: bool,
+    /// Framed messages to send before any push (detections, a reset).
+    pub(crate) queued: VecDeque<Bytes>,
+    /// The body's task, woken when there is something to send.
+    pub(crate) waker: Option<Waker>,
+    /// Since when the body has had something to send without being polled:
+    /// h2 polls it only while the client's flow-control window has room.
+    pub(crate) waiting_since: Option<Instant>,
+}
 
 /// Why a connection ended, for logs and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,16 +110,18 @@ pub(crate) struct Conn {
     /// Milliseconds since the front end's epoch of the last client activity.
     last_active: AtomicU64,
     epoch: Instant,
-    outbound: Mutex<Option<Outbound>>,
+    pub(crate) outbox: Mutex<Outbox>,
     pub(crate) subscriptions: Mutex<HashMap<ServiceKey, Subscription>>,
     /// Subscribed services to push.
     pub(crate) dirty: Mutex<HashSet<ServiceKey>>,
     pub(crate) in_flight: Mutex<HashMap<u64, InFlight>>,
     /// Consecutive pushes not acknowledged in time.
     pub(crate) push_timeouts: AtomicU32,
+    /// The watch task sleeps with no push in flight to time: the first push
+    /// sent then wakes it (`watch`).
+    pub(crate) watch_idle: AtomicBool,
+    pub(crate) watch: Notify,
     next_request_id: AtomicU64,
-    /// Wakes the writer: something to push, an answer arrived.
-    pub(crate) wake: Notify,
     /// Cancelled to close the connection.
     pub(crate) close: CancellationToken,
     close_reason: OnceLock<CloseReason>,
@@ -123,14 +139,15 @@ impl Conn {
             stream_open: AtomicBool::new(false),
             last_active: AtomicU64::new(0),
             epoch,
-            outbound: Mutex::new(None),
+            outbox: Mutex::default(),
             subscriptions: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             push_timeouts: AtomicU32::new(0),
+            watch_idle: AtomicBool::new(false),
+            watch: Notify::new(),
             // Pushes use the revision they carry as their id; the others count from far above.
             next_request_id: AtomicU64::new(1 << 62),
-            wake: Notify::new(),
             close: CancellationToken::new(),
             close_reason: OnceLock::new(),
         };
@@ -189,24 +206,43 @@ impl Conn {
     }
 
     /// Opens the bi-stream; `false` if the connection already has one.
-    pub(crate) fn open_stream(&self, outbound: Outbound) -> bool {
-        let mut slot = self.outbound.lock();
-        if slot.is_some() {
+    pub(crate) fn open_stream(&self) -> bool {
+        let mut outbox = self.outbox.lock();
+        if outbox.open {
             return false;
         }
-        *slot = Some(outbound);
+        outbox.open = true;
         self.stream_open.store(true, Ordering::Release);
         true
     }
 
-    /// Ends the bi-stream towards the client (once the writer is gone too).
+    /// Ends the bi-stream towards the client, after what is queued.
     pub(crate) fn end_stream(&self) {
-        self.outbound.lock().take();
+        let mut outbox = self.outbox.lock();
+        outbox.ended = true;
+        wake(&mut outbox);
     }
 
-    /// The bi-stream's sender, once it is open.
-    pub(crate) fn outbound(&self) -> Option<Outbound> {
-        self.outbound.lock().clone()
+    /// Queues a framed message to send before any push; `false` if the
+    /// stream is not open, ends, or already holds `max` messages.
+    pub(crate) fn queue(&self, message: Bytes, max: usize) -> bool {
+        let mut outbox = self.outbox.lock();
+        if !outbox.open || outbox.ended || outbox.queued.len() >= max.max(1) {
+            return false;
+        }
+        outbox.queued.push_back(message);
+        wake(&mut outbox);
+        true
+    }
+
+    /// Wakes the bi-stream's body: something may be ready to push.
+    pub(crate) fn wake_outbox(&self) {
+        wake(&mut self.outbox.lock());
+    }
+
+    /// How long the body has had something to send without being polled.
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
+        self.outbox.lock().waiting_since
     }
 
     /// A new id for a request sent to the client.
@@ -214,13 +250,13 @@ impl Conn {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Marks a subscribed service to push and wakes the writer.
+    /// Marks a subscribed service to push and wakes the bi-stream's body.
     pub(crate) fn mark_dirty(&self, service: &ServiceKey) {
         if !self.subscriptions.lock().contains_key(service) {
             return;
         }
         if self.dirty.lock().insert(service.clone()) {
-            self.wake.notify_one();
+            self.wake_outbox();
         }
     }
 
@@ -229,8 +265,10 @@ impl Conn {
         let services: Vec<ServiceKey> = self.subscriptions.lock().keys().cloned().collect();
         let mut dirty = self.dirty.lock();
         dirty.extend(services);
-        if !dirty.is_empty() {
-            self.wake.notify_one();
+        let marked = !dirty.is_empty();
+        drop(dirty);
+        if marked {
+            self.wake_outbox();
         }
     }
 
@@ -242,6 +280,15 @@ impl Conn {
 
     pub(crate) fn close_reason(&self) -> CloseReason {
         self.close_reason.get().copied().unwrap_or(CloseReason::ClientGone)
+    }
+}
+
+/// Wakes the body of `outbox` (once: it registers again when next polled)
+/// and notes since when it has had something to do.
+fn wake(outbox: &mut Outbox) {
+    outbox.waiting_since.get_or_insert_with(Instant::now);
+    if let Some(waker) = outbox.waker.take() {
+        waker.wake();
     }
 }
 

@@ -13,9 +13,10 @@
 //! - `conn`: a client connection: setup, activity, subscriptions, requests
 //!   in flight, close;
 //! - `unary`: the checks of every request and the naming handlers;
-//!   `unary_framing`: its messages framed without tonic's stream codec;
-//! - `stream`: the bi-stream: setup and answers in, pushes and client
-//!   detection out;
+//! - `framing`: gRPC messages framed without tonic's codec, both methods;
+//! - `stream`: the bi-stream: setup and answers in, which push goes next,
+//!   the clocks of acknowledgements and client detection; `outbox`: its
+//!   body towards the client, which h2 pulls pushes from;
 //! - `push`: subscriptions by service and the dispatcher that turns registry
 //!   changes into pushes;
 //! - `answer`: success and failure payloads in Nacos's styles.
@@ -27,11 +28,12 @@
 mod answer;
 mod config;
 mod conn;
+mod framing;
+mod outbox;
 mod push;
 mod server;
 mod stream;
 mod unary;
-mod unary_framing;
 pub mod wire;
 
 pub use config::GrpcConfig;

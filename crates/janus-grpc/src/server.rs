@@ -6,8 +6,7 @@
 //!   connection holds its client's instances.
 //! - Each socket is served by hyper's HTTP/2 server (h2c with prior
 //!   knowledge, which every Nacos SDK speaks) with bounded streams, headers
-//!   and windows; messages are bounded (`max_message_bytes`) by tonic's
-//!   codec on the bi-stream and by `unary_framing` on the unary method.
+//!   and windows; messages are bounded (`max_message_bytes`) by `framing`.
 //! - `/Request/request` is answered by [`crate::unary`], the bi-stream
 //!   `/BiRequestStream/requestBiStream` by [`crate::stream`]; any other path
 //!   gets `UNIMPLEMENTED`.
@@ -21,10 +20,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
@@ -37,16 +34,13 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::server::Grpc;
-use tonic::{Status, Streaming};
-use tonic_prost::ProstCodec;
+use tonic::Status;
 use tracing::{debug, info, warn};
 
 use crate::config::GrpcConfig;
 use crate::conn::{CloseReason, Conn, ConnTable};
 use crate::push::{self, Subscribers};
-use crate::wire::proto::Payload;
-use crate::{stream, unary, unary_framing};
+use crate::{framing, stream, unary};
 
 /// The unary method's path.
 pub const UNARY_PATH: &str = "/Request/request";
@@ -132,12 +126,16 @@ pub(crate) struct Shared {
     pub(crate) feed: push::Feed,
     pub(crate) writes: Semaphore,
     pub(crate) authorizer: Arc<dyn crate::unary::Authorizer>,
-    /// Push bodies by (service, cluster filter), with the revision each shows.
-    pub(crate) push_bodies:
-        parking_lot::Mutex<std::collections::HashMap<(janus_core::ServiceKey, String), (u64, bytes::Bytes)>>,
+    /// Framed push messages by service and cluster filter, with the revision each shows.
+    pub(crate) push_messages: parking_lot::Mutex<PushMessages>,
     pub(crate) stats: Arc<GrpcStats>,
     pub(crate) tasks: TaskTracker,
 }
+
+/// Framed push messages by service, then by cluster filter, with the
+/// revision each shows (`stream::push_message`).
+pub(crate) type PushMessages =
+    std::collections::HashMap<janus_core::ServiceKey, std::collections::HashMap<String, (u64, bytes::Bytes)>>;
 
 /// The connections and subscriptions of a [`GrpcServer`], for operators.
 #[derive(Clone)]
@@ -186,7 +184,7 @@ impl GrpcServer {
             feed: push::Feed::default(),
             writes: Semaphore::new(config.max_concurrent_writes.max(1)),
             authorizer: Arc::new(crate::unary::AllowAll),
-            push_bodies: parking_lot::Mutex::default(),
+            push_messages: parking_lot::Mutex::default(),
             stats: Arc::default(),
             tasks: TaskTracker::new(),
         });
@@ -362,7 +360,7 @@ async fn release(shared: &Shared, conn: &Conn) {
 /// Asks every client to move, waits for them, then closes what is left.
 async fn shut_down(shared: &Shared) {
     let conns = shared.conns.all();
-    let asked = conns.iter().filter(|conn| stream::queue_reset(conn)).count();
+    let asked = conns.iter().filter(|conn| stream::queue_reset(conn, shared)).count();
     if asked > 0 {
         debug!(asked, "asked gRPC clients to reconnect elsewhere");
         let deadline = Instant::now() + shared.config.reset_grace;
@@ -381,46 +379,18 @@ async fn route(
     request: http::Request<Incoming>,
 ) -> http::Response<tonic::body::Body> {
     let limit = shared.config.max_message_bytes;
-    let mut grpc = Grpc::new(ProstCodec::<Payload, Payload>::default())
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
     match request.uri().path() {
-        UNARY_PATH => match unary_framing::read_request(request.into_body(), limit).await {
-            Ok(payload) => unary_framing::respond(&unary::handle(&conn, &shared, payload).await, limit),
+        UNARY_PATH => match framing::read_request(request.into_body(), limit).await {
+            Ok(payload) => framing::respond(&unary::handle(&conn, &shared, payload).await, limit),
             Err(status) => status.into_http(),
         },
-        BI_STREAM_PATH => grpc.streaming(StreamMethod { conn, shared }, request).await,
+        BI_STREAM_PATH => match stream::open(&conn, &shared, request.into_body()) {
+            Some(body) => framing::grpc_response(tonic::body::Body::new(body)),
+            None => Status::failed_precondition("this connection already has a bi-stream").into_http(),
+        },
         path => Status::unimplemented(format!(
             "no gRPC method {path}; Nacos clients call {UNARY_PATH} and {BI_STREAM_PATH}"
         ))
         .into_http(),
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// `/BiRequestStream/requestBiStream` of one connection.
-struct StreamMethod {
-    conn: Arc<Conn>,
-    shared: Arc<Shared>,
-}
-
-impl tower_service::Service<tonic::Request<Streaming<Payload>>> for StreamMethod {
-    type Response = tonic::Response<tokio_stream::wrappers::ReceiverStream<Result<Payload, Status>>>;
-    type Error = Status;
-    type Future = BoxFuture<Result<Self::Response, Status>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: tonic::Request<Streaming<Payload>>) -> Self::Future {
-        let (conn, shared) = (self.conn.clone(), self.shared.clone());
-        Box::pin(async move {
-            match stream::open(&conn, &shared, request.into_inner()) {
-                Some(outbound) => Ok(tonic::Response::new(tokio_stream::wrappers::ReceiverStream::new(outbound))),
-                None => Err(Status::failed_precondition("this connection already has a bi-stream")),
-            }
-        })
     }
 }

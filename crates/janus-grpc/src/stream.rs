@@ -5,57 +5,57 @@
 //!   connection is set up) and its answers to the server's requests (pushes
 //!   acknowledged, detections answered). When the stream ends, the
 //!   connection closes.
-//! - The **writer** sends the server's requests: a push of each subscribed
-//!   service marked changed (after a few milliseconds of coalescing, reading
-//!   the service's state at send time, skipping what the client already has),
-//!   a `ClientDetectionRequest` when the client has been silent for
-//!   `detect_idle`. A push not acknowledged in time is sent again; a client
-//!   that keeps not acknowledging, that does not answer a detection, or that
-//!   does not read its stream is closed.
+//! - The **body** towards the client (`outbox.rs`) sends the server's
+//!   requests when h2 polls it: queued control messages, then a push of each
+//!   subscribed service marked changed ([`next_push`]: at once on the first
+//!   change after a quiet spell, then at most once per coalescing window,
+//!   reading the service's state at send time, skipping what the client
+//!   already has).
+//! - The **watch** task keeps the clocks: a push not acknowledged in time is
+//!   sent again; a `ClientDetectionRequest` goes out when the client has been
+//!   silent for `detect_idle`; a client that keeps not acknowledging, that
+//!   does not answer a detection, or that does not read its stream is closed.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use hyper::body::Incoming;
 use janus_core::ServiceKey;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tonic::Streaming;
 use tracing::{debug, warn};
 
 use crate::answer::Failure;
-use crate::conn::{Awaited, CloseReason, Conn, InFlight, Outbound, SetupInfo};
+use crate::conn::{Awaited, CloseReason, Conn, InFlight, SetupInfo};
+use crate::framing::{MessageReader, framed};
+use crate::outbox::PushBody;
 use crate::server::Shared;
 use crate::unary::service_info;
 use crate::wire::envelope::{self, Inbound, encode};
 use crate::wire::json::{
     BareServerRequest, ClientAnswer, ConnectionSetupRequest, NotifySubscriberRequest, RESULT_SUCCESS,
-    ServerRequestHeader, WireMessage,
+    ServerRequestHeader,
 };
 use crate::wire::proto::Payload;
 use crate::wire::types;
 
-/// Opens the bi-stream of `conn`: starts its reader and writer and returns
-/// the stream of messages to the client; `None` if the connection already
-/// has a bi-stream.
-pub(crate) fn open(
-    conn: &Arc<Conn>,
-    shared: &Arc<Shared>,
-    inbound: Streaming<Payload>,
-) -> Option<mpsc::Receiver<Result<Payload, tonic::Status>>> {
-    let (sender, receiver) = mpsc::channel(shared.config.outbound_queue.max(1));
-    if !conn.open_stream(sender.clone()) {
+/// Opens the bi-stream of `conn`: starts its reader and watch task and
+/// returns the body of messages to the client; `None` if the connection
+/// already has a bi-stream.
+pub(crate) fn open(conn: &Arc<Conn>, shared: &Arc<Shared>, inbound: Incoming) -> Option<PushBody> {
+    if !conn.open_stream() {
         return None;
     }
-    shared.tasks.spawn(read(conn.clone(), shared.clone(), inbound));
-    shared.tasks.spawn(write(conn.clone(), shared.clone(), sender));
-    Some(receiver)
+    let reader = MessageReader::new(inbound, shared.config.max_message_bytes);
+    shared.tasks.spawn(read(conn.clone(), shared.clone(), reader));
+    shared.tasks.spawn(watch(conn.clone(), shared.clone()));
+    Some(PushBody::new(conn.clone(), shared.clone()))
 }
 
-async fn read(conn: Arc<Conn>, shared: Arc<Shared>, mut inbound: Streaming<Payload>) {
+async fn read(conn: Arc<Conn>, shared: Arc<Shared>, mut inbound: MessageReader) {
     loop {
         let message = tokio::select! {
-            message = inbound.message() => message,
+            message = inbound.next() => message,
             () = conn.close.cancelled() => return,
         };
         match message {
@@ -132,29 +132,28 @@ fn acknowledge(conn: &Conn, shared: &Shared, answer: &ClientAnswer) {
             conn.mark_dirty(&service);
         }
     }
-    // The writer waits for this answer only if something is left to push.
+    // The body waits for this answer only if something is left to push.
     if !conn.dirty.lock().is_empty() {
-        conn.wake.notify_one();
+        conn.wake_outbox();
     }
 }
 
-async fn write(conn: Arc<Conn>, shared: Arc<Shared>, sender: Outbound) {
+/// Keeps a connection's clocks until it closes (see the module docs).
+async fn watch(conn: Arc<Conn>, shared: Arc<Shared>) {
     let reason = loop {
         if let Err(reason) = expire(&conn, &shared) {
             break reason;
         }
-        if let Err(reason) = detect(&conn, &shared, &sender).await {
-            break reason;
+        detect(&conn, &shared);
+        let stalled = conn.stalled_since().map(|since| since + shared.config.slow_client);
+        if stalled.is_some_and(|at| at <= Instant::now()) {
+            break CloseReason::SlowClient;
         }
-        let throttled = match push(&conn, &shared, &sender).await {
-            Ok(throttled) => throttled,
-            Err(reason) => break reason,
-        };
         let next = next_deadline(&conn, &shared);
-        let next = throttled.map_or(next, |at| at.min(next));
+        let next = stalled.map_or(next, |at| at.min(next));
         tokio::select! {
             () = conn.close.cancelled() => return,
-            () = conn.wake.notified() => {}
+            () = conn.watch.notified() => {}
             () = tokio::time::sleep_until(next) => {}
         }
     };
@@ -196,37 +195,55 @@ fn expire(conn: &Conn, shared: &Shared) -> Result<(), CloseReason> {
     Ok(())
 }
 
-/// Sends a client detection when the client has been silent too long.
-async fn detect(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<(), CloseReason> {
+/// Queues a client detection when the client has been silent too long.
+fn detect(conn: &Conn, shared: &Shared) {
     let now = Instant::now();
     if conn.last_active() + shared.config.detect_idle > now {
-        return Ok(());
+        return;
     }
     if conn.in_flight.lock().values().any(|f| matches!(f.awaited, Awaited::Detection)) {
-        return Ok(());
+        return;
     }
     let id = conn.next_request_id();
     let request = BareServerRequest {
         header: ServerRequestHeader::new(id, types::MODULE_INTERNAL),
         kind: types::CLIENT_DETECTION_REQUEST,
     };
-    conn.in_flight
-        .lock()
-        .insert(id, InFlight { awaited: Awaited::Detection, deadline: now + shared.config.detect_timeout });
-    shared.stats.detections.fetch_add(1, Ordering::Relaxed);
-    send(conn, shared, sender, &request).await
+    let message = match encode(&request) {
+        Ok(payload) => framed(&payload),
+        Err(err) => {
+            warn!(conn = %conn.label, %err, "a client detection could not be encoded");
+            return;
+        }
+    };
+    // A full queue is a client not reading: the stall rule closes it.
+    if conn.queue(message, shared.config.outbound_queue) {
+        conn.in_flight
+            .lock()
+            .insert(id, InFlight { awaited: Awaited::Detection, deadline: now + shared.config.detect_timeout });
+        shared.stats.detections.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// Pushes the changed subscriptions, as many as may be in flight. A service
-/// is pushed at once on its first change after a quiet spell, and then at
-/// most once per `push_coalesce` (a burst of changes becomes few pushes, each
-/// with the state of when it is sent); returns when the next throttled push
-/// is due, if one is waiting.
-async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<Option<Instant>, CloseReason> {
+/// What the bi-stream's body sends next, of the pushes.
+pub(crate) enum Next {
+    /// This framed push.
+    Push(Bytes),
+    /// Nothing now; a push held back by the coalescing window is due then.
+    Throttled(Instant),
+    /// Nothing until a service is marked or a push answered.
+    Idle,
+}
+
+/// The next push of a changed subscription, as many as may be in flight. A
+/// service is pushed at once on its first change after a quiet spell, and
+/// then at most once per `push_coalesce` (a burst of changes becomes few
+/// pushes, each with the state of when it is sent).
+pub(crate) fn next_push(conn: &Conn, shared: &Shared) -> Next {
     loop {
         let pushing = conn.in_flight.lock().values().filter(|f| matches!(f.awaited, Awaited::Push { .. })).count();
         if pushing >= shared.config.max_in_flight.max(1) {
-            return Ok(None);
+            return Next::Idle;
         }
         // The next changed service without a push in flight (that one is
         // pushed again once answered, with the state of then) and not pushed
@@ -263,13 +280,13 @@ async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<Option<
             }
             found
         };
-        let Some(service) = next else { return Ok(throttled) };
+        let Some(service) = next else { return throttled.map_or(Next::Idle, Next::Throttled) };
         let Some((clusters_text, acked)) =
             conn.subscriptions.lock().get(&service).map(|s| (s.clusters_text.clone(), s.acked_revision))
         else {
             continue;
         };
-        let (body, revision) = match push_body(shared, &service, &clusters_text) {
+        let (message, revision) = match push_message(shared, &service, &clusters_text) {
             Ok(found) => found,
             Err(failure) => {
                 // The namespace went away: nothing to push.
@@ -281,28 +298,30 @@ async fn push(conn: &Conn, shared: &Shared, sender: &Outbound) -> Result<Option<
             continue;
         }
         // The request id is the revision pushed: unique on the connection
-        // (revisions are node-wide), and the same body serves every subscriber.
-        let deadline = Instant::now() + shared.config.push_ack_timeout;
+        // (revisions are node-wide), and the same message serves every subscriber.
+        let deadline = now + shared.config.push_ack_timeout;
         if let Some(subscription) = conn.subscriptions.lock().get_mut(&service) {
             subscription.last_push = Some(now);
         }
         conn.in_flight.lock().insert(revision, InFlight { awaited: Awaited::Push { service, revision }, deadline });
+        if conn.watch_idle.swap(false, Ordering::AcqRel) {
+            conn.watch.notify_one();
+        }
         shared.stats.pushes_sent.fetch_add(1, Ordering::Relaxed);
-        let payload = envelope::with_body(types::NOTIFY_SUBSCRIBER_REQUEST, body);
-        send_payload(shared, sender, payload).await?;
+        return Next::Push(message);
     }
 }
 
-/// The body of the push of a service's current state to subscribers with
-/// this cluster filter, and the revision it shows: encoded once per
-/// revision and shared by every subscriber.
-fn push_body(shared: &Shared, service: &ServiceKey, clusters_text: &str) -> Result<(Bytes, u64), Failure> {
-    let key = (service.clone(), clusters_text.to_owned());
+/// The framed push of a service's current state to subscribers with this
+/// cluster filter, and the revision it shows: encoded once per revision and
+/// shared by every subscriber.
+fn push_message(shared: &Shared, service: &ServiceKey, clusters_text: &str) -> Result<(Bytes, u64), Failure> {
     let current = shared.nacos.registry.view().read(|r| r.service_revision(service));
-    if let Some((revision, body)) = shared.push_bodies.lock().get(&key)
+    if let Some((revision, message)) =
+        shared.push_messages.lock().get(service).and_then(|by_clusters| by_clusters.get(clusters_text))
         && *revision == current
     {
-        return Ok((body.clone(), current));
+        return Ok((message.clone(), current));
     }
     let (info, revision) = service_info(shared, service, clusters_text, false)?;
     let request = NotifySubscriberRequest {
@@ -315,60 +334,52 @@ fn push_body(shared: &Shared, service: &ServiceKey, clusters_text: &str) -> Resu
     let body = Bytes::from(serde_json::to_vec(&request).map_err(|err| {
         Failure::protocol(crate::answer::SERVER_ERROR, format!("a push could not be encoded: {err}"))
     })?);
-    let mut bodies = shared.push_bodies.lock();
-    if bodies.len() >= PUSH_BODIES {
-        // Bounded: start over (the bodies of busy services come back at once).
-        bodies.clear();
+    let message = framed(&envelope::with_body(types::NOTIFY_SUBSCRIBER_REQUEST, body));
+    let mut messages = shared.push_messages.lock();
+    if messages.len() >= PUSH_MESSAGES && !messages.contains_key(service) {
+        // Bounded: start over (the messages of busy services come back at once).
+        messages.clear();
     }
-    bodies.insert(key, (revision, body.clone()));
-    Ok((body, revision))
-}
-
-/// Push bodies kept for reuse, at most.
-const PUSH_BODIES: usize = 4096;
-
-/// Queues a message to the client; a client that leaves its queue full for
-/// `slow_client` is closed.
-async fn send<M: WireMessage>(conn: &Conn, shared: &Shared, sender: &Outbound, message: &M) -> Result<(), CloseReason> {
-    let payload = match encode(message) {
-        Ok(payload) => payload,
-        Err(err) => {
-            warn!(conn = %conn.label, %err, "a message to a gRPC client could not be encoded");
-            return Ok(());
-        }
-    };
-    send_payload(shared, sender, payload).await
-}
-
-async fn send_payload(shared: &Shared, sender: &Outbound, payload: Payload) -> Result<(), CloseReason> {
-    match tokio::time::timeout(shared.config.slow_client, sender.send(Ok(payload))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(CloseReason::ClientGone),
-        Err(_) => Err(CloseReason::SlowClient),
+    let by_clusters = messages.entry(service.clone()).or_default();
+    if by_clusters.len() >= PUSH_FILTERS && !by_clusters.contains_key(clusters_text) {
+        by_clusters.clear();
     }
+    by_clusters.insert(clusters_text.to_owned(), (revision, message.clone()));
+    Ok((message, revision))
 }
 
-/// When the writer must look again without being woken.
+/// Services whose push messages are kept for reuse, at most.
+const PUSH_MESSAGES: usize = 4096;
+/// Cluster filters kept per service, at most.
+const PUSH_FILTERS: usize = 64;
+
+/// When the watch task must look again. It is not woken by each push:
+/// while pushes are in flight it looks every `push_ack_timeout` (or
+/// `slow_client`, if shorter), so a push is sent again between one and two
+/// ack timeouts after it left; with none in flight it marks itself idle, and
+/// the next push sent wakes it.
 fn next_deadline(conn: &Conn, shared: &Shared) -> Instant {
+    // Marked before the look: a push sent after it finds the mark and wakes the task.
+    conn.watch_idle.store(true, Ordering::Release);
     let in_flight = conn.in_flight.lock();
+    let pushing = in_flight.values().any(|f| matches!(f.awaited, Awaited::Push { .. }));
     let answers = in_flight.values().map(|f| f.deadline).min();
     // While a detection is out, its answer's deadline is the one to watch.
     let detecting = in_flight.values().any(|f| matches!(f.awaited, Awaited::Detection));
     let detection = (!detecting).then(|| conn.last_active() + shared.config.detect_idle);
-    match (answers, detection) {
-        (Some(a), Some(d)) => a.min(d),
-        (Some(at), None) | (None, Some(at)) => at,
-        (None, None) => Instant::now() + shared.config.detect_idle,
-    }
+    let tick = pushing.then(|| {
+        conn.watch_idle.store(false, Ordering::Release);
+        Instant::now() + shared.config.push_ack_timeout.min(shared.config.slow_client)
+    });
+    [answers, detection, tick].into_iter().flatten().min().unwrap_or_else(|| Instant::now() + shared.config.detect_idle)
 }
 
 /// Queues a `ConnectResetRequest` naming no server (the client picks its
-/// next one); `false` if the queue is full or the stream is gone.
-pub(crate) fn queue_reset(conn: &Conn) -> bool {
-    let Some(sender) = conn.outbound() else { return false };
+/// next one); `false` if the queue is full or the stream is not open.
+pub(crate) fn queue_reset(conn: &Conn, shared: &Shared) -> bool {
     let request = BareServerRequest {
         header: ServerRequestHeader::new(conn.next_request_id(), types::MODULE_INTERNAL),
         kind: types::CONNECT_RESET_REQUEST,
     };
-    encode(&request).is_ok_and(|payload| sender.try_send(Ok(payload)).is_ok())
+    encode(&request).is_ok_and(|payload| conn.queue(framed(&payload), shared.config.outbound_queue))
 }

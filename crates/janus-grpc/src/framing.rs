@@ -1,9 +1,10 @@
-//! The gRPC framing of the unary method (`/Request/request`): one
-//! length-prefixed `Payload` in, one out, then `grpc-status: 0` as trailers.
+//! gRPC message framing, without tonic's codec: each message is a
+//! compression flag, a big-endian `u32` length and a protobuf `Payload`.
 //!
-//! A unary call is the hot path of registration and query, so it is framed
+//! Both methods are hot paths (registration and query on the unary one,
+//! pushes and their acknowledgements on the bi-stream), so they are framed
 //! here directly instead of through tonic's streaming codec (which is built
-//! for message streams: per-call buffers, a stream encoder, a trailers
+//! for typed message streams: per-call buffers, a stream encoder, a trailers
 //! future). The rules are gRPC's and the same as that codec's:
 //! - a message over `max_message_bytes` is refused with `OUT_OF_RANGE` as soon
 //!   as its length prefix is read, before its body is buffered;
@@ -12,7 +13,10 @@
 //! - an unreadable message gets `INTERNAL`; a request that ends before its
 //!   message is complete gets `INTERNAL` too.
 //!
-//! Failures are answered trailers-only, as tonic does.
+//! The unary method reads one message ([`read_request`]) and answers one
+//! ([`respond`]), failures trailers-only as tonic does; the bi-stream reads
+//! its messages with [`MessageReader`] and sends messages framed by
+//! [`framed`].
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -85,15 +89,71 @@ pub(crate) fn respond(payload: &Payload, limit: usize) -> http::Response<tonic::
         return Status::out_of_range(format!("the answer is too large: {length} bytes where at most {limit} are sent"))
             .into_http();
     }
-    let mut framed = BytesMut::with_capacity(PREFIX + length);
-    framed.put_u8(0);
-    // `length` is at most `limit`, a message size that fits in the prefix's u32.
-    framed.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
-    payload.encode_raw(&mut framed);
-    let mut response =
-        http::Response::new(tonic::body::Body::new(Answer { message: Some(framed.freeze()), done: false }));
+    grpc_response(tonic::body::Body::new(Answer { message: Some(framed(payload)), done: false }))
+}
+
+/// A gRPC response (status 200, `application/grpc`) with `body`.
+pub(crate) fn grpc_response(body: tonic::body::Body) -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(body);
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     response
+}
+
+/// `payload` as one framed message.
+pub(crate) fn framed(payload: &Payload) -> Bytes {
+    let length = payload.encoded_len();
+    let mut framed = BytesMut::with_capacity(PREFIX + length);
+    framed.put_u8(0);
+    // Callers keep messages under their limit, far below the prefix's u32.
+    framed.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
+    payload.encode_raw(&mut framed);
+    framed.freeze()
+}
+
+/// The trailers of a call that succeeded.
+pub(crate) fn ok_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::with_capacity(1);
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers
+}
+
+/// The messages of a request stream (the bi-stream's client side), cut at
+/// their length prefixes as they arrive.
+pub(crate) struct MessageReader {
+    body: Incoming,
+    buffer: BytesMut,
+    limit: usize,
+}
+
+impl MessageReader {
+    pub(crate) fn new(body: Incoming, limit: usize) -> Self {
+        Self { body, buffer: BytesMut::new(), limit }
+    }
+
+    /// The next message; `None` when the stream ended between messages.
+    ///
+    /// # Errors
+    /// As the module docs say; the stream is unusable after an error.
+    pub(crate) async fn next(&mut self) -> Result<Option<Payload>, Status> {
+        loop {
+            if let Some(length) = message_length(&self.buffer, self.limit)?
+                && self.buffer.len() >= PREFIX + length
+            {
+                let message = self.buffer.split_to(PREFIX + length).freeze().slice(PREFIX..);
+                return decode(message).map(Some);
+            }
+            match http_body_util::BodyExt::frame(&mut self.body).await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => return Err(Status::cancelled(format!("the stream could not be read: {error}"))),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => return Err(Status::internal("the stream ended inside a message")),
+            }
+        }
+    }
 }
 
 /// One message, then the success trailers.
@@ -114,9 +174,7 @@ impl Body for Answer {
             return Poll::Ready(None);
         }
         self.done = true;
-        let mut trailers = HeaderMap::with_capacity(1);
-        trailers.insert("grpc-status", HeaderValue::from_static("0"));
-        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+        Poll::Ready(Some(Ok(Frame::trailers(ok_trailers()))))
     }
 
     fn is_end_stream(&self) -> bool {
