@@ -15,6 +15,10 @@
 //!   stream does at once, or the next request does not follow on) the held
 //!   request is sent as it was, before anything after it.
 //!
+//! A held request also goes at once when `flush` is notified: the leader
+//! does so for a follower that forwarded a write, which waits to apply it
+//! before it answers its client (`CpEngine::write`).
+//!
 //! Answers come out in the order of the requests, one per request; the
 //! stream ends after an error, a refusal or a partial success, as the
 //! sequential one does. A follower learns a commit at most `hold` later
@@ -22,6 +26,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt as _};
@@ -30,6 +35,7 @@ use openraft::entry::RaftEntry as _;
 use openraft::error::RPCError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendResult};
 use openraft::type_config::alias::LogIdOf;
+use tokio::sync::Notify;
 
 use crate::TypeConfig;
 
@@ -46,8 +52,9 @@ pub(crate) type Reply = Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeC
 pub(crate) const COMMIT_HOLD: Duration = Duration::from_millis(2);
 
 /// Sends `input`'s requests with `send`, one at a time, holding commit-only
-/// ones as the module docs say; the answers in request order.
-pub(crate) fn coalesced<'s, S, F, Fut>(input: S, hold: Duration, send: F) -> BoxStream<'s, Answer>
+/// ones as the module docs say (up to `hold`, or until `flush` is
+/// notified); the answers in request order.
+pub(crate) fn coalesced<'s, S, F, Fut>(input: S, hold: Duration, flush: Arc<Notify>, send: F) -> BoxStream<'s, Answer>
 where
     S: Stream<Item = Request> + Send + Unpin + 's,
     F: FnMut(Request) -> Fut + Send + 's,
@@ -57,6 +64,7 @@ where
         input,
         send,
         hold,
+        flush,
         held: None,
         riders: 0,
         answers: VecDeque::new(),
@@ -70,6 +78,8 @@ struct Coalescer<S, F> {
     input: S,
     send: F,
     hold: Duration,
+    /// Notified: send the held request now.
+    flush: Arc<Notify>,
     /// A commit-only request not sent yet.
     held: Option<Request>,
     /// Earlier commit-only requests at the same point, answered with `held`.
@@ -152,18 +162,19 @@ where
     }
 
     /// The next request if it comes within the hold; `None` if the hold
-    /// passed or the stream ended.
+    /// passed, a flush was asked for or the stream ended.
     async fn follow_on(&mut self) -> Option<Request> {
         if self.input_done {
             return None;
         }
-        match tokio::time::timeout(self.hold, self.input.next()).await {
-            Ok(Some(request)) => Some(request),
-            Ok(None) => {
-                self.input_done = true;
-                None
+        tokio::select! {
+            biased;
+            next = self.input.next() => {
+                self.input_done = next.is_none();
+                next
             }
-            Err(_elapsed) => None,
+            () = self.flush.notified() => None,
+            () = tokio::time::sleep(self.hold) => None,
         }
     }
 
@@ -264,7 +275,7 @@ mod tests {
     async fn a_commit_rides_on_the_next_entries_and_both_are_answered_in_order() {
         let sent = Sent::default();
         let input = futures_util::stream::iter([request(5, 6, 4), request(6, 6, 6), request(6, 7, 6)]);
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, None)).collect().await;
+        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, None)).collect().await;
         assert_eq!(answers, vec![matched(6), matched(6), matched(7)]);
         assert_eq!(*sent.lock().unwrap(), vec![(5, 6, 4), (6, 7, 6)], "the commit-only request is not sent");
     }
@@ -273,7 +284,7 @@ mod tests {
     async fn commits_in_a_row_ride_together() {
         let sent = Sent::default();
         let input = futures_util::stream::iter([request(6, 6, 5), request(6, 6, 6), request(6, 8, 6)]);
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, None)).collect().await;
+        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, None)).collect().await;
         assert_eq!(answers, vec![matched(6), matched(6), matched(8)]);
         assert_eq!(*sent.lock().unwrap(), vec![(6, 8, 6)]);
     }
@@ -283,7 +294,7 @@ mod tests {
         let sent = Sent::default();
         let input = futures_util::stream::iter([request(6, 6, 6)]);
         let started = tokio::time::Instant::now();
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, None)).collect().await;
+        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, None)).collect().await;
         assert_eq!(answers, vec![matched(6)]);
         assert_eq!(*sent.lock().unwrap(), vec![(6, 6, 6)]);
         assert_eq!(started.elapsed(), Duration::ZERO, "not held: nothing could follow");
@@ -293,10 +304,29 @@ mod tests {
     async fn a_commit_with_nothing_after_it_goes_once_the_hold_passes() {
         let sent = Sent::default();
         let input = futures_util::stream::iter([request(6, 6, 6)]).chain(futures_util::stream::pending());
-        let mut answers = coalesced(input, COMMIT_HOLD, follower(&sent, None));
+        let mut answers = coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, None));
         let started = tokio::time::Instant::now();
         assert_eq!(answers.next().await, Some(matched(6)));
         assert_eq!(started.elapsed(), COMMIT_HOLD);
+        assert_eq!(*sent.lock().unwrap(), vec![(6, 6, 6)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_commit_goes_at_once_when_a_flush_is_asked_for() {
+        let sent = Sent::default();
+        let flush = Arc::new(Notify::new());
+        let input = futures_util::stream::iter([request(6, 6, 6)]).chain(futures_util::stream::pending());
+        let hold = Duration::from_secs(3600);
+        let mut answers = coalesced(input, hold, flush.clone(), follower(&sent, None));
+        let started = tokio::time::Instant::now();
+        let asked = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            flush.notify_one();
+            std::future::pending::<()>().await;
+        };
+        let answer = tokio::select! { answer = answers.next() => answer, () = asked => None };
+        assert_eq!(answer, Some(matched(6)));
+        assert_eq!(started.elapsed(), Duration::from_millis(1), "sent when asked, not after the hold");
         assert_eq!(*sent.lock().unwrap(), vec![(6, 6, 6)]);
     }
 
@@ -307,7 +337,7 @@ mod tests {
         let mut other = request(6, 7, 6);
         other.vote = VoteOf::<TypeConfig>::new(2, 2);
         let input = futures_util::stream::iter([request(6, 6, 6), other, request(3, 4, 6)]);
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, None)).collect().await;
+        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, None)).collect().await;
         assert_eq!(answers, vec![matched(6), matched(7), matched(4)]);
         assert_eq!(*sent.lock().unwrap(), vec![(6, 6, 6), (6, 7, 6), (3, 4, 6)]);
     }
@@ -318,14 +348,16 @@ mod tests {
         let higher = VoteOf::<TypeConfig>::new(3, 3);
         let refusal = Ok(AppendEntriesResponse::HigherVote(higher));
         let input = futures_util::stream::iter([request(6, 6, 6), request(6, 7, 6), request(7, 8, 6)]);
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, Some(refusal))).collect().await;
+        let answers: Vec<Answer> =
+            coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, Some(refusal))).collect().await;
         assert_eq!(answers, vec![Ok(Err(StreamAppendError::HigherVote(higher)))]);
         assert_eq!(sent.lock().unwrap().len(), 1);
 
         let sent = Sent::default();
         let failure: Reply = Err(RPCError::Network(NetworkError::new(&std::io::Error::other("reset"))));
         let input = futures_util::stream::iter([request(6, 6, 6), request(6, 7, 6)]);
-        let answers: Vec<Answer> = coalesced(input, COMMIT_HOLD, follower(&sent, Some(failure))).collect().await;
+        let answers: Vec<Answer> =
+            coalesced(input, COMMIT_HOLD, Arc::default(), follower(&sent, Some(failure))).collect().await;
         assert_eq!(answers.len(), 1);
         assert!(matches!(answers[0], Err(RPCError::Network(_))));
     }

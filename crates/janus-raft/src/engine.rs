@@ -4,9 +4,10 @@
 //! registry's replicated part from them, and on first start initialises the
 //! group: the configured members, or this node alone (then it waits until it
 //! leads). `write` proposes a command — on a follower it forwards it to the
-//! leader over the peer transport — and waits for it to be applied; if that
-//! takes longer than the election timeout plus a second (no leader, no
-//! quorum), it fails with a clear error instead of hanging.
+//! leader over the peer transport — and waits for it to be applied (on a
+//! follower, applied there too, so a read on the node that took the write
+//! shows it); if that takes longer than the election timeout plus a second
+//! (no leader, no quorum), it fails with a clear error instead of hanging.
 //! `handle_peer_rpc` is the receiving end of the peer transport.
 
 use std::collections::BTreeMap;
@@ -19,10 +20,10 @@ use janus_core::transport::{CallError, PeerTransport};
 use janus_core::{Command, CommandOutcome, RegistryStore};
 use openraft::async_runtime::WatchReceiver as _;
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::leader::{Redirect, Served};
-use crate::network::{PeerNetwork, RpcKind, SnapshotMessage, decode, encode};
+use crate::network::{CommitFlushes, PeerNetwork, RpcKind, SnapshotMessage, decode, encode};
 use crate::{LogStore, RaftRequest, RaftResponse, StateMachine, TypeConfig};
 
 /// Settings of the CP engine.
@@ -171,6 +172,8 @@ pub struct CpEngine {
     store: Arc<RegistryStore>,
     auth: Arc<janus_auth::AuthStore>,
     transport: Arc<dyn PeerTransport>,
+    /// Held commits to send at once (to a follower that forwarded a write).
+    flushes: Arc<CommitFlushes>,
     node_id: u64,
     write_timeout: Duration,
     log_closed: futures_util::future::Shared<futures_util::future::BoxFuture<'static, ()>>,
@@ -271,6 +274,10 @@ async fn open_storage(store: &Arc<RegistryStore>, dir: &Path) -> Result<(LogStor
     Ok((log, machine))
 }
 
+/// How long a follower waits at least to apply a write it forwarded, even
+/// when the write's own deadline is all but spent.
+const APPLY_GRACE: Duration = Duration::from_millis(100);
+
 /// How often a node that knows no leader looks again while a request waits.
 pub(crate) const LEADER_POLL: Duration = Duration::from_millis(20);
 
@@ -312,7 +319,8 @@ impl CpEngine {
         }
         .validate()
         .map_err(|e| CpStartError::Raft(e.to_string()))?;
-        let network = PeerNetwork { transport: transport.clone() };
+        let flushes = Arc::new(CommitFlushes::default());
+        let network = PeerNetwork { transport: transport.clone(), flushes: flushes.clone() };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
             .await
             .map_err(|e| CpStartError::Raft(e.to_string()))?;
@@ -337,10 +345,16 @@ impl CpEngine {
                 .await
                 .map_err(|e| CpStartError::Raft(e.to_string()))?;
         }
-        Ok(Self { raft, store, auth, transport, node_id: config.node_id, write_timeout, log_closed })
+        Ok(Self { raft, store, auth, transport, flushes, node_id: config.node_id, write_timeout, log_closed })
     }
 
     /// Proposes `command`, waits for it to be applied and returns its outcome.
+    ///
+    /// A write forwarded to the leader is also applied on this node before
+    /// it returns (the leader names the entry's index and sends this node the
+    /// commit at once), so a read here right after shows it. Should this node
+    /// not get there by the deadline (cut off just after the leader answered),
+    /// the outcome is returned all the same: the write is committed.
     ///
     /// # Errors
     /// The command did not commit within the election timeout plus a second;
@@ -353,7 +367,7 @@ impl CpEngine {
         let deadline = tokio::time::Instant::now() + self.write_timeout;
         let attempt = async {
             let served = self
-                .at_leader(RpcKind::ForwardWrite, &request, deadline, || async {
+                .at_leader(RpcKind::ForwardWrite, &(&request, self.node_id), deadline, || async {
                     let written = self.raft.client_write(request.clone()).await;
                     written
                         .map(|response| response.data.0)
@@ -361,16 +375,36 @@ impl CpEngine {
                 })
                 .await?;
             match served {
-                Served::Here(outcome) => Ok(outcome),
-                Served::AtLeader(reply) => decode::<RaftResponse>(&reply)
-                    .map(|response| response.0)
-                    .map_err(|e| CpWriteError::Malformed(format!("the Raft leader sent a malformed reply: {e}"))),
+                Served::Here(outcome) => Ok((outcome, None)),
+                Served::AtLeader(reply) => {
+                    let (response, rest) = postcard::take_from_bytes::<RaftResponse>(&reply)
+                        .map_err(|e| CpWriteError::Malformed(format!("the Raft leader sent a malformed reply: {e}")))?;
+                    // An earlier leader sends no index.
+                    Ok((response.0, decode::<u64>(rest).ok()))
+                }
             }
         };
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(CpWriteError::NoQuorum { during: CpOperation::Write, waited_ms: millis(self.write_timeout) }),
+        let (outcome, forwarded_at) = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(CpWriteError::NoQuorum {
+                    during: CpOperation::Write,
+                    waited_ms: millis(self.write_timeout),
+                });
+            }
+        };
+        if let Some(index) = forwarded_at {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()).max(APPLY_GRACE);
+            let applied = self
+                .raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(index), "applied a write forwarded to the leader")
+                .await;
+            if let Err(error) = applied {
+                debug!(node_id = self.node_id, index, %error, "a forwarded write was not applied here in time");
+            }
         }
+        Ok(outcome)
     }
 
     /// Handles one message from a peer (see [`PeerTransport`]) and returns the
@@ -399,13 +433,18 @@ impl CpEngine {
                 encode(&self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| raft_error(&e))?)
             }
             RpcKind::ForwardWrite => {
-                let mut request: RaftRequest = decode(body).map_err(malformed)?;
+                let (mut request, rest) = postcard::take_from_bytes::<RaftRequest>(body).map_err(malformed)?;
+                // An earlier follower does not name itself (nor wait to apply).
+                let origin = decode::<u64>(rest).ok();
                 // Entries carry the leader's clock, not the forwarding node's.
                 request.at = self.store.now().0;
                 // Proposed here and only here: a node that lost the lead refuses
                 // rather than forwarding again, so writes never travel in circles.
                 let response = self.raft.client_write(request).await.map_err(|e| not_leader_or(&e))?;
-                encode(&response.data)
+                if let Some(origin) = origin {
+                    self.flushes.flush(origin);
+                }
+                encode(&(&response.data, response.log_id.index))
             }
             RpcKind::ChangeMembers => return self.handle_change_members(body).await,
             RpcKind::ReadIndex => {

@@ -9,6 +9,7 @@
 //! is read here only, as a [`Failure`]; [`NoPeers`] is the transport of a
 //! one-member group.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 
 use crate::TypeConfig;
 use crate::coalesce;
@@ -45,7 +47,9 @@ pub enum RpcKind {
     PreVote,
     /// A whole snapshot for a follower that lags behind the log.
     InstallSnapshot,
-    /// A client write a follower forwards to the leader.
+    /// A client write a follower forwards to the leader: the request, then
+    /// the follower's id (which earlier leaders ignore); the reply is the
+    /// outcome, then the entry's log index (which earlier followers ignore).
     ForwardWrite,
     /// A follower's request for a read index the leader confirmed with a quorum.
     ReadIndex,
@@ -209,13 +213,38 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::E
 #[derive(Clone)]
 pub(crate) struct PeerNetwork {
     pub(crate) transport: Arc<dyn PeerTransport>,
+    pub(crate) flushes: Arc<CommitFlushes>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
-        PeerClient { target, addr: node.addr.clone(), transport: self.transport.clone() }
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            transport: self.transport.clone(),
+            flush: self.flushes.of(target),
+        }
+    }
+}
+
+/// The flush signal of the replication stream to each peer (see
+/// [`coalesce`]): the leader sends a held commit at once to a follower that
+/// forwarded a write, which waits to apply it before answering its client.
+#[derive(Default)]
+pub(crate) struct CommitFlushes(parking_lot::Mutex<HashMap<u64, Arc<Notify>>>);
+
+impl CommitFlushes {
+    fn of(&self, target: u64) -> Arc<Notify> {
+        self.0.lock().entry(target).or_default().clone()
+    }
+
+    /// Sends the commit held for `target`, if any, now (or the next one held).
+    pub(crate) fn flush(&self, target: u64) {
+        if let Some(flush) = self.0.lock().get(&target) {
+            flush.notify_one();
+        }
     }
 }
 
@@ -224,6 +253,7 @@ pub(crate) struct PeerClient {
     target: u64,
     addr: String,
     transport: Arc<dyn PeerTransport>,
+    flush: Arc<Notify>,
 }
 
 impl PeerClient {
@@ -296,7 +326,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     {
         // As `append_entries`: replication may take longer than a heartbeat.
         let send = self.append_sender(option.hard_ttl().max(APPEND_TIMEOUT_FLOOR));
-        Box::pin(std::future::ready(Ok(coalesce::coalesced(input, coalesce::COMMIT_HOLD, send))))
+        let flush = self.flush.clone();
+        Box::pin(std::future::ready(Ok(coalesce::coalesced(input, coalesce::COMMIT_HOLD, flush, send))))
     }
 
     async fn vote(

@@ -2,8 +2,9 @@
 //! from any node reach every registry, an isolated leader refuses writes
 //! quickly while the majority elects a new leader, the healed node catches up
 //! (from a snapshot when the log moved on), a restart of every node brings
-//! back every acknowledged write, members change at run time, and a slow
-//! follower neither slows commits nor falls behind for good.
+//! back every acknowledged write, members change at run time, a slow
+//! follower neither slows commits nor falls behind for good, and a write
+//! through a follower shows there as soon as it returns.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,6 +41,24 @@ async fn writes_from_any_node_reach_every_registry() {
         eventually(&format!("node {id} holds both instances"), || async { (instances_on(store) == 2).then_some(()) })
             .await;
         assert_eq!(store.read(|r| r.namespace(&pay()).unwrap().spec.mode), Mode::Cp);
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_follower_shows_there_as_soon_as_it_returns() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (engine, store) = (cluster.engine(follower), &cluster.stores[&follower]);
+
+    // Read-your-writes on the node that took the write, with no polling: the
+    // namespace and service it created, then each instance it registered.
+    create_ledger(&engine).await;
+    assert!(store.read(|r| r.namespace(&pay()).is_ok()), "the namespace is there once created");
+    for port in 1..=20 {
+        engine.write(register(port)).await.unwrap().unwrap();
+        assert_eq!(instances_on(store), usize::from(port), "instance {port} is there once registered");
     }
     cluster.shutdown().await;
 }
