@@ -9,9 +9,12 @@
 //! of that service revision. It ends with `grpc-status: 0` once the
 //! connection ends its stream.
 //!
-//! A client that stops reading stops being polled: its pushes stay marks in
-//! its dirty set (bounded by its subscriptions), and the connection's watch
-//! task resets it once the body has waited `slow_client` (`stream.rs`).
+//! A client that stops reading stops being polled once its window and h2's
+//! send buffer for the stream (`max_send_buf_size`, 256 KiB) are full: its
+//! pushes stay marks in its dirty set (bounded by its subscriptions), and the
+//! connection's watch task resets it once the body has waited `slow_client`
+//! (`stream.rs`); one that reads but does not acknowledge is reset by the ack
+//! timeouts.
 
 use std::convert::Infallible;
 use std::pin::Pin;

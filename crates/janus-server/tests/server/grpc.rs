@@ -46,8 +46,14 @@ async fn server(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
 
 impl Server {
     async fn client(&self) -> Client {
+        self.client_with_window(None).await
+    }
+
+    /// A client whose HTTP/2 streams take at most `window` bytes it has not read.
+    async fn client_with_window(&self, window: Option<u32>) -> Client {
         let addr = self.server.grpc_addr.expect("gRPC is served");
-        let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap().initial_stream_window_size(window);
+        let channel = endpoint.connect().await.unwrap();
         Client { grpc: tonic::client::Grpc::new(channel), to_server: None, from_server: None }
     }
 
@@ -333,6 +339,44 @@ async fn pushes_are_coalesced_acknowledged_and_resent_until_a_slow_client_is_res
     assert!(stats.push_timeouts.load(Ordering::Relaxed) >= 2);
     // The writer's connection is untouched.
     assert_eq!(node.ports("live"), [9]);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_stream_is_reset() {
+    // Acknowledgements are given all the time they could want: the reset can
+    // only come from the stream's body waiting, unread, for `slow_client`.
+    let node = server(|c| {
+        c.grpc.slow_client_ms = 300;
+        c.grpc.push_ack_timeout_ms = 60_000;
+    })
+    .await;
+    let mut subscriber = node.client_with_window(Some(1024)).await;
+    subscriber.set_up().await;
+    let services: Vec<String> = (0..12).map(|n| format!("wide-{n}")).collect();
+    for service in &services {
+        let subscribe = json!({"requestId": "s", "serviceName": service, "subscribe": true, "clusters": ""});
+        assert_eq!(subscriber.call("SubscribeServiceRequest", subscribe).await.0, "SubscribeServiceResponse");
+    }
+
+    // A push of each service, about 34 KB each, which the subscriber never
+    // reads: past its 1 KiB window and h2's 256 KiB send buffer, the body is
+    // no longer polled.
+    let mut writer = node.client().await;
+    writer.set_up().await;
+    let instances: Vec<Value> = (1..=100).map(|port| json!({"ip": "127.0.0.1", "port": port})).collect();
+    for service in &services {
+        let batch = json!({"serviceName": service, "type": "batchRegisterInstance", "instances": instances});
+        assert_eq!(writer.call("BatchInstanceRequest", batch).await.1["resultCode"], 200);
+    }
+    let stats = node.server.grpc_stats.clone().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while stats.slow_resets.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the client that does not read was not reset");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats.push_timeouts.load(Ordering::Relaxed), 0, "reset for not reading, not for not acknowledging");
+    // The writer's connection is untouched.
+    assert_eq!(node.ports(&services[0]).len(), 100);
 }
 
 #[tokio::test]
