@@ -15,9 +15,11 @@
 //!   stream does at once, or the next request does not follow on) the held
 //!   request is sent as it was, before anything after it.
 //!
-//! A held request also goes at once when `flush` is notified: the leader
-//! does so for a follower that forwarded a write, which waits to apply it
-//! before it answers its client (`CpEngine::write`).
+//! Nothing is held while the follower waits for a write it forwarded (it
+//! applies it before it answers its client, `CpEngine::write`): the leader
+//! marks such writes on the stream's [`Flush`] while they are in progress,
+//! which also sends a request already held, and once more as they end (the
+//! commit of the write may be made just after).
 //!
 //! Answers come out in the order of the requests, one per request; the
 //! stream ends after an error, a refusal or a partial success, as the
@@ -27,6 +29,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt as _};
@@ -51,10 +54,45 @@ pub(crate) type Reply = Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeC
 /// How long a commit-only request waits for a request to ride on.
 pub(crate) const COMMIT_HOLD: Duration = Duration::from_millis(2);
 
+/// Forwarded writes in progress on a follower's replication stream.
+#[derive(Default)]
+pub(crate) struct Flush {
+    /// Notified: send the held request now.
+    now: Notify,
+    /// Writes the follower forwarded and waits for.
+    waiting: AtomicUsize,
+}
+
+impl Flush {
+    /// Whether commit-only requests may be held.
+    fn may_hold(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A forwarded write in progress ([`Flush`]), until dropped.
+pub(crate) struct FlushGuard(Arc<Flush>);
+
+impl FlushGuard {
+    pub(crate) fn new(flush: Arc<Flush>) -> Self {
+        flush.waiting.fetch_add(1, Ordering::AcqRel);
+        flush.now.notify_one();
+        Self(flush)
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        // The write's commit may be made just after its answer: not held either.
+        self.0.now.notify_one();
+    }
+}
+
 /// Sends `input`'s requests with `send`, one at a time, holding commit-only
-/// ones as the module docs say (up to `hold`, or until `flush` is
-/// notified); the answers in request order.
-pub(crate) fn coalesced<'s, S, F, Fut>(input: S, hold: Duration, flush: Arc<Notify>, send: F) -> BoxStream<'s, Answer>
+/// ones as the module docs say (up to `hold`, and not while `flush` has a
+/// forwarded write in progress); the answers in request order.
+pub(crate) fn coalesced<'s, S, F, Fut>(input: S, hold: Duration, flush: Arc<Flush>, send: F) -> BoxStream<'s, Answer>
 where
     S: Stream<Item = Request> + Send + Unpin + 's,
     F: FnMut(Request) -> Fut + Send + 's,
@@ -78,8 +116,8 @@ struct Coalescer<S, F> {
     input: S,
     send: F,
     hold: Duration,
-    /// Notified: send the held request now.
-    flush: Arc<Notify>,
+    /// Forwarded writes in progress: nothing is held then.
+    flush: Arc<Flush>,
     /// A commit-only request not sent yet.
     held: Option<Request>,
     /// Earlier commit-only requests at the same point, answered with `held`.
@@ -112,7 +150,8 @@ where
                 return None;
             }
             let request = if self.held.is_some() {
-                match self.follow_on().await {
+                let next = if self.flush.may_hold() { self.follow_on().await } else { None };
+                match next {
                     Some(request) => request,
                     None => {
                         self.flush().await;
@@ -173,7 +212,7 @@ where
                 self.input_done = next.is_none();
                 next
             }
-            () = self.flush.notified() => None,
+            () = self.flush.now.notified() => None,
             () = tokio::time::sleep(self.hold) => None,
         }
     }
@@ -312,22 +351,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_held_commit_goes_at_once_when_a_flush_is_asked_for() {
+    async fn commits_are_not_held_while_the_follower_waits_for_a_forwarded_write() {
         let sent = Sent::default();
-        let flush = Arc::new(Notify::new());
-        let input = futures_util::stream::iter([request(6, 6, 6)]).chain(futures_util::stream::pending());
+        let flush = Arc::new(Flush::default());
+        let (requests, mut input) = tokio::sync::mpsc::unbounded_channel();
+        let input = futures_util::stream::poll_fn(move |cx| input.poll_recv(cx));
         let hold = Duration::from_secs(3600);
         let mut answers = coalesced(input, hold, flush.clone(), follower(&sent, None));
         let started = tokio::time::Instant::now();
-        let asked = async {
+        let elapsed = || started.elapsed();
+
+        // A commit held when a forwarded write begins goes at once.
+        requests.send(request(6, 6, 5)).unwrap();
+        let mut waiting = None;
+        let begin = async {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            flush.notify_one();
+            waiting = Some(FlushGuard::new(flush.clone()));
             std::future::pending::<()>().await;
         };
-        let answer = tokio::select! { answer = answers.next() => answer, () = asked => None };
-        assert_eq!(answer, Some(matched(6)));
-        assert_eq!(started.elapsed(), Duration::from_millis(1), "sent when asked, not after the hold");
-        assert_eq!(*sent.lock().unwrap(), vec![(6, 6, 6)]);
+        let first = tokio::select! { answer = answers.next() => answer, () = begin => None };
+        assert_eq!(first, Some(matched(6)));
+        assert_eq!(elapsed(), Duration::from_millis(1), "sent when the write began, not after the hold");
+
+        // While it is in progress, a commit is sent as it comes.
+        requests.send(request(6, 6, 6)).unwrap();
+        assert_eq!(answers.next().await, Some(matched(6)));
+        assert_eq!(elapsed(), Duration::from_millis(1), "not held while the follower waits");
+        drop(waiting);
+
+        // Once it ended (and the permit its end leaves is spent), commits are held again.
+        requests.send(request(6, 6, 7)).unwrap();
+        assert_eq!(answers.next().await, Some(matched(6)));
+        requests.send(request(6, 6, 8)).unwrap();
+        let before = elapsed();
+        assert_eq!(answers.next().await, Some(matched(6)));
+        assert_eq!(elapsed() - before, hold, "held again for the whole hold");
+        assert_eq!(sent.lock().unwrap().len(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -438,12 +438,11 @@ impl CpEngine {
                 let origin = decode::<u64>(rest).ok();
                 // Entries carry the leader's clock, not the forwarding node's.
                 request.at = self.store.now().0;
+                // The follower waits to apply it: its commits are not held meanwhile.
+                let _waiting = origin.and_then(|origin| self.flushes.forwarded(origin));
                 // Proposed here and only here: a node that lost the lead refuses
                 // rather than forwarding again, so writes never travel in circles.
                 let response = self.raft.client_write(request).await.map_err(|e| not_leader_or(&e))?;
-                if let Some(origin) = origin {
-                    self.flushes.flush(origin);
-                }
                 encode(&(&response.data, response.log_id.index))
             }
             RpcKind::ChangeMembers => return self.handle_change_members(body).await,

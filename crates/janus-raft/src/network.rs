@@ -27,7 +27,6 @@ use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 
 use crate::TypeConfig;
 use crate::coalesce;
@@ -229,22 +228,24 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     }
 }
 
-/// The flush signal of the replication stream to each peer (see
-/// [`coalesce`]): the leader sends a held commit at once to a follower that
-/// forwarded a write, which waits to apply it before answering its client.
+/// What the leader asks of the replication stream to each peer (see
+/// [`coalesce`]): a follower that forwarded a write waits to apply it before
+/// answering its client, so while such a write is in progress its commits
+/// are sent at once instead of being held.
 #[derive(Default)]
-pub(crate) struct CommitFlushes(parking_lot::Mutex<HashMap<u64, Arc<Notify>>>);
+pub(crate) struct CommitFlushes(parking_lot::Mutex<HashMap<u64, Arc<coalesce::Flush>>>);
 
 impl CommitFlushes {
-    fn of(&self, target: u64) -> Arc<Notify> {
+    fn of(&self, target: u64) -> Arc<coalesce::Flush> {
         self.0.lock().entry(target).or_default().clone()
     }
 
-    /// Sends the commit held for `target`, if any, now (or the next one held).
-    pub(crate) fn flush(&self, target: u64) {
-        if let Some(flush) = self.0.lock().get(&target) {
-            flush.notify_one();
-        }
+    /// A write forwarded by `origin` is in progress until the guard drops; a
+    /// commit held for it goes now. `None` if this node replicates to no
+    /// such peer.
+    pub(crate) fn forwarded(&self, origin: u64) -> Option<coalesce::FlushGuard> {
+        let flush = self.0.lock().get(&origin).cloned()?;
+        Some(coalesce::FlushGuard::new(flush))
     }
 }
 
@@ -253,7 +254,7 @@ pub(crate) struct PeerClient {
     target: u64,
     addr: String,
     transport: Arc<dyn PeerTransport>,
-    flush: Arc<Notify>,
+    flush: Arc<coalesce::Flush>,
 }
 
 impl PeerClient {
