@@ -172,7 +172,7 @@ pub struct CpEngine {
     store: Arc<RegistryStore>,
     auth: Arc<janus_auth::AuthStore>,
     transport: Arc<dyn PeerTransport>,
-    /// Held commits to send at once (to a follower that forwarded a write).
+    /// Writes each follower forwarded that are in progress here: its commits are not held meanwhile.
     flushes: Arc<CommitFlushes>,
     node_id: u64,
     write_timeout: Duration,
