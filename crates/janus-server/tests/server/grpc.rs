@@ -66,6 +66,17 @@ impl Server {
         ports
     }
 
+    /// The counters once a slow client was reset (within 3 s, else `failure`).
+    async fn until_slow_reset(&self, failure: &str) -> std::sync::Arc<janus_grpc::GrpcStats> {
+        let stats = self.server.grpc_stats.clone().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while stats.slow_resets.load(Ordering::Relaxed) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "{failure}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stats
+    }
+
     async fn until_ports(&self, service: &str, wanted: &[u16], within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         while self.ports(service) != wanted {
@@ -330,12 +341,7 @@ async fn pushes_are_coalesced_acknowledged_and_resent_until_a_slow_client_is_res
     let (_, again) = subscriber.next(Duration::from_secs(2)).await.expect("the push again");
     assert_eq!(first["serviceInfo"]["hosts"], again["serviceInfo"]["hosts"]);
     assert_eq!(first["requestId"], again["requestId"], "sent again under its id: the revision it shows");
-    let stats = node.server.grpc_stats.clone().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while stats.slow_resets.load(Ordering::Relaxed) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the slow client was not reset");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stats = node.until_slow_reset("the slow client was not reset").await;
     assert!(stats.push_timeouts.load(Ordering::Relaxed) >= 2);
     // The writer's connection is untouched.
     assert_eq!(node.ports("live"), [9]);
@@ -368,12 +374,7 @@ async fn a_client_that_does_not_read_its_stream_is_reset() {
         let batch = json!({"serviceName": service, "type": "batchRegisterInstance", "instances": instances});
         assert_eq!(writer.call("BatchInstanceRequest", batch).await.1["resultCode"], 200);
     }
-    let stats = node.server.grpc_stats.clone().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while stats.slow_resets.load(Ordering::Relaxed) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the client that does not read was not reset");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stats = node.until_slow_reset("the client that does not read was not reset").await;
     assert_eq!(stats.push_timeouts.load(Ordering::Relaxed), 0, "reset for not reading, not for not acknowledging");
     // The writer's connection is untouched.
     assert_eq!(node.ports(&services[0]).len(), 100);
